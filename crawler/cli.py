@@ -1,0 +1,89 @@
+"""The `autoblog-archive` command line.
+
+Each subcommand lives in the module that owns its concern; this file only wires
+arguments to those modules, importing them lazily so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _sample_farm(args: argparse.Namespace) -> int:
+    from crawler.samplefarm.server import main_from_args
+
+    return main_from_args(args)
+
+
+def _lazy(module: str, func: str) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        import importlib
+
+        return getattr(importlib.import_module(module), func)(args)
+
+    return handler
+
+
+COMMANDS: list[tuple[str, str, str, str, str]] = [
+    # name, help, module, add-arguments function, run function
+    (
+        "crawl",
+        "crawl farms or autoblogs into WARC files",
+        "crawler.run",
+        "add_crawl_arguments",
+        "run_crawl_command",
+    ),
+    (
+        "verify",
+        "check an output folder's WARCs and indexes",
+        "crawler.verify",
+        "add_verify_arguments",
+        "run_verify",
+    ),
+    (
+        "demo",
+        "serve the sample farm, crawl it into output/demo, verify it",
+        "crawler.demo",
+        "add_demo_arguments",
+        "run_demo",
+    ),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autoblog-archive",
+        description="Archive Projet Autoblog farms into WARC files and a research corpus.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    farm = sub.add_parser(
+        "sample-farm",
+        help="serve a deterministic sample autoblog farm (for demos, tests, benchmarks)",
+    )
+    from crawler.samplefarm.options import add_farm_arguments
+
+    add_farm_arguments(farm)
+    farm.set_defaults(handler=_sample_farm)
+    import importlib
+
+    for name, help_text, module, add_args, run in COMMANDS:
+        cmd = sub.add_parser(name, help=help_text)
+        getattr(importlib.import_module(module), add_args)(cmd)
+        cmd.set_defaults(handler=_lazy(module, run))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Sample autoblog farm: a faithful, deterministic, fast stand-in for a Projet Autoblog farm.
+
+It is the independent oracle the crawler is tested against: it imports nothing from the
+crawler, the spiders or the pipelines. ``start_farm`` runs it as a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from typing import Any
+
+__all__ = ["RunningFarm", "start_farm", "farm_argv"]
+
+
+def farm_argv(**options: Any) -> list[str]:
+    """Keyword options -> CLI flags (``error_rate=0.1`` -> ``--error-rate 0.1``; lists of
+    engines become one ``--engine a b``; ``fault=[...]`` repeats ``--fault``)."""
+    argv: list[str] = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if key in ("fault", "faults"):
+            for f in [value] if isinstance(value, str) else value:
+                argv += ["--fault", f]
+        elif key in ("engine", "engines"):
+            argv += ["--engine", *([value] if isinstance(value, str) else value)]
+        elif value is True:
+            argv.append(flag)
+        elif value is False or value is None:
+            continue
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+class RunningFarm:
+    """Handle on a farm subprocess: URL, control interface, stop."""
+
+    def __init__(self, proc: subprocess.Popen[str], url: str) -> None:
+        self.proc = proc
+        self.url = url
+        self.port = int(url.rstrip("/").rsplit(":", 1)[1])
+
+    def _get(self, path: str, method: str = "GET") -> bytes:
+        req = urllib.request.Request(self.url + path.lstrip("/"), method=method)
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.read()
+
+    def requests(self) -> list[dict]:
+        """The request log (control requests excluded), in arrival order."""
+        return [json.loads(x) for x in self._get("_farm/requests").splitlines() if x.strip()]
+
+    def truth(self) -> dict:
+        return json.loads(self._get("_farm/truth"))
+
+    def grow(self, autoblog: str | None = None, n: int = 1) -> dict:
+        q = f"n={int(n)}" + (f"&autoblog={urllib.request.quote(autoblog)}" if autoblog else "")
+        return json.loads(self._get(f"_farm/grow?{q}", method="POST"))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+    def __enter__(self) -> RunningFarm:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_farm(**options: Any) -> RunningFarm:
+    """Launch ``python -m crawler.samplefarm --port 0 ...`` and wait for its URL line."""
+    options.setdefault("host", "127.0.0.1")
+    options["port"] = options.get("port", 0)
+    cmd = [sys.executable, "-m", "crawler.samplefarm", *farm_argv(**options)]
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    prefix = "sample farm serving on "
+    if not line.startswith(prefix):
+        proc.kill()
+        raise RuntimeError(f"sample farm failed to start: {line!r}")
+    return RunningFarm(proc, line[len(prefix) :].strip())

@@ -1,0 +1,176 @@
+"""Command-line options of the sample farm (shared by ``autoblog-archive sample-farm`` and
+``python -m crawler.samplefarm``), and parsing of per-autoblog fault/behaviour settings."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+
+ENGINES = ("0.3.4", "0.3.1", "0.3.0", "0.2", "0.1", "2025")
+SITE_TYPES = ("generic", "shaarli", "microblog", "youtube")
+TRAILERS = ("none", "strftime", "footer")
+
+FAULT_HELP = """\
+Per-autoblog settings: --fault TARGET:KIND[=VALUE] (repeatable). TARGET is an autoblog index
+(0 = first), a folder name, or '*' for every autoblog. KINDs:
+  latency=MS      add MS milliseconds before answering
+  error=F         answer a fraction F of requests with 500 or 503 (deterministic sequence)
+  drop=F          close the connection mid-body on a fraction F of responses
+  gzip            gzip the body when the client sends Accept-Encoding: gzip
+  chunked         use Transfer-Encoding: chunked
+  latin1          serve this autoblog in ISO-8859-1 (header and meta)
+  update          print the "Mise a jour" block (and its script) on every page
+  trailer=KIND    'strftime': stop after the header with the PHP 8.1 "Error happened!"
+                  (0.3.0-0.3.3 style); 'footer': append "Error happened!" after the footer
+  disabled        hide from the farm index and exports (folder renamed .disabled), still served
+  archived        archived empty shaarli: no articles, "Archive" mark
+  type=T          site type (generic, shaarli, microblog, youtube): sets articles per page
+Farm-wide switches (--latency, --error-rate, ...) apply to every request, /_farm/ excepted."""
+
+
+@dataclass
+class AutoblogSettings:
+    """Behaviour switches of one autoblog (farm-wide defaults overridden by --fault)."""
+
+    latency_ms: float = 0.0
+    error: float = 0.0
+    drop: float = 0.0
+    gzip: bool = False
+    chunked: bool = False
+    latin1: bool = False
+    update: bool = False
+    trailer: str = "none"
+    disabled: bool = False
+    archived: bool = False
+    site_type: str | None = None
+
+    def apply(self, kind: str, value: str | None) -> None:
+        """Apply one ``KIND[=VALUE]`` fault specification."""
+        if kind == "latency":
+            self.latency_ms = float(value or 0)
+        elif kind == "error":
+            self.error = float(value if value is not None else 1)
+        elif kind == "drop":
+            self.drop = float(value if value is not None else 1)
+        elif kind in ("gzip", "chunked", "latin1", "update", "disabled", "archived"):
+            setattr(self, kind, value is None or value.lower() not in ("0", "false", "no", "off"))
+        elif kind == "trailer":
+            if value not in TRAILERS:
+                raise ValueError(f"trailer must be one of {TRAILERS}")
+            self.trailer = value
+        elif kind == "type":
+            if value not in SITE_TYPES:
+                raise ValueError(f"type must be one of {SITE_TYPES}")
+            self.site_type = value
+        else:
+            raise ValueError(f"unknown fault kind {kind!r}")
+
+
+@dataclass
+class FaultSpec:
+    """A parsed ``TARGET:KIND[=VALUE]``."""
+
+    target: str
+    kind: str
+    value: str | None = None
+
+
+def parse_fault(text: str) -> FaultSpec:
+    """argparse type for --fault."""
+    target, sep, rest = text.partition(":")
+    if not sep or not rest:
+        raise argparse.ArgumentTypeError(f"expected TARGET:KIND[=VALUE], got {text!r}")
+    kind, _, value = rest.partition("=")
+    spec = FaultSpec(target, kind.strip(), value if _ else None)
+    try:
+        AutoblogSettings().apply(spec.kind, spec.value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return spec
+
+
+@dataclass
+class FarmConfig:
+    """Everything the farm needs to know, built from parsed arguments."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    seed: int = 1
+    autoblogs: int = 3
+    articles: int = 12
+    engines: list[str] = field(default_factory=lambda: ["0.3.4"])
+    defaults: AutoblogSettings = field(default_factory=AutoblogSettings)
+    faults: list[FaultSpec] = field(default_factory=list)
+    robots: str | None = None
+    crawl_delay: float | None = None
+    content_length: bool = True
+    keep_alive: bool = False
+    quiet: bool = True
+
+
+def add_farm_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add every sample-farm option to ``parser`` (fixed interface used by crawler.cli)."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = FAULT_HELP
+    g = parser.add_argument_group("farm")
+    g.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    g.add_argument("--port", type=int, default=8080, help="port (0 = any free port)")
+    g.add_argument("--seed", type=int, default=1, help="seed of all generated content")
+    g.add_argument("--autoblogs", type=int, default=3, help="number of autoblogs")
+    g.add_argument("--articles", type=int, default=12, help="articles per autoblog")
+    g.add_argument(
+        "--engine",
+        nargs="+",
+        default=["0.3.4"],
+        choices=ENGINES,
+        metavar="V",
+        help=f"engine versions {ENGINES}, assigned round-robin to autoblogs",
+    )
+    f = parser.add_argument_group("faults and behaviour (farm-wide; see --fault below)")
+    f.add_argument("--latency", type=float, default=0.0, metavar="MS", help="added latency")
+    f.add_argument("--error-rate", type=float, default=0.0, metavar="F", help="fraction 500/503")
+    f.add_argument("--drop-rate", type=float, default=0.0, metavar="F", help="fraction dropped")
+    f.add_argument("--gzip", action="store_true", help="gzip bodies when the client accepts it")
+    f.add_argument("--chunked", action="store_true", help="Transfer-Encoding: chunked")
+    f.add_argument("--update-block", action="store_true", help="'Mise a jour' block everywhere")
+    f.add_argument("--trailer", choices=TRAILERS, default="none", help="'Error happened!' kind")
+    f.add_argument(
+        "--fault", type=parse_fault, action="append", default=[], metavar="TARGET:KIND[=V]"
+    )
+    f.add_argument("--robots", default=None, metavar="TEXT", help="robots.txt body (else 404)")
+    f.add_argument("--crawl-delay", type=float, default=None, help="add Crawl-delay to robots")
+    f.add_argument(
+        "--no-content-length",
+        action="store_true",
+        help="omit Content-Length like PHP's built-in server (body ends at close)",
+    )
+    f.add_argument("--keep-alive", action="store_true", help="honour HTTP/1.1 keep-alive")
+    f.add_argument("--log-requests", action="store_true", help="print each request on stderr")
+
+
+def config_from_args(args: argparse.Namespace) -> FarmConfig:
+    """Turn parsed arguments into a FarmConfig."""
+    d = AutoblogSettings(
+        latency_ms=args.latency,
+        error=args.error_rate,
+        drop=args.drop_rate,
+        gzip=args.gzip,
+        chunked=args.chunked,
+        update=args.update_block,
+        trailer=args.trailer,
+    )
+    return FarmConfig(
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+        autoblogs=max(1, args.autoblogs),
+        articles=max(0, args.articles),
+        engines=list(args.engine),
+        defaults=d,
+        faults=list(args.fault),
+        robots=args.robots,
+        crawl_delay=args.crawl_delay,
+        content_length=not args.no_content_length,
+        keep_alive=args.keep_alive,
+        quiet=not args.log_requests,
+    )

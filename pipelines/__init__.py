@@ -1,0 +1,1 @@
+"""Scrapy components that consume what the spiders fetch: WARC capture, corpus writing."""
