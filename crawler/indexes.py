@@ -1,0 +1,169 @@
+"""Indexes written at the end of a crawl: CDXJ, pages.jsonl, pywb layout, optional WACZ.
+
+The output folder IS a pywb root: WARCs live in ``collections/<name>/archive/`` and the
+sorted CDXJ in ``collections/<name>/indexes/index.cdxj``, so ``wayback`` started in
+the folder replays the crawl with no import step, and later crawls of the same farm
+add to the same collection (which pywb needs to resolve revisit records).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+from cdxj_indexer.main import write_cdx_index
+from warcio.archiveiterator import ArchiveIterator
+
+from crawler.outlinks import decoded_body
+from crawler.templates import parse_page
+
+logger = logging.getLogger(__name__)
+
+PAGES_HEADER = {"format": "json-pages-1.0", "id": "pages", "title": "All Pages"}
+
+
+class OutputLayout:
+    """Paths of one output folder (one farm crawl history)."""
+
+    def __init__(self, root: str | os.PathLike[str], name: str) -> None:
+        self.root = Path(root)
+        self.name = name
+
+    @property
+    def collection(self) -> Path:
+        return self.root / "collections" / self.name
+
+    @property
+    def archive(self) -> Path:
+        return self.collection / "archive"
+
+    @property
+    def cdxj(self) -> Path:
+        return self.collection / "indexes" / "index.cdxj"
+
+    @property
+    def pages(self) -> Path:
+        return self.root / "pages.jsonl"
+
+    @property
+    def wacz(self) -> Path:
+        return self.root / f"{self.name}.wacz"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+    @property
+    def corpus(self) -> Path:
+        return self.root / "corpus"
+
+    def warcs(self) -> list[Path]:
+        return sorted(self.archive.glob("*.warc.gz"))
+
+    def open_warcs(self) -> list[Path]:
+        return sorted(self.archive.glob("*.warc.gz.open"))
+
+    @staticmethod
+    def find(root: str | os.PathLike[str]) -> list[OutputLayout]:
+        """Every collection below an output folder."""
+        base = Path(root) / "collections"
+        if not base.is_dir():
+            return []
+        return [OutputLayout(root, p.name) for p in sorted(base.iterdir()) if p.is_dir()]
+
+
+def write_cdxj(layout: OutputLayout) -> Path:
+    """Sorted CDXJ over every WARC of the collection (what pywb and cdxj-indexer read)."""
+    layout.cdxj.parent.mkdir(parents=True, exist_ok=True)
+    tmp = layout.cdxj.with_suffix(".cdxj.tmp")
+    inputs = [str(p) for p in layout.warcs()]
+    with open(tmp, "w", encoding="utf-8") as out:
+        if inputs:
+            write_cdx_index(out, inputs, {"sort": True, "dir_root": str(layout.archive)})
+    os.replace(tmp, layout.cdxj)
+    return layout.cdxj
+
+
+def iter_pages(warc: Path) -> Iterator[dict]:
+    """pages.jsonl entries (url, ISO ``ts``, title) for the HTML 200 responses of one WARC."""
+    with open(warc, "rb") as fh:
+        for record in ArchiveIterator(fh):
+            if record.rec_type != "response" or record.http_headers is None:
+                continue
+            headers = record.http_headers
+            if headers.get_statuscode() != "200":
+                continue
+            if "html" not in (headers.get_header("Content-Type") or "").lower():
+                continue
+            url = record.rec_headers.get_header("WARC-Target-URI")
+            body = decoded_body(
+                record.content_stream().read(), headers.get_header("Content-Encoding") or ""
+            )
+            page = parse_page(body, url)
+            if page.kind == "article" and page.articles:
+                title = page.articles[0].title
+            else:
+                title = page.site_title or url
+            yield {
+                "url": url,
+                "ts": record.rec_headers.get_header("WARC-Date"),
+                "title": title,
+            }
+
+
+def write_pages(layout: OutputLayout) -> Path:
+    with open(layout.pages, "wb") as out:
+        out.write(orjson.dumps(PAGES_HEADER, option=orjson.OPT_APPEND_NEWLINE))
+        for warc in layout.warcs():
+            for page in iter_pages(warc):
+                out.write(orjson.dumps(page, option=orjson.OPT_APPEND_NEWLINE))
+    return layout.pages
+
+
+def write_pywb_config(layout: OutputLayout) -> Path:
+    """A minimal ``config.yaml`` so ``wayback`` run in the folder serves its collections."""
+    config = layout.root / "config.yaml"
+    if not config.exists():
+        config.write_text(
+            "# pywb configuration written by autoblog-archive.\n"
+            "# Run `wayback -p 8080` in this folder; collections/ is found automatically.\n"
+            "framed_replay: false\n",
+            encoding="utf-8",
+        )
+    return config
+
+
+def write_wacz(layout: OutputLayout) -> Path:
+    """One-file package (WARCs, CDXJ, pages, datapackage with digests) via py-wacz."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "wacz.main",
+        "create",
+        "-o",
+        str(layout.wacz),
+        "-p",
+        str(layout.pages),
+        "--title",
+        layout.name,
+        *[str(p) for p in layout.warcs()],
+    ]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return layout.wacz
+
+
+def finish_output(layout: OutputLayout, wacz: bool = False) -> dict[str, str]:
+    """Write every index of a collection; returns what was written."""
+    written = {
+        "cdxj": str(write_cdxj(layout)),
+        "pages": str(write_pages(layout)),
+        "pywb_config": str(write_pywb_config(layout)),
+    }
+    if wacz:
+        written["wacz"] = str(write_wacz(layout))
+    return written

@@ -1,0 +1,66 @@
+"""Live progress while crawling: a rich line on a terminal, periodic log lines otherwise."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+from scrapy import Spider, signals
+from scrapy.crawler import Crawler
+from twisted.internet import task
+
+logger = logging.getLogger(__name__)
+
+
+class Progress:
+    """Shows pages, articles, bytes, errors and rate every ``PROGRESS_INTERVAL`` seconds."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.stats = crawler.stats
+        self.interval = crawler.settings.getfloat("PROGRESS_INTERVAL", 10.0)
+        self.tty = sys.stderr.isatty() and crawler.settings.getbool("PROGRESS_LIVE", True)
+        self.started = time.monotonic()
+        self._loop: task.LoopingCall | None = None
+        self._live = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Progress:
+        ext = cls(crawler)
+        crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
+        return ext
+
+    def line(self) -> str:
+        get = self.stats.get_value
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        pages = get("warc/responses", 0)
+        errors = get("errors/fetch", 0) + get("warc/write_errors", 0)
+        return (
+            f"pages {pages}  articles {get('item_scraped_count', 0)}  "
+            f"{get('warc/payload_bytes', 0) / 1e6:.1f} MB  errors {errors}  "
+            f"{pages / elapsed * 60:.0f} pages/min"
+        )
+
+    def tick(self) -> None:
+        if self._live is not None:
+            self._live.update(self.line())
+        else:
+            logger.info("progress: %s", self.line())
+
+    def spider_opened(self, spider: Spider) -> None:
+        if self.tty:
+            from rich.console import Console
+            from rich.live import Live
+
+            self._live = Live("", console=Console(stderr=True), refresh_per_second=4)
+            self._live.start()
+        self._loop = task.LoopingCall(self.tick)
+        self._loop.start(1.0 if self._live else self.interval, now=False)
+
+    def spider_closed(self, spider: Spider, reason: str) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        if self._live is not None:
+            self._live.update(self.line())
+            self._live.stop()

@@ -1,0 +1,65 @@
+"""Scrapy settings for archival crawls of autoblog farms.
+
+Polite by default (one request at a time per host, a delay, robots.txt obeyed);
+``crawler.run.fast_settings`` lifts the politeness for loopback benchmarks and tests.
+"""
+
+import crawler
+
+BOT_NAME = "autoblog-archive"
+SPIDER_MODULES = ["spiders"]
+NEWSPIDER_MODULE = "spiders"
+
+USER_AGENT = (
+    f"autoblog-archive/{crawler.__version__} (+https://github.com/autoblog-archive; "
+    "archival crawler for Projet Autoblog farms)"
+)
+ROBOTSTXT_OBEY = True
+
+# Politeness: one connection per host, a delay, and AutoThrottle backing off under load.
+CONCURRENT_REQUESTS = 8
+CONCURRENT_REQUESTS_PER_DOMAIN = 1
+DOWNLOAD_DELAY = 1.0
+RANDOMIZE_DOWNLOAD_DELAY = True
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+
+# Replay tools decode gzip and deflate, not zstd (Scrapy >= 2.18 asks for zstd).
+DEFAULT_REQUEST_HEADERS = {
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "Accept-Language": "fr,en;q=0.8",
+    "Accept-Encoding": "gzip, deflate",
+}
+
+RETRY_ENABLED = True
+RETRY_TIMES = 3
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+DOWNLOAD_TIMEOUT = 60
+DOWNLOAD_MAXSIZE = 256 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 32 * 1024 * 1024
+HTTPERROR_ALLOW_ALL = True
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+REDIRECT_ENABLED = True
+REACTOR_THREADPOOL_MAXSIZE = 4
+DNSCACHE_ENABLED = True
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+
+DOWNLOADER_MIDDLEWARES = {
+    "crawler.scope.ScopeGuardMiddleware": 50,
+}
+EXTENSIONS = {
+    "pipelines.warc_capture.WarcCapture": 100,
+    "crawler.politeness.CrawlDelay": 200,
+    "crawler.progress.Progress": 500,
+}
+ITEM_PIPELINES: dict[str, int] = {}
+
+# WARC capture (pipelines.warc_capture)
+WARC_ENABLED = True
+WARC_DIR = None  # set by crawler.run from --output
+WARC_MAX_SIZE = 1_000_000_000
+WARC_OPERATOR = "unknown operator"
+
+LOG_LEVEL = "INFO"

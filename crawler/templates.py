@@ -1,0 +1,331 @@
+"""Reading the VroumVroumBlog templates: one place that knows the engines' markup.
+
+The spider uses it to find pages, permalinks and media; the extraction module uses it
+to cut each article out of its page before trafilatura sees it. Both paths must agree
+on what an article is, so neither parses autoblog HTML on its own.
+
+Engines (see shared/autoblog-reference/README.md):
+- ``0.3`` (0.3.1 - 0.3.4): ``body > article``, date as a bare text node, ``<nav>``;
+- ``2025``: as 0.3 with ISO 8601 dates;
+- ``0.3.0``: ``div.article`` inside the 0.3 header, ``div.pagination``;
+- ``0.2``: ``div.article``, absolute path-style links, date in ``h4``;
+- ``0.1``: ``div.article``, ``?pageN`` and ``?YYYYMMDD_HHMMSS_title`` URLs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+import lxml.html
+from lxml.html import HtmlElement
+
+# The engine escapes only the OPENING tag of <script>, <style> and <link> inside
+# article HTML; the real closing tag stays.  An HTML parser then drops the closing
+# tag and glues the script source to the next text, so the source must be cut from
+# the raw markup, where both ends are still visible.
+ESCAPED_CODE = re.compile(
+    r"&lt;(script|style)\b.*?(?:</\1\s*>|(?=</div>\s*<(?:footer|p) class=\"source\"))",
+    re.IGNORECASE | re.DOTALL,
+)
+ESCAPED_LINK = re.compile(r"&lt;link\b[^>]*>", re.IGNORECASE)
+
+XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+ERROR_TRAILER = "Error happened!"
+# The engine's PHP error handler prints it with or without a (French) space before "!".
+ERROR_TRAILER_RE = re.compile(r"Error happened\s*!")
+NOT_ARTICLE_TITLES = {"Mise à jour", "Introuvable", "Recherche"}
+
+# Pages of one autoblog; whole query string selects the page (no ?page= parameter).
+PAGE_QUERY = re.compile(r"^(?:page)?\d+$")
+V01_PERMALINK = re.compile(r"^\d{8}_\d{6}_")
+
+
+@dataclass
+class ArticleBlock:
+    """One article as the template shows it (index page or permalink page)."""
+
+    title: str
+    permalink: str | None
+    date_text: str
+    source_url: str | None
+    content: HtmlElement | None = field(repr=False, default=None)
+    media: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ParsedPage:
+    """What a page of a farm or an autoblog says, independent of the engine."""
+
+    url: str
+    kind: str  # farm | index | article | not_found | search | error | other
+    engine: str | None
+    articles: list[ArticleBlock]
+    page_links: list[str]
+    next_page: str | None
+    site_title: str | None
+    site_url: str | None
+    script_removed: bool = False
+    error_trailer: bool = False
+    has_update_block: bool = False
+    links: list[str] = field(default_factory=list)
+    requisites: list[str] = field(default_factory=list)
+
+
+CODE_REMOVED_MARK = "<!--autoblog-archive:code-removed-->"
+
+
+def strip_escaped_code(html: str, marker: str = "") -> tuple[str, bool]:
+    """Remove escaped ``&lt;script``/``&lt;style`` source (and ``&lt;link``) from raw HTML.
+
+    ``marker`` replaces each removed run (e.g. :data:`CODE_REMOVED_MARK`, an HTML comment),
+    so that extraction can tell WHICH article block had code removed.
+    """
+    cleaned, n = ESCAPED_CODE.subn(marker, html)
+    cleaned, m = ESCAPED_LINK.subn("", cleaned)
+    return cleaned, bool(n or m)
+
+
+def parse_html(html: str | bytes, url: str) -> HtmlElement:
+    """Parse a page with lxml, tolerating broken markup and empty documents."""
+    if isinstance(html, bytes):
+        html = html.decode("utf-8", errors="replace")
+    # lxml refuses a str that carries an XML encoding declaration (XHTML prologue).
+    html = XML_DECLARATION.sub("", html, count=1)
+    if not html.strip():
+        html = "<html></html>"
+    try:
+        doc = lxml.html.fromstring(html, base_url=url)
+    except (lxml.etree.ParserError, ValueError):
+        doc = lxml.html.fromstring("<html></html>", base_url=url)
+    return doc
+
+
+ASCII_SPACE = re.compile(r"[ \t\n\r\f\v]+")
+
+
+def _text(el: HtmlElement | None) -> str:
+    # Only ASCII whitespace is collapsed: a title's no-break spaces (French "\xa0:") stay.
+    return ASCII_SPACE.sub(" ", el.text_content()).strip(" ") if el is not None else ""
+
+
+def _abs(url: str, href: str | None) -> str | None:
+    if not href:
+        return None
+    href = href.strip()
+    if href.startswith(("javascript:", "mailto:", "#", "data:")):
+        return None
+    return urljoin(url, href)
+
+
+def _bare_date(header: HtmlElement, title_el: HtmlElement) -> str:
+    """The 0.3 date is the text node after the title's ``h2``."""
+    h4 = header.find(".//h4")
+    if h4 is not None:
+        return _text(h4)
+    tail = (title_el.tail or "").strip()
+    if tail:
+        return " ".join(tail.split())
+    for node in header.xpath("text()"):
+        if node.strip():
+            return " ".join(node.split())
+    return ""
+
+
+def _article_from(block: HtmlElement, url: str) -> ArticleBlock | None:
+    header = block.find("header")
+    if header is None:
+        found = block.find_class("title")
+        header = found[0] if found else block
+    title_el = header.find(".//h2")
+    if title_el is None:
+        title_el = header.find(".//h3")
+    if title_el is None:
+        return None
+    link = title_el.find(".//a")
+    title = _text(title_el)
+    if link is None or title in NOT_ARTICLE_TITLES:
+        return None
+    content = next(iter(block.find_class("content")), None)
+    source = block.xpath(
+        ".//footer[contains(@class,'source')]//a/@href | .//p[contains(@class,'source')]//a/@href"
+    )
+    media: list[str] = []
+    if content is not None:
+        for el in content.xpath(".//*[@data-original-source]"):
+            target = _abs(url, el.get("src") or el.get("href"))
+            if target:
+                media.append(target)
+    return ArticleBlock(
+        title=title,
+        permalink=_abs(url, link.get("href")),
+        date_text=_bare_date(header, title_el),
+        source_url=source[0].strip() if source else None,
+        content=content,
+        media=media,
+    )
+
+
+def detect_engine(doc: HtmlElement) -> str | None:
+    """Name the engine family from markup alone (URLs are not trusted for this)."""
+    body = doc.find("body")
+    if body is None:
+        return None
+    if body.find("section[@id='autoblogs']") is not None:
+        return "farm-0.3"
+    if doc.xpath("//div[@class='vignette']") and not doc.xpath("//div[@class='article']"):
+        return "farm-0.2"
+    autoblog_header = body.xpath("header/h1/a[@href='../../']")
+    if body.find("article") is not None or body.find("nav") is not None or autoblog_header:
+        dates = [
+            _bare_date(a.find("header"), a.find("header/h2"))
+            for a in body.findall("article")
+            if a.find("header/h2/a") is not None
+        ]
+        if any(ISO_DATE.match(d) for d in dates):
+            return "2025"
+        return "0.3"
+    if doc.xpath("//div[contains(@class,'article')]") or doc.xpath("//div[@class='header']"):
+        header_links = doc.xpath("//div[@class='header']//h1/a/@href")
+        if any(h.startswith(("../../", "./")) for h in header_links):
+            return "0.3.0"
+        if doc.xpath("//div[@class='article']//h4"):
+            return "0.2"
+        if doc.xpath("//a[starts-with(@href,'?page') or starts-with(@href,'./?page')]") or any(
+            V01_PERMALINK.match(urlsplit(h).query)
+            for h in doc.xpath("//div[contains(@class,'article')]//a/@href")
+        ):
+            return "0.1"
+        return "0.2"
+    return None
+
+
+def _article_blocks(doc: HtmlElement, engine: str | None) -> list[HtmlElement]:
+    if engine in ("0.3", "2025"):
+        return [a for a in doc.xpath("/html/body/article") if a.get("id") != "results"]
+    return doc.xpath("//div[@class='article' or starts-with(@class,'article ')]")
+
+
+def _pagination(doc: HtmlElement, url: str, engine: str | None) -> tuple[list[str], str | None]:
+    """Numbered page links and the "older" link; never "newer" (``rel=prev``).
+
+    A page past the end still prints ``rel=prev`` to the page before it, so following
+    "newer" links from a numeric permalink like ``?2024`` walks 2,000 empty pages.
+    Numbered links always list the real pages, so nothing is lost by ignoring "newer".
+    """
+    nav = doc.xpath("/html/body/nav | //div[@class='pagination']")
+    links: list[str] = []
+    nxt: str | None = None
+    containers = nav or doc.xpath("//body")
+    for box in containers:
+        for a in box.xpath(".//a[@href]"):
+            href = _abs(url, a.get("href"))
+            if not href or not _looks_like_page(href, engine):
+                continue
+            label = _text(a).lower()
+            is_next = a.get("rel") == "next" or "anciens" in label or "older" in label
+            if is_next:
+                nxt = href
+            elif not label.isdigit():
+                continue
+            if href not in links:
+                links.append(href)
+    return links, nxt
+
+
+def _looks_like_page(href: str, engine: str | None) -> bool:
+    parts = urlsplit(href)
+    if parts.query:
+        return bool(PAGE_QUERY.match(parts.query))
+    if engine == "0.2":
+        last = parts.path.rstrip("/").rsplit("/", 1)[-1]
+        return last.isdigit()
+    return False
+
+
+def parse_page(body: str | bytes, url: str, mark_removed: bool = False) -> ParsedPage:
+    """Read any farm or autoblog HTML page into a :class:`ParsedPage`.
+
+    ``mark_removed`` leaves a :data:`CODE_REMOVED_MARK` comment where escaped code was cut.
+    """
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    cleaned, removed = strip_escaped_code(text, CODE_REMOVED_MARK if mark_removed else "")
+    doc = parse_html(cleaned, url)
+    engine = detect_engine(doc)
+    kind = "other"
+    articles: list[ArticleBlock] = []
+    page_links: list[str] = []
+    nxt: str | None = None
+    site_title = site_url = None
+    if engine and engine.startswith("farm"):
+        kind = "farm"
+    elif engine:
+        blocks = _article_blocks(doc, engine)
+        articles = [a for a in (_article_from(b, url) for b in blocks) if a is not None]
+        page_links, nxt = _pagination(doc, url, engine)
+        titles = [_text(h) for h in doc.xpath("//body//h2 | //body//h3")]
+        if doc.xpath("//article[@id='results']"):
+            kind = "search"
+        elif "Introuvable" in titles and not articles:
+            kind = "not_found"
+        elif bool(ERROR_TRAILER_RE.search(text)) and not articles and not page_links:
+            kind = "error"
+        elif page_links or (not articles and urlsplit(url).query == ""):
+            kind = "index"
+        elif len(articles) == 1:
+            kind = "article"
+        else:
+            kind = "index"
+        h1_links = doc.xpath("//body//h1/a")
+        if h1_links:
+            site_title = _text(h1_links[-1])
+        src = doc.xpath("//body/header/p/a/@href | //div[@class='header']/p/a/@href")
+        site_url = src[0] if src else None
+    links = [h for h in (_abs(url, x) for x in doc.xpath("//a/@href")) if h]
+    requisites = [
+        h
+        for h in (
+            _abs(url, x)
+            for x in doc.xpath("//img/@src | //link[@rel='stylesheet']/@href | //script/@src")
+        )
+        if h
+    ]
+    return ParsedPage(
+        url=url,
+        kind=kind,
+        engine=engine,
+        articles=articles,
+        page_links=page_links,
+        next_page=nxt,
+        site_title=site_title,
+        site_url=site_url,
+        script_removed=removed,
+        error_trailer=bool(ERROR_TRAILER_RE.search(text)),
+        has_update_block=bool(doc.xpath("//*[@id='update']")),
+        links=links,
+        requisites=requisites,
+    )
+
+
+def farm_autoblog_links(body: str | bytes, url: str) -> list[str]:
+    """Base URLs of the autoblogs a farm index lists (0.3 and 0.2 farm pages)."""
+    doc = parse_html(body, url)
+    hrefs = doc.xpath(
+        "//section[@id='autoblogs']//li/header/a/@href | //div[@class='vignette']/div/a/@href"
+    )
+    bases: list[str] = []
+    for href in hrefs:
+        target = _abs(url, href)
+        if target and target not in bases:
+            bases.append(target)
+    return bases
+
+
+def export_autoblog_links(data: dict, farm_root: str) -> list[str]:
+    """Base URLs from a farm's ``?export`` JSON (keys like ``autoblogs/<folder>``)."""
+    blogs = data.get("autoblogs") if isinstance(data, dict) else None
+    if not isinstance(blogs, dict):
+        return []
+    return [urljoin(farm_root, key.strip("/") + "/") for key in blogs if isinstance(key, str)]

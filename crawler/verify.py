@@ -1,0 +1,146 @@
+"""``autoblog-archive verify DIR``: is this archive whole and self-consistent?
+
+Checks what a preservation audit asks: every WARC readable to its end with valid
+block and payload digests, a ``warcinfo`` record first, every response paired with
+its request (adjacent, ``WARC-Concurrent-To``, same date and target), no ``.open``
+leftovers, and every CDXJ line pointing at a real record of the named file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
+from warcio.timeutils import iso_date_to_timestamp
+
+from crawler.indexes import OutputLayout
+
+
+@dataclass
+class Report:
+    files: int = 0
+    records: int = 0
+    cdxj_lines: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_warc(path: Path, report: Report) -> None:
+    """Digests, warcinfo first, response/request pairing of one file."""
+    previous = None
+    index = 0
+    try:
+        with open(path, "rb") as fh:
+            it = ArchiveIterator(fh, check_digests=True)
+            for record in it:
+                record.content_stream().read()
+                headers = record.rec_headers
+                rtype = record.rec_type
+                rid = headers.get_header("WARC-Record-ID")
+                where = f"{path.name} offset {it.get_record_offset()}"
+                if index == 0 and rtype != "warcinfo":
+                    report.problems.append(f"{where}: first record is {rtype}, not warcinfo")
+                if record.digest_checker.passed is False:
+                    report.problems.append(
+                        f"{where}: digest mismatch {list(record.digest_checker.problems)}"
+                    )
+                if rtype == "request":
+                    if previous is None or previous[0] not in ("response", "revisit"):
+                        report.problems.append(f"{where}: request without its response before it")
+                    else:
+                        _, prev_id, prev_date, prev_uri = previous
+                        if headers.get_header("WARC-Concurrent-To") != prev_id:
+                            report.problems.append(f"{where}: request not concurrent to {prev_id}")
+                        if headers.get_header("WARC-Date") != prev_date:
+                            report.problems.append(f"{where}: request date differs from response")
+                        if headers.get_header("WARC-Target-URI") != prev_uri:
+                            report.problems.append(f"{where}: request target differs")
+                elif previous is not None and previous[0] in ("response", "revisit"):
+                    report.problems.append(f"{where}: response {previous[1]} has no request")
+                previous = (
+                    rtype,
+                    rid,
+                    headers.get_header("WARC-Date"),
+                    headers.get_header("WARC-Target-URI"),
+                )
+                index += 1
+    except (ArchiveLoadFailed, OSError, EOFError, ValueError) as exc:
+        report.problems.append(f"{path.name}: unreadable after {index} records ({exc})")
+    if previous is not None and previous[0] in ("response", "revisit"):
+        report.problems.append(f"{path.name}: last response {previous[1]} has no request")
+    if index == 0:
+        report.problems.append(f"{path.name}: no records")
+    report.records += index
+    report.files += 1
+
+
+def check_cdxj(layout: OutputLayout, report: Report) -> None:
+    """Every CDXJ line opens, at its offset, a record with its URL and timestamp."""
+    if not layout.cdxj.exists():
+        report.problems.append(f"{layout.cdxj}: missing CDXJ index")
+        return
+    previous_key = ""
+    with open(layout.cdxj, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            report.cdxj_lines += 1
+            key, ts, blob = line.rstrip("\n").split(" ", 2)
+            if previous_key and f"{key} {ts}" < previous_key:
+                report.problems.append(f"index.cdxj line {lineno}: not sorted")
+            previous_key = f"{key} {ts}"
+            fields = json.loads(blob)
+            path = layout.archive / fields["filename"]
+            where = f"index.cdxj line {lineno}"
+            if not path.exists():
+                report.problems.append(f"{where}: {fields['filename']} does not exist")
+                continue
+            with open(path, "rb") as warc:
+                warc.seek(int(fields["offset"]))
+                try:
+                    record = next(iter(ArchiveIterator(warc)))
+                except (StopIteration, ArchiveLoadFailed, OSError, EOFError) as exc:
+                    report.problems.append(f"{where}: no record at offset ({exc})")
+                    continue
+                uri = record.rec_headers.get_header("WARC-Target-URI")
+                date = iso_date_to_timestamp(record.rec_headers.get_header("WARC-Date"))
+                if uri != fields["url"] or date != ts:
+                    report.problems.append(f"{where}: points at {uri} {date}, not {fields['url']}")
+
+
+def verify(root: str | Path) -> Report:
+    report = Report()
+    layouts = OutputLayout.find(root)
+    if not layouts:
+        report.problems.append(f"{root}: no collections/ folder, nothing to verify")
+    for layout in layouts:
+        for leftover in layout.open_warcs():
+            report.problems.append(f"{leftover.name}: unfinished .open file")
+        warcs = layout.warcs()
+        if not warcs:
+            report.problems.append(f"{layout.archive}: no WARC files")
+        for path in warcs:
+            check_warc(path, report)
+        check_cdxj(layout, report)
+    return report
+
+
+def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("directory", help="an output folder written by `crawl`")
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    report = verify(args.directory)
+    for problem in report.problems:
+        print(f"DEFECT  {problem}")
+    verdict = "OK" if report.ok else f"FAILED ({len(report.problems)} defects)"
+    print(
+        f"{verdict}: {report.files} WARC files, {report.records} records, "
+        f"{report.cdxj_lines} CDXJ lines checked in {args.directory}"
+    )
+    return 0 if report.ok else 1

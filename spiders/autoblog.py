@@ -1,0 +1,220 @@
+"""The autoblog spider: walks a farm, or one autoblog, and everything a replay needs.
+
+It follows only links the pages themselves show (farm list, ``?export``, pagination,
+permalinks, media, feed/OPML/media exports, ``vvb.ini``, ``articles.db``, page
+requisites), so it stops at the last page the engine lists instead of guessing.
+What it may fetch is decided by :mod:`crawler.scope`; how pages are read, by
+:mod:`crawler.templates`.
+
+    scrapy crawl autoblog -a url=http://127.0.0.1:8080/
+    scrapy crawl autoblog -a url=http://farm/autoblogs/<folder>/ -a autoblogs=hidden1,hidden2
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+from scrapy import Request, Spider
+from scrapy.http import Response, TextResponse
+
+from crawler.scope import Scope, forbidden_reason
+from crawler.templates import (
+    export_autoblog_links,
+    farm_autoblog_links,
+    parse_page,
+)
+
+logger = logging.getLogger(__name__)
+
+FARM_EXPORTS = ("?export", "?exportopml", "?sitemap", "?rss")
+# Re-rooted on the autoblog base: 0.2 pages link "?feed" relative to every page.
+AUTOBLOG_QUERY_RESOURCES = {"feed", "opml", "media"}
+AUTOBLOG_FILES = ("?feed", "?opml", "?media", "vvb.ini", "articles.db")
+
+
+def autoblog_base(url: str) -> str:
+    """The autoblog folder a URL belongs to: path cut after its last ``/``, no query."""
+    parts = urlsplit(url)
+    path = parts.path[: parts.path.rfind("/") + 1] or "/"
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def split_list(value: str | list[str] | None) -> list[str]:
+    if not value:
+        return []
+    if isinstance(value, list):
+        return [v for v in value if v]
+    return [v.strip() for v in value.replace("\n", ",").split(",") if v.strip()]
+
+
+class AutoblogSpider(Spider):
+    name = "autoblog"
+
+    def __init__(
+        self,
+        url: str | None = None,
+        urls: str | list[str] | None = None,
+        autoblogs: str | list[str] | None = None,
+        allow_hosts: str | list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.seeds = split_list(url) + split_list(urls)
+        if not self.seeds:
+            raise ValueError("give the farm or autoblog URL: -a url=http://farm.example/")
+        self.seeds = [s if urlsplit(s).path else s + "/" for s in self.seeds]
+        self.extra_autoblogs = split_list(autoblogs)
+        self.scope = Scope([autoblog_base(s) for s in self.seeds], split_list(allow_hosts))
+        self.engines: dict[str, str] = {}
+        self.pages_per_autoblog: Counter[str] = Counter()
+        self.articles_per_autoblog: Counter[str] = Counter()
+        self._permalinks_seen: set[str] = set()
+
+    async def start(self) -> AsyncIterator[Request]:
+        for seed in self.seeds:
+            yield self._request(seed, "seed")
+            if self.extra_autoblogs:
+                for folder in self.extra_autoblogs:
+                    target = folder if "://" in folder else f"autoblogs/{folder.strip('/')}/"
+                    yield self._request(urljoin(seed, target), "listed autoblog")
+
+    # -- requests ---------------------------------------------------------------
+
+    def _request(self, url: str, reason: str, **kwargs: Any) -> Request:
+        return Request(
+            url, callback=self.parse, errback=self.failed, meta={"reason": reason}, **kwargs
+        )
+
+    def _follow(self, url: str | None, reason: str) -> Iterator[Request]:
+        """Yield a request if the URL is in scope and harmless; skip silently otherwise."""
+        if not url:
+            return
+        url = url.split("#", 1)[0]
+        if forbidden_reason(url) is not None:
+            self.crawler.stats.inc_value(f"skipped/{forbidden_reason(url)}")
+            return
+        if not self.scope.allows(url):
+            self.crawler.stats.inc_value("skipped/out of scope (not followed)")
+            return
+        yield self._request(url, reason)
+
+    def failed(self, failure: Any) -> None:
+        request = getattr(failure, "request", None)
+        logger.warning("failed: %s (%s)", request.url if request else "?", failure.value)
+        self.crawler.stats.inc_value("errors/fetch")
+
+    # -- parsing ----------------------------------------------------------------
+
+    def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
+        ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
+        query = urlsplit(response.url).query
+        if "json" in ctype or query in ("export", "media"):
+            yield from self.parse_json(response)
+        elif "xml" in ctype and query == "sitemap":
+            yield from self.parse_sitemap(response)
+        elif isinstance(response, TextResponse) and "html" in ctype:
+            yield from self.parse_html(response)
+
+    def parse_json(self, response: Response) -> Iterator[Request]:
+        try:
+            data = json.loads(response.body)
+        except ValueError:
+            logger.warning("not JSON: %s", response.url)
+            return
+        query = urlsplit(response.url).query
+        if query == "export":
+            for base in export_autoblog_links(data, response.urljoin("./")):
+                yield from self._follow(base, "farm export")
+        elif query == "media" and isinstance(data, dict):
+            files = data.get("files") or {}
+            names = files.values() if isinstance(files, dict) else files
+            folder = data.get("url") or urljoin(autoblog_base(response.url), "media/")
+            # The listed folder URL is the farm's own idea of its host; keep ours.
+            folder = (
+                urljoin(autoblog_base(response.url), "media/")
+                if not self.scope.allows(folder)
+                else folder
+            )
+            for name in names:
+                if isinstance(name, str) and name and not name.startswith("."):
+                    yield from self._follow(urljoin(folder, name), "media list")
+
+    def parse_sitemap(self, response: Response) -> Iterator[Request]:
+        response = (
+            response.replace(encoding="utf-8")
+            if not isinstance(response, TextResponse)
+            else response
+        )
+        for loc in response.xpath("//*[local-name()='loc']/text()").getall():
+            yield from self._follow(loc.strip(), "sitemap")
+
+    def parse_html(self, response: TextResponse) -> Iterator[Any]:
+        page = parse_page(response.text, response.url)
+        self.crawler.stats.inc_value(f"pages/{page.kind}")
+        if page.kind == "farm":
+            yield from self.parse_farm(response)
+            return
+        base = autoblog_base(response.url)
+        if page.engine:
+            self.engines.setdefault(base, page.engine)
+            self.pages_per_autoblog[base] += 1
+        for link in page.page_links:
+            yield from self._follow(link, "pagination")
+        for article in page.articles:
+            if page.kind == "index":
+                yield from self._follow(article.permalink, "permalink")
+            for media in article.media:
+                yield from self._follow(media, "article media")
+            yield self.article_item(response, page.kind, page.engine, article)
+        for link in page.requisites:
+            yield from self._follow(link, "page requisite")
+        if page.kind in ("index", "article", "not_found", "search", "error", "other"):
+            for extra in self.autoblog_files(response, page.links, base):
+                yield from self._follow(extra, "autoblog file")
+
+    def autoblog_files(self, response: Response, links: list[str], base: str) -> list[str]:
+        """Feed, OPML, media list, vvb.ini and articles.db, re-rooted on the autoblog base."""
+        found: list[str] = []
+        for link in links:
+            parts = urlsplit(link)
+            if parts.query in AUTOBLOG_QUERY_RESOURCES:
+                found.append(base + "?" + parts.query)
+            elif parts.path.endswith(("/vvb.ini", "/articles.db")) and not parts.query:
+                found.append(link)
+        return found
+
+    def parse_farm(self, response: TextResponse) -> Iterator[Request]:
+        root = response.urljoin("./")
+        for base in farm_autoblog_links(response.text, response.url):
+            yield from self._follow(base, "farm list")
+        linked = set(response.xpath("//a/@href").getall())
+        for export in FARM_EXPORTS:
+            if export in linked or export == "?export":
+                yield from self._follow(root + export, "farm export")
+        for src in response.xpath("//img/@src | //link[@rel='stylesheet']/@href").getall():
+            yield from self._follow(response.urljoin(src), "page requisite")
+
+    def article_item(self, response: Response, kind: str, engine: str | None, article) -> dict:
+        """One item per article block seen, for the corpus pipeline and the summary."""
+        base = autoblog_base(response.url)
+        if article.permalink and article.permalink not in self._permalinks_seen:
+            self._permalinks_seen.add(article.permalink)
+            self.articles_per_autoblog[base] += 1
+        return {
+            "type": "article",
+            "autoblog": base,
+            "engine": engine,
+            "permalink": article.permalink,
+            "title": article.title,
+            "date_text": article.date_text,
+            "source_url": article.source_url,
+            "seen_on": response.url,
+            "seen_as": kind,
+            "http_status": response.status,
+            "warc": response.meta.get("warc"),
+        }
