@@ -19,7 +19,6 @@ import orjson
 from cdxj_indexer.main import write_cdx_index
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.outlinks import decoded_body
 from crawler.templates import parse_page
 
 logger = logging.getLogger(__name__)
@@ -101,9 +100,11 @@ def iter_pages(warc: Path) -> Iterator[dict]:
             if "html" not in (headers.get_header("Content-Type") or "").lower():
                 continue
             url = record.rec_headers.get_header("WARC-Target-URI")
-            body = decoded_body(
-                record.content_stream().read(), headers.get_header("Content-Encoding") or ""
-            )
+            try:
+                body = record.content_stream().read()  # warcio undoes Content-Encoding
+            except (OSError, EOFError, ValueError) as exc:
+                logger.warning("pages.jsonl: cannot decode %s (%s)", url, exc)
+                continue
             page = parse_page(body, url)
             if page.kind == "article" and page.articles:
                 title = page.articles[0].title

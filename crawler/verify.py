@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from warcio.archiveiterator import ArchiveIterator
-from warcio.exceptions import ArchiveLoadFailed
 from warcio.timeutils import iso_date_to_timestamp
 
 from crawler.indexes import OutputLayout
@@ -71,8 +70,8 @@ def check_warc(path: Path, report: Report) -> None:
                     headers.get_header("WARC-Target-URI"),
                 )
                 index += 1
-    except (ArchiveLoadFailed, OSError, EOFError, ValueError) as exc:
-        report.problems.append(f"{path.name}: unreadable after {index} records ({exc})")
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a defect to report
+        report.problems.append(f"{path.name}: unreadable after {index} records ({exc!r})")
     if previous is not None and previous[0] in ("response", "revisit"):
         report.problems.append(f"{path.name}: last response {previous[1]} has no request")
     if index == 0:
@@ -104,11 +103,11 @@ def check_cdxj(layout: OutputLayout, report: Report) -> None:
                 warc.seek(int(fields["offset"]))
                 try:
                     record = next(iter(ArchiveIterator(warc)))
-                except (StopIteration, ArchiveLoadFailed, OSError, EOFError) as exc:
-                    report.problems.append(f"{where}: no record at offset ({exc})")
+                    uri = record.rec_headers.get_header("WARC-Target-URI")
+                    date = iso_date_to_timestamp(record.rec_headers.get_header("WARC-Date"))
+                except Exception as exc:  # noqa: BLE001 - a damaged record is a defect
+                    report.problems.append(f"{where}: no readable record at offset ({exc!r})")
                     continue
-                uri = record.rec_headers.get_header("WARC-Target-URI")
-                date = iso_date_to_timestamp(record.rec_headers.get_header("WARC-Date"))
                 if uri != fields["url"] or date != ts:
                     report.problems.append(f"{where}: points at {uri} {date}, not {fields['url']}")
 

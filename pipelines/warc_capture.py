@@ -73,7 +73,7 @@ def request_http_headers(request: Request) -> StatusAndHeaders:
     for name, values in request.headers.items():
         for value in values:
             headers.append((name.decode("latin-1"), value.decode("latin-1")))
-    return StatusAndHeaders(f"{request.method} {target}", headers, protocol="HTTP/1.1")
+    return StatusAndHeaders(f"{request.method} {target} HTTP/1.1", headers, is_http_request=True)
 
 
 class WarcCapture:

@@ -34,7 +34,14 @@ logger = logging.getLogger(__name__)
 FARM_EXPORTS = ("?export", "?exportopml", "?sitemap", "?rss")
 # Re-rooted on the autoblog base: 0.2 pages link "?feed" relative to every page.
 AUTOBLOG_QUERY_RESOURCES = {"feed", "opml", "media"}
-AUTOBLOG_FILES = ("?feed", "?opml", "?media", "vvb.ini", "articles.db")
+# What each engine serves beside its pages, linked or not (0.1 links only its feed).
+ENGINE_FILES = {
+    "0.3": ("?feed", "?opml", "?media", "vvb.ini", "articles.db"),
+    "2025": ("?feed", "?opml", "?media", "vvb.ini", "articles.db"),
+    "0.3.0": ("?feed", "?opml", "?media", "vvb.ini", "articles.db"),
+    "0.2": ("?feed", "vvb.ini", "articles.db"),
+    "0.1": ("?feed", "vvb.ini", "articles.db"),
+}
 
 
 def autoblog_base(url: str) -> str:
@@ -161,7 +168,10 @@ class AutoblogSpider(Spider):
             return
         base = autoblog_base(response.url)
         if page.engine:
-            self.engines.setdefault(base, page.engine)
+            if base not in self.engines:
+                self.engines[base] = page.engine
+                for name in ENGINE_FILES.get(page.engine, ()):
+                    yield from self._follow(base + name, "engine file")
             self.pages_per_autoblog[base] += 1
         for link in page.page_links:
             yield from self._follow(link, "pagination")

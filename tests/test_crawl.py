@@ -1,0 +1,305 @@
+"""End-to-end crawls of the sample farm with the real command line, Scrapy and warcio.
+
+One crawl of a farm holding every engine variant is shared by most assertions; the
+farm's own request log and ground truth are the oracle.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+
+from crawler.samplefarm import start_farm
+from crawler.scope import forbidden_reason
+
+ENGINES = ["0.3.4", "0.3.0", "0.2", "0.1", "2025", "0.3.1"]
+BIN = Path(sys.executable).parent
+FORBIDDEN = re.compile(r"[?&](update|updateall|reset_cache|check=|q=)|xsaf\d*\.php", re.I)
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "autoblog-archive"), *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def responses(archive: Path) -> list[tuple[str, object, bytes]]:
+    """(target URI, http headers, raw stored body) of every response record."""
+    out = []
+    for path in sorted(archive.glob("*.warc.gz")):
+        with open(path, "rb") as fh:
+            for record in ArchiveIterator(fh, no_record_parse=False):
+                if record.rec_type == "response":
+                    uri = record.rec_headers.get_header("WARC-Target-URI")
+                    out.append((uri, record.http_headers, record.raw_stream.read()))
+    return out
+
+
+@pytest.fixture(scope="module")
+def crawled(tmp_path_factory):
+    """A farm with every engine, gzip on one autoblog, a hidden one, and a robots.txt."""
+    out = tmp_path_factory.mktemp("crawl")
+    with start_farm(
+        autoblogs=7,
+        articles=23,
+        engine=ENGINES,
+        fault=["1:gzip", "6:disabled", "*:update"],
+        robots="User-agent: *\nDisallow: /private/\n",
+    ) as farm:
+        result = run_cli("crawl", farm.url, "--output", str(out), "--name", "farm", "--fast")
+        yield {
+            "farm": farm,
+            "out": out,
+            "result": result,
+            "requests": farm.requests(),
+            "truth": farm.truth()["autoblogs"],
+            "responses": responses(out / "collections" / "farm" / "archive"),
+        }
+
+
+def test_crawl_command_succeeds(crawled):
+    result = crawled["result"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Crawl finished" in result.stdout
+    assert (crawled["out"] / "summary.json").exists()
+
+
+def test_every_article_page_media_and_export_captured_once(crawled):
+    captured = Counter(unquote(uri) for uri, _, _ in crawled["responses"])
+    duplicates = {u: n for u, n in captured.items() if n > 1}
+    assert not duplicates, duplicates
+    root = crawled["farm"].url
+    for export in ("?export", "?exportopml", "?sitemap", "?rss"):
+        assert root + export in captured
+    for blog in crawled["truth"].values():
+        if blog["disabled"]:
+            continue
+        base = blog["base_url"]
+        for article in blog["articles"]:
+            if article["reachable"]:
+                assert unquote(article["url"]) in captured, (blog["engine"], article["url"])
+            for media in article["media"]:
+                assert base + "media/" + media in captured, media
+        for extra in ("vvb.ini", "articles.db"):
+            assert base + extra in captured, (blog["engine"], extra)
+        if blog["engine"] not in ("0.2", "0.1"):
+            for query in ("?feed", "?opml", "?media"):
+                assert base + query in captured, (blog["engine"], query)
+        pages = {u for u in captured if u.startswith(base) and _page_number(u, base) is not None}
+        # A numeric-only title's permalink (?2024) is linked, fetched, and is a page.
+        numeric_slugs = {int(a["slug"]) for a in blog["articles"] if a["slug"].isdigit()}
+        numbers = {_page_number(u, base) for u in pages} - numeric_slugs
+        assert set(range(2, blog["pages"] + 1)) <= numbers, (blog["engine"], sorted(numbers))
+        # Stopped at the last page the engine lists, not beyond.
+        assert max(numbers) <= blog["pages"], (blog["engine"], sorted(numbers))
+
+
+def _page_number(url: str, base: str) -> int | None:
+    rest = url[len(base) :]
+    match = re.fullmatch(r"\?(?:page)?(\d+)|(\d+)", rest)
+    if not match:
+        return None
+    return int(match.group(1) or match.group(2))
+
+
+def test_hidden_autoblog_not_found_without_a_list(crawled):
+    hidden = [b for b in crawled["truth"].values() if b["disabled"]]
+    assert hidden
+    captured = {uri for uri, _, _ in crawled["responses"]}
+    assert not any(uri.startswith(hidden[0]["base_url"]) for uri in captured)
+
+
+def test_never_requested_a_forbidden_url(crawled):
+    paths = [r["path"] for r in crawled["requests"]]
+    assert paths, "the farm saw no request"
+    bad = [p for p in paths if FORBIDDEN.search(p) or forbidden_reason("http://x" + p)]
+    assert not bad
+    assert all(r["method"] in ("GET", "HEAD") for r in crawled["requests"])
+    assert not any(p.startswith("/private/") for p in paths)
+    assert paths[0] == "/robots.txt"
+
+
+def test_identifies_itself_and_asks_only_for_replayable_encodings(crawled):
+    for entry in crawled["requests"]:
+        assert "autoblog-archive" in entry["user_agent"]
+        if entry["path"] != "/robots.txt":
+            codings = {c.strip() for c in entry["accept_encoding"].split(",")}
+            assert codings <= {"gzip", "deflate", "br"}, entry
+
+
+def test_warcio_check_passes_on_every_file(crawled):
+    files = sorted((crawled["out"] / "collections" / "farm" / "archive").glob("*.warc.gz"))
+    assert files
+    result = subprocess.run([str(BIN / "warcio"), "check", *map(str, files)], capture_output=True)
+    assert result.returncode == 0, result.stdout[-2000:]
+
+
+def test_verify_command_passes(crawled):
+    result = run_cli("verify", str(crawled["out"]))
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.strip().splitlines()[-1].startswith("OK")
+
+
+def test_records_follow_the_warc_rules(crawled):
+    archive = crawled["out"] / "collections" / "farm" / "archive"
+    for path in archive.glob("*.warc.gz"):
+        assert re.fullmatch(r"farm-\d{17}-\d{5}-[\w.-]+-\d+\.warc\.gz", path.name)
+        with open(path, "rb") as fh:
+            records = list(_records(fh))
+        assert records[0]["type"] == "warcinfo"
+        for i, rec in enumerate(records):
+            if rec["type"] != "response":
+                continue
+            req = records[i + 1]
+            assert req["type"] == "request"
+            assert req["headers"]["WARC-Concurrent-To"] == rec["headers"]["WARC-Record-ID"]
+            assert req["headers"]["WARC-Date"] == rec["headers"]["WARC-Date"]
+            assert req["headers"]["WARC-Target-URI"] == rec["headers"]["WARC-Target-URI"]
+            assert rec["headers"]["WARC-IP-Address"] == "127.0.0.1"
+            assert rec["headers"]["WARC-Protocol"] == "http/1.1"
+            assert rec["headers"]["WARC-Payload-Digest"].startswith("sha1:")
+            target = urlsplit(rec["headers"]["WARC-Target-URI"])
+            line = req["http"].split("\r\n", 1)[0]
+            expected = target.path + (f"?{target.query}" if target.query else "")
+            assert line == f"GET {expected} HTTP/1.1"
+            assert f"Host: {target.netloc}" in req["http"]
+            assert "transfer-encoding" not in rec["http"].lower()
+            length = re.search(r"(?im)^content-length: (\d+)", rec["http"])
+            assert length and int(length.group(1)) == len(rec["body"])
+
+
+def _records(fh):
+    for record in ArchiveIterator(fh):
+        http = record.http_headers.to_str() if record.http_headers else ""
+        yield {
+            "type": record.rec_type,
+            "headers": dict(record.rec_headers.headers),
+            "http": http,
+            "body": record.raw_stream.read(),
+        }
+
+
+def test_metadata_records_list_outlinks(crawled):
+    archive = crawled["out"] / "collections" / "farm" / "archive"
+    outlinks = 0
+    for path in archive.glob("*.warc.gz"):
+        with open(path, "rb") as fh:
+            for record in ArchiveIterator(fh):
+                if record.rec_type == "metadata":
+                    assert record.rec_headers.get_header("Content-Type") == (
+                        "application/warc-fields"
+                    )
+                    text = record.content_stream().read().decode()
+                    assert "fetchTimeMs:" in text
+                    outlinks += text.count("outlink: ")
+    assert outlinks > 100
+
+
+def test_gzip_response_stored_as_received_and_still_decodes(crawled):
+    coded = [
+        (u, h, b)
+        for u, h, b in crawled["responses"]
+        if (h.get_header("Content-Encoding") or "") == "gzip"
+    ]
+    assert coded, "the gzip autoblog produced no gzip-coded response"
+    for _uri, _headers, body in coded:
+        assert body[:2] == b"\x1f\x8b"
+        assert gzip.decompress(body).strip()
+
+
+def test_indexes_and_pywb_layout(crawled):
+    out = crawled["out"]
+    cdxj = out / "collections" / "farm" / "indexes" / "index.cdxj"
+    lines = cdxj.read_text().splitlines()
+    assert lines == sorted(lines)
+    assert len(lines) >= len(crawled["responses"])
+    pages = (out / "pages.jsonl").read_text().splitlines()
+    assert '"format":"json-pages-1.0"' in pages[0]
+    assert len(pages) > 20
+
+
+def test_rollover_keeps_pairs_together(tmp_path):
+    with start_farm(autoblogs=2, articles=12, engine=["0.3.4", "0.2"]) as farm:
+        result = run_cli(
+            "crawl",
+            farm.url,
+            "--output",
+            str(tmp_path),
+            "--name",
+            "small",
+            "--fast",
+            "--warc-max-size",
+            "60000",
+            "--wacz",
+        )
+    assert result.returncode == 0, result.stderr[-2000:]
+    files = sorted((tmp_path / "collections" / "small" / "archive").glob("*.warc.gz"))
+    assert len(files) >= 3
+    serials = [int(f.name.split("-")[2]) for f in files]
+    assert serials == sorted(serials) and len(set(serials)) == len(serials)
+    verify = run_cli("verify", str(tmp_path))
+    assert verify.returncode == 0, verify.stdout
+    check = subprocess.run([str(BIN / "warcio"), "check", *map(str, files)], capture_output=True)
+    assert check.returncode == 0
+    validate = subprocess.run(
+        [str(BIN / "wacz"), "validate", "-f", str(tmp_path / "small.wacz")],
+        capture_output=True,
+        text=True,
+    )
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+
+
+def test_verify_detects_a_damaged_archive(tmp_path):
+    with start_farm(autoblogs=1, articles=6) as farm:
+        assert (
+            run_cli("crawl", farm.url, "-o", str(tmp_path), "--name", "d", "--fast").returncode == 0
+        )
+    warc = next((tmp_path / "collections" / "d" / "archive").glob("*.warc.gz"))
+    data = bytearray(warc.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    warc.write_bytes(bytes(data))
+    result = run_cli("verify", str(tmp_path))
+    assert result.returncode == 1
+    assert "DEFECT" in result.stdout
+
+
+@pytest.mark.skipif(
+    not os.access(Path(__file__).resolve().parents[1] / ".venv-pywb" / "bin" / "wayback", os.X_OK)
+    and not os.environ.get("PYWB_WAYBACK"),
+    reason="pywb is installed by .ci/run in .venv-pywb",
+)
+def test_replay_in_pywb(crawled):
+    from crawler.replay import start_wayback
+
+    proc, base = start_wayback(crawled["out"])
+    try:
+        checked = 0
+        for folder, blog in crawled["truth"].items():
+            if blog["disabled"] or folder == list(crawled["truth"])[1]:
+                continue  # the gzip autoblog's raw bytes are content-coded
+            for article in [a for a in blog["articles"] if a["reachable"]][:3]:
+                url = article["url"]
+                raw = urllib.request.urlopen(f"{base}farm/2000id_/{url}").read()
+                served = urllib.request.urlopen(url).read()
+                assert raw == served
+                page = urllib.request.urlopen(f"{base}farm/{url}").read().decode("utf-8", "replace")
+                assert _html_escape(article["title"]) in page
+                checked += 1
+        assert checked >= 10
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _html_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
