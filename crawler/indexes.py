@@ -168,3 +168,33 @@ def finish_output(layout: OutputLayout, wacz: bool = False) -> dict[str, str]:
     if wacz:
         written["wacz"] = str(write_wacz(layout))
     return written
+
+
+class IndexOnClose:
+    """Scrapy extension: writes the indexes once the crawl's WARC files are closed.
+
+    Connected after the WARC capture, so its ``spider_closed`` runs after the last
+    file was renamed from ``.open``. Makes ``scrapy crawl`` and ``autoblog-archive
+    crawl`` leave the same output.
+    """
+
+    def __init__(self, crawler) -> None:
+        settings = crawler.settings
+        self.stats = crawler.stats
+        self.layout = OutputLayout(settings["OUTPUT_DIR"], settings.get("CRAWL_NAME", "autoblog"))
+        self.wacz = settings.getbool("WACZ_ENABLED")
+
+    @classmethod
+    def from_crawler(cls, crawler) -> IndexOnClose:
+        from scrapy import signals
+
+        ext = cls(crawler)
+        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
+        return ext
+
+    def spider_closed(self, spider, reason: str) -> None:
+        try:
+            self.stats.set_value("output/written", finish_output(self.layout, wacz=self.wacz))
+        except (OSError, subprocess.CalledProcessError) as exc:
+            logger.error("writing the indexes of %s failed: %s", self.layout.root, exc)
+            self.stats.set_value("output/index_error", str(exc))

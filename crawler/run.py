@@ -19,7 +19,7 @@ import orjson
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
-from crawler.indexes import OutputLayout, finish_output
+from crawler.indexes import OutputLayout
 from spiders.autoblog import AutoblogSpider
 
 logger = logging.getLogger(__name__)
@@ -47,11 +47,7 @@ def crawl_settings(
     settings.setmodule("crawler.settings", priority="project")
     if fast:
         settings.update(FAST_SETTINGS, priority="cmdline")
-    layout = OutputLayout(output, name)
-    settings.update(
-        {"WARC_DIR": str(layout.archive), "CRAWL_NAME": name, "OUTPUT_DIR": str(output)},
-        priority="cmdline",
-    )
+    settings.update({"CRAWL_NAME": name, "OUTPUT_DIR": str(output)}, priority="cmdline")
     if overrides:
         settings.update(overrides, priority="cmdline")
     return settings
@@ -101,7 +97,9 @@ def run_crawl(
     """Crawl ``urls`` into ``output``; returns (exit code, summary)."""
     output = Path(output)
     name = name or default_name(urls[0])
-    settings = crawl_settings(output, name, fast=fast, overrides=overrides)
+    settings = crawl_settings(
+        output, name, fast=fast, overrides=(overrides or {}) | {"WACZ_ENABLED": wacz}
+    )
     started = datetime.now(UTC)
     process = CrawlerProcess(settings, install_root_handler=True)
     crawler_ = process.create_crawler(AutoblogSpider)
@@ -111,12 +109,12 @@ def run_crawl(
     reason = stats.get("finish_reason", "unknown")
     summary = summarize(stats, crawler_.spider, reason)
     layout = OutputLayout(output, name)
-    summary["written"] = finish_output(layout, wacz=wacz)
+    summary["written"] = stats.get("output/written", {})
     summary["started"] = started.isoformat()
     summary["finished"] = datetime.now(UTC).isoformat()
     summary["seeds"] = list(urls)
     layout.summary.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
-    if reason != "finished" or not summary["responses"]:
+    if reason != "finished" or not summary["responses"] or not summary["written"]:
         code = EXIT_FAILED
     elif summary["errors"]:
         code = EXIT_PARTIAL

@@ -53,12 +53,18 @@ EXTENSIONS = {
     "pipelines.warc_capture.WarcCapture": 100,
     "crawler.politeness.CrawlDelay": 200,
     "crawler.progress.Progress": 500,
+    "crawler.indexes.IndexOnClose": 900,
 }
 ITEM_PIPELINES: dict[str, int] = {}
 
+# Output: OUTPUT_DIR is a pywb root; WARCs go to collections/<CRAWL_NAME>/archive/.
+OUTPUT_DIR = "output/crawl"
+CRAWL_NAME = "autoblog"
+WACZ_ENABLED = False
+
 # WARC capture (pipelines.warc_capture)
 WARC_ENABLED = True
-WARC_DIR = None  # set by crawler.run from --output
+WARC_DIR = None  # None: derived from OUTPUT_DIR and CRAWL_NAME
 WARC_MAX_SIZE = 1_000_000_000
 WARC_OPERATOR = "unknown operator"
 

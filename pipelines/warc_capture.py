@@ -28,6 +28,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.timeutils import datetime_to_iso_date
 
 import crawler
+from crawler.indexes import OutputLayout
 from crawler.outlinks import page_outlinks
 from crawler.warcfiles import RecordLocation, RollingWarcWriter, make_record_builder
 
@@ -83,13 +84,11 @@ class WarcCapture:
         settings = crawler_.settings
         if not settings.getbool("WARC_ENABLED", True):
             raise NotConfigured
-        directory = settings.get("WARC_DIR")
-        if not directory:
-            raise NotConfigured("WARC_DIR is not set")
+        name = settings.get("CRAWL_NAME", "autoblog")
+        directory = settings.get("WARC_DIR") or OutputLayout(settings["OUTPUT_DIR"], name).archive
         self.crawler = crawler_
         self.stats = crawler_.stats
         self.builder = make_record_builder()
-        name = settings.get("CRAWL_NAME", "autoblog")
         self.writer = RollingWarcWriter(
             directory=Path(directory),
             prefix=SAFE_PREFIX.sub("-", settings.get("WARC_PREFIX", name)),

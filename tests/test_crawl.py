@@ -303,3 +303,60 @@ def test_replay_in_pywb(crawled):
 
 def _html_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def test_scrapy_crawl_command_gives_the_same_output(tmp_path):
+    with start_farm(autoblogs=1, articles=8, engine=["0.3.0"]) as farm:
+        result = subprocess.run(
+            [
+                str(BIN / "scrapy"),
+                "crawl",
+                "autoblog",
+                "-a",
+                f"url={farm.url}",
+                "-s",
+                f"OUTPUT_DIR={tmp_path}",
+                "-s",
+                "CRAWL_NAME=sc",
+                "-s",
+                "DOWNLOAD_DELAY=0",
+                "-s",
+                "AUTOTHROTTLE_ENABLED=False",
+                "-s",
+                "CONCURRENT_REQUESTS_PER_DOMAIN=8",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+            timeout=300,
+        )
+        truth = farm.truth()["autoblogs"]
+    assert result.returncode == 0, result.stderr[-2000:]
+    captured = {unquote(u) for u, _, _ in responses(tmp_path / "collections" / "sc" / "archive")}
+    for blog in truth.values():
+        for article in blog["articles"]:
+            if article["reachable"]:
+                assert unquote(article["url"]) in captured
+    assert run_cli("verify", str(tmp_path)).returncode == 0
+
+
+def test_robots_crawl_delay_is_applied(tmp_path):
+    """--fast lifts our own delays but never the farm's Crawl-delay."""
+    with start_farm(autoblogs=1, articles=5, robots="User-agent: *\nCrawl-delay: 0.4\n") as farm:
+        result = run_cli("crawl", farm.url, "-o", str(tmp_path), "--name", "cd", "--fast")
+        log = [r for r in farm.requests() if r["path"] != "/robots.txt"]
+    assert result.returncode == 0, result.stderr[-2000:]
+    times = sorted(r["time"] for r in log)
+    assert len(times) >= 8
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert min(gaps) >= 0.35, gaps
+
+
+def test_demo_command(tmp_path):
+    out = tmp_path / "demo"
+    result = run_cli("demo", "--output", str(out), "--autoblogs", "5", "--articles", "12")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "verify: OK" in result.stdout
+    assert "wayback" in result.stdout
+    assert (out / "demo.wacz").exists()
+    assert list((out / "collections" / "demo" / "archive").glob("*.warc.gz"))
