@@ -12,12 +12,13 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Mapping
 from pathlib import Path
 
 import orjson
 from cdxj_indexer.main import write_cdx_index
 from warcio.archiveiterator import ArchiveIterator
+from warcio.timeutils import timestamp_to_iso_date
 
 from crawler.templates import parse_page
 
@@ -88,41 +89,44 @@ def write_cdxj(layout: OutputLayout) -> Path:
     return layout.cdxj
 
 
-def iter_pages(warc: Path) -> Iterator[dict]:
-    """pages.jsonl entries (url, ISO ``ts``, title) for the HTML 200 responses of one WARC."""
-    with open(warc, "rb") as fh:
-        for record in ArchiveIterator(fh):
-            if record.rec_type != "response" or record.http_headers is None:
-                continue
-            headers = record.http_headers
-            if headers.get_statuscode() != "200":
-                continue
-            if "html" not in (headers.get_header("Content-Type") or "").lower():
-                continue
-            url = record.rec_headers.get_header("WARC-Target-URI")
-            try:
-                body = record.content_stream().read()  # warcio undoes Content-Encoding
-            except (OSError, EOFError, ValueError) as exc:
-                logger.warning("pages.jsonl: cannot decode %s (%s)", url, exc)
-                continue
-            page = parse_page(body, url)
-            if page.kind == "article" and page.articles:
-                title = page.articles[0].title
-            else:
-                title = page.site_title or url
-            yield {
-                "url": url,
-                "ts": record.rec_headers.get_header("WARC-Date"),
-                "title": title,
-            }
+def page_title(body: bytes, url: str) -> str:
+    """An article page's title is the article's; any other page's, the site's."""
+    page = parse_page(body, url)
+    if page.kind == "article" and page.articles:
+        return page.articles[0].title
+    return page.site_title or url
 
 
-def write_pages(layout: OutputLayout) -> Path:
-    with open(layout.pages, "wb") as out:
+def _title_at(layout: OutputLayout, fields: dict) -> str:
+    with open(layout.archive / fields["filename"], "rb") as fh:
+        fh.seek(int(fields["offset"]))
+        record = next(iter(ArchiveIterator(fh)))
+        try:
+            body = record.content_stream().read()  # warcio undoes Content-Encoding
+        except (OSError, EOFError, ValueError) as exc:
+            logger.warning("pages.jsonl: cannot decode %s (%s)", fields["url"], exc)
+            return fields["url"]
+    return page_title(body, fields["url"])
+
+
+def write_pages(layout: OutputLayout, titles: Mapping[str, str] | None = None) -> Path:
+    """pages.jsonl (url, ISO ``ts``, title) for every HTML 200 capture in the CDXJ.
+
+    Titles the spider already read are passed in; the others (``reindex``) are read
+    back from the WARC record the CDXJ line points at.
+    """
+    titles = titles or {}
+    with open(layout.pages, "wb") as out, open(layout.cdxj, encoding="utf-8") as cdxj:
         out.write(orjson.dumps(PAGES_HEADER, option=orjson.OPT_APPEND_NEWLINE))
-        for warc in layout.warcs():
-            for page in iter_pages(warc):
-                out.write(orjson.dumps(page, option=orjson.OPT_APPEND_NEWLINE))
+        for line in cdxj:
+            _key, ts, blob = line.rstrip("\n").split(" ", 2)
+            fields = orjson.loads(blob)
+            if fields.get("status") != "200" or "html" not in fields.get("mime", ""):
+                continue
+            url = fields["url"]
+            title = titles.get(url) or _title_at(layout, fields)
+            entry = {"url": url, "ts": timestamp_to_iso_date(ts), "title": title}
+            out.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
     return layout.pages
 
 
@@ -158,11 +162,13 @@ def write_wacz(layout: OutputLayout) -> Path:
     return layout.wacz
 
 
-def finish_output(layout: OutputLayout, wacz: bool = False) -> dict[str, str]:
+def finish_output(
+    layout: OutputLayout, wacz: bool = False, titles: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Write every index of a collection; returns what was written."""
     written = {
         "cdxj": str(write_cdxj(layout)),
-        "pages": str(write_pages(layout)),
+        "pages": str(write_pages(layout, titles)),
         "pywb_config": str(write_pywb_config(layout)),
     }
     if wacz:
@@ -194,7 +200,9 @@ class IndexOnClose:
 
     def spider_closed(self, spider, reason: str) -> None:
         try:
-            self.stats.set_value("output/written", finish_output(self.layout, wacz=self.wacz))
+            titles = getattr(spider, "page_titles", None)
+            written = finish_output(self.layout, wacz=self.wacz, titles=titles)
+            self.stats.set_value("output/written", written)
         except (OSError, subprocess.CalledProcessError) as exc:
             logger.error("writing the indexes of %s failed: %s", self.layout.root, exc)
             self.stats.set_value("output/index_error", str(exc))

@@ -80,6 +80,8 @@ def summarize(stats: dict[str, Any], spider: AutoblogSpider | None, reason: str)
         "errors": stats.get("errors/fetch", 0) + stats.get("warc/write_errors", 0),
         "truncated": stats.get("warc/truncated", 0),
         "warc_files": stats.get("warc/files", []),
+        "corpus_records": stats.get("corpus/records", 0),
+        "corpus_shards": stats.get("corpus/shards", []),
         "skipped": skipped,
         "autoblogs": autoblogs,
     }
@@ -138,6 +140,9 @@ def print_summary(summary: dict, out=sys.stdout) -> None:
         )
     for name in summary["warc_files"]:
         print(f"  wrote {name}", file=out)
+    if summary["corpus_shards"]:
+        print(f"  corpus: {summary['corpus_records']} article records in "
+              f"{len(summary['corpus_shards'])} shard(s)", file=out)
     for reason, count in sorted(summary["skipped"].items()):
         print(f"  skipped {count} x {reason}", file=out)
 

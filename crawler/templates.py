@@ -70,7 +70,7 @@ class ParsedPage:
     script_removed: bool = False
     error_trailer: bool = False
     has_update_block: bool = False
-    links: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)  # footer links
     requisites: list[str] = field(default_factory=list)
 
 
@@ -188,6 +188,13 @@ def detect_engine(doc: HtmlElement) -> str | None:
             return "2025"
         return "0.3"
     if doc.xpath("//div[contains(@class,'article')]") or doc.xpath("//div[@class='header']"):
+        # 0.1 first: its pages may carry the same "../../" header link as 0.3.0, but only
+        # 0.1 permalinks start with a YYYYMMDD_HHMMSS_ timestamp.
+        if any(
+            V01_PERMALINK.match(urlsplit(h).query)
+            for h in doc.xpath("//div[contains(@class,'article')]//h2/a/@href")
+        ):
+            return "0.1"
         header_links = doc.xpath("//div[@class='header']//h1/a/@href")
         if any(h.startswith(("../../", "./")) for h in header_links):
             return "0.3.0"
@@ -283,7 +290,16 @@ def parse_page(body: str | bytes, url: str, mark_removed: bool = False) -> Parse
             site_title = _text(h1_links[-1])
         src = doc.xpath("//body/header/p/a/@href | //div[@class='header']/p/a/@href")
         site_url = src[0] if src else None
-    links = [h for h in (_abs(url, x) for x in doc.xpath("//a/@href")) if h]
+    # Footer links only (feed, OPML, media list, vvb.ini, articles.db): resolving every
+    # anchor of a page costs more than the rest of the parse.
+    links = [
+        h
+        for h in (
+            _abs(url, x)
+            for x in doc.xpath("/html/body/footer//a/@href | //div[@class='footer']//a/@href")
+        )
+        if h
+    ]
     requisites = [
         h
         for h in (

@@ -81,6 +81,8 @@ class AutoblogSpider(Spider):
         self.pages_per_autoblog: Counter[str] = Counter()
         self.articles_per_autoblog: Counter[str] = Counter()
         self._permalinks_seen: set[str] = set()
+        # Titles for pages.jsonl, so indexing need not parse every page again.
+        self.page_titles: dict[str, str] = {}
 
     async def start(self) -> AsyncIterator[Request]:
         for seed in self.seeds:
@@ -167,12 +169,17 @@ class AutoblogSpider(Spider):
             yield from self.parse_farm(response)
             return
         base = autoblog_base(response.url)
+        if page.kind == "article" and page.articles:
+            self.page_titles[response.url] = page.articles[0].title
+        elif page.site_title:
+            self.page_titles[response.url] = page.site_title
         if page.engine:
             if base not in self.engines:
                 self.engines[base] = page.engine
                 for name in ENGINE_FILES.get(page.engine, ()):
                     yield from self._follow(base + name, "engine file")
             self.pages_per_autoblog[base] += 1
+        yield self.page_item(response, page.kind)
         for link in page.page_links:
             yield from self._follow(link, "pagination")
         for article in page.articles:
@@ -208,6 +215,19 @@ class AutoblogSpider(Spider):
                 yield from self._follow(root + export, "farm export")
         for src in response.xpath("//img/@src | //link[@rel='stylesheet']/@href").getall():
             yield from self._follow(response.urljoin(src), "page requisite")
+
+    def page_item(self, response: TextResponse, kind: str) -> dict:
+        """The captured page itself, for the corpus pipeline (body as Scrapy decoded it)."""
+        return {
+            "type": "page",
+            "url": response.url,
+            "kind": kind,
+            "http_status": response.status,
+            "headers": response.headers,
+            "body": response.body,
+            "warc": response.meta.get("warc"),
+            "warc_date": response.meta.get("warc_date"),
+        }
 
     def article_item(self, response: Response, kind: str, engine: str | None, article) -> dict:
         """One item per article block seen, for the corpus pipeline and the summary."""
