@@ -28,30 +28,21 @@ def _lazy(module: str, func: str) -> Handler:
     return handler
 
 
-COMMANDS: list[tuple[str, str, str, str, str]] = [
-    # name, help, module, add-arguments function, run function
-    (
-        "crawl",
-        "crawl farms or autoblogs into WARC files",
-        "crawler.run",
-        "add_crawl_arguments",
-        "run_crawl_command",
-    ),
-    (
-        "verify",
-        "check an output folder's WARCs and indexes",
-        "crawler.verify",
-        "add_verify_arguments",
-        "run_verify",
-    ),
-    (
-        "demo",
-        "serve the sample farm, crawl it into output/demo, verify it",
-        "crawler.demo",
-        "add_demo_arguments",
-        "run_demo",
-    ),
-]
+# name: (help, module, add-arguments function, run function)
+COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "crawl": ("crawl farms or autoblogs into WARC files and a corpus", "crawler.run",
+              "add_crawl_arguments", "run_crawl_command"),
+    "verify": ("check an output folder's WARCs and indexes", "crawler.verify",
+               "add_verify_arguments", "run_verify"),
+    "demo": ("serve the sample farm, crawl it into output/demo, verify it", "crawler.demo",
+             "add_demo_arguments", "run_demo"),
+    "replay": ("replay an output folder in pywb (from .venv-pywb)", "crawler.replay",
+               "add_replay_arguments", "run_replay"),
+    "extract": ("rebuild the research corpus from WARC files alone", "crawler.offline",
+                "add_extract_arguments", "run_extract"),
+    "package": ("turn a corpus into a dataset (manifest, card, Parquet)", "crawler.package",
+                "add_package_arguments", "run_package"),
+}  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     farm.set_defaults(handler=_sample_farm)
     import importlib
 
-    for name, help_text, module, add_args, run in COMMANDS:
+    for name, (help_text, module, add_args, run) in COMMANDS.items():
         cmd = sub.add_parser(name, help=help_text)
         getattr(importlib.import_module(module), add_args)(cmd)
         cmd.set_defaults(handler=_lazy(module, run))

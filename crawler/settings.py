@@ -55,7 +55,14 @@ EXTENSIONS = {
     "crawler.progress.Progress": 500,
     "crawler.indexes.IndexOnClose": 900,
 }
-ITEM_PIPELINES: dict[str, int] = {}
+ITEM_PIPELINES = {
+    "pipelines.corpus.CorpusPipeline": 300,
+}
+
+# Research corpus (pipelines.corpus): extraction in worker processes.
+CORPUS_ENABLED = True
+CORPUS_WORKERS = 2
+CORPUS_TIMEOUT = 30.0
 
 # Output: OUTPUT_DIR is a pywb root; WARCs go to collections/<CRAWL_NAME>/archive/.
 OUTPUT_DIR = "output/crawl"

@@ -131,6 +131,7 @@ class WarcCapture:
             "payload_digest": self._last_payload_digest,
             "http_status": response.status,
         }
+        request.meta["warc_date"] = self._last_warc_date
         for callback in self.on_capture:
             callback(response, request, locations[0])
 
@@ -153,6 +154,7 @@ class WarcCapture:
         metadata_rec = self._metadata_record(response, request, warc_date, response_id, latency)
         locations = self.writer.write_group([response_rec, request_rec, metadata_rec])
         self._last_payload_digest = response_rec.rec_headers.get_header("WARC-Payload-Digest")
+        self._last_warc_date = warc_date
         self.stats.inc_value("warc/records", count=3)
         self.stats.inc_value("warc/responses")
         self.stats.inc_value("warc/payload_bytes", count=len(response.body))

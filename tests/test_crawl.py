@@ -10,61 +10,19 @@ import gzip
 import os
 import re
 import subprocess
-import sys
 import urllib.request
 from collections import Counter
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from conftest import BIN, responses, run_cli
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.samplefarm import start_farm
 from crawler.scope import forbidden_reason
 
-ENGINES = ["0.3.4", "0.3.0", "0.2", "0.1", "2025", "0.3.1"]
-BIN = Path(sys.executable).parent
 FORBIDDEN = re.compile(r"[?&](update|updateall|reset_cache|check=|q=)|xsaf\d*\.php", re.I)
-
-
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "autoblog-archive"), *args], capture_output=True, text=True, timeout=timeout
-    )
-
-
-def responses(archive: Path) -> list[tuple[str, object, bytes]]:
-    """(target URI, http headers, raw stored body) of every response record."""
-    out = []
-    for path in sorted(archive.glob("*.warc.gz")):
-        with open(path, "rb") as fh:
-            for record in ArchiveIterator(fh, no_record_parse=False):
-                if record.rec_type == "response":
-                    uri = record.rec_headers.get_header("WARC-Target-URI")
-                    out.append((uri, record.http_headers, record.raw_stream.read()))
-    return out
-
-
-@pytest.fixture(scope="module")
-def crawled(tmp_path_factory):
-    """A farm with every engine, gzip on one autoblog, a hidden one, and a robots.txt."""
-    out = tmp_path_factory.mktemp("crawl")
-    with start_farm(
-        autoblogs=7,
-        articles=23,
-        engine=ENGINES,
-        fault=["1:gzip", "6:disabled", "*:update"],
-        robots="User-agent: *\nDisallow: /private/\n",
-    ) as farm:
-        result = run_cli("crawl", farm.url, "--output", str(out), "--name", "farm", "--fast")
-        yield {
-            "farm": farm,
-            "out": out,
-            "result": result,
-            "requests": farm.requests(),
-            "truth": farm.truth()["autoblogs"],
-            "responses": responses(out / "collections" / "farm" / "archive"),
-        }
 
 
 def test_crawl_command_succeeds(crawled):

@@ -6,18 +6,15 @@ from __future__ import annotations
 import json
 import re
 import urllib.request
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from conftest import REFERENCE_PAGES
 from lxml import etree, html
 
 from crawler.samplefarm import start_farm
 
-REF = Path(__file__).resolve().parents[2] / "shared" / "autoblog-reference" / "pages"
-if not REF.is_dir():
-    REF = Path("/work/shared/autoblog-reference/pages")
-pytestmark = pytest.mark.skipif(not REF.is_dir(), reason="reference pages not available")
+REF = REFERENCE_PAGES
 
 FR_DATE = re.compile(
     r"^(lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche) ( \d|\d\d) (janvier|février|mars|"

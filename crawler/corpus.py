@@ -1,0 +1,745 @@
+"""Corpus building: captured pages in, deterministic gzip JSONL shards out.
+
+:class:`CorpusBuilder` is shared by the crawl-time pipeline and the offline ``extract``
+command, so both write the same corpus from the same captures. Why it looks like this:
+
+- trafilatura is CPU bound, not thread-safe, has no timeout and grows in memory, so
+  extraction runs in worker processes (:class:`ExtractionPool`): one document at a time per
+  worker, killed and replaced past a time limit, recycled after N documents. ``add_page``
+  only queues work and returns, so a Scrapy reactor thread never waits on extraction.
+- Results are spooled to a temporary file (only a small index stays in memory) and the
+  corpus is written at :meth:`CorpusBuilder.close`, where the whole picture is known:
+  which articles were only ever seen on index pages, exact and near duplicates, and a
+  deterministic order (url, then id) so shards are byte-identical across runs.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import multiprocessing as mp
+import multiprocessing.connection as mpc
+import os
+import queue
+import tempfile
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from crawler.dates import utc_iso
+from crawler.extraction import (
+    EXTRACTION_INFO,
+    canonical_url,
+    charset_from_content_type,
+    extract_page,
+    hamming,
+    repair_surrogates,
+    text_fields,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WORKERS = 2
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MAX_TASKS = 500
+RECORDS_PER_SHARD = 50_000
+NEAR_DUP_DISTANCE = 3  # SimHash bits; 4 blocks of 16 bits make this exact (pigeonhole)
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+# ---------------------------------------------------------------- worker side
+
+
+def _read_warc_response(path: str, offset: int, length: int) -> dict[str, Any]:
+    """One response record (one gzip member) -> decoded body + the headers extraction needs."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        data = fh.read(length)
+    record = next(iter(ArchiveIterator(BytesIO(data))))
+    flags: list[str] = []
+    try:
+        body = record.content_stream().read()
+    except Exception:  # a broken Content-Encoding: keep the raw bytes, flagged
+        record = next(iter(ArchiveIterator(BytesIO(data))))
+        body = record.raw_stream.read()
+        flags.append("content_decoding_error")
+    http = record.http_headers
+    return {
+        "body": body,
+        "charset": charset_from_content_type(http.get_header("Content-Type") if http else None),
+        "flags": flags,
+    }
+
+
+def process_task(payload: dict[str, Any]) -> dict[str, Any]:
+    """Run one extraction task (in a worker process, or inline for debugging)."""
+    if payload.get("debug_sleep"):
+        time.sleep(payload["debug_sleep"])  # test hook: simulates a hanging extraction
+    if "block_html" in payload:  # deferred text of an index block (see CorpusBuilder.close)
+        return text_fields(payload["block_html"])
+    extra: list[str] = []
+    if "warc_path" in payload:
+        got = _read_warc_response(payload["warc_path"], payload["offset"], payload["length"])
+        body, charset, extra = got["body"], got["charset"], got["flags"]
+    else:
+        body, charset = payload["body"], payload.get("charset")
+    result = extract_page(
+        body, payload["url"], charset, payload.get("http_status", 200), index_text=False
+    )
+    if extra:
+        result["flags"] += extra
+        for art in result["articles"]:
+            art["quality_flags"] = sorted(set(art["quality_flags"]) | set(extra))
+    return result
+
+
+def _worker_main(conn: mpc.Connection) -> None:
+    """Worker loop: one task at a time; ``None`` means exit (recycling or shutdown)."""
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        task_id, payload = msg
+        try:
+            conn.send((task_id, True, process_task(payload)))
+        except Exception as exc:  # noqa: BLE001 - report, never kill the run
+            conn.send((task_id, False, f"{type(exc).__name__}: {exc}"))
+
+
+# ---------------------------------------------------------------- pool
+
+
+def _mp_context() -> mp.context.BaseContext:
+    """forkserver: safe next to threads (reactor), cheap respawns after a kill."""
+    try:
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["crawler.corpus"])
+        return ctx
+    except ValueError:
+        return mp.get_context("spawn")
+
+
+@dataclass
+class _Worker:
+    proc: Any
+    conn: mpc.Connection
+    task: tuple[int, float] | None = None  # (task id, deadline)
+    done: int = 0
+
+
+class ExtractionPool:
+    """Worker processes with a per-document time limit and recycling.
+
+    ``submit`` never blocks; results (or failures) go to ``on_result(task_id, ok, value)``
+    from the pool's dispatcher thread. ``value`` is the result dict, or a reason string
+    (``timeout``, ``worker_died``, ``ExceptionName: message``).
+    """
+
+    def __init__(
+        self,
+        on_result: Callable[[int, bool, Any], None],
+        workers: int = DEFAULT_WORKERS,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_tasks_per_worker: int = DEFAULT_MAX_TASKS,
+    ) -> None:
+        self.on_result = on_result
+        self.n_workers = max(1, workers)
+        self.timeout = timeout
+        self.max_tasks = max(1, max_tasks_per_worker)
+        self.ctx = _mp_context()
+        self._queue: queue.SimpleQueue[tuple[int, dict[str, Any]] | None] = queue.SimpleQueue()
+        self._pending = 0
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self.stats = {"timeouts": 0, "crashes": 0, "errors": 0, "recycled": 0, "spawned": 0}
+
+    def submit(self, task_id: int, payload: dict[str, Any]) -> None:
+        with self._cond:
+            self._pending += 1
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="extraction-dispatcher", daemon=True
+                )
+                self._thread.start()
+        self._queue.put((task_id, payload))
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def join(self) -> None:
+        """Wait until every submitted task has a result, then stop the workers."""
+        with self._cond:
+            while self._pending:
+                self._cond.wait(0.5)
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    # -- dispatcher thread
+    def _spawn(self) -> _Worker:
+        parent, child = self.ctx.Pipe(duplex=True)
+        proc = self.ctx.Process(target=_worker_main, args=(child,), daemon=True)
+        proc.start()
+        child.close()
+        self.stats["spawned"] += 1
+        return _Worker(proc=proc, conn=parent)
+
+    @staticmethod
+    def _stop(w: _Worker, kill: bool) -> None:
+        if kill:
+            w.proc.kill()
+        else:
+            try:
+                w.conn.send(None)
+            except OSError:
+                w.proc.kill()
+        w.proc.join(timeout=5)
+        if w.proc.is_alive():
+            w.proc.kill()
+            w.proc.join()
+        w.conn.close()
+
+    def _finish(self, task_id: int, ok: bool, value: Any) -> None:
+        try:
+            self.on_result(task_id, ok, value)
+        except Exception:  # noqa: BLE001 - a bad result must not stop the dispatcher
+            logger.exception("corpus: result handler failed for task %s", task_id)
+        with self._cond:
+            self._pending -= 1
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        workers: list[_Worker] = []
+        backlog: deque[tuple[int, dict[str, Any]]] = deque()
+        try:
+            self._loop(workers, backlog)
+        except Exception:  # noqa: BLE001 - never leave join() waiting forever
+            logger.exception("corpus: extraction dispatcher failed")
+            for w in workers:
+                if w.task is not None:
+                    backlog.appendleft((w.task[0], {}))
+            for task_id, _ in backlog:
+                self._finish(task_id, False, "dispatcher_failed")
+        finally:
+            for w in workers:
+                self._stop(w, kill=w.task is not None)
+
+    def _loop(self, workers: list[_Worker], backlog: deque[tuple[int, dict[str, Any]]]) -> None:
+        stop = False
+        while True:
+            busy = [w for w in workers if w.task is not None]
+            try:
+                idle_wait = not backlog and not busy
+                item = self._queue.get(timeout=0.1) if idle_wait else self._queue.get_nowait()
+                while True:
+                    if item is None:
+                        stop = True
+                    else:
+                        backlog.append(item)
+                    item = self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            if stop and not backlog and not busy:
+                return
+            # Hand out work (one document per worker at a time).
+            while backlog:
+                idle = next((w for w in workers if w.task is None), None)
+                if idle is None and len(workers) < self.n_workers:
+                    idle = self._spawn()
+                    workers.append(idle)
+                if idle is None:
+                    break
+                task_id, payload = backlog.popleft()
+                try:
+                    idle.conn.send((task_id, payload))
+                    idle.task = (task_id, time.monotonic() + self.timeout)
+                except OSError:
+                    self._replace(workers, idle, kill=True)
+                    backlog.appendleft((task_id, payload))
+            busy = [w for w in workers if w.task is not None]
+            if not busy:
+                continue
+            first_deadline = min(w.task[1] for w in busy if w.task is not None)
+            wait_for = max(0.0, min(first_deadline - time.monotonic(), 0.1))
+            ready = set(mpc.wait([w.conn for w in busy], timeout=wait_for))
+            for w in busy:
+                assert w.task is not None
+                task_id, deadline = w.task
+                if w.conn in ready:
+                    try:
+                        got_id, ok, value = w.conn.recv()
+                    except (EOFError, OSError):
+                        self.stats["crashes"] += 1
+                        logger.warning("corpus: extraction worker died on task %s", task_id)
+                        self._replace(workers, w, kill=True)
+                        self._finish(task_id, False, "worker_died")
+                        continue
+                    w.task = None
+                    w.done += 1
+                    if not ok:
+                        self.stats["errors"] += 1
+                    self._finish(got_id, ok, value)
+                    if w.done >= self.max_tasks:
+                        self.stats["recycled"] += 1
+                        self._replace(workers, w, kill=False)
+                elif time.monotonic() > deadline:
+                    self.stats["timeouts"] += 1
+                    logger.warning(
+                        "corpus: extraction of task %s exceeded %.1fs; worker killed",
+                        task_id,
+                        self.timeout,
+                    )
+                    self._replace(workers, w, kill=True)
+                    self._finish(task_id, False, "timeout")
+
+    def _replace(self, workers: list[_Worker], w: _Worker, kill: bool) -> None:
+        """Stop ``w``; a new worker is spawned lazily when there is work for it."""
+        workers.remove(w)
+        self._stop(w, kill=kill)
+
+
+# ---------------------------------------------------------------- builder
+
+
+def _header(headers: Any, name: str) -> str | None:
+    """One header value from a Scrapy ``Headers``, a mapping, pairs, or warcio headers."""
+    if headers is None:
+        return None
+    if hasattr(headers, "get_header"):
+        return headers.get_header(name)
+    items: Iterable[tuple[Any, Any]] = headers.items() if hasattr(headers, "items") else headers
+    want = name.lower()
+    for key, value in items:
+        k = key.decode("latin-1") if isinstance(key, bytes) else str(key)
+        if k.lower() != want:
+            continue
+        if isinstance(value, list | tuple):
+            value = value[0] if value else None
+        if isinstance(value, bytes):
+            value = value.decode("latin-1")
+        return value
+    return None
+
+
+def is_html(content_type: str | None) -> bool:
+    """No Content-Type at all is accepted (sniffed later); otherwise (X)HTML only."""
+    if not content_type:
+        return True
+    return content_type.split(";")[0].strip().lower() in HTML_TYPES
+
+
+@dataclass
+class _Meta:
+    url: str
+    warc: dict[str, Any] | None
+    crawl_date: str | None
+    http_status: int
+
+
+POINTER_KEYS = ("filename", "record_id", "offset", "length", "payload_digest", "http_status")
+
+
+def _ordered_pointer(pointer: Mapping[str, Any]) -> dict[str, Any]:
+    """The same key order whoever made the pointer, so shards are byte-identical."""
+    ordered = {k: pointer[k] for k in POINTER_KEYS if k in pointer}
+    return ordered | {k: v for k, v in pointer.items() if k not in ordered}
+
+
+@dataclass
+class _Entry:
+    """What the builder keeps in memory per spooled record."""
+
+    kind: str  # "permalink" | "index"
+    key: str  # canonical permalink
+    order: tuple[str, str, int]  # deterministic choice among index sightings
+    offset: int
+    length: int
+
+
+@dataclass
+class CorpusStats:
+    pages: int = 0
+    pages_skipped: int = 0
+    permalink_records: int = 0
+    index_only_records: int = 0
+    failures: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class CorpusBuilder:
+    """Collects captured pages, writes ``<output_dir>/corpus/part-NNNNN.jsonl.gz`` at close.
+
+    Usable from a Scrapy item pipeline (``add_page`` is cheap: it queues the page for the
+    worker processes and returns) and from :func:`crawler.offline.extract_warcs`.
+    """
+
+    def __init__(
+        self,
+        output_dir: str | os.PathLike[str],
+        workers: int = DEFAULT_WORKERS,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_tasks_per_worker: int = DEFAULT_MAX_TASKS,
+        records_per_shard: int = RECORDS_PER_SHARD,
+        near_dup_distance: int = NEAR_DUP_DISTANCE,
+        debug_sleep: Mapping[str, float] | None = None,
+    ) -> None:
+        self.output_dir = Path(output_dir)
+        self.corpus_dir = self.output_dir / "corpus"
+        self.records_per_shard = records_per_shard
+        self.near_dup_distance = near_dup_distance
+        self.debug_sleep = dict(debug_sleep or {})
+        self.pool = ExtractionPool(self._on_result, workers, timeout, max_tasks_per_worker)
+        self.corpus_dir.mkdir(parents=True, exist_ok=True)
+        self._spool = tempfile.TemporaryFile(prefix="corpus-spool-", dir=self.corpus_dir)
+        self._lock = threading.Lock()
+        self._meta: dict[int, _Meta | int] = {}
+        self._block_text: dict[int, dict[str, Any] | None] = {}
+        self._entries: list[_Entry] = []
+        self._problems: dict[str, set[str]] = defaultdict(set)  # permalink key -> flags
+        self._skipped: list[dict[str, Any]] = []
+        self._next_id = 0
+        self._closed = False
+        self.stats = CorpusStats()
+
+    # -- input
+    def add_page(
+        self,
+        url: str,
+        body: bytes | None = None,
+        headers: Any = None,
+        encoding: str | None = None,
+        http_status: int = 200,
+        warc_pointer: Mapping[str, Any] | None = None,
+        crawl_date: datetime | str | None = None,
+        warc_path: str | os.PathLike[str] | None = None,
+    ) -> bool:
+        """Queue one captured page; returns False when it is not an HTML 200/404 page.
+
+        ``body`` is the payload after Content-Encoding decoding (Scrapy's ``response.body``);
+        ``headers`` (the HTTP response headers) give the declared charset, ``encoding``
+        overrides it. Give either ``body`` or ``warc_path`` (the worker then reads the record
+        at ``warc_pointer['offset']``). ``crawl_date`` should be the record's WARC-Date so
+        that crawl-time and offline corpora match.
+        """
+        if self._closed:
+            raise RuntimeError("CorpusBuilder is closed")
+        content_type = _header(headers, "Content-Type")
+        if http_status not in (200, 404) or not is_html(content_type):
+            self.stats.pages_skipped += 1
+            return False
+        charset = encoding or charset_from_content_type(content_type)
+        pointer = _ordered_pointer(warc_pointer) if warc_pointer else None
+        if pointer is not None:
+            pointer.setdefault("http_status", http_status)
+            # For records built from an index page, this is that page, not the record's url.
+            pointer.setdefault("target_uri", url)
+        payload: dict[str, Any] = {"url": url, "charset": charset, "http_status": http_status}
+        if warc_path is not None:
+            if pointer is None:
+                raise ValueError("warc_path needs warc_pointer (offset, length)")
+            payload.update(warc_path=str(warc_path), offset=pointer["offset"])
+            payload["length"] = pointer["length"]
+        else:
+            payload["body"] = bytes(body or b"")
+        for marker, seconds in self.debug_sleep.items():
+            if marker in url:
+                payload["debug_sleep"] = seconds
+        with self._lock:
+            task_id = self._next_id
+            self._next_id += 1
+            self._meta[task_id] = _Meta(url, pointer, utc_iso(crawl_date), http_status)
+            self.stats.pages += 1
+        self.pool.submit(task_id, payload)
+        return True
+
+    # -- results (dispatcher thread)
+    def _on_result(self, task_id: int, ok: bool, value: Any) -> None:
+        with self._lock:
+            meta = self._meta.pop(task_id)
+            if isinstance(meta, int):  # deferred text of index block ``meta``
+                self._block_text[meta] = value if ok else None
+                if not ok:
+                    logger.warning("corpus: index block text failed (%s)", value)
+                return
+            key = canonical_url(meta.url)
+            if not ok:
+                self.stats.failures += 1
+                reason = "extraction_timeout" if value == "timeout" else "extraction_failed"
+                self._problems[key].add(f"permalink_{reason}")
+                logger.warning("corpus: skipped %s (%s: %s)", meta.url, reason, value)
+                self._skipped.append(
+                    {"url": meta.url, "reason": reason, "detail": str(value), "warc": meta.warc}
+                )
+                return
+            page = value
+            if page["http_status"] == 404 or page["kind"] == "not_found":
+                self._problems[key].add("permalink_404")
+            elif "empty_page" in page["flags"]:
+                self._problems[key].add("permalink_empty_page")
+            elif not page["articles"]:
+                # e.g. an article titled "2024": its permalink ?2024 serves page 2024
+                self._problems[key].add(f"permalink_{page['kind']}_page")
+            for art in page["articles"]:
+                record = self._record(meta, page, art)
+                kind = "permalink" if art["from_permalink"] else "index"
+                art_key = key if kind == "permalink" else art["permalink"] or record["url"]
+                data = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+                self._spool.seek(0, os.SEEK_END)
+                offset = self._spool.tell()
+                self._spool.write(data)
+                order = (meta.url, (meta.warc or {}).get("record_id", ""), art["fragment"])
+                self._entries.append(_Entry(kind, art_key, order, offset, len(data)))
+
+    @staticmethod
+    def _record(meta: _Meta, page: dict[str, Any], art: dict[str, Any]) -> dict[str, Any]:
+        warc = meta.warc
+        rid = (warc or {}).get("record_id") or ""
+        base = rid.strip("<>") if rid else "url:" + canonical_url(meta.url)
+        flags = set(art["quality_flags"])
+        flags.discard("from_index")
+        record: dict[str, Any] = {
+            "id": f"{base}#{art['fragment']}",
+            "url": art["url"] if not art["from_permalink"] else meta.url,
+            "source_url": art["source_url"],
+            "title": art["title"],
+            "date": art["date"],
+            "date_raw": art["date_raw"],
+            "crawl_date": meta.crawl_date,
+            "lang": art["lang"],
+            "text": art["text"],
+            "n_words": art["n_words"],
+            "site": page["site"],
+            "warc": warc,
+            "extraction": {
+                **EXTRACTION_INFO,
+                "lang_id": "py3langid (norm_probs=True)",
+                "lang_score": art["lang_score"],
+            },
+            "hashes": art["hashes"],
+            "dup": None,
+            "quality_flags": sorted(flags),
+        }
+        if "content_html" in art:
+            record["_content_html"] = art["content_html"]
+        return _repair(record)
+
+    # -- output
+    def close(self) -> list[Path]:
+        """Wait for the workers, decide index-only records and duplicates, write shards."""
+        if self._closed:
+            return sorted(self.corpus_dir.glob("part-*.jsonl.gz"))
+        self.pool.join()
+        self._closed = True
+        covered = {e.key for e in self._entries if e.kind == "permalink"}
+        chosen: dict[str, _Entry] = {}
+        for e in self._entries:
+            if e.kind == "index" and e.key not in covered:
+                if e.key not in chosen or e.order < chosen[e.key].order:
+                    chosen[e.key] = e
+        records: list[dict[str, Any]] = []
+        for e in self._entries:
+            if e.kind == "permalink":
+                records.append(self._load(e))
+        index_records = {key: self._load(e) for key, e in chosen.items()}
+        self._fill_deferred_text(index_records)
+        for key, rec in index_records.items():
+            flags = set(rec["quality_flags"]) | {"from_index_only"} | self._problems.get(key, set())
+            if not self._problems.get(key):
+                flags.add("permalink_not_captured")
+            rec["quality_flags"] = sorted(flags)
+            records.append(rec)
+        self.stats.permalink_records = len(records) - len(chosen)
+        self.stats.index_only_records = len(chosen)
+        records.sort(key=lambda r: (r["url"], r["id"]))
+        annotate_duplicates(records, self.near_dup_distance)
+        self._spool.close()
+        for old in self.corpus_dir.glob("part-*.jsonl.gz"):
+            old.unlink()
+        paths = write_shards(records, self.corpus_dir, self.records_per_shard)
+        self._write_side_files(records)
+        logger.info(
+            "corpus: %d records (%d from index only), %d pages skipped by extraction",
+            len(records),
+            len(chosen),
+            len(self._skipped),
+        )
+        return paths
+
+    def _fill_deferred_text(self, records: dict[str, dict[str, Any]]) -> None:
+        """Extract, in the workers, the text of the index blocks that become records."""
+        jobs: dict[int, str] = {}
+        with self._lock:
+            for n, (key, rec) in enumerate(sorted(records.items())):
+                if "_content_html" in rec:
+                    task_id = self._next_id
+                    self._next_id += 1
+                    self._meta[task_id] = n
+                    jobs[n] = key
+        ordered = sorted(records.items())
+        for task_id, n in [(t, m) for t, m in self._meta.items() if isinstance(m, int)]:
+            self.pool.submit(task_id, {"block_html": ordered[n][1]["_content_html"]})
+        if jobs:
+            self.pool.join()
+        for n, key in jobs.items():
+            rec = records[key]
+            fields = self._block_text.get(n)
+            if fields is None:
+                fields = text_fields(None)
+                fields["text_flags"] = ["extraction_failed"]
+            rec.pop("_content_html", None)
+            rec["text"], rec["n_words"], rec["lang"] = (
+                fields["text"],
+                fields["n_words"],
+                fields["lang"],
+            )
+            rec["hashes"] = fields["hashes"]
+            rec["extraction"]["lang_score"] = fields["lang_score"]
+            rec["quality_flags"] = sorted(set(rec["quality_flags"]) | set(fields["text_flags"]))
+
+    def _load(self, e: _Entry) -> dict[str, Any]:
+        self._spool.seek(e.offset)
+        return orjson.loads(self._spool.read(e.length))
+
+    def _write_side_files(self, records: list[dict[str, Any]]) -> None:
+        skipped = sorted(self._skipped, key=lambda s: (s["url"], str(s["warc"])))
+        with open(self.corpus_dir / "skipped.jsonl", "wb") as fh:
+            for s in skipped:
+                fh.write(orjson.dumps(s, option=orjson.OPT_APPEND_NEWLINE))
+        summary = {
+            "records": len(records),
+            "permalink_records": self.stats.permalink_records,
+            "index_only_records": self.stats.index_only_records,
+            "skipped_pages": len(skipped),
+            "extraction": EXTRACTION_INFO,
+        }
+        (self.corpus_dir / "summary.json").write_bytes(
+            orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+        )
+
+    def __enter__(self) -> CorpusBuilder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _repair(value: Any) -> Any:
+    """Lone surrogates anywhere in a record are replaced (orjson raises on them)."""
+    if isinstance(value, str):
+        return repair_surrogates(value)
+    if isinstance(value, dict):
+        return {k: _repair(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_repair(v) for v in value]
+    return value
+
+
+def annotate_duplicates(
+    records: list[dict[str, Any]], max_distance: int = NEAR_DUP_DISTANCE
+) -> None:
+    """Fill ``dup`` in place: exact groups (same text sha256) and SimHash clusters.
+
+    Records must already be in their final order: the first member of a group is its
+    canonical record. Empty texts are never grouped.
+    """
+    exact: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(records):
+        if r["text"]:
+            exact[r["hashes"]["text_sha256"]].append(i)
+    # near duplicates: union-find over distinct simhashes, candidates via 4 x 16-bit blocks
+    values: dict[int, list[int]] = defaultdict(list)
+    for i, r in enumerate(records):
+        if r["text"]:
+            values[int(r["hashes"]["simhash"], 16)].append(i)
+    distinct = list(values)
+    parent = list(range(len(distinct)))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    if max_distance > 0:
+        blocks = max_distance + 1
+        width = 64 // blocks
+        for b in range(blocks):
+            shift = b * width
+            mask = (1 << width) - 1 if b < blocks - 1 else (1 << (64 - shift)) - 1
+            buckets: dict[int, list[int]] = defaultdict(list)
+            for j, v in enumerate(distinct):
+                buckets[(v >> shift) & mask].append(j)
+            for members in buckets.values():
+                for a_i in range(len(members)):
+                    for b_i in range(a_i + 1, len(members)):
+                        a, c = members[a_i], members[b_i]
+                        if find(a) != find(c) and hamming(distinct[a], distinct[c]) <= max_distance:
+                            parent[find(a)] = find(c)
+    clusters: dict[int, list[int]] = defaultdict(list)
+    for j, v in enumerate(distinct):
+        clusters[find(j)].extend(values[v])
+    cluster_of: dict[int, list[int]] = {}
+    for members in clusters.values():
+        members.sort()
+        for i in members:
+            cluster_of[i] = members
+    for i, r in enumerate(records):
+        group = exact.get(r["hashes"]["text_sha256"], []) if r["text"] else []
+        near = cluster_of.get(i, [])
+        r["dup"] = {
+            "exact_group": r["hashes"]["text_sha256"] if len(group) > 1 else None,
+            "exact_group_size": len(group) if len(group) > 1 else 1,
+            "exact_canonical_id": records[group[0]]["id"] if len(group) > 1 else None,
+            "near_cluster": records[near[0]]["id"] if len(near) > 1 else None,
+            "near_cluster_size": len(near) if len(near) > 1 else 1,
+            "is_canonical": not (
+                (len(group) > 1 and group[0] != i) or (len(near) > 1 and near[0] != i)
+            ),
+        }
+
+
+def write_shards(records: list[dict[str, Any]], directory: Path, per_shard: int) -> list[Path]:
+    """gzip JSONL shards (mtime 0, no file name in the header): byte-reproducible."""
+    paths: list[Path] = []
+    for n, start in enumerate(range(0, max(len(records), 1), per_shard)):
+        path = directory / f"part-{n:05d}.jsonl.gz"
+        with (
+            open(path, "wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,
+        ):
+            for rec in records[start : start + per_shard]:
+                try:
+                    gz.write(orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE))
+                except orjson.JSONEncodeError:
+                    gz.write(orjson.dumps(_repair(rec), option=orjson.OPT_APPEND_NEWLINE))
+        paths.append(path)
+    return paths
+
+
+def read_corpus(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """All records of ``<directory>/corpus/part-*.jsonl.gz`` (or of ``directory`` itself)."""
+    base = Path(directory)
+    shards = sorted(base.glob("corpus/part-*.jsonl.gz")) or sorted(base.glob("part-*.jsonl.gz"))
+    out: list[dict[str, Any]] = []
+    for shard in shards:
+        with gzip.open(shard, "rb") as fh:
+            out.extend(orjson.loads(line) for line in fh if line.strip())
+    return out

@@ -1,0 +1,164 @@
+"""``autoblog-archive extract WARC... --output DIR``: rebuild the corpus from WARC files alone.
+
+A corpus must be rebuildable without crawling again (e.g. with a newer extractor), and it
+must equal the crawl-time one: so this only scans WARC files for HTML ``response`` records
+(status 200/404) and feeds them to the same :class:`~crawler.corpus.CorpusBuilder` the
+crawl uses. Scanning runs in parallel over files; each worker process then reads its own
+record straight from the file (``offset``/``length`` of the gzip member) and extracts it,
+so page bodies never travel between processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from crawler.corpus import DEFAULT_MAX_TASKS, DEFAULT_TIMEOUT, CorpusBuilder, _mp_context, is_html
+
+logger = logging.getLogger(__name__)
+
+
+def scan_warc(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Pointers of the HTML 200/404 ``response`` records of one WARC file, in file order."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    out: list[dict[str, Any]] = []
+    name = Path(path).name
+    if name.endswith(".open"):
+        name = name[: -len(".open")]
+    with open(path, "rb") as fh:
+        it = ArchiveIterator(fh)
+        for record in it:
+            if record.rec_type != "response" or record.http_headers is None:
+                continue
+            status = int(record.http_headers.get_statuscode() or 0)
+            ctype = record.http_headers.get_header("Content-Type")
+            if status not in (200, 404) or not ctype or not is_html(ctype):
+                continue
+            rh = record.rec_headers
+            # Leave the payload unread: the iterator skips it, and the offsets it reports
+            # are those of the gzip member holding this record.
+            it.read_to_end(record)
+            out.append(
+                {
+                    "url": rh.get_header("WARC-Target-URI"),
+                    "crawl_date": rh.get_header("WARC-Date"),
+                    "content_type": ctype,
+                    "pointer": {
+                        "filename": name,
+                        "record_id": rh.get_header("WARC-Record-ID"),
+                        "offset": it.get_record_offset(),
+                        "length": it.get_record_length(),
+                        "payload_digest": rh.get_header("WARC-Payload-Digest"),
+                        "http_status": status,
+                    },
+                    "path": str(Path(path).resolve()),
+                }
+            )
+    return out
+
+
+def extract_warcs(
+    paths: Iterable[str | os.PathLike[str]],
+    output_dir: str | os.PathLike[str],
+    workers: int = 2,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_tasks_per_worker: int = DEFAULT_MAX_TASKS,
+    debug_sleep: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """Write ``<output_dir>/corpus/`` from WARC files; returns counts and timings."""
+    files = sorted({str(Path(p)) for p in paths})
+    started = time.monotonic()
+    if len(files) > 1 and workers > 1:
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(files)), mp_context=_mp_context()
+        ) as ex:
+            scanned = list(ex.map(scan_warc, files))
+    else:
+        scanned = [scan_warc(f) for f in files]
+    scan_s = time.monotonic() - started
+    builder = CorpusBuilder(
+        output_dir,
+        workers=workers,
+        timeout=timeout,
+        max_tasks_per_worker=max_tasks_per_worker,
+        debug_sleep=debug_sleep,
+    )
+    pages = 0
+    for entries in scanned:
+        for e in entries:
+            pages += builder.add_page(
+                e["url"],
+                headers={"Content-Type": e["content_type"]},
+                http_status=e["pointer"]["http_status"],
+                warc_pointer=e["pointer"],
+                crawl_date=e["crawl_date"],
+                warc_path=e["path"],
+            )
+    shards = builder.close()
+    elapsed = time.monotonic() - started
+    return {
+        "files": len(files),
+        "pages": pages,
+        "records": builder.stats.permalink_records + builder.stats.index_only_records,
+        "index_only_records": builder.stats.index_only_records,
+        "skipped_pages": builder.stats.failures,
+        "shards": [str(p) for p in shards],
+        "scan_seconds": round(scan_s, 3),
+        "seconds": round(elapsed, 3),
+        "pool": dict(builder.pool.stats),
+    }
+
+
+def add_extract_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``autoblog-archive extract``."""
+    parser.add_argument("warcs", nargs="+", metavar="WARC", help="WARC files (.warc.gz)")
+    parser.add_argument("--output", "-o", required=True, help="output folder (gets corpus/)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="worker processes")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help="seconds per document before its worker is killed (the page is then skipped)",
+    )
+    parser.add_argument(
+        "--max-tasks-per-worker",
+        type=int,
+        default=DEFAULT_MAX_TASKS,
+        help="recycle a worker after this many documents (trafilatura grows in memory)",
+    )
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    """Handler of ``autoblog-archive extract``."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    paths: list[str] = []
+    for w in args.warcs:
+        p = Path(w)
+        if p.is_dir():
+            paths.extend(str(x) for x in sorted(p.glob("*.warc.gz")))
+        else:
+            paths.append(w)
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing or not paths:
+        logger.error("no such WARC file: %s", ", ".join(missing) or "(none given)")
+        return 2
+    result = extract_warcs(
+        paths,
+        args.output,
+        workers=args.workers,
+        timeout=args.timeout,
+        max_tasks_per_worker=args.max_tasks_per_worker,
+    )
+    print(
+        f"{result['records']} records ({result['index_only_records']} from index pages only) "
+        f"from {result['pages']} pages in {result['files']} WARC files, "
+        f"{result['skipped_pages']} skipped, {result['seconds']}s -> {args.output}/corpus/"
+    )
+    return 0
