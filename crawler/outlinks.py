@@ -6,9 +6,11 @@ happens before Scrapy's decompression middleware.
 
 from __future__ import annotations
 
+import html
+import re
 import zlib
+from urllib.parse import urljoin
 
-import lxml.html
 from scrapy.http import Response
 
 MAX_DECODED = 50_000_000
@@ -27,8 +29,16 @@ def decoded_body(body: bytes, content_encoding: str) -> bytes:
     return body
 
 
+LINK_ATTR = re.compile(rb"""\b(?:href|src|action)\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
+
+
 def page_outlinks(response: Response) -> list[str]:
-    """Every distinct absolute link (href/src) of an HTML response, in page order."""
+    """Every distinct absolute link (href/src/action) of an HTML response, in page order.
+
+    A regular expression over the raw markup rather than a parse: this runs on every
+    capture, in the reactor thread, and a full lxml parse tripled its cost. Outlinks
+    are crawl metadata, not content, so attribute values are all that is needed.
+    """
     ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
     if "html" not in ctype:
         return []
@@ -37,15 +47,15 @@ def page_outlinks(response: Response) -> list[str]:
         body = decoded_body(response.body, coding)
     except zlib.error:
         return []
-    if not body.strip():
-        return []
-    try:
-        doc = lxml.html.fromstring(body, base_url=response.url)
-    except (lxml.etree.ParserError, ValueError):
-        return []
-    doc.make_links_absolute(response.url, handle_failures="discard")
     seen: dict[str, None] = {}
-    for _el, _attr, link, _pos in doc.iterlinks():
+    for match in LINK_ATTR.finditer(body):
+        raw = (match.group(1) or match.group(2) or b"").decode("utf-8", "replace").strip()
+        if not raw or raw.startswith(("#", "javascript:", "data:", "mailto:")):
+            continue
+        try:
+            link = urljoin(response.url, html.unescape(raw))
+        except ValueError:
+            continue
         if link.startswith(("http://", "https://")):
             seen.setdefault(link, None)
     return list(seen)

@@ -141,8 +141,11 @@ def print_summary(summary: dict, out=sys.stdout) -> None:
     for name in summary["warc_files"]:
         print(f"  wrote {name}", file=out)
     if summary["corpus_shards"]:
-        print(f"  corpus: {summary['corpus_records']} article records in "
-              f"{len(summary['corpus_shards'])} shard(s)", file=out)
+        print(
+            f"  corpus: {summary['corpus_records']} article records in "
+            f"{len(summary['corpus_shards'])} shard(s)",
+            file=out,
+        )
     for reason, count in sorted(summary["skipped"].items()):
         print(f"  skipped {count} x {reason}", file=out)
 
