@@ -37,6 +37,9 @@ RETRY_TIMES = 3
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 DOWNLOAD_TIMEOUT = 60
 DOWNLOAD_MAXSIZE = 256 * 1024 * 1024
+# A body cut short is still delivered (flagged "dataloss"): the capture records it with
+# WARC-Truncated, and the spider asks again for a complete copy.
+DOWNLOAD_FAIL_ON_DATALOSS = False
 DOWNLOAD_WARNSIZE = 32 * 1024 * 1024
 HTTPERROR_ALLOW_ALL = True
 COOKIES_ENABLED = False

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from scrapy import Request, Spider
+from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.http import Response, TextResponse
 
 from crawler.scope import Scope, forbidden_reason
@@ -120,6 +121,15 @@ class AutoblogSpider(Spider):
     # -- parsing ----------------------------------------------------------------
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
+        if "dataloss" in response.flags:
+            # Captured as WARC-Truncated; fetch again rather than read half a page.
+            retry = get_retry_request(response.request, spider=self, reason="dataloss")
+            if retry is not None:
+                yield retry
+            else:
+                logger.warning("gave up on %s: body truncated on every attempt", response.url)
+                self.crawler.stats.inc_value("errors/fetch")
+            return
         ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
         query = urlsplit(response.url).query
         if "json" in ctype or query in ("export", "media"):

@@ -318,3 +318,37 @@ def test_demo_command(tmp_path):
     assert "wayback" in result.stdout
     assert (out / "demo.wacz").exists()
     assert list((out / "collections" / "demo" / "archive").glob("*.warc.gz"))
+
+
+def test_listed_hidden_autoblog_and_faults_are_survived(tmp_path):
+    """Dropped connections, 500/503 answers and a hidden autoblog named on the command line."""
+    with start_farm(
+        autoblogs=3,
+        articles=12,
+        engine=["0.3.4", "0.2"],
+        fault=["2:disabled", "0:drop=0.3", "1:error=0.2"],
+    ) as farm:
+        truth = farm.truth()["autoblogs"]
+        hidden = [folder for folder, blog in truth.items() if blog["disabled"]]
+        hidden_base = truth[hidden[0]]["base_url"]
+        folder = hidden_base.rstrip("/").rsplit("/", 1)[-1]
+        result = run_cli(
+            "crawl", farm.url, "-o", str(tmp_path), "--name", "f", "--fast", "--autoblogs", folder
+        )
+        statuses = Counter(r["status"] for r in farm.requests())
+    assert result.returncode in (0, 1), result.stderr[-2000:]
+    assert statuses[500] + statuses[503] > 0
+    archive = tmp_path / "collections" / "f" / "archive"
+    captured = {unquote(u) for u, h, _ in responses(archive) if h.get_statuscode() == "200"}
+    truncated = 0
+    for path in archive.glob("*.warc.gz"):
+        with open(path, "rb") as fh:
+            truncated += sum(
+                1 for r in ArchiveIterator(fh) if r.rec_headers.get_header("WARC-Truncated")
+            )
+    assert truncated > 0, "the drop fault produced no truncated record"
+    for blog in truth.values():
+        for article in blog["articles"]:
+            if article["reachable"]:
+                assert unquote(article["url"]) in captured, article["url"]
+    assert run_cli("verify", str(tmp_path)).returncode == 0
