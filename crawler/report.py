@@ -1,0 +1,264 @@
+"""The change report of a run: what is new, changed, unchanged or gone, per autoblog.
+
+Computed from the crawl history (this run against every earlier one), so it can be
+redone for any run, also after ``reindex``. Definitions:
+
+Pages (every URL fetched in the run, last fetch of the run counts):
+- new: never captured in an earlier run;
+- gone: answered 404/410 now, 2xx before; or, in a full pass that finished, captured
+  with 2xx before in an autoblog this run walked, and not fetched this time ("not
+  listed"): an incremental run skips most URLs on purpose, so only 404s count there;
+- changed / unchanged: the normalised digest (article blocks: titles, permalinks, dates,
+  text, media; not the "Mise à jour" block nor the search form) differs / is the same as
+  the previous capture's; pages without one (media, feeds, articles.db) compare payload
+  digests. A revisit record is unchanged by definition;
+- errors: answered 5xx (not compared: a failing server says nothing about the content).
+
+Articles (permalinks listed on an index page or fetched in the run):
+- new: first seen in this run; changed / unchanged: the article block's digest differs
+  / is the same as the last one recorded before this run;
+- gone: its permalink answered 404/410 this run; or, in a full pass that finished, it
+  was seen before in an autoblog this run walked and was not listed this time.
+
+Bytes written are the sizes of the run's response/revisit records; requests made are
+the fetches captured (every redirect hop and retry is a fetch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import TextIO
+
+import orjson
+
+from crawler.history import FINISHED, HISTORY_NAME, Capture, History, autoblog_of
+
+CATEGORIES = ("new", "changed", "unchanged", "gone")
+GONE_STATUSES = (404, 410)
+REPORT_NAME = "report.json"
+
+
+def _ok(status: int | None) -> bool:
+    return status is not None and 200 <= status < 300
+
+
+def _page_state(now: Capture, before: Capture | None) -> str:
+    if before is None:
+        return "new"
+    if now.status in GONE_STATUSES and _ok(before.status):
+        return "gone"
+    if now.status is not None and now.status >= 500:
+        return "errors"
+    if now.record_type == "revisit":
+        return "unchanged"
+    if now.normalized_digest is not None and before.normalized_digest is not None:
+        same = now.normalized_digest == before.normalized_digest
+    else:
+        same = now.payload_digest == before.payload_digest and now.status == before.status
+    return "unchanged" if same else "changed"
+
+
+def _empty_autoblog() -> dict:
+    return {
+        "requests": 0,
+        "bytes_written": 0,
+        "responses": 0,
+        "revisits": 0,
+        "articles": {c: [] for c in CATEGORIES},
+        "pages": {c: [] for c in (*CATEGORIES, "errors")},
+    }
+
+
+def build_report(history: History, run_id: int | None = None) -> dict:
+    """The report of ``run_id`` (default: the latest run) as a JSON-ready dict."""
+    run = history.get_run(run_id) if run_id is not None else history.latest_run()
+    if run is None:
+        raise LookupError("no such run" if run_id is not None else "no run in the history")
+    conn = history.conn
+    full_pass = run.mode == "full" and run.status == FINISHED
+    autoblogs: dict[str, dict] = defaultdict(_empty_autoblog)
+
+    # Pages: the last capture of each URL in this run against the latest earlier one.
+    last: dict[str, Capture] = {}
+    for capture in history.captures_in_run(run.id):
+        entry = autoblogs[capture.autoblog or autoblog_of(capture.url)]
+        entry["requests"] += 1
+        entry["bytes_written"] += capture.bytes_written or capture.length
+        entry["responses" if capture.record_type == "response" else "revisits"] += 1
+        last[capture.url] = capture
+    walked = set(autoblogs)
+    for url, capture in sorted(last.items()):
+        before = history.latest_capture(url, before_run=run.id)
+        state = _page_state(capture, before)
+        autoblogs[capture.autoblog or autoblog_of(url)]["pages"][state].append(url)
+    if full_pass and walked:
+        rows = conn.execute(
+            "SELECT c.url, c.autoblog, c.status FROM captures c JOIN ("
+            "  SELECT url, MAX(id) AS id FROM captures WHERE run_id < ? GROUP BY url"
+            ") latest ON latest.id = c.id",
+            (run.id,),
+        )
+        for url, autoblog, status in rows:
+            autoblog = autoblog or autoblog_of(url)
+            if autoblog in walked and url not in last and _ok(status):
+                autoblogs[autoblog]["pages"]["gone"].append(url)
+
+    # Articles: sightings of this run against the last digest recorded before it.
+    seen_now: set[str] = set()
+    rows = conn.execute(
+        "SELECT s.permalink, a.autoblog, a.first_seen_run, s.normalized_digest, ("
+        "  SELECT p.normalized_digest FROM article_sightings p WHERE p.permalink = s.permalink"
+        "  AND p.run_id < s.run_id AND p.normalized_digest IS NOT NULL"
+        "  ORDER BY p.run_id DESC LIMIT 1) AS previous "
+        "FROM article_sightings s JOIN articles a ON a.permalink = s.permalink "
+        "WHERE s.run_id = ? ORDER BY s.permalink",
+        (run.id,),
+    )
+    for permalink, autoblog, first_seen, digest, previous in rows:
+        seen_now.add(permalink)
+        capture = last.get(permalink)
+        if capture is not None and capture.status in GONE_STATUSES:
+            state = "gone"
+        elif first_seen >= run.id:
+            state = "new"
+        elif digest is not None and previous is not None and digest != previous:
+            state = "changed"
+        else:
+            state = "unchanged"
+        autoblogs[autoblog]["articles"][state].append(permalink)
+    gone_404 = [
+        c.url
+        for c in last.values()
+        if c.status in GONE_STATUSES and c.url not in seen_now and history.has_article(c.url)
+    ]
+    for url in gone_404:
+        autoblog = history.article(url)["autoblog"]
+        autoblogs[autoblog]["articles"]["gone"].append(url)
+    if full_pass and walked:
+        rows = conn.execute(
+            "SELECT permalink, autoblog FROM articles WHERE first_seen_run < ? "
+            "AND permalink NOT IN (SELECT permalink FROM article_sightings WHERE run_id = ?)",
+            (run.id, run.id),
+        )
+        for permalink, autoblog in rows:
+            if autoblog in walked and permalink not in gone_404:
+                autoblogs[autoblog]["articles"]["gone"].append(permalink)
+
+    totals = {
+        "requests": sum(a["requests"] for a in autoblogs.values()),
+        "bytes_written": sum(a["bytes_written"] for a in autoblogs.values()),
+        "articles": {c: sum(len(a["articles"][c]) for a in autoblogs.values()) for c in CATEGORIES},
+        "pages": {
+            c: sum(len(a["pages"][c]) for a in autoblogs.values()) for c in (*CATEGORIES, "errors")
+        },
+    }
+    for entry in autoblogs.values():
+        for group in ("articles", "pages"):
+            for urls in entry[group].values():
+                urls.sort()
+    previous = conn.execute("SELECT MAX(id) FROM runs WHERE id < ?", (run.id,)).fetchone()[0]
+    return {
+        "run": {
+            "id": run.id,
+            "started": run.started,
+            "finished": run.finished,
+            "status": run.status,
+            "mode": run.mode,
+            "seeds": run.seeds,
+            "command": run.command,
+            "resumed": run.resumed,
+        },
+        "previous_run": previous,
+        "gone_rule": "404/410, and not listed (full pass)" if full_pass else "404/410 only",
+        "totals": totals,
+        "crawl_stats": run.stats,
+        "autoblogs": dict(sorted(autoblogs.items())),
+    }
+
+
+def format_report(report: dict, limit: int = 20) -> str:
+    """A readable summary: counts per autoblog, then the URLs that matter (new, changed, gone)."""
+    run = report["run"]
+    totals = report["totals"]
+    lines = [
+        f"Run {run['id']} ({run['mode']}, {run['status']}) {run['started']} -> "
+        f"{run['finished'] or '...'}: {totals['requests']} requests, "
+        f"{totals['bytes_written'] / 1e6:.2f} MB written",
+        "  articles: " + _counts(totals["articles"]),
+        "  pages:    " + _counts(totals["pages"]),
+    ]
+    for base, entry in report["autoblogs"].items():
+        lines.append("")
+        lines.append(
+            f"{base}  ({entry['requests']} requests, {entry['bytes_written'] / 1e6:.2f} MB, "
+            f"{entry['revisits']} revisits)"
+        )
+        lines.append("  articles: " + _counts(entry["articles"]))
+        lines.append("  pages:    " + _counts(entry["pages"]))
+        for state in ("new", "changed", "gone"):
+            urls = entry["articles"][state]
+            for url in urls[:limit]:
+                lines.append(f"    {state} article: {url}")
+            if len(urls) > limit:
+                lines.append(f"    ... and {len(urls) - limit} more {state} articles")
+        for state in ("changed", "gone"):
+            urls = [u for u in entry["pages"][state] if u not in entry["articles"][state]]
+            for url in urls[:limit]:
+                lines.append(f"    {state} page: {url}")
+            if len(urls) > limit:
+                lines.append(f"    ... and {len(urls) - limit} more {state} pages")
+    return "\n".join(lines) + "\n"
+
+
+def _counts(groups: dict) -> str:
+    return ", ".join(f"{len(v) if isinstance(v, list) else v} {k}" for k, v in groups.items())
+
+
+def write_report(output_dir: str | Path, report: dict) -> Path:
+    """``report.json`` (latest run) and ``reports/run-<id>.json`` (kept for every run)."""
+    root = Path(output_dir)
+    data = orjson.dumps(report, option=orjson.OPT_INDENT_2)
+    keep = root / "reports" / f"run-{report['run']['id']:05d}.json"
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    keep.write_bytes(data)
+    latest = root / REPORT_NAME
+    tmp = latest.with_suffix(".json.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(latest)
+    return latest
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("directory", help="an output folder written by `crawl`")
+    parser.add_argument("--run", type=int, default=None, help="run id (default: the latest)")
+    parser.add_argument("--json", action="store_true", help="print the JSON report")
+    parser.add_argument(
+        "--limit", type=int, default=20, help="URLs listed per category (default 20)"
+    )
+
+
+def run_report(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """``autoblog-archive report DIR``: the change report of the latest (or given) run."""
+    out = out or sys.stdout
+    path = Path(args.directory) / HISTORY_NAME
+    if not path.exists():
+        print(
+            f"{path}: no crawl history; run `autoblog-archive reindex {args.directory}` "
+            "to rebuild it from the WARCs",
+            file=out,
+        )
+        return 2
+    with History.open(path) as history:
+        try:
+            report = build_report(history, args.run)
+        except LookupError as exc:
+            print(f"{args.directory}: {exc}", file=out)
+            return 2
+    if args.json:
+        out.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        out.write(format_report(report, limit=args.limit))
+    return 0
