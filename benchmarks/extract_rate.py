@@ -21,10 +21,10 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from crawler.corpus import read_corpus
-from crawler.extraction import canonical_url
 from crawler.offline import extract_warcs
 from crawler.samplefarm import start_farm
 from crawler.templates import parse_page
+from crawler.urls import canonical_url
 
 ENGINES = ["0.3.4", "0.3.0", "0.2", "0.1", "2025", "0.3.1"]
 

@@ -42,6 +42,10 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
                 "add_extract_arguments", "run_extract"),
     "package": ("turn a corpus into a dataset (manifest, card, Parquet)", "crawler.package",
                 "add_package_arguments", "run_package"),
+    "reindex": ("rebuild history.sqlite from the CDXJ indexes and WARCs", "crawler.history",
+                "add_reindex_arguments", "run_reindex"),
+    "report": ("print the change report of the latest run", "crawler.report",
+               "add_report_arguments", "run_report"),
 }  # fmt: skip
 
 

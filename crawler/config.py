@@ -117,6 +117,9 @@ class CrawlConfig:
             "USER_AGENT": self.user_agent(crawler.__version__),
             "WARC_MAX_SIZE": self.limits.warc_max_size,
             "WACZ_ENABLED": self.wacz,
+            "CRAWL_MODE": "auto" if self.incremental.enabled else "full",
+            "FULL_PASS_EVERY": self.incremental.full_every,
+            "INCREMENTAL_MARGIN_PAGES": self.incremental.margin_pages,
         }
         if self.politeness.operator:
             overrides["WARC_OPERATOR"] = self.politeness.operator

@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from io import BytesIO
@@ -397,9 +397,11 @@ class CorpusBuilder:
         records_per_shard: int = RECORDS_PER_SHARD,
         near_dup_distance: int = NEAR_DUP_DISTANCE,
         debug_sleep: Mapping[str, float] | None = None,
+        corpus_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.output_dir = Path(output_dir)
-        self.corpus_dir = self.output_dir / "corpus"
+        # A scheduled crawl gives each run its own folder: earlier shards stay untouched.
+        self.corpus_dir = Path(corpus_dir) if corpus_dir else self.output_dir / "corpus"
         self.records_per_shard = records_per_shard
         self.near_dup_distance = near_dup_distance
         self.debug_sleep = dict(debug_sleep or {})
@@ -539,13 +541,18 @@ class CorpusBuilder:
         return _repair(record)
 
     # -- output
-    def close(self) -> list[Path]:
-        """Wait for the workers, decide index-only records and duplicates, write shards."""
+    def close(self, archived_before: Container[str] = ()) -> list[Path]:
+        """Wait for the workers, decide index-only records and duplicates, write shards.
+
+        ``archived_before``: permalinks an earlier run already has records for; seen
+        again on an index page, they are not new articles and get no index-only record.
+        """
         if self._closed:
             return sorted(self.corpus_dir.glob("part-*.jsonl.gz"))
         self.pool.join()
         self._closed = True
         covered = {e.key for e in self._entries if e.kind == "permalink"}
+        covered.update(e.key for e in self._entries if e.key in archived_before)
         chosen: dict[str, _Entry] = {}
         for e in self._entries:
             if e.kind == "index" and e.key not in covered:
@@ -735,9 +742,9 @@ def write_shards(records: list[dict[str, Any]], directory: Path, per_shard: int)
 
 
 def read_corpus(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """All records of ``<directory>/corpus/part-*.jsonl.gz`` (or of ``directory`` itself)."""
+    """All records of ``<directory>/corpus/[run-*/]part-*.jsonl.gz`` (or of ``directory``)."""
     base = Path(directory)
-    shards = sorted(base.glob("corpus/part-*.jsonl.gz")) or sorted(base.glob("part-*.jsonl.gz"))
+    shards = sorted(base.glob("corpus/**/part-*.jsonl.gz")) or sorted(base.glob("part-*.jsonl.gz"))
     out: list[dict[str, Any]] = []
     for shard in shards:
         with gzip.open(shard, "rb") as fh:

@@ -25,16 +25,16 @@ import re
 import unicodedata
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import lxml.html
 import numpy as np
 import trafilatura
-from w3lib.url import safe_url_string
 
 import crawler
 from crawler.dates import date_from_v01_slug, parse_engine_date
 from crawler.templates import CODE_REMOVED_MARK, PAGE_QUERY, ArticleBlock, parse_page
+from crawler.urls import autoblog_base, canonical_url
 
 TRAFILATURA_OPTIONS: dict[str, Any] = {
     "output_format": "txt",
@@ -211,21 +211,6 @@ def detect_language(text: str) -> tuple[str | None, float | None]:
 # ---------------------------------------------------------------- URLs
 
 
-def canonical_url(url: str) -> str:
-    """The URL as a crawler requests it (percent-encoded UTF-8), without fragment."""
-    parts = urlsplit(safe_url_string(url.strip(), encoding="utf-8"))
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, parts.query, ""))
-
-
-def autoblog_base(url: str, engine: str | None) -> str:
-    """The autoblog's own URL (``B``) from any of its page URLs."""
-    parts = urlsplit(canonical_url(url))
-    path = parts.path
-    if parts.query or engine == "0.2" or not path.endswith("/"):
-        path = path[: path.rfind("/") + 1] or "/"
-    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
-
-
 def _looks_like_index_url(url: str, engine: str | None) -> bool:
     parts = urlsplit(url)
     if parts.query:
@@ -383,7 +368,7 @@ def extract_page(
         "encoding": encoding,
         "flags": flags,
         "site": {
-            "url": autoblog_base(page_url, parsed.engine),
+            "url": autoblog_base(page_url),
             "title": one_line(parsed.site_title) or None,
             "source": one_line(parsed.site_url) or None,
             "engine": parsed.engine,

@@ -28,14 +28,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-from w3lib.url import safe_url_string
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
 from crawler.indexes import OutputLayout, write_cdxj
 from crawler.templates import ArticleBlock, ParsedPage, parse_page
+from crawler.urls import autoblog_base, canonical_url
 
 logger = logging.getLogger(__name__)
 
@@ -161,23 +160,6 @@ def page_digest(page: ParsedPage) -> str | None:
 def normalized_digest(body: bytes, url: str) -> str | None:
     """Normalised digest of a decoded autoblog HTML body (see :func:`page_digest`)."""
     return page_digest(parse_page(body, url))
-
-
-def canonical_url(url: str) -> str:
-    """The URL as Scrapy requests it and the WARC names it (non-ASCII percent-encoded).
-
-    Permalinks parsed from a page keep their raw accents (``?vidéo``); requests and
-    ``WARC-Target-URI`` carry ``?vid%C3%A9o``. Every key of the history goes through here
-    so both spellings meet.
-    """
-    return safe_url_string(url)
-
-
-def autoblog_of(url: str) -> str:
-    """The autoblog folder a URL belongs to (as ``spiders.autoblog.autoblog_base``)."""
-    parts = urlsplit(url)
-    path = parts.path[: parts.path.rfind("/") + 1] or "/"
-    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
 def warcinfo_run_fields(run_id: int, started: str, mode: str = "full") -> dict[str, str]:
@@ -442,7 +424,7 @@ class History:
                 length,
                 record_id,
                 refers_to,
-                autoblog if autoblog is not None else autoblog_of(url),
+                autoblog if autoblog is not None else autoblog_base(url),
                 bytes_written,
             ),
         )
@@ -557,6 +539,13 @@ class History:
             return "seen"
         return "unchanged" if prev[0] == normalized_digest else "changed"
 
+    def articles_known_before(self, run_id: int) -> set[str]:
+        """Permalinks (canonical) that runs before ``run_id`` saw."""
+        rows = self.conn.execute(
+            "SELECT permalink FROM articles WHERE first_seen_run < ?", (run_id,)
+        )
+        return {r[0] for r in rows}
+
     def article(self, permalink: str) -> dict | None:
         row = self.conn.execute(
             "SELECT * FROM articles WHERE permalink = ?", (canonical_url(permalink),)
@@ -596,7 +585,7 @@ class History:
         )
         if with_articles:
             for permalink, digest in found.articles:
-                self.mark_article(permalink, autoblog_of(found.url), run_id, digest)
+                self.mark_article(permalink, autoblog_base(found.url), run_id, digest)
 
     def _complete_revisit(self, found: FoundRecord) -> None:
         row = self.conn.execute(

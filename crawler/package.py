@@ -380,7 +380,7 @@ def package_dataset(
     """Write card, counts, annotations, Parquet and manifest into ``directory``."""
     base = Path(directory)
     records = read_corpus(base)
-    if not records and not list(base.glob("corpus/part-*.jsonl.gz")):
+    if not records and not list(base.glob("corpus/**/part-*.jsonl.gz")):
         raise FileNotFoundError(f"no corpus/part-*.jsonl.gz under {base}")
     records.sort(key=lambda r: (r["url"], r["id"]))
     annotate_duplicates(records)  # across everything packaged (several crawls, farms)

@@ -55,4 +55,4 @@ class CrawlDelay:
         slot = engine.downloader.slots.get(key)
         if slot is not None and slot.delay < delay:
             slot.delay = delay
-            slot.randomize_delay = False
+            slot.jitter = 0

@@ -34,7 +34,7 @@ class Progress:
     def line(self) -> str:
         get = self.stats.get_value
         elapsed = max(time.monotonic() - self.started, 1e-6)
-        pages = get("warc/responses", 0)
+        pages = get("warc/responses", 0) + get("warc/revisits", 0)
         errors = get("errors/fetch", 0) + get("warc/write_errors", 0)
         return (
             f"pages {pages}  articles {get('item_scraped_count', 0)}  "

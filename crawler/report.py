@@ -34,7 +34,8 @@ from typing import TextIO
 
 import orjson
 
-from crawler.history import FINISHED, HISTORY_NAME, Capture, History, autoblog_of
+from crawler.history import FINISHED, HISTORY_NAME, Capture, History
+from crawler.urls import autoblog_base
 
 CATEGORIES = ("new", "changed", "unchanged", "gone")
 GONE_STATUSES = (404, 410)
@@ -84,7 +85,7 @@ def build_report(history: History, run_id: int | None = None) -> dict:
     # Pages: the last capture of each URL in this run against the latest earlier one.
     last: dict[str, Capture] = {}
     for capture in history.captures_in_run(run.id):
-        entry = autoblogs[capture.autoblog or autoblog_of(capture.url)]
+        entry = autoblogs[capture.autoblog or autoblog_base(capture.url)]
         entry["requests"] += 1
         entry["bytes_written"] += capture.bytes_written or capture.length
         entry["responses" if capture.record_type == "response" else "revisits"] += 1
@@ -93,7 +94,7 @@ def build_report(history: History, run_id: int | None = None) -> dict:
     for url, capture in sorted(last.items()):
         before = history.latest_capture(url, before_run=run.id)
         state = _page_state(capture, before)
-        autoblogs[capture.autoblog or autoblog_of(url)]["pages"][state].append(url)
+        autoblogs[capture.autoblog or autoblog_base(url)]["pages"][state].append(url)
     if full_pass and walked:
         rows = conn.execute(
             "SELECT c.url, c.autoblog, c.status FROM captures c JOIN ("
@@ -102,7 +103,7 @@ def build_report(history: History, run_id: int | None = None) -> dict:
             (run.id,),
         )
         for url, autoblog, status in rows:
-            autoblog = autoblog or autoblog_of(url)
+            autoblog = autoblog or autoblog_base(url)
             if autoblog in walked and url not in last and _ok(status):
                 autoblogs[autoblog]["pages"]["gone"].append(url)
 

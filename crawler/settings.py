@@ -20,7 +20,7 @@ ROBOTSTXT_OBEY = True
 CONCURRENT_REQUESTS = 8
 CONCURRENT_REQUESTS_PER_DOMAIN = 1
 DOWNLOAD_DELAY = 1.0
-RANDOMIZE_DOWNLOAD_DELAY = True
+DOWNLOAD_DELAY_JITTER = 0.5  # each delay varies by up to ±50%
 AUTOTHROTTLE_ENABLED = True
 AUTOTHROTTLE_START_DELAY = 1.0
 AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
@@ -51,8 +51,10 @@ TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 
 DOWNLOADER_MIDDLEWARES = {
     "crawler.scope.ScopeGuardMiddleware": 50,
+    "crawler.state.ResumeFromArchive": 60,
 }
 EXTENSIONS = {
+    "crawler.state.CrawlState": 50,
     "pipelines.warc_capture.WarcCapture": 100,
     "crawler.politeness.CrawlDelay": 200,
     "crawler.progress.Progress": 500,
@@ -71,6 +73,13 @@ CORPUS_TIMEOUT = 30.0
 OUTPUT_DIR = "output/crawl"
 CRAWL_NAME = "autoblog"
 WACZ_ENABLED = False
+
+# Crawl history (crawler.state): history.sqlite in OUTPUT_DIR, one run at a time.
+HISTORY_ENABLED = True
+CRAWL_MODE = "auto"  # auto: full the first time, then incremental; or full / incremental
+FULL_PASS_EVERY = 0  # with auto: a full pass after this many incremental runs (0: never)
+INCREMENTAL_MARGIN_PAGES = 1  # pages walked past the first page holding only known articles
+RUN_LOCK_HELD = False  # set by crawler.run, which takes the lock itself
 
 # WARC capture (pipelines.warc_capture)
 WARC_ENABLED = True

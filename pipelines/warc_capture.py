@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from io import BytesIO
@@ -28,8 +29,10 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.timeutils import datetime_to_iso_date
 
 import crawler
+from crawler.history import payload_digest, revisit_arguments, warcinfo_run_fields
 from crawler.indexes import OutputLayout
 from crawler.outlinks import page_outlinks
+from crawler.state import crawl_state
 from crawler.warcfiles import RecordLocation, RollingWarcWriter, make_record_builder
 
 logger = logging.getLogger(__name__)
@@ -45,6 +48,14 @@ HEADERS_NOTE = (
     "Content-Length equals the stored body, bodies are stored as received (still "
     "content-coded)."
 )
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    locations: list[RecordLocation]
+    payload_digest: str
+    warc_date: str
+    record_type: str  # response | revisit
 
 
 def status_line(status: int) -> str:
@@ -95,11 +106,11 @@ class WarcCapture:
             warcinfo=self._warcinfo(settings, name),
             max_size=settings.getint("WARC_MAX_SIZE", 1_000_000_000),
         )
-        self.on_capture: list = []
 
     @classmethod
     def from_crawler(cls, crawler_: Crawler) -> WarcCapture:
         ext = cls(crawler_)
+        crawler_.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler_.signals.connect(ext.response_downloaded, signal=signals.response_downloaded)
         crawler_.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext
@@ -118,30 +129,45 @@ class WarcCapture:
             "note": HEADERS_NOTE,
         }
 
+    def spider_opened(self, spider: Spider) -> None:
+        state = crawl_state(self.crawler)
+        if state is not None and state.run is not None:
+            # Lets a rebuild from the WARCs alone regroup files by run (crawler.history).
+            self.writer.warcinfo_fields.update(
+                warcinfo_run_fields(state.run.id, state.run.started, state.run.mode)
+            )
+
     def response_downloaded(self, response: Response, request: Request, spider: Spider) -> None:
         try:
-            locations = self.capture(response, request)
+            result = self.capture(response, request)
         except OSError as exc:
             # A full disk must stop the crawl, not silently drop captures.
             logger.error("WARC write failed (%s); stopping the crawl", exc)
             self.stats.inc_value("warc/write_errors")
             self.crawler.engine.close_spider(spider, reason="warc_write_error")
             return
-        request.meta["warc"] = locations[0].as_dict() | {
-            "payload_digest": self._last_payload_digest,
+        request.meta["warc"] = result.locations[0].as_dict() | {
+            "payload_digest": result.payload_digest,
             "http_status": response.status,
         }
-        request.meta["warc_date"] = self._last_warc_date
-        for callback in self.on_capture:
-            callback(response, request, locations[0])
+        request.meta["warc_date"] = result.warc_date
+        request.meta["warc_record_type"] = result.record_type
 
-    def capture(self, response: Response, request: Request) -> list[RecordLocation]:
+    def capture(self, response: Response, request: Request) -> CaptureResult:
         latency = float(request.meta.get("download_latency") or 0.0)
         # warcio formats naive UTC datetimes; an aware one would print "+00:00Z".
         started = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=latency)
         # Second precision: py-wacz (via warcio) overflows on fractional WARC-Dates.
         warc_date = datetime_to_iso_date(started, use_micros=False)
-        response_rec = self._response_record(response, warc_date)
+        digest = payload_digest(response.body)
+        state = crawl_state(self.crawler)
+        original = None
+        if state is not None and state.run is not None and "dataloss" not in response.flags:
+            original = state.history.find_original(response.url, digest)
+        if original is not None:
+            response_rec = self._revisit_record(response, warc_date, original)
+        else:
+            response_rec = self._response_record(response, warc_date, digest)
         response_id = response_rec.rec_headers.get_header("WARC-Record-ID")
         request_rec = self.builder.create_warc_record(
             response.url,
@@ -153,19 +179,32 @@ class WarcCapture:
         )
         metadata_rec = self._metadata_record(response, request, warc_date, response_id, latency)
         locations = self.writer.write_group([response_rec, request_rec, metadata_rec])
-        self._last_payload_digest = response_rec.rec_headers.get_header("WARC-Payload-Digest")
-        self._last_warc_date = warc_date
+        result = CaptureResult(locations, digest, warc_date, response_rec.rec_type)
         self.stats.inc_value("warc/records", count=3)
-        self.stats.inc_value("warc/responses")
+        self.stats.inc_value(f"warc/{response_rec.rec_type}s")
         self.stats.inc_value("warc/payload_bytes", count=len(response.body))
-        return locations
+        if state is not None and state.run is not None:
+            # Recorded only once the group is on disk: the history never points at
+            # records a crash lost.
+            state.history.record_capture(
+                url=response.url,
+                run_id=state.run.id,
+                warc_date=warc_date,
+                status=response.status,
+                payload_digest=digest,
+                record_type=response_rec.rec_type,
+                filename=locations[0].filename,
+                offset=locations[0].offset,
+                length=locations[0].length,
+                record_id=response_id,
+                refers_to=original.record_id if original else None,
+                bytes_written=sum(loc.length for loc in locations),
+            )
+        return result
 
-    def _response_record(self, response: Response, warc_date: str) -> ArcWarcRecord:
-        warc_headers = {"WARC-Date": warc_date}
-        if response.ip_address is not None:
-            warc_headers["WARC-IP-Address"] = str(response.ip_address)
-        if response.protocol:
-            warc_headers["WARC-Protocol"] = response.protocol.lower()
+    def _response_record(self, response: Response, warc_date: str, digest: str) -> ArcWarcRecord:
+        warc_headers = {"WARC-Date": warc_date, "WARC-Payload-Digest": digest}
+        warc_headers.update(self._network_headers(response))
         if "dataloss" in response.flags:
             warc_headers["WARC-Truncated"] = "length"
             self.stats.inc_value("warc/truncated")
@@ -177,6 +216,26 @@ class WarcCapture:
             http_headers=response_http_headers(response),
             warc_headers_dict=warc_headers,
         )
+
+    def _revisit_record(self, response: Response, warc_date: str, original) -> ArcWarcRecord:
+        """Identical-payload-digest revisit: HTTP headers, no body, refers to the original."""
+        kwargs, extra = revisit_arguments(original)
+        headers = {"WARC-Date": warc_date, **extra, **self._network_headers(response)}
+        return self.builder.create_revisit_record(
+            response.url,
+            http_headers=response_http_headers(response),
+            warc_headers_dict=headers,
+            **kwargs,
+        )
+
+    @staticmethod
+    def _network_headers(response: Response) -> dict[str, str]:
+        headers = {}
+        if response.ip_address is not None:
+            headers["WARC-IP-Address"] = str(response.ip_address)
+        if response.protocol:
+            headers["WARC-Protocol"] = response.protocol.lower()
+        return headers
 
     def _metadata_record(
         self, response: Response, request: Request, warc_date: str, refers_to: str, latency: float

@@ -17,18 +17,22 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 from scrapy import Request, Spider
 from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.http import Response, TextResponse
 
+from crawler.history import article_digest, page_digest
 from crawler.scope import Scope, forbidden_reason
+from crawler.state import CrawlState, crawl_state
 from crawler.templates import (
+    ParsedPage,
     export_autoblog_links,
     farm_autoblog_links,
     parse_page,
 )
+from crawler.urls import autoblog_base
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +47,6 @@ ENGINE_FILES = {
     "0.2": ("?feed", "vvb.ini", "articles.db"),
     "0.1": ("?feed", "vvb.ini", "articles.db"),
 }
-
-
-def autoblog_base(url: str) -> str:
-    """The autoblog folder a URL belongs to: path cut after its last ``/``, no query."""
-    parts = urlsplit(url)
-    path = parts.path[: parts.path.rfind("/") + 1] or "/"
-    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
 def split_list(value: str | list[str] | None) -> list[str]:
@@ -84,6 +81,7 @@ class AutoblogSpider(Spider):
         self._permalinks_seen: set[str] = set()
         # Titles for pages.jsonl, so indexing need not parse every page again.
         self.page_titles: dict[str, str] = {}
+        self._known_pages: Counter[str] = Counter()
 
     async def start(self) -> AsyncIterator[Request]:
         for seed in self.seeds:
@@ -100,8 +98,12 @@ class AutoblogSpider(Spider):
             url, callback=self.parse, errback=self.failed, meta={"reason": reason}, **kwargs
         )
 
-    def _follow(self, url: str | None, reason: str) -> Iterator[Request]:
-        """Yield a request if the URL is in scope and harmless; skip silently otherwise."""
+    def _follow(self, url: str | None, reason: str, refresh: bool = False) -> Iterator[Request]:
+        """Yield a request if the URL is in scope and harmless; skip silently otherwise.
+
+        In an incremental run, what an earlier run archived is not fetched again unless
+        ``refresh`` says it changes over time (pages, feeds, exports).
+        """
         if not url:
             return
         url = url.split("#", 1)[0]
@@ -111,6 +113,11 @@ class AutoblogSpider(Spider):
         if not self.scope.allows(url):
             self.crawler.stats.inc_value("skipped/out of scope (not followed)")
             return
+        state = self.state
+        if not refresh and state is not None and state.incremental:
+            if state.archived_before(url) is not None:
+                self.crawler.stats.inc_value("incremental/already_archived")
+                return
         yield self._request(url, reason)
 
     def failed(self, failure: Any) -> None:
@@ -148,7 +155,7 @@ class AutoblogSpider(Spider):
         query = urlsplit(response.url).query
         if query == "export":
             for base in export_autoblog_links(data, response.urljoin("./")):
-                yield from self._follow(base, "farm export")
+                yield from self._follow(base, "farm export", refresh=True)
         elif query == "media" and isinstance(data, dict):
             files = data.get("files") or {}
             names = files.values() if isinstance(files, dict) else files
@@ -170,11 +177,12 @@ class AutoblogSpider(Spider):
             else response
         )
         for loc in response.xpath("//*[local-name()='loc']/text()").getall():
-            yield from self._follow(loc.strip(), "sitemap")
+            yield from self._follow(loc.strip(), "sitemap", refresh=True)
 
     def parse_html(self, response: TextResponse) -> Iterator[Any]:
         page = parse_page(response.text, response.url)
         self.crawler.stats.inc_value(f"pages/{page.kind}")
+        digest = self.note_in_history(response, page)
         if page.kind == "farm":
             yield from self.parse_farm(response)
             return
@@ -183,15 +191,18 @@ class AutoblogSpider(Spider):
             self.page_titles[response.url] = page.articles[0].title
         elif page.site_title:
             self.page_titles[response.url] = page.site_title
-        if page.engine:
-            if base not in self.engines:
-                self.engines[base] = page.engine
-                for name in ENGINE_FILES.get(page.engine, ()):
-                    yield from self._follow(base + name, "engine file")
-            self.pages_per_autoblog[base] += 1
         yield self.page_item(response, page.kind)
-        for link in page.page_links:
-            yield from self._follow(link, "pagination")
+        first_sight = bool(page.engine) and base not in self.engines
+        if page.engine:
+            self.engines.setdefault(base, page.engine)
+            self.pages_per_autoblog[base] += 1
+        if self.unchanged_since_last_run(response, base, digest):
+            return
+        if first_sight:
+            for name in ENGINE_FILES.get(page.engine, ()):
+                yield from self._follow(base + name, "engine file", refresh=True)
+        for link in self.pages_to_walk(page, base):
+            yield from self._follow(link, "pagination", refresh=True)
         for article in page.articles:
             if page.kind == "index":
                 yield from self._follow(article.permalink, "permalink")
@@ -202,7 +213,60 @@ class AutoblogSpider(Spider):
             yield from self._follow(link, "page requisite")
         if page.kind in ("index", "article", "not_found", "search", "error", "other"):
             for extra in self.autoblog_files(response, page.links, base):
-                yield from self._follow(extra, "autoblog file")
+                yield from self._follow(extra, "autoblog file", refresh=True)
+
+    # -- crawl history ------------------------------------------------------------
+
+    @property
+    def state(self) -> CrawlState | None:
+        return crawl_state(self.crawler) if hasattr(self, "crawler") else None
+
+    def note_in_history(self, response: Response, page: ParsedPage) -> str | None:
+        """Store the page's normalised digest and the articles it shows (change report)."""
+        state = self.state
+        pointer = response.meta.get("warc")
+        if state is None or state.run is None or pointer is None:
+            return None
+        digest = page_digest(page)
+        state.history.set_normalized_digest(pointer["record_id"], digest)
+        base = autoblog_base(response.url)
+        for block in page.articles:
+            if block.permalink:
+                state.history.mark_article(
+                    block.permalink, base, state.run.id, article_digest(block)
+                )
+        return digest
+
+    def unchanged_since_last_run(self, response: Response, base: str, digest: str | None) -> bool:
+        """Incremental runs skip an autoblog whose first page lists the same articles."""
+        state = self.state
+        if state is None or not state.incremental or response.url != base or digest is None:
+            return False
+        previous = state.archived_before(response.url)
+        if previous is None or previous.normalized_digest != digest:
+            return False
+        self.crawler.stats.inc_value("incremental/unchanged_autoblogs")
+        return True
+
+    def pages_to_walk(self, page: ParsedPage, base: str) -> list[str]:
+        """All listed pages in a full pass; newest first, until known articles, otherwise.
+
+        An incremental run follows "older" only while pages still show articles no
+        earlier run archived, plus ``INCREMENTAL_MARGIN_PAGES`` pages of margin.
+        """
+        state = self.state
+        if state is None or not state.incremental:
+            return page.page_links
+        if page.kind != "index" or page.next_page is None:
+            return []
+        if any(a.permalink and not state.article_known_before(a.permalink) for a in page.articles):
+            self._known_pages[base] = 0
+        else:
+            self._known_pages[base] += 1
+        if self._known_pages[base] > state.margin_pages:
+            self.crawler.stats.inc_value("incremental/walks_stopped")
+            return []
+        return [page.next_page]
 
     def autoblog_files(self, response: Response, links: list[str], base: str) -> list[str]:
         """Feed, OPML, media list, vvb.ini and articles.db, re-rooted on the autoblog base."""
@@ -218,11 +282,11 @@ class AutoblogSpider(Spider):
     def parse_farm(self, response: TextResponse) -> Iterator[Request]:
         root = response.urljoin("./")
         for base in farm_autoblog_links(response.text, response.url):
-            yield from self._follow(base, "farm list")
+            yield from self._follow(base, "farm list", refresh=True)
         linked = set(response.xpath("//a/@href").getall())
         for export in FARM_EXPORTS:
             if export in linked or export == "?export":
-                yield from self._follow(root + export, "farm export")
+                yield from self._follow(root + export, "farm export", refresh=True)
         for src in response.xpath("//img/@src | //link[@rel='stylesheet']/@href").getall():
             yield from self._follow(response.urljoin(src), "page requisite")
 
@@ -237,6 +301,7 @@ class AutoblogSpider(Spider):
             "body": response.body,
             "warc": response.meta.get("warc"),
             "warc_date": response.meta.get("warc_date"),
+            "warc_record_type": response.meta.get("warc_record_type"),
         }
 
     def article_item(self, response: Response, kind: str, engine: str | None, article) -> dict:

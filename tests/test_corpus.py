@@ -26,9 +26,9 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from crawler.corpus import CorpusBuilder, annotate_duplicates, read_corpus
-from crawler.extraction import canonical_url
 from crawler.offline import extract_warcs
 from crawler.templates import parse_page
+from crawler.urls import canonical_url
 
 samplefarm = pytest.importorskip("crawler.samplefarm")
 

@@ -10,7 +10,7 @@ from rapidfuzz import fuzz
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.corpus import read_corpus
-from crawler.extraction import canonical_url
+from crawler.urls import canonical_url
 
 CODE_MARKERS = ("<script", "&lt;script", "document.write", "<style", "function(")
 
@@ -59,7 +59,7 @@ def test_offline_extract_rebuilds_the_same_corpus(crawled, tmp_path):
     archive = crawled["out"] / "collections" / "farm" / "archive"
     result = run_cli("extract", str(archive), "--output", str(tmp_path))
     assert result.returncode == 0, result.stderr[-2000:]
-    crawl_shards = sorted((crawled["out"] / "corpus").glob("part-*.jsonl.gz"))
+    crawl_shards = sorted((crawled["out"] / "corpus" / "run-00001").glob("part-*.jsonl.gz"))
     offline_shards = sorted((tmp_path / "corpus").glob("part-*.jsonl.gz"))
     assert [p.name for p in crawl_shards] == [p.name for p in offline_shards]
     crawl_records = read_corpus(crawled["out"])

@@ -8,13 +8,13 @@ import pytest
 from conftest import REFERENCE_PAGES
 
 from crawler.extraction import (
-    canonical_url,
     decode_html,
     extract_page,
     hamming,
     repair_surrogates,
     simhash64,
 )
+from crawler.urls import canonical_url
 
 PAGES = REFERENCE_PAGES
 BASE = "http://farm.test/autoblogs/wwwlaquadraturenet_d04d205820c5b2317c2b58149db26047c414a48b/"

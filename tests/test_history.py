@@ -30,8 +30,6 @@ from crawler.history import (
     HISTORY_NAME,
     History,
     article_digest,
-    autoblog_of,
-    canonical_url,
     normalized_digest,
     page_digest,
     payload_digest,
@@ -44,6 +42,7 @@ from crawler.recovery import repair_directory
 from crawler.samplefarm.farm import Farm
 from crawler.samplefarm.options import FarmConfig
 from crawler.templates import parse_page
+from crawler.urls import autoblog_base, canonical_url
 from crawler.verify import Report, check_warc
 from crawler.warcfiles import RollingWarcWriter, make_record_builder
 
@@ -159,7 +158,7 @@ class SimulatedCrawl:
             for block in page.articles:
                 if block.permalink:
                     history.mark_article(
-                        block.permalink, autoblog_of(url), run_id, article_digest(block)
+                        block.permalink, autoblog_base(url), run_id, article_digest(block)
                     )
 
 

@@ -10,8 +10,9 @@ import json
 import pytest
 from test_history import HOST, SimulatedCrawl, make_farm  # the reference wiring
 
-from crawler.history import FINISHED, History, canonical_url
+from crawler.history import FINISHED, History
 from crawler.report import build_report, format_report, run_report, write_report
+from crawler.urls import canonical_url
 
 K = 3
 
