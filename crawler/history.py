@@ -940,7 +940,7 @@ def _reindex(root: Path, layouts: list[OutputLayout]) -> int:
         # Under the run lock, an .open file is a killed crawl's: repair it, then index it.
         for repair in repair_directory(layout.archive):
             print(f"repaired {repair.describe()}")
-        write_cdxj(layout)
+        write_cdxj(layout, rebuild=True)
     report = rebuild_from_indexes(root)
     for problem in report.problems:
         print(f"PROBLEM  {problem}")

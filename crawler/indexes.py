@@ -8,6 +8,7 @@ add to the same collection (which pywb needs to resolve revisit records).
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import subprocess
@@ -77,14 +78,39 @@ class OutputLayout:
         return [OutputLayout(root, p.name) for p in sorted(base.iterdir()) if p.is_dir()]
 
 
-def write_cdxj(layout: OutputLayout) -> Path:
-    """Sorted CDXJ over every WARC of the collection (what pywb and cdxj-indexer read)."""
+def _cdxj_filename(line: str) -> str | None:
+    try:
+        return orjson.loads(line.split(" ", 2)[2])["filename"]
+    except (IndexError, KeyError, ValueError):
+        return None
+
+
+def write_cdxj(layout: OutputLayout, rebuild: bool = False) -> Path:
+    """Sorted CDXJ over every WARC of the collection (what pywb and cdxj-indexer read).
+
+    Closed WARC files never change, so a scheduled run only indexes the files that are
+    not in the index yet and merges their lines in; ``rebuild`` re-reads every file.
+    """
     layout.cdxj.parent.mkdir(parents=True, exist_ok=True)
+    present = {p.name for p in layout.warcs()}
+    lines: list[str] = []
+    indexed: set[str] = set()
+    if not rebuild and layout.cdxj.exists():
+        with open(layout.cdxj, encoding="utf-8") as fh:
+            for line in fh:
+                name = _cdxj_filename(line)
+                if name in present:
+                    lines.append(line)
+                    indexed.add(name)
+    new = [str(layout.archive / name) for name in sorted(present - indexed)]
+    if new:
+        buffer = io.StringIO()
+        write_cdx_index(buffer, new, {"sort": False, "dir_root": str(layout.archive)})
+        lines.extend(buffer.getvalue().splitlines(keepends=True))
+    lines.sort()
     tmp = layout.cdxj.with_suffix(".cdxj.tmp")
-    inputs = [str(p) for p in layout.warcs()]
     with open(tmp, "w", encoding="utf-8") as out:
-        if inputs:
-            write_cdx_index(out, inputs, {"sort": True, "dir_root": str(layout.archive)})
+        out.writelines(lines)
     os.replace(tmp, layout.cdxj)
     return layout.cdxj
 
@@ -115,19 +141,37 @@ def write_pages(layout: OutputLayout, titles: Mapping[str, str] | None = None) -
     Titles the spider already read are passed in; the others (``reindex``) are read
     back from the WARC record the CDXJ line points at.
     """
-    titles = titles or {}
-    with open(layout.pages, "wb") as out, open(layout.cdxj, encoding="utf-8") as cdxj:
+    titles = dict(titles or {})
+    known = _earlier_titles(layout.pages)
+    tmp = layout.pages.with_suffix(".jsonl.tmp")
+    with open(tmp, "wb") as out, open(layout.cdxj, encoding="utf-8") as cdxj:
         out.write(orjson.dumps(PAGES_HEADER, option=orjson.OPT_APPEND_NEWLINE))
         for line in cdxj:
             _key, ts, blob = line.rstrip("\n").split(" ", 2)
             fields = orjson.loads(blob)
             if fields.get("status") != "200" or "html" not in fields.get("mime", ""):
                 continue
-            url = fields["url"]
-            title = titles.get(url) or _title_at(layout, fields)
-            entry = {"url": url, "ts": timestamp_to_iso_date(ts), "title": title}
+            url, iso = fields["url"], timestamp_to_iso_date(ts)
+            title = known.get((url, iso)) or titles.get(url) or _title_at(layout, fields)
+            entry = {"url": url, "ts": iso, "title": title}
             out.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
+    os.replace(tmp, layout.pages)
     return layout.pages
+
+
+def _earlier_titles(pages: Path) -> dict[tuple[str, str], str]:
+    """Titles an earlier run already wrote, so they are not read back from the WARCs."""
+    known: dict[tuple[str, str], str] = {}
+    if not pages.exists():
+        return known
+    with open(pages, "rb") as fh:
+        for line in fh:
+            try:
+                entry = orjson.loads(line)
+                known[(entry["url"], entry["ts"])] = entry["title"]
+            except (ValueError, KeyError, TypeError):
+                continue
+    return known
 
 
 def write_pywb_config(layout: OutputLayout) -> Path:
