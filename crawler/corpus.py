@@ -28,7 +28,6 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -60,19 +59,12 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 def _read_warc_response(path: str, offset: int, length: int) -> dict[str, Any]:
     """One response record (one gzip member) -> decoded body + the headers extraction needs."""
-    from warcio.archiveiterator import ArchiveIterator
+    from crawler.warcfiles import read_record_at
 
-    with open(path, "rb") as fh:
-        fh.seek(offset)
-        data = fh.read(length)
-    record = next(iter(ArchiveIterator(BytesIO(data))))
-    flags: list[str] = []
-    try:
-        body = record.content_stream().read()
-    except Exception:  # a broken Content-Encoding: keep the raw bytes, flagged
-        record = next(iter(ArchiveIterator(BytesIO(data))))
-        body = record.raw_stream.read()
-        flags.append("content_decoding_error")
+    record = read_record_at(path, offset)
+    body = record.payload
+    # A broken Content-Encoding: the raw bytes are kept, flagged.
+    flags: list[str] = [] if record.decoded else ["content_decoding_error"]
     http = record.http_headers
     return {
         "body": body,

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import orjson
 from cdxj_indexer.main import write_cdx_index
-from warcio.archiveiterator import ArchiveIterator
 from warcio.timeutils import timestamp_to_iso_date
 
 from crawler.templates import parse_page
+from crawler.warcfiles import read_record_at
 
 logger = logging.getLogger(__name__)
 
@@ -124,15 +124,11 @@ def page_title(body: bytes, url: str) -> str:
 
 
 def _title_at(layout: OutputLayout, fields: dict) -> str:
-    with open(layout.archive / fields["filename"], "rb") as fh:
-        fh.seek(int(fields["offset"]))
-        record = next(iter(ArchiveIterator(fh)))
-        try:
-            body = record.content_stream().read()  # warcio undoes Content-Encoding
-        except (OSError, EOFError, ValueError) as exc:
-            logger.warning("pages.jsonl: cannot decode %s (%s)", fields["url"], exc)
-            return fields["url"]
-    return page_title(body, fields["url"])
+    record = read_record_at(layout.archive / fields["filename"], int(fields["offset"]))
+    if not record.decoded:
+        logger.warning("pages.jsonl: cannot decode %s", fields["url"])
+        return fields["url"]
+    return page_title(record.payload, fields["url"])
 
 
 def write_pages(layout: OutputLayout, titles: Mapping[str, str] | None = None) -> Path:

@@ -227,17 +227,16 @@ def read_response(path, capture: Capture, request):
     """The Scrapy response stored at ``capture`` (body decoded, as Scrapy would give it)."""
     from scrapy.http import Headers
     from scrapy.responsetypes import responsetypes
-    from warcio.archiveiterator import ArchiveIterator
+
+    from crawler.warcfiles import read_record_at
 
     try:
-        with open(path, "rb") as fh:
-            fh.seek(capture.offset)
-            record = next(iter(ArchiveIterator(fh)))
-            body = record.content_stream().read()
-            pairs = record.http_headers.headers if record.http_headers else []
-    except (OSError, StopIteration, ValueError, EOFError) as exc:
+        record = read_record_at(path, capture.offset)
+    except (OSError, ValueError, EOFError) as exc:
         logger.warning("cannot read back %s from %s (%s); fetching again", request.url, path, exc)
         return None
+    body = record.payload
+    pairs = record.http_headers.headers if record.http_headers else []
     headers = Headers()
     for name, value in pairs:
         if name.lower() not in ("content-encoding", "content-length", "transfer-encoding"):

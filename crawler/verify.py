@@ -17,6 +17,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.timeutils import iso_date_to_timestamp
 
 from crawler.indexes import OutputLayout
+from crawler.warcfiles import read_record_at
 
 
 @dataclass
@@ -99,17 +100,15 @@ def check_cdxj(layout: OutputLayout, report: Report) -> None:
             if not path.exists():
                 report.problems.append(f"{where}: {fields['filename']} does not exist")
                 continue
-            with open(path, "rb") as warc:
-                warc.seek(int(fields["offset"]))
-                try:
-                    record = next(iter(ArchiveIterator(warc)))
-                    uri = record.rec_headers.get_header("WARC-Target-URI")
-                    date = iso_date_to_timestamp(record.rec_headers.get_header("WARC-Date"))
-                except Exception as exc:  # noqa: BLE001 - a damaged record is a defect
-                    report.problems.append(f"{where}: no readable record at offset ({exc!r})")
-                    continue
-                if uri != fields["url"] or date != ts:
-                    report.problems.append(f"{where}: points at {uri} {date}, not {fields['url']}")
+            try:
+                record = read_record_at(path, int(fields["offset"]))
+                uri = record.header("WARC-Target-URI")
+                date = iso_date_to_timestamp(record.header("WARC-Date"))
+            except Exception as exc:  # noqa: BLE001 - a damaged record is a defect
+                report.problems.append(f"{where}: no readable record at offset ({exc!r})")
+                continue
+            if uri != fields["url"] or date != ts:
+                report.problems.append(f"{where}: points at {uri} {date}, not {fields['url']}")
 
 
 def verify(root: str | Path) -> Report:

@@ -18,7 +18,9 @@ from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
 
+from warcio.archiveiterator import ArchiveIterator
 from warcio.recordloader import ArcWarcRecord
+from warcio.statusandheaders import StatusAndHeaders
 from warcio.timeutils import datetime_to_iso_date
 from warcio.warcwriter import WARCWriter
 
@@ -162,3 +164,48 @@ class RollingWarcWriter:
         self.closed_files.append(final)
         self._name = None
         return final
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """One record read back by its offset: what a corpus pointer or a CDXJ line leads to."""
+
+    rec_type: str
+    rec_headers: StatusAndHeaders
+    http_headers: StatusAndHeaders | None
+    payload: bytes  # Content-Encoding undone, unless ``decoded`` is False
+    decoded: bool = True
+
+    def header(self, name: str) -> str | None:
+        return self.rec_headers.get_header(name)
+
+
+def read_record_at(path: str | os.PathLike[str], offset: int) -> StoredRecord:
+    """The record whose gzip member starts at ``offset``, payload read in full.
+
+    A body whose Content-Encoding cannot be undone is returned raw (``decoded=False``)
+    rather than lost. Raises ``OSError``/``ValueError``/``EOFError`` or warcio's
+    ``ArchiveLoadFailed`` when nothing readable is there.
+    """
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        record = next(iter(ArchiveIterator(fh)), None)
+        if record is None:
+            raise EOFError(f"no record at offset {offset} of {path}")
+        try:
+            return StoredRecord(
+                record.rec_type,
+                record.rec_headers,
+                record.http_headers,
+                record.content_stream().read(),
+            )
+        except (OSError, zlib.error, ValueError, EOFError):
+            fh.seek(offset)
+            record = next(iter(ArchiveIterator(fh)))
+            return StoredRecord(
+                record.rec_type,
+                record.rec_headers,
+                record.http_headers,
+                record.raw_stream.read(),
+                decoded=False,
+            )

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import gzip
-from io import BytesIO
+import zlib
 
 from conftest import run_cli
 from rapidfuzz import fuzz
-from warcio.archiveiterator import ArchiveIterator
 
 from crawler.corpus import read_corpus
 from crawler.urls import canonical_url
+from crawler.warcfiles import read_record_at
 
 CODE_MARKERS = ("<script", "&lt;script", "document.write", "<style", "function(")
 
@@ -44,15 +44,20 @@ def test_every_warc_pointer_opens_its_response(crawled):
     archive = crawled["out"] / "collections" / "farm" / "archive"
     for record in read_corpus(crawled["out"]):
         pointer = record["warc"]
-        with open(archive / pointer["filename"], "rb") as fh:
+        path = archive / pointer["filename"]
+        stored = read_record_at(path, pointer["offset"])
+        assert stored.rec_type == "response"
+        assert stored.header("WARC-Record-ID") == pointer["record_id"]
+        assert stored.header("WARC-Payload-Digest") == pointer["payload_digest"]
+        if "from_index_only" not in record["quality_flags"]:
+            assert stored.header("WARC-Target-URI") == record["url"]
+        # offset + length delimit exactly one gzip member: the record and nothing else.
+        with open(path, "rb") as fh:
             fh.seek(pointer["offset"])
             member = fh.read(pointer["length"])
-        warc_record = next(iter(ArchiveIterator(BytesIO(member))))
-        assert warc_record.rec_type == "response"
-        assert warc_record.rec_headers.get_header("WARC-Record-ID") == pointer["record_id"]
-        target = warc_record.rec_headers.get_header("WARC-Target-URI")
-        if "from_index_only" not in record["quality_flags"]:
-            assert target == record["url"]
+        inflater = zlib.decompressobj(31)
+        assert inflater.decompress(member).startswith(b"WARC/1.1\r\n")
+        assert inflater.eof and not inflater.unused_data
 
 
 def test_offline_extract_rebuilds_the_same_corpus(crawled, tmp_path):
