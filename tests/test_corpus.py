@@ -343,13 +343,15 @@ def test_package(farm_corpus: dict[str, Any], tmp_path: Path) -> None:
     assert table.schema.equals(parquet_schema())
     assert str(table.schema.field("date").type) == "string"
     assert table.num_rows == result["records"]
-    pd = pytest.importorskip("pandas")
+    import duckdb
+    import pandas as pd
+
     frame = pd.read_parquet(out / "parquet")
     assert frame["url"].tolist() == [r["url"] for r in farm_corpus["offline"]]
-    duckdb = pytest.importorskip("duckdb")
     con = duckdb.connect()
     n = con.execute(f"select count(*) from '{out}/parquet/*.parquet' where date is not null")
     assert n.fetchall()[0][0] == sum(1 for r in farm_corpus["offline"] if r["date"])
+    _load_with_datasets(out / "parquet", tmp_path / "hf-cache", farm_corpus["offline"])
     card = (out / "README.md").read_text()
     for needle in ("Mirrored copies", "[Update] duplicates", "Licence", "`quality_flags`"):
         assert needle in card
@@ -358,3 +360,22 @@ def test_package(farm_corpus: dict[str, Any], tmp_path: Path) -> None:
         assert hashlib.sha256((out / rel).read_bytes()).hexdigest() == digest
     listed = {line.split("  ", 1)[1] for line in (out / "MANIFEST.sha256").read_text().splitlines()}
     assert {"README.md", "counts.json", "corpus/part-00000.jsonl.gz"} <= listed
+
+
+def _load_with_datasets(parquet_dir: Path, cache: Path, records: list[dict[str, Any]]) -> None:
+    """Hugging Face ``datasets`` loads the Parquet offline, with our types, no inference."""
+    import os
+
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from datasets import load_dataset
+
+    data = load_dataset(
+        "parquet",
+        data_files=str(parquet_dir / "*.parquet"),
+        split="train",
+        cache_dir=str(cache),
+    )
+    assert data.num_rows == len(records)
+    assert data.features["date"].dtype == "string"
+    assert data[0]["url"] == records[0]["url"]
