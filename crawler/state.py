@@ -133,7 +133,9 @@ class CrawlState:
         path = write_report(self.layout.root, report)
         self.stats.set_value("run/status", status)
         self.stats.set_value("run/report", str(path))
-        self.stats.set_value("run/report_text", format_report(report))
+        # A first crawl finds everything new: counts say it, a URL list would be noise.
+        first = self.history.runs()[0].id == self.run.id
+        self.stats.set_value("run/report_text", format_report(report, limit=0 if first else 20))
 
     def engine_stopped(self) -> None:
         self.history.close()
