@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 import zlib
+from functools import lru_cache
 from urllib.parse import urljoin
 
 from scrapy.http import Response
@@ -32,6 +33,12 @@ def decoded_body(body: bytes, content_encoding: str) -> bytes:
 LINK_ATTR = re.compile(rb"""\b(?:href|src|action)\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
 
 
+@lru_cache(maxsize=65536)
+def _join(base: str, link: str) -> str:
+    """``urljoin``, remembered: the pages of one autoblog repeat the same relative links."""
+    return urljoin(base, link)
+
+
 def page_outlinks(response: Response) -> list[str]:
     """Every distinct absolute link (href/src/action) of an HTML response, in page order.
 
@@ -48,12 +55,14 @@ def page_outlinks(response: Response) -> list[str]:
     except zlib.error:
         return []
     seen: dict[str, None] = {}
+    # Fragments and empty hrefs are skipped, so no join depends on the page's query.
+    base = response.url.split("?", 1)[0].split("#", 1)[0]
     for match in LINK_ATTR.finditer(body):
         raw = (match.group(1) or match.group(2) or b"").decode("utf-8", "replace").strip()
         if not raw or raw.startswith(("#", "javascript:", "data:", "mailto:")):
             continue
         try:
-            link = urljoin(response.url, html.unescape(raw))
+            link = _join(base, html.unescape(raw) if "&" in raw else raw)
         except ValueError:
             continue
         if link.startswith(("http://", "https://")):
