@@ -37,7 +37,7 @@ class Progress:
         pages = get("warc/responses", 0) + get("warc/revisits", 0)
         errors = get("errors/fetch", 0) + get("warc/write_errors", 0)
         return (
-            f"pages {pages}  articles {get('item_scraped_count', 0)}  "
+            f"pages {pages}  articles {get('articles/found', 0)}  "
             f"{get('warc/payload_bytes', 0) / 1e6:.1f} MB  errors {errors}  "
             f"{pages / elapsed * 60:.0f} pages/min"
         )

@@ -125,7 +125,7 @@ def run_crawl(
         extra = {"WACZ_ENABLED": wacz, "CRAWL_MODE": mode, "RUN_LOCK_HELD": True}
         settings = crawl_settings(output, name, fast=fast, overrides=extra | (overrides or {}))
         started = datetime.now(UTC)
-        process = CrawlerProcess(settings, install_root_handler=True)
+        process = CrawlerProcess(settings)
         crawler_ = process.create_crawler(AutoblogSpider)
         process.crawl(crawler_, urls=list(urls), autoblogs=autoblogs or [])
         process.start()

@@ -310,6 +310,7 @@ class AutoblogSpider(Spider):
         if article.permalink and article.permalink not in self._permalinks_seen:
             self._permalinks_seen.add(article.permalink)
             self.articles_per_autoblog[base] += 1
+            self.crawler.stats.inc_value("articles/found")
         return {
             "type": "article",
             "autoblog": base,
