@@ -454,6 +454,15 @@ class History:
         ).fetchone()
         return _capture_from_row(row) if row else None
 
+    def latest_complete(self, url: str, before_run: int) -> Capture | None:
+        """The newest full 200 response of ``url`` before a run (where its validators are)."""
+        row = self.conn.execute(
+            "SELECT * FROM captures WHERE url = ? AND run_id < ? AND status = 200 "
+            "AND record_type = 'response' ORDER BY warc_date DESC, id DESC LIMIT 1",
+            (canonical_url(url), before_run),
+        ).fetchone()
+        return _capture_from_row(row) if row else None
+
     def find_original(self, url: str, payload_digest: str) -> Capture | None:
         """The newest full ``response`` of ``url`` with this payload: what a revisit refers to.
 

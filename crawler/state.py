@@ -31,6 +31,7 @@ from crawler.recovery import repair_output
 from crawler.report import build_report, format_report, write_report
 from crawler.runlock import RunLock
 from crawler.urls import canonical_url
+from crawler.warcfiles import read_record_at
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,29 @@ class CrawlState:
             return None
         return capture
 
+    def validators(self, url: str) -> dict[str, str]:
+        """Conditional-GET headers from the last capture's ETag / Last-Modified, if any.
+
+        Autoblog pages send neither; static files served by the web server itself
+        (``articles.db``, ``vvb.ini``, media) usually do, and a 304 costs no body.
+        """
+        capture = self.history.latest_complete(url, self.run.id) if self.run else None
+        if capture is None:
+            return {}
+        try:
+            record = read_record_at(self.layout.archive / capture.filename, capture.offset)
+        except (OSError, ValueError, EOFError):
+            return {}
+        http = record.http_headers
+        if http is None:
+            return {}
+        headers = {}
+        if http.get_header("ETag"):
+            headers["If-None-Match"] = http.get_header("ETag")
+        if http.get_header("Last-Modified"):
+            headers["If-Modified-Since"] = http.get_header("Last-Modified")
+        return headers
+
     def article_known_before(self, permalink: str) -> bool:
         """Was this article archived by an earlier run (the incremental stop rule)?"""
         if self.run is None:
@@ -229,8 +253,6 @@ def read_response(path, capture: Capture, request):
     """The Scrapy response stored at ``capture`` (body decoded, as Scrapy would give it)."""
     from scrapy.http import Headers
     from scrapy.responsetypes import responsetypes
-
-    from crawler.warcfiles import read_record_at
 
     try:
         record = read_record_at(path, capture.offset)

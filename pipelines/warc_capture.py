@@ -162,7 +162,14 @@ class WarcCapture:
         digest = payload_digest(response.body)
         state = crawl_state(self.crawler)
         original = None
-        if state is not None and state.run is not None and "dataloss" not in response.flags:
+        # Revisits only for real content: not for cut bodies, empty bodies or 304s.
+        if (
+            state is not None
+            and state.run is not None
+            and "dataloss" not in response.flags
+            and response.body
+            and response.status < 300
+        ):
             original = state.history.find_original(response.url, digest)
         if original is not None:
             response_rec = self._revisit_record(response, warc_date, original)

@@ -114,11 +114,14 @@ class AutoblogSpider(Spider):
             self.crawler.stats.inc_value("skipped/out of scope (not followed)")
             return
         state = self.state
-        if not refresh and state is not None and state.incremental:
-            if state.archived_before(url) is not None:
+        headers: dict[str, str] = {}
+        if state is not None and state.incremental:
+            if not refresh and state.archived_before(url) is not None:
                 self.crawler.stats.inc_value("incremental/already_archived")
                 return
-        yield self._request(url, reason)
+            if refresh:
+                headers = state.validators(url)
+        yield self._request(url, reason, headers=headers)
 
     def failed(self, failure: Any) -> None:
         request = getattr(failure, "request", None)

@@ -109,6 +109,10 @@ def test_recrawl_fetches_only_new_articles_and_changed_pages(recrawl):
             assert media <= new_media
             assert files == {base + f for f in ("?feed", "?opml", "?media", "vvb.ini",
                                                 "articles.db")}  # fmt: skip
+            # Static files are asked for conditionally: unchanged vvb.ini costs a 304.
+            statuses = {unquote(r["path"]): r["status"] for r in recrawl["second_requests"]}
+            assert statuses[base + "vvb.ini"] == 304
+            assert statuses[base + "articles.db"] == 200
         else:
             assert pages == [base], pages  # unchanged: only its first page
 

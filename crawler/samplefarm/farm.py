@@ -25,6 +25,9 @@ class Response:
     body: bytes
     headers: list[tuple[str, str]] = field(default_factory=list)
     autoblog: Autoblog | None = None
+    # A file the web server serves itself (not PHP): it gets an ETag and answers
+    # If-None-Match with 304, as nginx or Apache would.
+    static: bool = False
 
 
 def png_bytes(seed: str, size: int = 8) -> bytes:
@@ -296,18 +299,28 @@ class Farm:
         html_type = f"text/html; charset={charset}"
         if rest == "vvb.ini":
             return Response(
-                200, self.vvb_ini(ab).encode(), [("Content-Type", "text/plain; charset=UTF-8")]
+                200,
+                self.vvb_ini(ab).encode(),
+                [("Content-Type", "text/plain; charset=UTF-8")],
+                static=True,
             )
         if rest == "articles.db":
             return Response(
-                200, self.articles_db(ab), [("Content-Type", "application/octet-stream")]
+                200,
+                self.articles_db(ab),
+                [("Content-Type", "application/octet-stream")],
+                static=True,
             )
         if rest.startswith("media/"):
             name = unquote(rest[6:])
             if name in ab.media_files():
                 if name.endswith(".svg"):
-                    return Response(200, svg_bytes(), [("Content-Type", "image/svg+xml")])
-                return Response(200, png_bytes(name, 16), [("Content-Type", "image/png")])
+                    return Response(
+                        200, svg_bytes(), [("Content-Type", "image/svg+xml")], static=True
+                    )
+                return Response(
+                    200, png_bytes(name, 16), [("Content-Type", "image/png")], static=True
+                )
             return self.plain_404("/" + rest)
         if ab.engine == "0.2":
             return self.autoblog_02(ab, unquote(rest), query, host, html_type, charset)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
+import hashlib
 import random
 import signal
 import sys
@@ -20,6 +21,7 @@ from .options import AutoblogSettings, FarmConfig, config_from_args
 REASONS = {
     200: "OK",
     301: "Moved Permanently",
+    304: "Not Modified",
     400: "Bad Request",
     404: "Not Found",
     405: "Method Not Allowed",
@@ -108,6 +110,8 @@ class FarmServer:
                 [("Content-type", "text/html; charset=UTF-8")],
                 resp.autoblog,
             )
+        if resp.static and resp.status == 200:
+            resp = conditional(resp, headers.get("if-none-match"))
         await self.send(writer, method, resp, headers, keep, log=True, target=target)
         return keep
 
@@ -259,3 +263,11 @@ def main_from_args(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def conditional(resp: Response, if_none_match: str | None) -> Response:
+    """ETag on a static file; 304 Not Modified when the client already holds it."""
+    etag = '"' + hashlib.sha1(resp.body).hexdigest()[:20] + '"'
+    if if_none_match and etag in [t.strip() for t in if_none_match.split(",")]:
+        return Response(304, b"", [("ETag", etag)], resp.autoblog)
+    return Response(resp.status, resp.body, [*resp.headers, ("ETag", etag)], resp.autoblog)
