@@ -203,9 +203,10 @@ def _crawl_process(url: str, out: Path) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def _wait_for_requests(farm, n: int, timeout: float = 60) -> None:
+def _wait_for_requests(farm, n: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Until the farm has seen ``n`` requests, or the crawl ended on its own."""
     deadline = time.monotonic() + timeout
-    while len(farm.requests()) < n:
+    while len(farm.requests()) < n and proc.poll() is None:
         assert time.monotonic() < deadline, "the crawl stalled"
         time.sleep(0.05)
 
@@ -215,11 +216,11 @@ def test_killed_crawl_resumes_without_loss_or_duplicates(tmp_path):
         truth = farm.truth()["autoblogs"]
         for kill_at in (15, 45, 80):
             proc = _crawl_process(farm.url, tmp_path)
-            _wait_for_requests(farm, kill_at)
+            _wait_for_requests(farm, kill_at, proc)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
         interrupted = _crawl_process(farm.url, tmp_path)
-        _wait_for_requests(farm, 110)
+        _wait_for_requests(farm, len(farm.requests()) + 10, interrupted)
         interrupted.send_signal(signal.SIGINT)  # Ctrl-C: graceful stop, resumable
         interrupted.communicate(timeout=120)
         final = _crawl_process(farm.url, tmp_path)
@@ -252,7 +253,7 @@ def test_killed_crawl_resumes_without_loss_or_duplicates(tmp_path):
 def test_second_run_on_the_same_folder_is_refused(tmp_path):
     with start_farm(autoblogs=1, articles=20, latency=100) as farm:
         first = _crawl_process(farm.url, tmp_path)
-        _wait_for_requests(farm, 3)
+        _wait_for_requests(farm, 3, first)
         second = run_cli("crawl", farm.url, "-o", str(tmp_path), "--name", "k", "--fast")
         first.send_signal(signal.SIGKILL)
         first.wait()
