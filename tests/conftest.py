@@ -64,3 +64,20 @@ def crawled(tmp_path_factory):
 
 # The read-only reference pages the real engine rendered, beside the repository.
 REFERENCE_PAGES = Path(__file__).resolve().parents[2] / "shared" / "autoblog-reference" / "pages"
+
+
+def kill_when_ready(script: str, settle: float) -> None:
+    """Run a writer script until it prints "ready", let it write ``settle`` s more, SIGKILL it.
+
+    The kill lands wherever the writer is, mid-record included: what crash recovery
+    must cope with.
+    """
+    import os
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    time.sleep(settle)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()

@@ -8,11 +8,7 @@ noted in history.sqlite the way the wired capture does, then lost and rebuilt.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import textwrap
 import time
 from datetime import UTC, datetime
@@ -21,6 +17,7 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
+from conftest import kill_when_ready
 from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.timeutils import datetime_to_iso_date
@@ -435,11 +432,7 @@ def test_sigkilled_writer_loses_nothing_that_the_warc_holds(tmp_path):
                 print("ready", flush=True)
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "ready"
-    time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when_ready(script, settle=0.2)
     layout = OutputLayout(tmp_path, "farm")
     repair_directory(layout.archive)
     with History.open(tmp_path) as h:

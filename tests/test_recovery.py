@@ -3,17 +3,15 @@ at many byte positions, repaired, then checked with `warcio check` and the proje
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from io import BytesIO
 from pathlib import Path
 
 import pytest
+from conftest import kill_when_ready
 from scrapy import Request
 from scrapy.http import HtmlResponse
 from warcio.archiveiterator import ArchiveIterator
@@ -249,11 +247,7 @@ def test_real_cli_warcio_check_and_sigkilled_writer(tmp_path):
                 print("ready", flush=True)
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "ready"
-    time.sleep(0.3)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when_ready(script, settle=0.3)
     (open_file,) = archive.glob("*.open")
     repairs = repair_directory(archive)
     assert [r.action for r in repairs] == ["closed"]
