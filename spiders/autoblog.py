@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from scrapy import Request, Spider
+from scrapy import Request, Selector, Spider
 from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.http import Response, TextResponse
 
@@ -107,8 +107,9 @@ class AutoblogSpider(Spider):
         if not url:
             return
         url = url.split("#", 1)[0]
-        if forbidden_reason(url) is not None:
-            self.crawler.stats.inc_value(f"skipped/{forbidden_reason(url)}")
+        reason_not = forbidden_reason(url)
+        if reason_not is not None:
+            self.crawler.stats.inc_value(f"skipped/{reason_not}")
             return
         if not self.scope.allows(url):
             self.crawler.stats.inc_value("skipped/out of scope (not followed)")
@@ -162,24 +163,17 @@ class AutoblogSpider(Spider):
         elif query == "media" and isinstance(data, dict):
             files = data.get("files") or {}
             names = files.values() if isinstance(files, dict) else files
-            folder = data.get("url") or urljoin(autoblog_base(response.url), "media/")
-            # The listed folder URL is the farm's own idea of its host; keep ours.
-            folder = (
-                urljoin(autoblog_base(response.url), "media/")
-                if not self.scope.allows(folder)
-                else folder
-            )
+            folder = data.get("url")
+            if not isinstance(folder, str) or not self.scope.allows(folder):
+                # The listed folder is the farm's own idea of its host name; keep ours.
+                folder = urljoin(autoblog_base(response.url), "media/")
             for name in names:
                 if isinstance(name, str) and name and not name.startswith("."):
                     yield from self._follow(urljoin(folder, name), "media list")
 
     def parse_sitemap(self, response: Response) -> Iterator[Request]:
-        response = (
-            response.replace(encoding="utf-8")
-            if not isinstance(response, TextResponse)
-            else response
-        )
-        for loc in response.xpath("//*[local-name()='loc']/text()").getall():
+        selector = Selector(text=response.body.decode("utf-8", "replace"), type="xml")
+        for loc in selector.xpath("//*[local-name()='loc']/text()").getall():
             yield from self._follow(loc.strip(), "sitemap", refresh=True)
 
     def parse_html(self, response: TextResponse) -> Iterator[Any]:
@@ -215,7 +209,7 @@ class AutoblogSpider(Spider):
         for link in page.requisites:
             yield from self._follow(link, "page requisite")
         if page.kind in ("index", "article", "not_found", "search", "error", "other"):
-            for extra in self.autoblog_files(response, page.links, base):
+            for extra in self.autoblog_files(page.links, base):
                 yield from self._follow(extra, "autoblog file", refresh=True)
 
     # -- crawl history ------------------------------------------------------------
@@ -271,7 +265,8 @@ class AutoblogSpider(Spider):
             return []
         return [page.next_page]
 
-    def autoblog_files(self, response: Response, links: list[str], base: str) -> list[str]:
+    @staticmethod
+    def autoblog_files(links: list[str], base: str) -> list[str]:
         """Feed, OPML, media list, vvb.ini and articles.db, re-rooted on the autoblog base."""
         found: list[str] = []
         for link in links:
