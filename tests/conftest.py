@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -81,3 +82,17 @@ def kill_when_ready(script: str, settle: float) -> None:
     time.sleep(settle)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def _pywb_available() -> bool:
+    from crawler.replay import find_wayback
+
+    return find_wayback() is not None
+
+
+# Replay tests need pywb in its own environment; in CI (.ci/run installs it) a missing
+# pywb is a failure, never a silent skip.
+needs_pywb = pytest.mark.skipif(
+    not _pywb_available() and not os.environ.get("CI"),
+    reason="pywb not installed (python3 -m venv .venv-pywb && .venv-pywb/bin/pip install pywb)",
+)

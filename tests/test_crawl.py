@@ -7,7 +7,6 @@ farm's own request log and ground truth are the oracle.
 from __future__ import annotations
 
 import gzip
-import os
 import re
 import subprocess
 import urllib.request
@@ -15,8 +14,7 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import pytest
-from conftest import BIN, responses, run_cli
+from conftest import BIN, needs_pywb, responses, run_cli
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.samplefarm import start_farm
@@ -231,11 +229,7 @@ def test_verify_detects_a_damaged_archive(tmp_path):
     assert "DEFECT" in result.stdout
 
 
-@pytest.mark.skipif(
-    not os.access(Path(__file__).resolve().parents[1] / ".venv-pywb" / "bin" / "wayback", os.X_OK)
-    and not os.environ.get("PYWB_WAYBACK"),
-    reason="pywb is installed by .ci/run in .venv-pywb",
-)
+@needs_pywb
 def test_replay_in_pywb(crawled):
     from crawler.replay import start_wayback
 

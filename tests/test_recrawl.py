@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import signal
 import subprocess
 import time
@@ -15,13 +14,11 @@ from urllib.parse import unquote
 
 import orjson
 import pytest
-from conftest import BIN, run_cli
+from conftest import BIN, needs_pywb, run_cli
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.samplefarm import start_farm
 from crawler.urls import canonical_url
-
-PYWB = Path(__file__).resolve().parents[1] / ".venv-pywb" / "bin" / "wayback"
 
 
 def records_by_run(archive: Path) -> list[tuple[str, str, str, dict]]:
@@ -158,7 +155,7 @@ def test_unchanged_content_is_written_as_revisits(recrawl):
     assert check.returncode == 0
 
 
-@pytest.mark.skipif(not os.access(PYWB, os.X_OK), reason="pywb is installed by .ci/run")
+@needs_pywb
 def test_revisits_replay_in_pywb(recrawl):
     from crawler.replay import start_wayback
 
