@@ -454,6 +454,10 @@ class History:
         ).fetchone()
         return _capture_from_row(row) if row else None
 
+    def has_captures_before(self, run_id: int) -> bool:
+        row = self.conn.execute("SELECT 1 FROM captures WHERE run_id < ? LIMIT 1", (run_id,))
+        return row.fetchone() is not None
+
     def latest_complete(self, url: str, before_run: int) -> Capture | None:
         """The newest full 200 response of ``url`` before a run (where its validators are)."""
         row = self.conn.execute(
@@ -515,6 +519,12 @@ class History:
         "seen" means there is no digest to compare (this time or before). Calling it
         several times in one run (index page, then permalink page) is harmless.
         """
+        state = self.article_state(permalink, run_id, normalized_digest)
+        self.note_article(permalink, autoblog, run_id, normalized_digest)
+        return state
+
+    def article_state(self, permalink: str, run_id: int, normalized_digest: str | None) -> str:
+        """new / changed / unchanged / seen, compared with the runs before ``run_id``."""
         permalink = canonical_url(permalink)
         prev = self.conn.execute(
             "SELECT normalized_digest FROM article_sightings WHERE permalink = ? AND run_id < ? "
@@ -525,6 +535,17 @@ class History:
             "SELECT 1 FROM article_sightings WHERE permalink = ? AND run_id < ? LIMIT 1",
             (permalink, run_id),
         ).fetchone()
+        if earlier is None:
+            return "new"
+        if prev is None or normalized_digest is None:
+            return "seen"
+        return "unchanged" if prev[0] == normalized_digest else "changed"
+
+    def note_article(
+        self, permalink: str, autoblog: str, run_id: int, normalized_digest: str | None = None
+    ) -> None:
+        """Record a sighting only (what the crawl does for every block it reads: no lookups)."""
+        permalink = canonical_url(permalink)
         self.conn.execute(
             "INSERT INTO article_sightings (permalink, run_id, normalized_digest) VALUES (?, ?, ?) "
             "ON CONFLICT (permalink, run_id) DO UPDATE SET normalized_digest = "
@@ -542,11 +563,6 @@ class History:
             (permalink, autoblog, run_id, run_id, normalized_digest),
         )
         self._wrote()
-        if earlier is None:
-            return "new"
-        if prev is None or normalized_digest is None:
-            return "seen"
-        return "unchanged" if prev[0] == normalized_digest else "changed"
 
     def articles_known_before(self, run_id: int) -> set[str]:
         """Permalinks (canonical) that runs before ``run_id`` saw."""
@@ -594,7 +610,7 @@ class History:
         )
         if with_articles:
             for permalink, digest in found.articles:
-                self.mark_article(permalink, autoblog_base(found.url), run_id, digest)
+                self.note_article(permalink, autoblog_base(found.url), run_id, digest)
 
     def _complete_revisit(self, found: FoundRecord) -> None:
         row = self.conn.execute(

@@ -68,6 +68,7 @@ class CrawlState:
         self.history = History.open(self.layout.root)
         self.run: RunInfo | None = None
         self.captured_this_run: set[str] = set()
+        self.has_earlier_captures = False
         self._interrupted = False
 
     @classmethod
@@ -100,6 +101,8 @@ class CrawlState:
         self.run = RunInfo(id=run_id, mode=mode, started=run.started, resumed=bool(resumable))
         self.history.reconcile_files(self.layout.warcs(), run_id)
         self.captured_this_run = self.history.urls_captured_in_run(run_id)
+        # A first crawl has nothing to be a revisit of: no lookup per capture.
+        self.has_earlier_captures = self.history.has_captures_before(run_id)
         self.stats.set_value("run/id", run_id)
         self.stats.set_value("run/mode", mode)
         self.stats.set_value("run/resumed", bool(resumable))

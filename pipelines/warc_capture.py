@@ -166,6 +166,7 @@ class WarcCapture:
         if (
             state is not None
             and state.run is not None
+            and state.has_earlier_captures
             and "dataloss" not in response.flags
             and response.body
             and response.status < 300

@@ -229,7 +229,7 @@ class AutoblogSpider(Spider):
         base = autoblog_base(response.url)
         for block in page.articles:
             if block.permalink:
-                state.history.mark_article(
+                state.history.note_article(
                     block.permalink, base, state.run.id, article_digest(block)
                 )
         return digest
