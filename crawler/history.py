@@ -578,12 +578,6 @@ class History:
         found = row.fetchone()
         return dict(found) if found else None
 
-    def articles_of(self, autoblog: str) -> list[str]:
-        rows = self.conn.execute(
-            "SELECT permalink FROM articles WHERE autoblog = ? ORDER BY permalink", (autoblog,)
-        )
-        return [r[0] for r in rows]
-
     # -- reading WARCs back -------------------------------------------------------
 
     def index_record(self, found: FoundRecord, run_id: int, with_articles: bool = True) -> None:
