@@ -209,15 +209,18 @@ def _wait_for_requests(farm, n: int, proc: subprocess.Popen, timeout: float = 60
 
 
 def test_killed_crawl_resumes_without_loss_or_duplicates(tmp_path):
-    with start_farm(autoblogs=2, articles=30, engine=["0.3.4", "0.2"], latency=40) as farm:
+    # About 200 requests in all: every stop below lands well before the end.
+    with start_farm(autoblogs=2, articles=60, engine=["0.3.4", "0.2"], latency=40) as farm:
         truth = farm.truth()["autoblogs"]
-        for kill_at in (15, 45, 80):
+        for kill_at in (15, 50, 90):
             proc = _crawl_process(farm.url, tmp_path)
             _wait_for_requests(farm, kill_at, proc)
+            assert proc.poll() is None, "the crawl ended before it could be killed"
             proc.send_signal(signal.SIGKILL)
             proc.wait()
         interrupted = _crawl_process(farm.url, tmp_path)
         _wait_for_requests(farm, len(farm.requests()) + 10, interrupted)
+        assert interrupted.poll() is None, "the crawl ended before Ctrl-C"
         interrupted.send_signal(signal.SIGINT)  # Ctrl-C: graceful stop, resumable
         interrupted.communicate(timeout=120)
         final = _crawl_process(farm.url, tmp_path)
