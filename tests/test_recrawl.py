@@ -251,10 +251,12 @@ def test_killed_crawl_resumes_without_loss_or_duplicates(tmp_path):
 
 
 def test_second_run_on_the_same_folder_is_refused(tmp_path):
-    with start_farm(autoblogs=1, articles=20, latency=100) as farm:
+    # About 10 s of crawling: the first run surely still holds the folder meanwhile.
+    with start_farm(autoblogs=1, articles=60, latency=200) as farm:
         first = _crawl_process(farm.url, tmp_path)
         _wait_for_requests(farm, 3, first)
         second = run_cli("crawl", farm.url, "-o", str(tmp_path), "--name", "k", "--fast")
+        assert first.poll() is None, "the first run ended before the second one started"
         first.send_signal(signal.SIGKILL)
         first.wait()
     assert second.returncode == 3
