@@ -325,14 +325,25 @@ def test_listed_hidden_autoblog_and_faults_are_survived(tmp_path):
         autoblogs=3,
         articles=12,
         engine=["0.3.4", "0.2"],
-        fault=["2:disabled", "0:drop=0.3", "1:error=0.2"],
+        fault=["2:disabled", "0:drop=0.3", "1:error=0.3"],
     ) as farm:
         truth = farm.truth()["autoblogs"]
         hidden = [folder for folder, blog in truth.items() if blog["disabled"]]
         hidden_base = truth[hidden[0]]["base_url"]
         folder = hidden_base.rstrip("/").rsplit("/", 1)[-1]
+        # Enough retries that a URL failing every attempt (0.3 ** 11) does not happen.
         result = run_cli(
-            "crawl", farm.url, "-o", str(tmp_path), "--name", "f", "--fast", "--autoblogs", folder
+            "crawl",
+            farm.url,
+            "-o",
+            str(tmp_path),
+            "--name",
+            "f",
+            "--fast",
+            "--autoblogs",
+            folder,
+            "--set",
+            "RETRY_TIMES=10",
         )
         statuses = Counter(r["status"] for r in farm.requests())
     assert result.returncode in (0, 1), result.stderr[-2000:]
