@@ -151,10 +151,22 @@ def page_digest(page: ParsedPage) -> str | None:
     The "Mise à jour" block, the search form, the header, footer and pagination are left
     out: they change between two fetches of the same content (see guides/scale.md).
     """
+    return page_digests(page)[0]
+
+
+def page_digests(page: ParsedPage) -> tuple[str | None, list[tuple[str, str]]]:
+    """The page digest and (permalink, article digest) of each block, reading each
+    block's text once (both are needed for every page a crawl captures)."""
     if page.engine is None or page.kind == "farm":
-        return None
+        return None, []
     blocks = [_block_fields(b) for b in page.articles]
-    return _sha1_b32(json.dumps([page.kind, blocks], ensure_ascii=False).encode("utf-8"))
+    digest = _sha1_b32(json.dumps([page.kind, blocks], ensure_ascii=False).encode("utf-8"))
+    articles = [
+        (b.permalink, _sha1_b32(json.dumps(fields, ensure_ascii=False).encode("utf-8")))
+        for b, fields in zip(page.articles, blocks, strict=True)
+        if b.permalink
+    ]
+    return digest, articles
 
 
 def normalized_digest(body: bytes, url: str) -> str | None:
@@ -708,11 +720,9 @@ def _read_found(record, path: Path, offset: int, length: int, run: tuple) -> Fou
                 logger.warning("history: cannot decode %s (%s)", url, exc)
             else:
                 page = parse_page(body, url)
-                digest = page_digest(page)
+                digest, blocks = page_digests(page)
                 if digest is not None and page.kind in ("index", "article"):
-                    articles = [
-                        (b.permalink, article_digest(b)) for b in page.articles if b.permalink
-                    ]
+                    articles = blocks
     return FoundRecord(
         url=url,
         warc_date=headers.get_header("WARC-Date"),

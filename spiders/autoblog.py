@@ -23,7 +23,7 @@ from scrapy import Request, Selector, Spider
 from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.http import Response, TextResponse
 
-from crawler.history import article_digest, page_digest
+from crawler.history import page_digests
 from crawler.scope import Scope, forbidden_reason
 from crawler.state import CrawlState, crawl_state
 from crawler.templates import (
@@ -224,14 +224,11 @@ class AutoblogSpider(Spider):
         pointer = response.meta.get("warc")
         if state is None or state.run is None or pointer is None:
             return None
-        digest = page_digest(page)
+        digest, articles = page_digests(page)
         state.history.set_normalized_digest(pointer["record_id"], digest)
         base = autoblog_base(response.url)
-        for block in page.articles:
-            if block.permalink:
-                state.history.note_article(
-                    block.permalink, base, state.run.id, article_digest(block)
-                )
+        for permalink, article in articles:
+            state.history.note_article(permalink, base, state.run.id, article)
         return digest
 
     def unchanged_since_last_run(self, response: Response, base: str, digest: str | None) -> bool:
