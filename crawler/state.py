@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass
+from weakref import WeakKeyDictionary
 
 from scrapy import Spider, signals
 from scrapy.crawler import Crawler
@@ -36,6 +37,9 @@ from crawler.warcfiles import read_record_at
 logger = logging.getLogger(__name__)
 
 FULL, INCREMENTAL = "full", "incremental"
+
+# One state per crawler; weak, so a finished crawler (tests run several) is not kept.
+_STATES: WeakKeyDictionary[Crawler, CrawlState] = WeakKeyDictionary()
 
 
 @dataclass
@@ -74,6 +78,7 @@ class CrawlState:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CrawlState:
         state = cls(crawler)
+        _STATES[crawler] = state
         crawler.signals.connect(state.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(state.spider_idle, signal=signals.spider_idle)
         crawler.signals.connect(state.spider_closed, signal=signals.spider_closed)
@@ -204,12 +209,8 @@ class CrawlState:
 
 
 def crawl_state(crawler: Crawler) -> CrawlState | None:
-    """The running crawl's state, if the extension is enabled."""
-    manager = getattr(crawler, "extensions", None)
-    for ext in getattr(manager, "middlewares", ()):
-        if isinstance(ext, CrawlState):
-            return ext
-    return None
+    """The running crawl's state, if the extension is enabled (asked on every request)."""
+    return _STATES.get(crawler)
 
 
 class ResumeFromArchive:
