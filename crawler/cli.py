@@ -74,10 +74,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from crawler.exitcodes import EXIT_FAILED, UserError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
-    return handler(args)
+    debug = bool(getattr(args, "debug", False))
+    try:
+        return handler(args)
+    except UserError as exc:
+        if debug:
+            raise
+        print(f"autoblog-archive {args.command}: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"  {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(
+            f"autoblog-archive {args.command}: interrupted; run the same command again",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -1,13 +1,51 @@
-"""Exit codes of ``autoblog-archive crawl`` for schedulers (cron, systemd timers).
+"""Exit codes of every ``autoblog-archive`` command, and the error that carries one.
 
-A scheduler can alert on 2, retry later on 3, and treat 1 as "archived, but look".
+Scheduled preservation means nobody watches the run: the exit code is what a cron
+job or a systemd unit acts on. One table for every command, printed by ``--help``.
 """
 
 from __future__ import annotations
 
-EXIT_OK = 0  # the run finished and every fetch succeeded
-EXIT_PARTIAL = 1  # the run finished, some fetches failed (what succeeded is archived)
-EXIT_FAILED = 2  # the run did not finish or captured nothing (bad config, no network...)
+EXIT_OK = 0  # complete: every fetch (or check) succeeded
+EXIT_PARTIAL = 1  # partial: some fetches failed, everything fetched is archived
+EXIT_FAILED = 2  # failed or interrupted: run the same command again to resume
 EXIT_LOCKED = 3  # another run holds the output folder; nothing was done
+EXIT_USAGE = 4  # bad usage or configuration, found before anything was written
 
-__all__ = ["EXIT_OK", "EXIT_PARTIAL", "EXIT_FAILED", "EXIT_LOCKED"]
+EXIT_CODES_HELP = """exit codes:
+  0  complete
+  1  partial: some fetches failed, everything fetched is archived (or defects found)
+  2  failed or interrupted: run the same command again to resume
+  3  another run holds the output folder; nothing was done
+  4  bad usage or configuration, found before anything was written"""
+
+
+class UserError(Exception):
+    """An expected condition, told to the user in one line (no traceback) with its exit code.
+
+    ``hint`` is a second line saying what to do about it.
+    """
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE, hint: str | None = None):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.hint = hint
+
+
+class UsageError(UserError):
+    """Bad arguments or configuration: exit 4, before anything is written."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message, EXIT_USAGE, hint)
+
+
+__all__ = [
+    "EXIT_OK",
+    "EXIT_PARTIAL",
+    "EXIT_FAILED",
+    "EXIT_LOCKED",
+    "EXIT_USAGE",
+    "EXIT_CODES_HELP",
+    "UserError",
+    "UsageError",
+]
