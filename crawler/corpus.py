@@ -95,6 +95,13 @@ def process_task(payload: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+# A worker acknowledges each task before working on it: its time limit starts then, so a
+# worker still importing on a busy machine is not killed for its start-up time.
+STARTED = "started"
+# How long a handed-out task may wait for that acknowledgement (a worker stuck starting).
+START_GRACE = 120.0
+
+
 def _worker_main(conn: mpc.Connection) -> None:
     """Worker loop: one task at a time; ``None`` means exit (recycling or shutdown)."""
     while True:
@@ -105,6 +112,7 @@ def _worker_main(conn: mpc.Connection) -> None:
         if msg is None:
             return
         task_id, payload = msg
+        conn.send((task_id, None, STARTED))  # the time limit counts from here
         try:
             conn.send((task_id, True, process_task(payload)))
         except Exception as exc:  # noqa: BLE001 - report, never kill the run
@@ -128,7 +136,7 @@ def _mp_context() -> mp.context.BaseContext:
 class _Worker:
     proc: Any
     conn: mpc.Connection
-    task: tuple[int, float] | None = None  # (task id, deadline)
+    task: tuple[int, float] | None = None  # (task id, deadline: start grace, then time limit)
     done: int = 0
 
 
@@ -259,7 +267,7 @@ class ExtractionPool:
                 task_id, payload = backlog.popleft()
                 try:
                     idle.conn.send((task_id, payload))
-                    idle.task = (task_id, time.monotonic() + self.timeout)
+                    idle.task = (task_id, time.monotonic() + START_GRACE + self.timeout)
                 except OSError:
                     self._replace(workers, idle, kill=True)
                     backlog.appendleft((task_id, payload))
@@ -280,6 +288,9 @@ class ExtractionPool:
                         logger.warning("corpus: extraction worker died on task %s", task_id)
                         self._replace(workers, w, kill=True)
                         self._finish(task_id, False, "worker_died")
+                        continue
+                    if ok is None:  # acknowledged: the time limit starts now
+                        w.task = (task_id, time.monotonic() + self.timeout)
                         continue
                     w.task = None
                     w.done += 1

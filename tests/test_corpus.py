@@ -294,8 +294,11 @@ def test_hang_broken_and_index_only(tmp_path: Path, caplog: pytest.LogCaptureFix
         (base + "?feed", b"<feed/>", "application/atom+xml", 200),  # not HTML: ignored
     ]  # fmt: skip
     caplog.set_level(logging.WARNING, logger="crawler.corpus")
+    # The limit counts from when a worker starts a document, not from when it was handed
+    # out: generous enough that no real document reaches it on a busy machine, far below
+    # the hung document's sleep.
     with CorpusBuilder(
-        tmp_path, workers=2, timeout=1.5, debug_sleep={"Surveillance-algorithmique": 60}
+        tmp_path, workers=2, timeout=10, debug_sleep={"Surveillance-algorithmique": 3600}
     ) as builder:
         accepted = [
             builder.add_page(
