@@ -116,20 +116,30 @@ class RollingWarcWriter:
             time.sleep(0.001)
             self._name = warc_filename(self.prefix, self.serial)
         self.serial += 1
-        self._fh = open(self.directory / (self._name + OPEN_SUFFIX), "wb")
+        # Unbuffered: a failed write leaves nothing pending that a later close could flush.
+        self._fh = open(self.directory / (self._name + OPEN_SUFFIX), "wb", buffering=0)
         self._size = 0
         info = self._builder.create_warcinfo_record(self._name, self.warcinfo_fields)
         # One date precision in the whole archive (seconds; see pipelines.warc_capture).
         info.rec_headers.replace_header(
             "WARC-Date", datetime_to_iso_date(datetime.now(UTC).replace(tzinfo=None))
         )
-        self._append(info)
+        try:
+            self._append(info)
+        except OSError:
+            # Not even the warcinfo fits: leave no torn file behind.
+            self._fh.close()
+            (self.directory / (self._name + OPEN_SUFFIX)).unlink(missing_ok=True)
+            self._fh, self._name = None, None
+            raise
 
     def _append(self, record: ArcWarcRecord) -> RecordLocation:
         assert self._fh is not None and self._name is not None
         member = gzip_member(serialize_record(record))
         offset = self._size
-        self._fh.write(member)
+        view = memoryview(member)
+        while view:
+            view = view[self._fh.write(view) :]
         self._size += len(member)
         return RecordLocation(
             filename=self._name,
@@ -142,9 +152,16 @@ class RollingWarcWriter:
         """Write records that belong together; flush so a crash loses at most this group."""
         if self._fh is None:
             self._open()
-        locations = [self._append(r) for r in records]
         assert self._fh is not None
-        self._fh.flush()
+        start = self._size
+        try:
+            locations = [self._append(r) for r in records]
+        except OSError:
+            # A full disk mid-group: cut the file back so it ends with a whole group.
+            os.ftruncate(self._fh.fileno(), start)
+            self._fh.seek(start)
+            self._size = start
+            raise
         if self._size >= self.max_size:
             self.close()
         return locations

@@ -99,6 +99,7 @@ class WarcCapture:
         directory = settings.get("WARC_DIR") or OutputLayout(settings["OUTPUT_DIR"], name).archive
         self.crawler = crawler_
         self.stats = crawler_.stats
+        self.write_error: str | None = None
         self.builder = make_record_builder()
         self.writer = RollingWarcWriter(
             directory=Path(directory),
@@ -138,12 +139,18 @@ class WarcCapture:
             )
 
     def response_downloaded(self, response: Response, request: Request, spider: Spider) -> None:
+        if self.write_error is not None:
+            # Responses already in flight when the crawl was stopped: not archived.
+            self.stats.inc_value("warc/not_written_after_error")
+            return
         try:
             result = self.capture(response, request)
         except OSError as exc:
-            # A full disk must stop the crawl, not silently drop captures.
-            logger.error("WARC write failed (%s); stopping the crawl", exc)
+            # A full disk must stop the crawl, not silently drop captures: said once.
+            self.write_error = exc.strerror or str(exc)
+            logger.error("WARC write failed (%s); stopping the crawl", self.write_error)
             self.stats.inc_value("warc/write_errors")
+            self.stats.set_value("warc/write_error", self.write_error)
             self.crawler.engine.close_spider(spider, reason="warc_write_error")
             return
         request.meta["warc"] = result.locations[0].as_dict() | {
@@ -268,5 +275,11 @@ class WarcCapture:
         )
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
-        self.writer.close()
+        try:
+            self.writer.close()
+        except OSError as exc:
+            # The .open file stays; the next run repairs it (crawler.recovery).
+            logger.error("closing the WARC file failed (%s); the next run repairs it", exc)
         self.stats.set_value("warc/files", [p.name for p in self.writer.closed_files])
+        # Each file starts with its warcinfo record: counted so totals match `verify`.
+        self.stats.inc_value("warc/records", count=len(self.writer.closed_files))
