@@ -359,6 +359,13 @@ class History:
         self.commit()
         return int(cur.lastrowid)
 
+    def discard_run(self, run_id: int) -> None:
+        """Forget a run that captured nothing, as if it never started."""
+        self.conn.execute("DELETE FROM article_sightings WHERE run_id = ?", (run_id,))
+        self.conn.execute("DELETE FROM captures WHERE run_id = ?", (run_id,))
+        self.conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        self.commit()
+
     def resumable_run(self, seeds: Iterable[str]) -> Run | None:
         """The latest run, if it did not finish and crawled the same seeds."""
         run = self.latest_run()

@@ -20,6 +20,7 @@ import orjson
 from cdxj_indexer.main import write_cdx_index
 from warcio.timeutils import timestamp_to_iso_date
 
+from crawler.folder import captures_in_stats
 from crawler.templates import parse_page
 from crawler.warcfiles import read_record_at
 
@@ -78,30 +79,57 @@ class OutputLayout:
         return [OutputLayout(root, p.name) for p in sorted(base.iterdir()) if p.is_dir()]
 
 
-def _cdxj_filename(line: str) -> str | None:
-    try:
-        return orjson.loads(line.split(" ", 2)[2])["filename"]
-    except (IndexError, KeyError, ValueError):
+def parse_cdxj_line(line: str) -> tuple[str, str, dict] | None:
+    """(SURT key, timestamp, fields) of a CDXJ line, or None if it is malformed."""
+    parts = line.rstrip("\n").split(" ", 2)
+    if len(parts) != 3:
         return None
+    try:
+        fields = orjson.loads(parts[2])
+        int(fields["offset"]), int(fields["length"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(fields.get("filename"), str) or not isinstance(fields.get("url"), str):
+        return None
+    return parts[0], parts[1], fields
+
+
+def cdxj_pointers(layout: OutputLayout) -> tuple[set[tuple[str, int]], int]:
+    """(file, offset) of every CDXJ line, and how many lines are malformed."""
+    pointers: set[tuple[str, int]] = set()
+    malformed = 0
+    if layout.cdxj.exists():
+        with open(layout.cdxj, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                parsed = parse_cdxj_line(line)
+                if parsed is None:
+                    malformed += 1
+                else:
+                    pointers.add((parsed[2]["filename"], int(parsed[2]["offset"])))
+    return pointers, malformed
 
 
 def write_cdxj(layout: OutputLayout, rebuild: bool = False) -> Path:
     """Sorted CDXJ over every WARC of the collection (what pywb and cdxj-indexer read).
 
     Closed WARC files never change, so a scheduled run only indexes the files that are
-    not in the index yet and merges their lines in; ``rebuild`` re-reads every file.
+    not in the index yet and merges their lines in; ``rebuild`` re-reads every file, and
+    so does a damaged index (a malformed line would otherwise hide its record for good).
     """
     layout.cdxj.parent.mkdir(parents=True, exist_ok=True)
     present = {p.name for p in layout.warcs()}
     lines: list[str] = []
     indexed: set[str] = set()
     if not rebuild and layout.cdxj.exists():
-        with open(layout.cdxj, encoding="utf-8") as fh:
+        with open(layout.cdxj, encoding="utf-8", errors="replace") as fh:
             for line in fh:
-                name = _cdxj_filename(line)
-                if name in present:
+                parsed = parse_cdxj_line(line)
+                if parsed is None:
+                    logger.warning("%s: malformed line; re-indexing every WARC", layout.cdxj)
+                    return write_cdxj(layout, rebuild=True)
+                if parsed[2]["filename"] in present:
                     lines.append(line)
-                    indexed.add(name)
+                    indexed.add(parsed[2]["filename"])
     new = [str(layout.archive / name) for name in sorted(present - indexed)]
     if new:
         buffer = io.StringIO()
@@ -239,6 +267,8 @@ class IndexOnClose:
         return ext
 
     def spider_closed(self, spider, reason: str) -> None:
+        if not captures_in_stats(self.stats.get_value):
+            return  # nothing captured: the folder stays as it was
         try:
             titles = getattr(spider, "page_titles", None)
             written = finish_output(self.layout, wacz=self.wacz, titles=titles)

@@ -226,9 +226,23 @@ def repair_open_file(path: str | os.PathLike[str]) -> Repair:
     if not path.name.endswith(OPEN_SUFFIX):
         raise ValueError(f"{path}: not a {OPEN_SUFFIX} file")
     final = path.with_name(path.name[: -len(OPEN_SUFFIX)])
-    size = path.stat().st_size
     if final.exists():
+        size = path.stat().st_size
         return Repair(path, "skipped", None, size, size, 0, 0, 0, f"{final.name} already exists")
+    return cut_back(path, final)
+
+
+def repair_truncated_file(path: str | os.PathLike[str]) -> Repair:
+    """Cut a closed file that ends mid-record (a copy cut short, a failing disk) back to its
+    last complete group, in place: what follows the cut cannot be read anyway."""
+    path = Path(path)
+    return cut_back(path, path)
+
+
+def cut_back(path: Path, final: Path) -> Repair:
+    """Truncate ``path`` after its last complete group, check it, and move it to ``final``
+    (or delete it when no capture is left)."""
+    size = path.stat().st_size
     scan = scan_warc(path)
     cut, kept = cut_point(scan.members)
     kept_members = scan.members[:kept]
@@ -249,7 +263,8 @@ def repair_open_file(path: str | os.PathLike[str]) -> Repair:
         fh.flush()
         os.fsync(fh.fileno())
     _check_whole(path, cut)
-    os.replace(path, final)
+    if final != path:
+        os.replace(path, final)
     _fsync_dir(path.parent)
     return Repair(path, "closed", final, size, cut, kept, captures, len(dropped), reason, dropped)
 

@@ -19,6 +19,8 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
 from crawler.config import Incremental
+from crawler.consistency import reconcile_with_warcs
+from crawler.folder import captures_in_stats
 from crawler.history import (
     FAILED,
     FINISHED,
@@ -29,7 +31,7 @@ from crawler.history import (
 )
 from crawler.indexes import OutputLayout
 from crawler.recovery import repair_output
-from crawler.report import build_report, format_report, write_report
+from crawler.report import build_report, write_report
 from crawler.runlock import RunLock
 from crawler.urls import canonical_url
 from crawler.warcfiles import read_record_at
@@ -69,6 +71,10 @@ class CrawlState:
         for repair in repair_output(self.layout.root):
             logger.warning("crash recovery: %s", repair.describe())
             self.stats.inc_value("recovery/files")
+        self.reconciled = reconcile_with_warcs(self.layout.root)
+        if self.reconciled.rebuilt:
+            self.stats.set_value("history/rebuilt", self.reconciled.rebuilt)
+        self.stats.set_value("history/forgotten", len(self.reconciled.forgotten))
         self.history = History.open(self.layout.root)
         self.run: RunInfo | None = None
         self.captured_this_run: set[str] = set()
@@ -100,6 +106,13 @@ class CrawlState:
         seeds = list(getattr(spider, "seeds", []))
         resumable = self.history.resumable_run(seeds)
         mode = resumable.mode if resumable else self._mode()
+        if mode != FULL and self.reconciled.lost_before(resumable.id if resumable else None):
+            logger.warning("captures were lost from the WARCs: this run is a full pass")
+            mode = FULL
+        elif mode != FULL and self.reconciled.rebuilt:
+            # Whether the lost history's last run had finished is written nowhere else.
+            logger.warning("the history was rebuilt: this run is a full pass")
+            mode = FULL
         run_id = self.history.start_run(seeds, " ".join(sys.argv), mode=mode)
         run = self.history.get_run(run_id)
         assert run is not None
@@ -127,6 +140,11 @@ class CrawlState:
     def spider_closed(self, spider: Spider, reason: str) -> None:
         if self.run is None:
             return
+        if not captures_in_stats(self.stats.get_value) and not self.run.resumed:
+            # A dead URL or a wrong path must not leave a run later runs build on.
+            self.history.discard_run(self.run.id)
+            self.stats.set_value("run/status", "discarded")
+            return
         errors = self.stats.get_value("errors/fetch", 0) + self.stats.get_value(
             "warc/write_errors", 0
         )
@@ -142,9 +160,6 @@ class CrawlState:
         path = write_report(self.layout.root, report)
         self.stats.set_value("run/status", status)
         self.stats.set_value("run/report", str(path))
-        # A first crawl finds everything new: counts say it, a URL list would be noise.
-        first = self.history.runs()[0].id == self.run.id
-        self.stats.set_value("run/report_text", format_report(report, limit=0 if first else 20))
 
     def engine_stopped(self) -> None:
         self.history.close()

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.timeutils import iso_date_to_timestamp
 
+from crawler.exitcodes import UsageError
 from crawler.indexes import OutputLayout
 from crawler.warcfiles import read_record_at
 
@@ -111,8 +113,40 @@ def check_cdxj(layout: OutputLayout, report: Report) -> None:
                 report.problems.append(f"{where}: points at {uri} {date}, not {fields['url']}")
 
 
+def check_history(root: Path, report: Report) -> None:
+    """Every capture ``history.sqlite`` lists is in a WARC and in the index."""
+    from crawler.consistency import unheld_captures
+    from crawler.history import HISTORY_NAME
+
+    path = root / HISTORY_NAME
+    if not path.exists():
+        return  # optional: rebuilt from the WARCs by the next crawl or `reindex`
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            unheld = unheld_captures(conn, root)
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        report.problems.append(f"{HISTORY_NAME}: unreadable ({exc}); run `reindex` to rebuild it")
+        return
+    by_reason: dict[str, list] = {}
+    for capture in unheld:
+        by_reason.setdefault(capture.reason, []).append(capture)
+    for reason, captures in sorted(by_reason.items()):
+        examples = ", ".join(f"{c.url} ({c.filename})" for c in captures[:3])
+        more = f" and {len(captures) - 3} more" if len(captures) > 3 else ""
+        report.problems.append(
+            f"{HISTORY_NAME}: {len(captures)} captures it lists are missing ({reason}): "
+            f"{examples}{more}"
+        )
+
+
 def verify(root: str | Path) -> Report:
     report = Report()
+    root = Path(root)
+    if not root.is_dir():
+        raise UsageError(f"{root}: no such folder")
     layouts = OutputLayout.find(root)
     if not layouts:
         report.problems.append(f"{root}: no collections/ folder, nothing to verify")
@@ -125,6 +159,8 @@ def verify(root: str | Path) -> Report:
         for path in warcs:
             check_warc(path, report)
         check_cdxj(layout, report)
+    if layouts:
+        check_history(root, report)
     return report
 
 
