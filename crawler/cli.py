@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -49,16 +50,44 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
 }  # fmt: skip
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's exit code for bad usage (4, not argparse's 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        from crawler.exitcodes import EXIT_USAGE
+
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    import crawler
+    from crawler.exitcodes import EXIT_CODES_HELP
+
+    parser = Parser(
         prog="autoblog-archive",
         description="Archive Projet Autoblog farms into WARC files and a research corpus.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {crawler.__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", help="show Python tracebacks instead of one-line errors"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    farm = sub.add_parser(
-        "sample-farm",
-        help="serve a deterministic sample autoblog farm (for demos, tests, benchmarks)",
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help_text,
+            parents=[common],
+            epilog=EXIT_CODES_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    farm = add(
+        "sample-farm", "serve a deterministic sample autoblog farm (for demos, tests, benchmarks)"
     )
     from crawler.samplefarm.options import add_farm_arguments
 
@@ -67,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     import importlib
 
     for name, (help_text, module, add_args, run) in COMMANDS.items():
-        cmd = sub.add_parser(name, help=help_text)
+        cmd = add(name, help_text)
         getattr(importlib.import_module(module), add_args)(cmd)
         cmd.set_defaults(handler=_lazy(module, run))
     return parser
@@ -94,6 +123,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"autoblog-archive {args.command}: interrupted; run the same command again",
             file=sys.stderr,
         )
+        return EXIT_FAILED
+    except Exception as exc:
+        # Not an expected condition: still one line and a failure code, never 1 (partial).
+        if debug:
+            raise
+        print(f"autoblog-archive {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("  run it again with --debug for the traceback", file=sys.stderr)
         return EXIT_FAILED
 
 

@@ -34,6 +34,7 @@ from typing import TextIO
 
 import orjson
 
+from crawler.exitcodes import UsageError
 from crawler.history import FINISHED, HISTORY_NAME, Capture, History
 from crawler.urls import autoblog_base
 
@@ -199,19 +200,31 @@ def format_report(report: dict, limit: int = 20) -> str:
         )
         lines.append("  articles: " + _counts(entry["articles"]))
         lines.append("  pages:    " + _counts(entry["pages"]))
-        for state in ("new", "changed", "gone"):
-            urls = entry["articles"][state]
-            for url in urls[:limit]:
-                lines.append(f"    {state} article: {url}")
-            if len(urls) > limit:
-                lines.append(f"    ... and {len(urls) - limit} more {state} articles")
-        for state in ("changed", "gone"):
-            urls = [u for u in entry["pages"][state] if u not in entry["articles"][state]]
-            for url in urls[:limit]:
-                lines.append(f"    {state} page: {url}")
-            if len(urls) > limit:
-                lines.append(f"    ... and {len(urls) - limit} more {state} pages")
+        lines.extend("    " + line for line in entry_changes(entry, limit))
     return "\n".join(lines) + "\n"
+
+
+def entry_changes(entry: dict, limit: int) -> list[str]:
+    """One autoblog's new, changed and gone URLs, at most ``limit`` of each kind (0: none,
+    the counts say it all)."""
+    lines: list[str] = []
+    if limit <= 0:
+        return lines
+    kinds = [("article", state, entry["articles"][state]) for state in ("new", "changed", "gone")]
+    for state in ("changed", "gone"):
+        urls = [u for u in entry["pages"][state] if u not in entry["articles"][state]]
+        kinds.append(("page", state, urls))
+    for kind, state, urls in kinds:
+        lines.extend(f"{state} {kind}: {url}" for url in urls[:limit])
+        if len(urls) > limit:
+            lines.append(f"... and {len(urls) - limit} more {state} {kind}s")
+    return lines
+
+
+def list_changes(report: dict, limit: int = 20) -> list[str]:
+    """Every autoblog's changes (``entry_changes``), for the end-of-run summary."""
+    entries = report.get("autoblogs", {}).values()
+    return [line for entry in entries for line in entry_changes(entry, limit)]
 
 
 def _counts(groups: dict) -> str:
@@ -243,21 +256,25 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_report(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """``autoblog-archive report DIR``: the change report of the latest (or given) run."""
+    from crawler.indexes import OutputLayout
+
     out = out or sys.stdout
-    path = Path(args.directory) / HISTORY_NAME
+    root = Path(args.directory)
+    path = root / HISTORY_NAME
+    if not root.is_dir():
+        raise UsageError(f"{root}: no such folder")
     if not path.exists():
-        print(
-            f"{path}: no crawl history; run `autoblog-archive reindex {args.directory}` "
-            "to rebuild it from the WARCs",
-            file=out,
-        )
-        return 2
+        if any(layout.warcs() for layout in OutputLayout.find(root)):
+            raise UsageError(
+                f"{root}: no crawl history",
+                f"rebuild it from the WARCs: autoblog-archive reindex {root}",
+            )
+        raise UsageError(f"{root}: no crawl here yet (no history.sqlite, no WARC files)")
     with History.open(path) as history:
         try:
             report = build_report(history, args.run)
         except LookupError as exc:
-            print(f"{args.directory}: {exc}", file=out)
-            return 2
+            raise UsageError(f"{root}: {exc}") from None
     if args.json:
         out.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

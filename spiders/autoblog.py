@@ -78,6 +78,8 @@ class AutoblogSpider(Spider):
         self.engines: dict[str, str] = {}
         self.pages_per_autoblog: Counter[str] = Counter()
         self.articles_per_autoblog: Counter[str] = Counter()
+        self.failures: Counter[str] = Counter()  # why fetches failed, for the summary
+        self.first_failure: str | None = None
         self._permalinks_seen: set[str] = set()
         # Titles for pages.jsonl, so indexing need not parse every page again.
         self.page_titles: dict[str, str] = {}
@@ -126,7 +128,12 @@ class AutoblogSpider(Spider):
 
     def failed(self, failure: Any) -> None:
         request = getattr(failure, "request", None)
-        logger.warning("failed: %s (%s)", request.url if request else "?", failure.value)
+        url = request.url if request else "?"
+        reason = str(failure.value).strip() or type(failure.value).__name__
+        logger.warning("failed: %s (%s)", url, reason)
+        self.failures[type(failure.value).__name__] += 1
+        if self.first_failure is None:
+            self.first_failure = f"{url}: {reason}"
         self.crawler.stats.inc_value("errors/fetch")
 
     # -- parsing ----------------------------------------------------------------

@@ -1,0 +1,84 @@
+"""The output folder as the user handed it over: checked before a run, restored after a
+run that fetched nothing.
+
+A scheduled crawl's first mistakes (a wrong path, a dead URL) must not leave a folder
+that later runs mistake for a crawl: an output folder is only changed by a run that
+captured something. The components write as they go; a run that captured nothing is
+undone here by removing exactly what it created, never anything that was there before.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crawler.exitcodes import UsageError
+
+
+def check_output_folder(path: str | os.PathLike[str]) -> Path:
+    """The output folder, or a :class:`UsageError` before anything is written.
+
+    It may not exist yet (its nearest existing parent must then be a writable folder).
+    """
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"output {folder} exists and is not a folder", "choose another --output")
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"output {folder}: {existing} is not a folder", "choose another --output")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"output {folder}: {existing} is not writable", "choose another --output")
+    return folder
+
+
+@dataclass
+class FolderSnapshot:
+    """What an output folder held before a run (paths only: runs never rewrite old files
+    except the history, the indexes and the reports, which a run that captured nothing
+    does not write)."""
+
+    root: Path
+    existed: bool
+    paths: frozenset[str]
+
+    @classmethod
+    def take(cls, root: str | os.PathLike[str]) -> FolderSnapshot:
+        root = Path(root)
+        if not root.is_dir():
+            return cls(root, False, frozenset())
+        paths = set()
+        for dirpath, dirnames, filenames in os.walk(root):
+            rel = os.path.relpath(dirpath, root)
+            for name in dirnames + filenames:
+                paths.add(os.path.normpath(os.path.join(rel, name)))
+        return cls(root, True, frozenset(paths))
+
+    def restore(self) -> None:
+        """Remove what appeared since the snapshot (the folder itself if it was not there)."""
+        if not self.root.exists():
+            return
+        if not self.existed:
+            shutil.rmtree(self.root, ignore_errors=True)
+            return
+        for dirpath, dirnames, filenames in os.walk(self.root, topdown=False):
+            rel = os.path.relpath(dirpath, self.root)
+            for name in filenames:
+                if os.path.normpath(os.path.join(rel, name)) not in self.paths:
+                    Path(dirpath, name).unlink(missing_ok=True)
+            for name in dirnames:
+                if os.path.normpath(os.path.join(rel, name)) not in self.paths:
+                    shutil.rmtree(Path(dirpath, name), ignore_errors=True)
+
+
+def captures_in_stats(get: Callable[[str, int], Any]) -> int:
+    """Captures a run holds, from its stats: written now, or read back after a kill.
+
+    Zero means the run fetched nothing worth keeping: nothing it did may stay behind.
+    """
+    return get("warc/responses", 0) + get("warc/revisits", 0) + get("resume/from_archive", 0)
