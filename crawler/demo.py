@@ -6,8 +6,12 @@ import argparse
 import shutil
 from pathlib import Path
 
-from crawler.run import print_summary, run_crawl
+from crawler.exitcodes import EXIT_FAILED, UsageError
+from crawler.run import add_output_arguments, print_summary, run_crawl
 from crawler.verify import verify
+
+# Written into the folders the demo creates: the only folders it will ever delete.
+DEMO_MARK = ".autoblog-archive-demo"
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,35 +19,60 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--autoblogs", type=int, default=5)
     parser.add_argument("--articles", type=int, default=30)
     parser.add_argument("--keep", action="store_true", help="keep an earlier demo output")
+    add_output_arguments(parser)
+
+
+def prepare_output(output: Path, keep: bool) -> None:
+    """Start afresh in a folder the demo made before; never touch anyone else's."""
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"{output} exists and is not a folder", "choose another --output")
+    ours = (output / DEMO_MARK).exists()
+    if output.is_dir() and any(output.iterdir()) and not ours:
+        raise UsageError(
+            f"{output} already holds files the demo did not write; it is left untouched",
+            "choose another --output (an empty or new folder)",
+        )
+    if ours and not keep:
+        shutil.rmtree(output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / DEMO_MARK).write_text("written by autoblog-archive demo; safe to delete\n")
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from crawler.replay import find_wayback
     from crawler.samplefarm import start_farm
 
     output = Path(args.output)
-    if output.exists() and not args.keep:
-        shutil.rmtree(output)
+    prepare_output(output, args.keep)
     engines = ["0.3.4", "0.3.0", "0.2", "0.1", "2025"]
     with start_farm(autoblogs=args.autoblogs, articles=args.articles, engine=engines) as farm:
-        print(f"sample farm on {farm.url}")
-        code, summary = run_crawl([farm.url], output, name="demo", fast=True, wacz=True)
+        print(f"Sample farm serving on {farm.url} ({args.autoblogs} autoblogs)")
+        code, summary = run_crawl(
+            [farm.url],
+            output,
+            name="demo",
+            fast=True,
+            wacz=True,
+            verbose=args.verbose,
+            log_file=args.log_file,
+        )
     print_summary(summary)
     report = verify(output)
-    print(
-        f"verify: {'OK' if report.ok else 'FAILED'} ({report.files} files, "
-        f"{report.records} records)"
-    )
-    for problem in report.problems[:20]:
+    verdict = "OK" if report.ok else f"FAILED ({len(report.problems)} defects)"
+    print(f"Verify: {verdict} ({report.files} WARC files, {report.records} records)")
+    for problem in report.problems[:10]:
         print(f"  DEFECT {problem}")
     root = output.resolve()
+    replay = f"autoblog-archive replay {root} --port 8090"
+    if find_wayback() is None:
+        replay = (
+            "python3 -m venv .venv-pywb && .venv-pywb/bin/pip install pywb==2.10.0\n  " + replay
+        )
     print(f"""
-WARC files:  {root}/collections/demo/archive/
-CDXJ index:  {root}/collections/demo/indexes/index.cdxj
-Pages:       {root}/pages.jsonl
-WACZ:        {root}/demo.wacz
-
-Replay in pywb (in its own virtual environment):
-  python3 -m venv .venv-pywb && .venv-pywb/bin/pip install pywb==2.10.0
-  cd {root} && {Path(".venv-pywb/bin/wayback").resolve()} -p 8090
-  then open http://localhost:8090/demo/  (the sample farm's URLs are listed there)""")
-    return code if report.ok else 2
+Output: {root}/
+  WARCs in collections/demo/archive/, CDXJ in collections/demo/indexes/, pages.jsonl,
+  demo.wacz, the corpus in corpus/, the change report in report.json, the log in logs/
+Replay in pywb:
+  {replay}
+  then open http://localhost:8090/demo/{farm.url} (the farm as archived)""")
+    return code if report.ok else EXIT_FAILED

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from crawler.corpus import DEFAULT_MAX_TASKS, DEFAULT_TIMEOUT, CorpusBuilder, _mp_context, is_html
+from crawler.exitcodes import UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +119,12 @@ def extract_warcs(
 
 def add_extract_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``autoblog-archive extract``."""
-    parser.add_argument("warcs", nargs="+", metavar="WARC", help="WARC files (.warc.gz)")
+    parser.add_argument(
+        "warcs",
+        nargs="+",
+        metavar="WARC",
+        help="WARC files, or folders searched for *.warc.gz (an output folder will do)",
+    )
     parser.add_argument("--output", "-o", required=True, help="output folder (gets corpus/)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="worker processes")
     parser.add_argument(
@@ -142,13 +148,15 @@ def run_extract(args: argparse.Namespace) -> int:
     for w in args.warcs:
         p = Path(w)
         if p.is_dir():
-            paths.extend(str(x) for x in sorted(p.glob("*.warc.gz")))
+            # A folder: its WARCs, or an output folder's (collections/*/archive/).
+            found = sorted(p.rglob("*.warc.gz"))
+            if not found:
+                raise UsageError(f"{w}: no .warc.gz file in this folder or below it")
+            paths.extend(str(x) for x in found)
+        elif not p.exists():
+            raise UsageError(f"{w}: no such file or folder")
         else:
             paths.append(w)
-    missing = [p for p in paths if not Path(p).is_file()]
-    if missing or not paths:
-        logger.error("no such WARC file: %s", ", ".join(missing) or "(none given)")
-        return 2
     result = extract_warcs(
         paths,
         args.output,

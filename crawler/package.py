@@ -23,6 +23,7 @@ import orjson
 
 import crawler
 from crawler.corpus import annotate_duplicates, read_corpus
+from crawler.exitcodes import UsageError
 
 MANIFEST_TXT = "MANIFEST.sha256"
 MANIFEST_JSON = "manifest.json"
@@ -344,7 +345,8 @@ research use (text and data mining); redistribution of article texts may need th
 holders' permission. The annotations, counts and this card are free to reuse.
 
 ## Files
-- `corpus/part-*.jsonl.gz`: the records (gzip, mtime 0, sorted by `url`, `id`).
+- `corpus/run-NNNNN/part-*.jsonl.gz`: the records, one folder per crawl run (`extract`
+  writes `corpus/part-*.jsonl.gz`); gzip, mtime 0, sorted by `url`, `id`.
 - `parquet/corpus-*.parquet`: the same records, explicit schema (dates as strings).
 - `annotations/exact_duplicates.jsonl`, `annotations/near_duplicates.jsonl`.
 - `counts.json`; `{MANIFEST_TXT}` (`sha256sum -c` format) and `{MANIFEST_JSON}`.
@@ -381,7 +383,10 @@ def package_dataset(
     base = Path(directory)
     records = read_corpus(base)
     if not records and not list(base.glob("corpus/**/part-*.jsonl.gz")):
-        raise FileNotFoundError(f"no corpus/part-*.jsonl.gz under {base}")
+        raise UsageError(
+            f"{base}: no corpus (corpus/run-*/part-*.jsonl.gz or corpus/part-*.jsonl.gz)",
+            "give the output folder of a crawl, or the folder `extract --output` wrote",
+        )
     records.sort(key=lambda r: (r["url"], r["id"]))
     annotate_duplicates(records)  # across everything packaged (several crawls, farms)
     exact, near = duplicate_groups(records)
@@ -409,7 +414,9 @@ def package_dataset(
 
 def add_package_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``autoblog-archive package``."""
-    parser.add_argument("directory", metavar="DIR", help="folder holding corpus/part-*.jsonl.gz")
+    parser.add_argument(
+        "directory", metavar="DIR", help="output folder of a crawl or of `extract` (has corpus/)"
+    )
     parser.add_argument("--no-parquet", action="store_true", help="skip the Parquet copy")
     parser.add_argument("--parquet-rows", type=int, default=PARQUET_ROWS, help="rows per file")
     parser.add_argument("--title", default="Projet Autoblog corpus", help="dataset card title")
@@ -417,16 +424,14 @@ def add_package_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_package(args: argparse.Namespace) -> int:
     """Handler of ``autoblog-archive package``."""
-    try:
-        result = package_dataset(
-            args.directory,
-            parquet=not args.no_parquet,
-            parquet_rows=args.parquet_rows,
-            title=args.title,
-        )
-    except FileNotFoundError as exc:
-        print(f"error: {exc}")
-        return 2
+    if not Path(args.directory).is_dir():
+        raise UsageError(f"{args.directory}: no such folder")
+    result = package_dataset(
+        args.directory,
+        parquet=not args.no_parquet,
+        parquet_rows=args.parquet_rows,
+        title=args.title,
+    )
     print(
         f"{result['records']} records, {result['exact_groups']} exact-duplicate groups, "
         f"{result['near_clusters']} near-duplicate clusters; manifest of {result['files']} "
