@@ -27,7 +27,7 @@ FORBIDDEN = re.compile(r"[?&](update|updateall|reset_cache|check=|q=)|xsaf\d*\.p
 def test_crawl_command_succeeds(crawled):
     result = crawled["result"]
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Crawl finished" in result.stdout
+    assert "Run 1 (full): complete" in result.stdout
     assert (crawled["out"] / "summary.json").exists()
 
 
@@ -313,8 +313,8 @@ def test_demo_command(tmp_path):
     out = tmp_path / "demo"
     result = run_cli("demo", "--output", str(out), "--autoblogs", "5", "--articles", "12")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "verify: OK" in result.stdout
-    assert "wayback" in result.stdout
+    assert "Verify: OK" in result.stdout
+    assert "replay" in result.stdout
     assert (out / "demo.wacz").exists()
     assert list((out / "collections" / "demo" / "archive").glob("*.warc.gz"))
 

@@ -10,6 +10,7 @@ import json
 import pytest
 from test_history import HOST, SimulatedCrawl, make_farm  # the reference wiring
 
+from crawler.exitcodes import UsageError
 from crawler.history import FINISHED, History
 from crawler.report import build_report, format_report, run_report, write_report
 from crawler.urls import canonical_url
@@ -128,12 +129,12 @@ def test_report_command(crawled, tmp_path):
     args.json, args.run = True, crawled["runs"][1]
     assert run_report(args, out=out) == 0
     assert json.loads(out.getvalue())["totals"]["articles"]["new"] == K
-    out = io.StringIO()
     missing = argparse.Namespace(directory=str(tmp_path), run=None, json=False, limit=20)
-    assert run_report(missing, out=out) == 2
-    assert "reindex" in out.getvalue()
+    with pytest.raises(UsageError, match="no crawl here yet"):
+        run_report(missing, out=io.StringIO())
     args.run = 999
-    assert run_report(args, out=io.StringIO()) == 2
+    with pytest.raises(UsageError):
+        run_report(args, out=io.StringIO())
 
 
 def test_report_survives_a_rebuild(crawled, tmp_path):
