@@ -4,7 +4,7 @@ A nightly cron line should not carry a dozen flags: farms, output folder, polite
 limits and incremental options live in one reviewed file (see
 ``examples/autoblog-archive.toml``). Read with the standard library's ``tomllib``;
 every value is checked here, and an error names the file, the key and what was
-expected, so a typo fails the run at once (exit code 2) instead of crawling with a
+expected, so a typo fails the run at once (exit code 4) instead of crawling with a
 default nobody chose.
 """
 
@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from crawler.exitcodes import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL
-
 __all__ = [
     "ConfigError",
     "CrawlConfig",
@@ -29,10 +27,6 @@ __all__ = [
     "Politeness",
     "load_config",
     "parse_size",
-    "EXIT_OK",
-    "EXIT_PARTIAL",
-    "EXIT_FAILED",
-    "EXIT_LOCKED",
 ]
 
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(i)?)?b?\s*$", re.IGNORECASE)

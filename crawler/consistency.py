@@ -67,12 +67,16 @@ def history_problem(root: Path) -> str | None:
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 return f"corrupt ({check})"
-            count = conn.execute("SELECT COUNT(*) FROM captures").fetchone()[0]
+            # No run at all: emptied. Runs without captures are a killed crawl's, whose
+            # uncommitted captures History.reconcile_files reads back from the WARCs.
+            runs = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
         finally:
             conn.close()
     except sqlite3.Error as exc:
+        if "no such table" in str(exc):
+            return "empty"
         return f"unreadable ({exc})"
-    return "empty" if count == 0 else None
+    return "empty" if runs == 0 else None
 
 
 def rebuild_history(root: Path, problem: str) -> str:

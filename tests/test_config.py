@@ -116,3 +116,4 @@ def test_max_pages_becomes_closespider(tmp_path):
 def test_exit_codes_are_distinct_and_stable():
     assert (exitcodes.EXIT_OK, exitcodes.EXIT_PARTIAL, exitcodes.EXIT_FAILED) == (0, 1, 2)
     assert exitcodes.EXIT_LOCKED == 3
+    assert exitcodes.EXIT_USAGE == 4

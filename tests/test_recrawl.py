@@ -278,5 +278,5 @@ def test_config_file_and_exit_codes(tmp_path):
         bad = tmp_path / "bad.toml"
         bad.write_text('output = "x"\n[[farms]]\nurl = "ftp://nope"\n[politness]\n')
         refused = run_cli("crawl", "--config", str(bad))
-        assert refused.returncode == 2
+        assert refused.returncode == 4
         assert "configuration error" in refused.stderr
