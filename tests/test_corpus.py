@@ -310,7 +310,7 @@ def test_hang_broken_and_index_only(tmp_path: Path, caplog: pytest.LogCaptureFix
     hung = records[base + "?Surveillance-algorithmique-l-Assembl%C3%A9e-adopte-l-article-7"]
     assert "from_index_only" in hung["quality_flags"]
     assert "permalink_extraction_timeout" in hung["quality_flags"]
-    assert hung["text"] == "Corps de l’article 1 — « texte »."
+    assert hung["text"] == "Corps de l’article 1 — «\xa0texte\xa0»."
     assert "permalink_empty_page" in records[base + "?M%C3%AAme-titre"]["quality_flags"]
     assert "permalink_404" in records[base + "?2026-11-28-M%C3%AAme-titre"]["quality_flags"]
     latin = records[base + "?latin"]
