@@ -28,36 +28,10 @@ import trafilatura  # noqa: E402
 
 from crawler.extraction import TRAFILATURA_OPTIONS, clean_text, extract_page  # noqa: E402
 from crawler.samplefarm import start_farm  # noqa: E402
+from crawler.samplefarm.shapes import BROAD_FARM, repeated_line_runs  # noqa: E402
 from crawler.selfcheck import measures, parse_block, visible_text  # noqa: E402
 from crawler.templates import parse_page  # noqa: E402
 from crawler.urls import canonical_url  # noqa: E402
-
-# The broadened farm of the end-to-end test (tests/test_shapes_crawl.py uses the same).
-BROAD_FARM = {
-    "autoblogs": 7,
-    "articles": 28,
-    "engine": ["0.3.4", "0.3.0", "0.2", "0.1", "2025", "0.3.1"],
-    "fault": ["*:shapes", "6:type=twitter"],
-}
-
-
-def repeated_runs(text: str, truth: str) -> int:
-    """Line runs (2+ lines, or one line of 20+ characters) the text repeats more than truth."""
-    lines, wanted = text.split("\n"), truth.split("\n")
-    found = 0
-    for n in range(1, len(lines) // 2 + 1):
-        for i in range(len(lines) - 2 * n + 1):
-            run = lines[i : i + n]
-            if n == 1 and len(run[0]) < 20:
-                continue
-            if run == lines[i + n : i + 2 * n] and _count(lines, run) > _count(wanted, run):
-                found += 1
-    return found
-
-
-def _count(lines: list[str], run: list[str]) -> int:
-    n = len(run)
-    return sum(1 for i in range(len(lines) - n + 1) if lines[i : i + n] == run)
 
 
 def main() -> int:
@@ -84,7 +58,7 @@ def main() -> int:
                 kind = art["kind"]
                 ratio = fuzz.ratio(rec["text"], art["text"])
                 ratios[kind].append(ratio)
-                repeats[kind] += bool(repeated_runs(rec["text"], art["text"]))
+                repeats[kind] += bool(repeated_line_runs(rec["text"], art["text"]))
                 checks.append((kind, raw_measures(body, url), rec.get("check")))
                 if ratio < 95:
                     print(f"  low {ratio:6.2f} {kind:12} {blog['engine']:5} {url}")

@@ -270,3 +270,34 @@ def shape_of(site_type: str, c: int) -> str | None:
     names = SHAPES_BY_TYPE[site_type]
     k = c % (len(names) + 1)
     return names[k] if k < len(names) else None
+
+
+# The broadened farm: every engine, every site type, shapes on. Autoblog 0 is La
+# Quadrature du Net (generic, with the seed articles); 1-6 take the default types
+# (generic, generic, shaarli, youtube, microblog) and twitter.
+BROAD_FARM: dict = {
+    "autoblogs": 7,
+    "articles": 28,
+    "engine": ["0.3.4", "0.3.0", "0.2", "0.1", "2025", "0.3.1"],
+    "fault": ["*:shapes", "6:type=twitter"],
+}
+
+
+def repeated_line_runs(text: str, truth: str) -> list[list[str]]:
+    """Runs of lines that follow a copy of themselves in ``text`` more often than in
+    ``truth`` (one line counts from 20 characters: short labels legitimately recur)."""
+    lines, wanted = text.split("\n"), truth.split("\n")
+    found = []
+    for n in range(1, len(lines) // 2 + 1):
+        for i in range(len(lines) - 2 * n + 1):
+            run = lines[i : i + n]
+            if n == 1 and len(run[0]) < 20:
+                continue
+            if run == lines[i + n : i + 2 * n] and _count(lines, run) > _count(wanted, run):
+                found.append(run)
+    return found
+
+
+def _count(lines: list[str], run: list[str]) -> int:
+    n = len(run)
+    return sum(1 for i in range(len(lines) - n + 1) if lines[i : i + n] == run)
