@@ -103,7 +103,7 @@ def _walk_children(el: HtmlElement, parts: list[str]) -> None:
 
 
 def visible_text(block: HtmlElement | None) -> str:
-    """The block's own text by the farm's truth rule (see crawler/samplefarm/shapes.py)."""
+    """The block's own text by the farm's truth rule (crawler/samplefarm/__init__.py)."""
     if block is None:
         return ""
     parts: list[str] = []

@@ -6,17 +6,9 @@ videos, microblog posts of a few words, empty posts, images alone, entities and 
 script. An autoblog opts in with ``--fault N:shapes``; its ordinary articles then cycle
 through the shapes typical of its site type (``SHAPES_BY_TYPE``).
 
-The truth rule (one rule, the same as for every farm article): an article's text is the
-text its content block holds, as a reader sees it on the page with styles and scripts
-off. Script and style source (escaped or not) is not text, nor are attributes (image alt,
-link targets) or what an ``iframe`` embeds. Every block-level element (paragraph,
-heading, list item, table row, caption, quotation, ``pre``, figure caption, ``div``) and
-every ``<br>`` starts a new line; the cells of a table row are joined by one space;
-inline elements (links, emphasis, ``sup``, spans, footnote tooltips) run on inside their
-line. Lines are trimmed, runs of ASCII whitespace become one space, empty lines are
-dropped, no-break spaces stay, and the text is NFC.
-
-The truth strings below are typed out from that rule, never computed from the markup,
+Each shape's truth text follows the farm's one truth rule (see the package docstring,
+``crawler/samplefarm/__init__.py``, and the README's "The sample farm"). The truth
+strings below are typed out from that rule, never computed from the markup,
 so the farm stays an oracle independent of any extractor.
 """
 
