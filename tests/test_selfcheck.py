@@ -69,6 +69,16 @@ def test_every_shape_extracts_to_its_truth(shape: str) -> None:
         assert not any(m in text for m in CODE_MARKERS), (engine, text)
         assert "code_residue" not in record["quality_flags"]
         EXPECT[shape](text, truth["text"], record)
+    if shape in REPAIRED:
+        assert any(REPAIRED[shape] in r["quality_flags"] for _, _, r in found), shape
+
+
+# Shapes where the broadened farm shows trafilatura's error at least once.
+REPAIRED = {
+    "link_post": "repeat_removed",
+    "wp_footnotes": "table_recovered",
+    "figure": "caption_recovered",
+}
 
 
 def _link_post(text: str, truth: str, record: dict) -> None:
@@ -102,6 +112,13 @@ def _exact(text: str, truth: str, record: dict) -> None:
     assert "text_check_failed" not in record["quality_flags"]
 
 
+def _figure(text: str, truth: str, record: dict) -> None:
+    # trafilatura drops the caption of a figure followed by some paragraphs; it comes back.
+    assert text == truth
+    flags = set(record["quality_flags"])
+    assert "text_check_failed" not in flags or "caption_recovered" in flags
+
+
 def _nested_list(text: str, truth: str, record: dict) -> None:
     # trafilatura marks list items with "- "; the items themselves are all there.
     assert text.replace("- ", "") == truth
@@ -123,7 +140,7 @@ EXPECT = {
     "table": _table,
     "nested_list": _nested_list,
     "pre_code": _exact,
-    "figure": _exact,
+    "figure": _figure,
     "video": _exact,
     "micro": _exact,
     "empty": _nothing,

@@ -163,16 +163,21 @@ def _pre_code(rng: random.Random, c: int, site: str) -> tuple[str, str]:
 
 
 def _figure(rng: random.Random, c: int, site: str) -> tuple[str, str]:
-    """A figure with its caption; the image's alt text is not text."""
+    """A figure with its caption between two paragraphs (as WordPress places them); the
+    image's alt text is not text."""
+    alt = rng.choice(["", "Une caméra sur un mât"])
+    after = rng.choice(
+        ["Ces dispositifs se multiplient dans les villes moyennes.", "La mairie n’a publié rien."]
+    )
     markup = (
+        "<p>Le préfet a autorisé l’expérimentation cette semaine.</p>"
         f'<figure class="wp-block-image"><img src="https://img.example.org/{c}.jpg" '
-        'alt="Une caméra sur un mât"><figcaption>Une caméra « augmentée » à Nîmes, en '
-        "2022.</figcaption></figure><p>Ces dispositifs se multiplient dans les villes "
-        "moyennes.</p>"
+        f'alt="{alt}"><figcaption>Une caméra « augmentée » à Nîmes, en 2022.</figcaption>'
+        f"</figure><p>{after}</p>"
     )
     text = (
-        "Une caméra « augmentée » à Nîmes, en 2022.\n"
-        "Ces dispositifs se multiplient dans les villes moyennes."
+        "Le préfet a autorisé l’expérimentation cette semaine.\n"
+        f"Une caméra « augmentée » à Nîmes, en 2022.\n{after}"
     )
     return markup, text
 
