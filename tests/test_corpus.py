@@ -9,6 +9,7 @@ must be byte-identical, and every article of ``farm.truth()`` must be in it.
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import statistics
 import urllib.error
@@ -348,6 +349,13 @@ def test_package(farm_corpus: dict[str, Any], tmp_path: Path) -> None:
 
     frame = pd.read_parquet(out / "parquet")
     assert frame["url"].tolist() == [r["url"] for r in farm_corpus["offline"]]
+    # The self-check's account travels into Parquet (one seed article loses a caption).
+    checked = [
+        row["extraction"]["self_check_json"]
+        for _, row in frame.iterrows()
+        if "text_check_failed" in list(row["quality_flags"])
+    ]
+    assert checked and all(json.loads(c)["actions"] for c in checked)
     con = duckdb.connect()
     n = con.execute(f"select count(*) from '{out}/parquet/*.parquet' where date is not null")
     assert n.fetchall()[0][0] == sum(1 for r in farm_corpus["offline"] if r["date"])
