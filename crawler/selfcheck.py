@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from functools import lru_cache
 from typing import Any
 
 import lxml.html
@@ -50,7 +51,8 @@ MIN_REPEAT_WORDS = 4
 GRAM = 5
 
 WORD = re.compile(r"\w+", re.UNICODE)
-ASCII_SPACE = re.compile(r"[ \t\n\r\f\v]+")
+NON_WORD = re.compile(r"\W+", re.UNICODE)
+LINE_SPACE = re.compile(r"[ \t\r\f\v]+")
 SPACES = re.compile(r" {2,}")
 MARKDOWN_ROW = re.compile(r"^\|(.*)\|$")
 MARKDOWN_RULE = re.compile(r"^\|(?:\s*:?-{3,}:?\s*\|)+$")
@@ -69,7 +71,7 @@ SKIP_TAGS = frozenset(
 
 def _lines(text: str) -> list[str]:
     """The corpus's normal form of a text as lines (see crawler.extraction.clean_text)."""
-    out = (ASCII_SPACE.sub(" ", line).strip(" ") for line in text.split("\n"))
+    out = (line.strip(" ") for line in LINE_SPACE.sub(" ", text).split("\n"))
     return [line for line in out if line]
 
 
@@ -131,10 +133,11 @@ def parse_block(html: str | None) -> HtmlElement | None:
         return None
 
 
+@lru_cache(maxsize=32)
 def _letters(text: str) -> str:
     """Word characters only, lower-cased: where trafilatura breaks lines (around a ``sup``,
     a link, a table cell) differs from the block, so comparisons ignore every boundary."""
-    return "".join(WORD.findall(text.lower()))
+    return NON_WORD.sub("", text.lower())
 
 
 def _grams(text: str) -> Counter[str]:
@@ -153,6 +156,8 @@ def _occurrences(haystack: str, needle: str) -> int:
 def measures(text: str, visible: str) -> dict[str, float]:
     """Coverage (share of the block's letter 5-grams the text has) and excess (the text's
     5-grams over the block's): a lost paragraph lowers the first, a repeat raises the second."""
+    if _letters(text) == _letters(visible):  # the usual case, and the cheap one
+        return {"coverage": 1.0, "excess": 1.0}
     seen, wanted = _grams(text), _grams(visible)
     total = sum(wanted.values())
     n_text = sum(seen.values())
@@ -167,6 +172,8 @@ def measures(text: str, visible: str) -> dict[str, float]:
 
 def _plain(line: str) -> str:
     """A line as trafilatura writes it: no-break spaces as spaces, one space, no ZWJ."""
+    if "\xa0" not in line and "\u200d" not in line and "  " not in line:
+        return line
     return SPACES.sub(" ", line.replace("\xa0", " ").replace("\u200d", "")).strip(" ")
 
 
@@ -185,33 +192,43 @@ def normal_form(lines: list[str], visible_lines: list[str], has_table: bool) -> 
             joined = " ".join(c.strip() for c in row.group(1).split(" | ") if c.strip())
             if joined in visible_lines or _plain(joined) in restore:
                 line = joined
-        out.append(restore.get(_plain(line), line))
+        out.append(restore.get(_plain(line), line) if restore else line)
     return out
 
 
 def drop_repeated_tail(lines: list[str], visible: str) -> tuple[list[str], int]:
-    """Drop trailing runs of lines that repeat earlier lines when the block does not."""
+    """Drop trailing runs of lines that repeat earlier lines when the block does not.
+
+    The longest such run goes first. A tail of n lines that does not occur earlier means
+    no longer tail does either (it would contain it), so the search stops there.
+    """
+    shown = _letters(visible)
     dropped = 0
-    changed = True
-    while changed and len(lines) > 1:
-        changed = False
-        for n in range(len(lines) // 2, 0, -1):
-            tail, head = "\n".join(lines[-n:]), lines[:-n]
-            if _occurrences("\n".join(head), tail) == 0:
+    while len(lines) > 1:
+        full = _letters("\n".join(lines))
+        tail, cut = "", 0
+        for n in range(1, len(lines) // 2 + 1):
+            tail = _letters(lines[-n]) + tail
+            if not tail:
                 continue
-            if _occurrences("\n".join(lines), tail) > _occurrences(visible, tail):
-                lines, dropped, changed = head, dropped + n, True
+            if full.find(tail, 0, len(full) - len(tail)) < 0:
                 break
+            if full.count(tail) > shown.count(tail):
+                cut = n
+        if not cut:
+            break
+        lines, dropped = lines[:-cut], dropped + cut
     return lines, dropped
 
 
 def repeated_lines(lines: list[str], visible: str) -> list[str]:
     """Lines of MIN_REPEAT_WORDS+ words the text holds more often than the block."""
-    text = "\n".join(lines)
+    text, shown = _letters("\n".join(lines)), _letters(visible)
     out = []
     for line, n in Counter(lines).items():
         if n > 1 and len(WORD.findall(line)) >= MIN_REPEAT_WORDS:
-            if _occurrences(text, line) > _occurrences(visible, line):
+            letters = _letters(line)
+            if text.count(letters) > shown.count(letters):
                 out.append(line)
     return out
 
@@ -277,20 +294,22 @@ def check_text(
     visible = visible_text(block)
     visible_lines = visible.split("\n") if visible else []
     tables = block_parts(block, "table")
-    lines = normal_form(_lines(text), visible_lines, bool(tables))
+    # ``text`` is already in the corpus's normal form (clean_text): one line per line.
+    lines = normal_form(text.split("\n") if text else [], visible_lines, bool(tables))
     before = measures("\n".join(lines), visible)
     actions: list[str] = []
     lines, dropped = drop_repeated_tail(lines, visible)
     if dropped:
         actions.append("repeat_removed")
-    if tables and measures("\n".join(lines), visible)["coverage"] < MIN_COVERAGE:
+    now = measures("\n".join(lines), visible) if dropped else before
+    if tables and now["coverage"] < MIN_COVERAGE:
         lines, recovered = recover_tables(lines, visible_lines, tables)
         if recovered:
             actions.append("table_recovered")
     lines, recovered = recover_captions(lines, visible_lines, block_parts(block, "figcaption"))
     if recovered:
         actions.append("caption_recovered")
-    after = measures("\n".join(lines), visible)
+    after = measures("\n".join(lines), visible) if actions else before
     if _bad(after) or repeated_lines(lines, visible):
         lines = visible_lines
         actions.append("visible_text_fallback")
