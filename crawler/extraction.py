@@ -13,6 +13,9 @@ shared/guides/corpus.md):
   corpus, never a silent, order-dependent drop.
 - Escaped ``&lt;script``/``&lt;style`` source is cut from the raw markup by the template
   module before parsing; a residue check flags anything that still looks like code.
+- trafilatura errs silently on feed content (doubled short posts, dropped tables and
+  captions): every text is checked against the block's own visible text and repaired or
+  replaced, flagged (:mod:`crawler.selfcheck`).
 
 Everything here is pure and picklable (plain dicts out), to run in worker processes.
 """

@@ -11,8 +11,8 @@ every text is compared with it, at crawl time and offline alike:
 - normal form first (no flag): lines equal to a block line but for the no-break spaces or
   zero-width joiners trafilatura drops get them back; Markdown table rows become the
   row's cells joined by a space, as the block shows them;
-- a repeated tail (a run of lines whose words the block does not repeat) is dropped:
-  ``repeat_removed``;
+- a repeated tail (trailing lines that also occur earlier, more often than the block
+  holds them) is dropped: ``repeat_removed``;
 - a table whose rows are missing gets them back where the block has them:
   ``table_recovered``; a figure caption of which the text has not a word, likewise:
   ``caption_recovered``;
