@@ -539,6 +539,8 @@ class CorpusBuilder:
             "dup": None,
             "quality_flags": sorted(flags),
         }
+        if art.get("check"):
+            record["extraction"]["self_check"] = art["check"]
         if "content_html" in art:
             record["_content_html"] = art["content_html"]
         return _repair(record)
@@ -619,6 +621,8 @@ class CorpusBuilder:
             )
             rec["hashes"] = fields["hashes"]
             rec["extraction"]["lang_score"] = fields["lang_score"]
+            if fields.get("check"):
+                rec["extraction"]["self_check"] = fields["check"]
             rec["quality_flags"] = sorted(set(rec["quality_flags"]) | set(fields["text_flags"]))
 
     def _load(self, e: _Entry) -> dict[str, Any]:

@@ -13,6 +13,9 @@ shared/guides/corpus.md):
   corpus, never a silent, order-dependent drop.
 - Escaped ``&lt;script``/``&lt;style`` source is cut from the raw markup by the template
   module before parsing; a residue check flags anything that still looks like code.
+- trafilatura errs silently on feed content (doubled short posts, dropped tables and
+  captions): every text is checked against the block's own visible text and repaired or
+  replaced, flagged (:mod:`crawler.selfcheck`).
 
 Everything here is pure and picklable (plain dicts out), to run in worker processes.
 """
@@ -33,6 +36,7 @@ import trafilatura
 
 import crawler
 from crawler.dates import date_from_v01_slug, parse_engine_date
+from crawler.selfcheck import check_text, parse_block, visible_text
 from crawler.templates import CODE_REMOVED_MARK, PAGE_QUERY, ArticleBlock, parse_page
 from crawler.urls import autoblog_base, canonical_url
 
@@ -231,27 +235,38 @@ def block_html(content: Any) -> str | None:
 
 def block_text(html: str | None) -> tuple[str, list[str]]:
     """Clean text of one ``div.content``: trafilatura on the block alone, plus flags."""
+    text, flags, _check = checked_block_text(html)
+    return text, flags
+
+
+def checked_block_text(html: str | None) -> tuple[str, list[str], dict[str, Any] | None]:
+    """:func:`block_text` plus what the self-check (:mod:`crawler.selfcheck`) measured."""
     if html is None:
-        return "", ["no_content_block"]
+        return "", ["no_content_block"], None
     flags = ["script_removed"] if CODE_REMOVED_MARK in html else []
     wrapped = f"<html><body>{html}</body></html>"
     out = trafilatura.extract(wrapped, **TRAFILATURA_OPTIONS)
     text = clean_text(out or "")
+    block = parse_block(html)
+    check = None
     if not text:
         # trafilatura gives up on some tiny or odd blocks; the block's own text is still
         # the article (minus markup): keep it, flagged.
-        body = lxml.html.document_fromstring(wrapped).body
-        text = clean_text("\n".join(t for t in body.itertext() if t.strip()))
+        text = clean_text(visible_text(block))
         if text:
             flags.append("extractor_fallback")
+    else:
+        text, check_flags, check = check_text(text, block)
+        text = clean_text(text)
+        flags += check_flags
     if CODE_RESIDUE.search(text):
         flags.append("code_residue")
-    return text, flags
+    return text, flags, check
 
 
 def text_fields(html: str | None) -> dict[str, Any]:
     """Everything about an article that depends on its text (the costly part)."""
-    text, flags = block_text(html)
+    text, flags, check = checked_block_text(html)
     n_words = len(text.split())
     if not text:
         flags.append("empty_text")
@@ -268,6 +283,7 @@ def text_fields(html: str | None) -> dict[str, Any]:
             "simhash": f"{simhash64(text):016x}",
         },
         "text_flags": flags,
+        "check": check,
     }
 
 
@@ -314,6 +330,7 @@ def _article_record(
         "text": None,
         "n_words": None,
         "hashes": None,
+        "check": None,
         "quality_flags": flags,
     }
     html = block_html(block.content)
@@ -327,7 +344,7 @@ def _article_record(
 
 def merge_text_fields(record: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
     """Fill a record's text fields from :func:`text_fields` (flags are merged)."""
-    for key in ("lang", "lang_score", "text", "n_words", "hashes"):
+    for key in ("lang", "lang_score", "text", "n_words", "hashes", "check"):
         record[key] = fields[key]
     record["quality_flags"] = sorted(set(record["quality_flags"]) | set(fields["text_flags"]))
     record.pop("content_html", None)

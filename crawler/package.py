@@ -75,6 +75,7 @@ def parquet_schema() -> Any:
                         ("pipeline", s),
                         ("lang_id", s),
                         ("lang_score", pa.float64()),
+                        ("self_check_json", s),
                     ]
                 ),
             ),
@@ -126,6 +127,9 @@ def _row(rec: dict[str, Any]) -> dict[str, Any]:
             "pipeline": ext.get("pipeline"),
             "lang_id": ext.get("lang_id"),
             "lang_score": ext.get("lang_score"),
+            "self_check_json": json.dumps(ext["self_check"], sort_keys=True)
+            if ext.get("self_check")
+            else None,
         },
         "hashes": rec.get("hashes"),
         "dup": rec.get("dup"),
@@ -237,7 +241,11 @@ FIELD_ROWS = [
         "`filename`, `record_id`, `offset`/`length` of the gzip member, `payload_digest`, "
         "`http_status`, `target_uri` (the captured page)",
     ),
-    ("extraction", "struct", "`tool`, `version`, options (JSON text in Parquet), lang score"),
+    (
+        "extraction",
+        "struct",
+        "`tool`, `version`, options (JSON text in Parquet), lang score, `self_check`",
+    ),
     ("hashes", "struct", "`text_sha256`, `simhash` (64-bit, 3-word shingles, hex)"),
     (
         "dup",
@@ -267,6 +275,16 @@ FLAG_ROWS = [
     ("error_trailer", 'the page carried a PHP "Error happened !" trailer (outside the text)'),
     ("extractor_fallback", "trafilatura returned nothing; the block's own text was used"),
     ("code_residue", "the text still looks like code (should never happen)"),
+    (
+        "text_check_failed",
+        "the self-check found the extracted text wrong against the article block's own "
+        "visible text and repaired it (`extraction.self_check`: measures, actions)",
+    ),
+    (
+        "repeat_removed, table_recovered, caption_recovered",
+        "a repeated tail dropped / a dropped table's rows / a dropped figure caption put back",
+    ),
+    ("visible_text_fallback", "the text was replaced by the block's visible text"),
 ]
 
 

@@ -13,6 +13,9 @@ Pages (every URL fetched in the run, last fetch of the run counts):
   the previous capture's; pages without one (media, feeds, articles.db) compare payload
   digests. A revisit record is unchanged by definition;
 - errors: answered 5xx (not compared: a failing server says nothing about the content).
+``new_index_pages`` lists the new pages that are an autoblog's index pages (``./?N``,
+``/<sha1>/N``): after growth, the tail pages an incremental run fetched because no run
+had captured them yet.
 
 Articles (permalinks listed on an index page or fetched in the run):
 - new: first seen in this run; changed / unchanged: the article block's digest differs
@@ -31,11 +34,13 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit
 
 import orjson
 
 from crawler.exitcodes import UsageError
 from crawler.history import FINISHED, HISTORY_NAME, Capture, History
+from crawler.templates import PAGE_QUERY
 from crawler.urls import autoblog_base
 
 CATEGORIES = ("new", "changed", "unchanged", "gone")
@@ -71,7 +76,16 @@ def _empty_autoblog() -> dict:
         "revisits": 0,
         "articles": {c: [] for c in CATEGORIES},
         "pages": {c: [] for c in (*CATEGORIES, "errors")},
+        "new_index_pages": [],
     }
+
+
+def is_index_page(url: str) -> bool:
+    """An autoblog's numbered page: ``?N`` / ``?pageN`` query, or a 0.2 ``/<sha1>/N`` path."""
+    parts = urlsplit(url)
+    if parts.query:
+        return bool(PAGE_QUERY.match(parts.query))
+    return parts.path.rstrip("/").rsplit("/", 1)[-1].isdigit()
 
 
 def build_report(history: History, run_id: int | None = None) -> dict:
@@ -95,7 +109,10 @@ def build_report(history: History, run_id: int | None = None) -> dict:
     for url, capture in sorted(last.items()):
         before = history.latest_capture(url, before_run=run.id)
         state = _page_state(capture, before)
-        autoblogs[capture.autoblog or autoblog_base(url)]["pages"][state].append(url)
+        entry = autoblogs[capture.autoblog or autoblog_base(url)]
+        entry["pages"][state].append(url)
+        if state == "new" and is_index_page(url):
+            entry["new_index_pages"].append(url)
     if full_pass and walked:
         rows = conn.execute(
             "SELECT c.url, c.autoblog, c.status FROM captures c JOIN ("
@@ -153,6 +170,7 @@ def build_report(history: History, run_id: int | None = None) -> dict:
         "requests": sum(a["requests"] for a in autoblogs.values()),
         "bytes_written": sum(a["bytes_written"] for a in autoblogs.values()),
         "articles": {c: sum(len(a["articles"][c]) for a in autoblogs.values()) for c in CATEGORIES},
+        "new_index_pages": sum(len(a["new_index_pages"]) for a in autoblogs.values()),
         "pages": {
             c: sum(len(a["pages"][c]) for a in autoblogs.values()) for c in (*CATEGORIES, "errors")
         },
@@ -211,6 +229,7 @@ def entry_changes(entry: dict, limit: int) -> list[str]:
     if limit <= 0:
         return lines
     kinds = [("article", state, entry["articles"][state]) for state in ("new", "changed", "gone")]
+    kinds.append(("page", "new", entry.get("new_index_pages", [])))
     for state in ("changed", "gone"):
         urls = [u for u in entry["pages"][state] if u not in entry["articles"][state]]
         kinds.append(("page", state, urls))

@@ -100,7 +100,9 @@ class AutoblogSpider(Spider):
             url, callback=self.parse, errback=self.failed, meta={"reason": reason}, **kwargs
         )
 
-    def _follow(self, url: str | None, reason: str, refresh: bool = False) -> Iterator[Request]:
+    def _follow(
+        self, url: str | None, reason: str, refresh: bool = False, meta: dict | None = None
+    ) -> Iterator[Request]:
         """Yield a request if the URL is in scope and harmless; skip silently otherwise.
 
         In an incremental run, what an earlier run archived is not fetched again unless
@@ -124,7 +126,9 @@ class AutoblogSpider(Spider):
                 return
             if refresh:
                 headers = state.validators(url)
-        yield self._request(url, reason, headers=headers)
+        request = self._request(url, reason, headers=headers)
+        request.meta.update(meta or {})
+        yield request
 
     def failed(self, failure: Any) -> None:
         request = getattr(failure, "request", None)
@@ -200,12 +204,14 @@ class AutoblogSpider(Spider):
         if page.engine:
             self.engines.setdefault(base, page.engine)
             self.pages_per_autoblog[base] += 1
+        yield from self.unarchived_pages(response, page, base)
         if self.unchanged_since_last_run(response, base, digest):
             return
         if first_sight:
             for name in ENGINE_FILES.get(page.engine, ()):
                 yield from self._follow(base + name, "engine file", refresh=True)
-        for link in self.pages_to_walk(page, base):
+        walk = [] if response.meta.get("tail_page") else self.pages_to_walk(page, base)
+        for link in walk:
             yield from self._follow(link, "pagination", refresh=True)
         for article in page.articles:
             if page.kind == "index":
@@ -248,6 +254,24 @@ class AutoblogSpider(Spider):
             return False
         self.crawler.stats.inc_value("incremental/unchanged_autoblogs")
         return True
+
+    def unarchived_pages(
+        self, response: Response, page: ParsedPage, base: str
+    ) -> Iterator[Request]:
+        """Incremental runs: the pages an autoblog's first page lists that no run captured.
+
+        When an autoblog gains articles its pagination shifts and new last pages appear
+        past where the newest-first walk stops; without them the archive's newest pages
+        link to pages it does not hold. Each is fetched once (``_follow`` skips what an
+        earlier run archived) and does not continue the walk (``tail_page``).
+        """
+        state = self.state
+        if state is None or not state.incremental or response.url != base:
+            return
+        for link in page.page_links:
+            if link != base and state.archived_before(link) is None:
+                self.crawler.stats.inc_value("incremental/unarchived_pages")
+                yield from self._follow(link, "unarchived page", meta={"tail_page": True})
 
     def pages_to_walk(self, page: ParsedPage, base: str) -> list[str]:
         """All listed pages in a full pass; newest first, until known articles, otherwise.

@@ -9,6 +9,7 @@ must be byte-identical, and every article of ``farm.truth()`` must be in it.
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import statistics
 import urllib.error
@@ -313,7 +314,7 @@ def test_hang_broken_and_index_only(tmp_path: Path, caplog: pytest.LogCaptureFix
     hung = records[base + "?Surveillance-algorithmique-l-Assembl%C3%A9e-adopte-l-article-7"]
     assert "from_index_only" in hung["quality_flags"]
     assert "permalink_extraction_timeout" in hung["quality_flags"]
-    assert hung["text"] == "Corps de l’article 1 — « texte »."
+    assert hung["text"] == "Corps de l’article 1 — «\xa0texte\xa0»."
     assert "permalink_empty_page" in records[base + "?M%C3%AAme-titre"]["quality_flags"]
     assert "permalink_404" in records[base + "?2026-11-28-M%C3%AAme-titre"]["quality_flags"]
     latin = records[base + "?latin"]
@@ -351,6 +352,13 @@ def test_package(farm_corpus: dict[str, Any], tmp_path: Path) -> None:
 
     frame = pd.read_parquet(out / "parquet")
     assert frame["url"].tolist() == [r["url"] for r in farm_corpus["offline"]]
+    # The self-check's account travels into Parquet (one seed article loses a caption).
+    checked = [
+        row["extraction"]["self_check_json"]
+        for _, row in frame.iterrows()
+        if "text_check_failed" in list(row["quality_flags"])
+    ]
+    assert checked and all(json.loads(c)["actions"] for c in checked)
     con = duckdb.connect()
     n = con.execute(f"select count(*) from '{out}/parquet/*.parquet' where date is not null")
     assert n.fetchall()[0][0] == sum(1 for r in farm_corpus["offline"] if r["date"])

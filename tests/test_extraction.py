@@ -37,7 +37,8 @@ def test_permalink_page_v034() -> None:
     assert art["date"] == "2023-01-23T15:04:00+01:00"
     assert art["date_raw"] == "lundi 23 janvier 2023 à 15:04"
     assert art["source_url"] == "https://www.laquadrature.net/2023/01/23/article-0/"
-    assert art["text"] == "Corps de l’article 0 — « texte »."
+    # the page writes «&nbsp;texte&nbsp;»: the no-break spaces are the article's, kept
+    assert art["text"] == "Corps de l’article 0 — «\xa0texte\xa0»."
     assert art["lang"] == "fr"
     # not the page's site name, not the canonical link of the mirrored blog
     assert result["site"] == {
@@ -55,7 +56,9 @@ def test_index_page_gives_every_block_marked_as_index() -> None:
     assert [a["fragment"] for a in arts] == [0, 1, 2, 3, 4]
     assert all(not a["from_permalink"] for a in arts)
     assert arts[0]["url"] == ARTICLE_URL  # the permalink, percent-encoded like a crawler does
-    assert [a["text"] for a in arts] == [f"Corps de l’article {i} — « texte »." for i in range(5)]
+    assert [a["text"] for a in arts] == [
+        f"Corps de l’article {i} — «\xa0texte\xa0»." for i in range(5)
+    ]
     # duplicate titles keep their own permalinks
     assert arts[3]["url"].endswith("?2026-11-28-M%C3%AAme-titre")
 
@@ -131,7 +134,7 @@ def test_latin1_without_charset() -> None:
     (art,) = result["articles"]
     assert "charset_fallback" in art["quality_flags"]
     assert art["title"] == "Loi Renseignement : la Quadrature a déposé son recours"
-    assert art["text"] == "Corps de l'article 0 - « texte »."
+    assert art["text"] == "Corps de l'article 0 - «\xa0texte\xa0»."
 
 
 def test_wrong_declared_charset() -> None:

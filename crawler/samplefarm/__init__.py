@@ -2,6 +2,18 @@
 
 It is the independent oracle the crawler is tested against: it imports nothing from the
 crawler, the spiders or the pipelines. ``start_farm`` runs it as a subprocess.
+
+The truth rule (``/_farm/truth``'s ``text``; one rule for every article, generated prose,
+seed articles and real-world shapes alike, each truth typed out from it, never computed
+from the markup): an article's text is the text its content block holds, as a reader sees
+it on the page with styles and scripts off. Script and style source (escaped or not) is
+not text, nor are attributes (image alt, link targets) or what an embed (``iframe``,
+``video``) shows. Every block-level element (paragraph, heading, list item, table row,
+caption, quotation, ``pre``, figure caption, ``div``) and every ``<br>`` starts a new
+line; the cells of a table row are joined by one space; inline elements (links,
+emphasis, ``sup``, spans, footnote tooltips) run on inside their line. Lines are trimmed,
+runs of ASCII whitespace become one space, empty lines are dropped, no-break spaces stay,
+and the text is NFC.
 """
 
 from __future__ import annotations

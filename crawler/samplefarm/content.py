@@ -20,11 +20,12 @@ from importlib import resources
 from zoneinfo import ZoneInfo
 
 from .options import AutoblogSettings
+from .shapes import SHAPES, shape_of
 
 PARIS = ZoneInfo("Europe/Paris")
 # 2026-11-28 12:40:43 +01:00, the clock of the reference pages; shifted by the seed.
 BASE_NOW = 1795866043
-PER_PAGE = {"generic": 5, "shaarli": 20, "microblog": 20, "youtube": 10}
+PER_PAGE = {"generic": 5, "shaarli": 20, "microblog": 20, "twitter": 20, "youtube": 10}
 MEDIA_RE = re.compile(r"\{\{MEDIA:([^}]+)\}\}")
 
 
@@ -256,7 +257,7 @@ class Autoblog:
         self.n0 = 0 if settings.archived else n_articles
         self.count = self.n0
         rng = random.Random(f"{farm_seed}/{index}/blog")
-        self.step = {"generic": 26, "youtube": 50, "shaarli": 5, "microblog": 3}[
+        self.step = {"generic": 26, "youtube": 50, "shaarli": 5, "microblog": 3, "twitter": 3}[
             self.site_type
         ] * 3600
         self.newest0 = now - rng.randint(3, 40) * 3600 - rng.randint(0, 3599)
@@ -301,6 +302,12 @@ class Autoblog:
         if d < self.n_seed:
             return "seed"
         return self.special.get(d, "plain")
+
+    def shape_of(self, c: int) -> str | None:
+        """The real-world content shape of article ``c`` (``--fault N:shapes`` only)."""
+        if not self.settings.shapes or self.kind_of(c) not in ("plain", "grown"):
+            return None
+        return shape_of(self.site_type, c)
 
     def title_of(self, c: int) -> str:
         kind = self.kind_of(c)
@@ -347,7 +354,10 @@ class Autoblog:
         kind = self.kind_of(c)
         url = self.source_url(c)
         media: list[str] = []
-        if kind == "seed":
+        shape = self.shape_of(c)
+        if shape is not None:
+            blocks = [SHAPES[shape](self._rng(c), c, self.site_url)]
+        elif kind == "seed":
             blocks = [(b["html"], b["text"]) for b in self.seed_articles[self.n0 - 1 - c]["blocks"]]
         else:
             rng = self._rng(c)
@@ -448,7 +458,8 @@ class Autoblog:
         names: set[str] = set()
         for c in range(self.count):
             k = self.kind_of(c)
-            if k in ("seed", "images") or (k in ("plain", "grown") and c % 7 == 3):
+            plain = k in ("plain", "grown") and c % 7 == 3 and self.shape_of(c) is None
+            if k in ("seed", "images") or plain:
                 names.update(self.article(c).media)
         return sorted(names)
 

@@ -548,6 +548,7 @@ class Farm:
                         "date": R.iso_date(a.date),
                         "source_url": a.url,
                         "text": a.text,
+                        "kind": ab.shape_of(c) or ab.kind_of(c),
                         "media": a.media,
                         "reachable": a.reachable,
                     }

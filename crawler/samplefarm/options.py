@@ -7,7 +7,7 @@ import argparse
 from dataclasses import dataclass, field
 
 ENGINES = ("0.3.4", "0.3.1", "0.3.0", "0.2", "0.1", "2025")
-SITE_TYPES = ("generic", "shaarli", "microblog", "youtube")
+SITE_TYPES = ("generic", "shaarli", "microblog", "twitter", "youtube")
 TRAILERS = ("none", "strftime", "footer")
 
 FAULT_HELP = """\
@@ -24,7 +24,9 @@ Per-autoblog settings: --fault TARGET:KIND[=VALUE] (repeatable). TARGET is an au
                   (0.3.0-0.3.3 style); 'footer': append "Error happened!" after the footer
   disabled        hide from the farm index and exports (folder renamed .disabled), still served
   archived        archived empty shaarli: no articles, "Archive" mark
-  type=T          site type (generic, shaarli, microblog, youtube): sets articles per page
+  type=T          site type (generic, shaarli, microblog, twitter, youtube): articles per page
+  shapes          ordinary articles cycle through the real-world content shapes of the
+                  site type (link posts, footnote tables, code, video, empty, ...)
 Farm-wide switches (--latency, --error-rate, ...) apply to every request, /_farm/ excepted."""
 
 
@@ -43,6 +45,7 @@ class AutoblogSettings:
     disabled: bool = False
     archived: bool = False
     site_type: str | None = None
+    shapes: bool = False
 
     def apply(self, kind: str, value: str | None) -> None:
         """Apply one ``KIND[=VALUE]`` fault specification."""
@@ -52,7 +55,7 @@ class AutoblogSettings:
             self.error = float(value if value is not None else 1)
         elif kind == "drop":
             self.drop = float(value if value is not None else 1)
-        elif kind in ("gzip", "chunked", "latin1", "update", "disabled", "archived"):
+        elif kind in ("gzip", "chunked", "latin1", "update", "disabled", "archived", "shapes"):
             setattr(self, kind, value is None or value.lower() not in ("0", "false", "no", "off"))
         elif kind == "trailer":
             if value not in TRAILERS:
