@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
 from crawler.exitcodes import EXIT_FAILED, UsageError
@@ -63,7 +64,9 @@ def run_demo(args: argparse.Namespace) -> int:
     for problem in report.problems[:10]:
         print(f"  DEFECT {problem}")
     root = output.resolve()
-    replay = f"autoblog-archive replay {root} --port 8090"
+    # The command as the user ran it (.venv/bin/autoblog-archive in the quick start).
+    program = sys.argv[0] if sys.argv[0].endswith("autoblog-archive") else "autoblog-archive"
+    replay = f"{program} replay {root} --port 8090"
     if find_wayback() is None:
         replay = (
             "python3 -m venv .venv-pywb && .venv-pywb/bin/pip install pywb==2.10.0\n  " + replay

@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -113,18 +114,26 @@ def test_output_that_is_a_file_or_not_a_url(tmp_path):
     assert result.returncode == EXIT_USAGE and "not an http(s) URL" in result.stderr
 
 
+@contextmanager
+def tmpfs(folder: Path, options: str) -> Iterator[Path]:
+    """A small filesystem of our own (root only; in CI a failure to mount fails the test)."""
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)]).returncode:
+        if os.environ.get("CI"):
+            pytest.fail(f"cannot mount a tmpfs on {folder}")
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)])
+
+
 @pytest.mark.skipif(not IS_ROOT, reason="mounting a read-only filesystem needs root")
 def test_read_only_output_is_bad_usage(tmp_path):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)]).returncode:
-        pytest.skip("cannot mount here")
-    try:
+    with tmpfs(tmp_path / "ro", "ro,size=64k") as ro:
         result = crawl("http://127.0.0.1:9/", ro / "out")
-        assert result.returncode == EXIT_USAGE, result.stderr
-        assert "is not writable" in result.stderr and "Traceback" not in result.stderr
-    finally:
-        subprocess.run(["umount", str(ro)])
+    assert result.returncode == EXIT_USAGE, result.stderr
+    assert "is not writable" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_debug_shows_the_traceback(tmp_path):
@@ -299,11 +308,7 @@ def test_lost_captures_are_fetched_again_and_verify_sees_them(tmp_path, damage):
 
 @pytest.mark.skipif(not IS_ROOT, reason="mounting a small filesystem needs root")
 def test_full_disk_stops_once_with_one_message_and_resumes(tmp_path):
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(disk)]).returncode:
-        pytest.skip("cannot mount here")
-    try:
+    with tmpfs(tmp_path / "disk", "size=400k") as disk:
         out = disk / "out"
         with start_farm(autoblogs=2, articles=60, engine=["0.3.4", "0.2"], seed=9) as farm:
             full = crawl(farm.url, out, "--warc-max-size", "50000")
@@ -320,8 +325,6 @@ def test_full_disk_stops_once_with_one_message_and_resumes(tmp_path):
         verify = run_cli("verify", str(out))
         assert verify.returncode == 0, verify.stdout[-2000:]
         assert expected <= archived(out)
-    finally:
-        subprocess.run(["umount", "-l", str(disk)])
 
 
 # ---------------------------------------------------------------- interrupted runs
