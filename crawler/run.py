@@ -19,9 +19,10 @@ import orjson
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
+from crawler.bounds import CAPPED_STAT, error_count
 from crawler.config import ConfigError, load_config
 from crawler.exitcodes import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL
-from crawler.indexes import OutputLayout
+from crawler.indexes import OutputLayout, check_collection_name
 from crawler.runlock import RunLock, RunLockedError
 from spiders.autoblog import AutoblogSpider
 
@@ -89,7 +90,13 @@ def summarize(stats: dict[str, Any], spider: AutoblogSpider | None, reason: str)
         "statuses": statuses,
         "warc_records": stats.get("warc/records", 0),
         "payload_bytes": stats.get("warc/payload_bytes", 0),
-        "errors": stats.get("errors/fetch", 0) + stats.get("warc/write_errors", 0),
+        "errors": error_count(stats),
+        "error_reasons": {
+            k.split("/", 1)[1]: v
+            for k, v in stats.items()
+            if k.startswith("errors/") and k != "errors/fetch"
+        },
+        "capped": stats.get(CAPPED_STAT),
         "truncated": stats.get("warc/truncated", 0),
         "warc_files": stats.get("warc/files", []),
         "corpus_records": stats.get("corpus/records", 0),
@@ -114,9 +121,9 @@ def run_crawl(
     ``mode``: ``auto`` (full the first time, then incremental), ``full`` or
     ``incremental``. A run killed earlier with the same seeds is resumed.
     """
+    name = check_collection_name(name or default_name(urls[0]))
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    name = name or default_name(urls[0])
     try:
         lock = RunLock(output, " ".join(sys.argv)).acquire()
     except RunLockedError as exc:
@@ -144,7 +151,7 @@ def run_crawl(
     captured = summary["responses"] + summary["revisits"] + summary["from_archive"]
     if reason != "finished" or not captured or not summary["written"]:
         code = EXIT_FAILED
-    elif summary["errors"]:
+    elif summary["errors"] or summary["capped"]:
         code = EXIT_PARTIAL
     else:
         code = EXIT_OK

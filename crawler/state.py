@@ -16,8 +16,9 @@ from weakref import WeakKeyDictionary
 
 from scrapy import Spider, signals
 from scrapy.crawler import Crawler
-from scrapy.exceptions import NotConfigured
+from scrapy.exceptions import IgnoreRequest, NotConfigured
 
+from crawler.bounds import capped, error_count
 from crawler.config import Incremental
 from crawler.history import (
     FAILED,
@@ -32,7 +33,7 @@ from crawler.recovery import repair_output
 from crawler.report import build_report, format_report, write_report
 from crawler.runlock import RunLock
 from crawler.urls import canonical_url
-from crawler.warcfiles import read_record_at
+from crawler.warcfiles import READ_LIMIT, read_record_at
 
 logger = logging.getLogger(__name__)
 
@@ -127,10 +128,9 @@ class CrawlState:
     def spider_closed(self, spider: Spider, reason: str) -> None:
         if self.run is None:
             return
-        errors = self.stats.get_value("errors/fetch", 0) + self.stats.get_value(
-            "warc/write_errors", 0
-        )
-        if reason == "shutdown":
+        errors = error_count(self.stats.get_stats())
+        if reason == "shutdown" or (reason == "finished" and capped(self.stats.get_stats())):
+            # A bound stopped it: the next run with the same seeds resumes it (crawler.bounds).
             status = INTERRUPTED
         elif reason != "finished":
             status = FAILED
@@ -187,7 +187,7 @@ class CrawlState:
         if capture is None:
             return {}
         try:
-            record = read_record_at(self.layout.archive / capture.filename, capture.offset)
+            record = read_record_at(self.layout.archive / capture.filename, capture.offset, limit=0)
         except (OSError, ValueError, EOFError):
             return {}
         http = record.http_headers
@@ -263,6 +263,9 @@ def read_response(path, capture: Capture, request):
     except (OSError, ValueError, EOFError) as exc:
         logger.warning("cannot read back %s from %s (%s); fetching again", request.url, path, exc)
         return None
+    if not record.complete:
+        # A stored body past the bound (a compressed bomb): already archived, never inflated.
+        raise IgnoreRequest(f"stored body larger than {READ_LIMIT} bytes: {request.url}")
     body = record.payload
     pairs = record.http_headers.headers if record.http_headers else []
     headers = Headers()
