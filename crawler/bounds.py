@@ -17,8 +17,8 @@ from typing import Any
 
 from scrapy import Request
 from scrapy.crawler import Crawler
-from scrapy.exceptions import IgnoreRequest
 
+from crawler.scope import Refused
 from crawler.urls import autoblog_base
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class PageBounds:
             logger.warning("bound reached: %s; run the same command again to continue", bound)
         self.stats.set_value(CAPPED_STAT, bound)
         self.stats.inc_value(f"skipped/bound: {bound}")
-        raise IgnoreRequest(f"bound reached ({bound}): {request.url[:300]}")
+        raise Refused(f"bound reached ({bound}): {request.url[:300]}")
 
     def process_request(self, request: Request) -> None:
         if request.url.endswith("/robots.txt"):

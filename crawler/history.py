@@ -36,7 +36,7 @@ from warcio.exceptions import ArchiveLoadFailed
 from crawler.indexes import OutputLayout, write_cdxj
 from crawler.templates import ArticleBlock, ParsedPage, parse_page
 from crawler.urls import autoblog_base, canonical_url
-from crawler.warcfiles import READ_LIMIT, read_limited
+from crawler.warcfiles import READ_LIMIT, read_limited, warc_defects
 
 logger = logging.getLogger(__name__)
 
@@ -864,10 +864,11 @@ def _read_at(
             try:
                 fh.seek(offset)
                 record = next(iter(ArchiveIterator(fh)), None)
-                if record is not None and record.rec_type in CAPTURE_TYPES:
-                    found = _read_found(record, path, offset, length, run)
-                else:
+                if record is None or record.rec_type not in CAPTURE_TYPES:
                     continue
+                found = _read_found(record, path, offset, length, run)
+                if not (found.url and found.warc_date and found.record_id):
+                    raise ValueError("no target URI, date or record id")
             except READ_ERRORS as exc:
                 problems.append(f"{path.name} offset {offset}: unreadable record skipped ({exc})")
                 continue
@@ -998,6 +999,8 @@ def _reindex(root: Path, layouts: list[OutputLayout]) -> int:
         # Under the run lock, an .open file is a killed crawl's: repair it, then index it.
         for repair in repair_directory(layout.archive):
             print(f"repaired {repair.describe()}")
+        for path in layout.warcs():
+            problems.extend(warc_defects(path))  # damage the index alone would pass over
         write_cdxj(layout, rebuild=True, problems=problems)
     report = rebuild_from_indexes(root)
     report.problems[:0] = problems

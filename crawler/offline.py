@@ -31,7 +31,7 @@ def scan_warc(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[
     and a problem line, never an exception."""
     from warcio.archiveiterator import ArchiveIterator
 
-    from crawler.warcfiles import missing_bytes
+    from crawler.warcfiles import record_defect
 
     out: list[dict[str, Any]] = []
     problems: list[str] = []
@@ -45,12 +45,11 @@ def scan_warc(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[
                 # Leave the payload unread: the iterator skips it, and the offsets it reports
                 # are those of the gzip member holding this record.
                 it.read_to_end(record)
-                if missing_bytes(record):
+                defect = record_defect(record)
+                if defect:
                     uri = record.rec_headers.get_header("WARC-Target-URI")
-                    problems.append(
-                        f"{name} offset {it.get_record_offset()}: record of {uri} cut short "
-                        f"({missing_bytes(record)} bytes missing), skipped"
-                    )
+                    where = f"{name} offset {it.get_record_offset()}"
+                    problems.append(f"{where}: record of {uri} skipped: {defect}")
                     continue
                 entry = _html_entry(record, it, name, path)
                 if entry is not None:

@@ -146,6 +146,11 @@ class Scope:
         return origin is not None and any(origin == o for o, _ in self.prefixes)
 
 
+class Refused(IgnoreRequest):
+    """A request refused on purpose (scope, forbidden URL, bound): counted under ``skipped``
+    where it is refused, so the spider's errback does not count it as a failure."""
+
+
 class ScopeGuardMiddleware:
     """Downloader middleware: drops forbidden, out-of-scope or too long requests, counting why.
 
@@ -191,4 +196,4 @@ class ScopeGuardMiddleware:
             return None
         self.stats.inc_value(f"skipped/{reason}")
         logger.warning("not requesting %s (%s)", request.url[:300], reason)
-        raise IgnoreRequest(f"{reason}: {request.url[:300]}")
+        raise Refused(f"{reason}: {request.url[:300]}")

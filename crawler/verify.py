@@ -17,7 +17,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.timeutils import iso_date_to_timestamp
 
 from crawler.indexes import OutputLayout
-from crawler.warcfiles import missing_bytes, read_record_at
+from crawler.warcfiles import read_record_at, record_defect
 
 CHUNK = 1 << 20
 
@@ -46,17 +46,13 @@ def check_warc(path: Path, report: Report) -> None:
                 # bytes, and a compressed bomb is never inflated.
                 while record.raw_stream.read(CHUNK):
                     pass
-                short = missing_bytes(record)
+                defect = record_defect(record)
                 headers = record.rec_headers
                 rtype = record.rec_type
                 rid = headers.get_header("WARC-Record-ID")
                 where = f"{path.name} offset {it.get_record_offset()}"
-                if short:
-                    declared = headers.get_header("Content-Length")
-                    report.problems.append(
-                        f"{where}: block is {short} bytes shorter than its Content-Length "
-                        f"{declared}"
-                    )
+                if defect:
+                    report.problems.append(f"{where}: {defect}")
                 if index == 0 and rtype != "warcinfo":
                     report.problems.append(f"{where}: first record is {rtype}, not warcinfo")
                 if record.digest_checker.passed is False:

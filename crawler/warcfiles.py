@@ -198,11 +198,43 @@ def read_limited(stream, limit: int) -> tuple[bytes, bool]:
     return data, True
 
 
-def missing_bytes(record: ArcWarcRecord) -> int:
-    """After a record was read to its end: how many bytes its block lacks for the
-    ``Content-Length`` it declares (a cut file, or a lying header). warcio itself is
-    silent about it."""
-    return int(getattr(record.raw_stream, "limit", 0) or 0)
+def record_defect(record: ArcWarcRecord) -> str | None:
+    """What is wrong with a record once read to its end, or None: headers a record must
+    have, and a block as long as the ``Content-Length`` it declares (a cut file, or a
+    lying header). warcio itself is silent about both."""
+    headers = record.rec_headers
+    missing = [
+        name
+        for name in ("WARC-Record-ID", "WARC-Date", "Content-Length")
+        if not headers.get_header(name)
+    ]
+    if missing:
+        return f"not a complete WARC record (no {', '.join(missing)})"
+    short = int(getattr(record.raw_stream, "limit", 0) or 0)
+    if short:
+        declared = headers.get_header("Content-Length")
+        return f"block is {short} bytes shorter than its Content-Length {declared}"
+    return None
+
+
+def warc_defects(path: str | os.PathLike[str]) -> list[str]:
+    """Every record of a file read to its end (raw, in bounded chunks), its defects listed:
+    a cut or unreadable file is named, never raised."""
+    name = Path(path).name
+    problems: list[str] = []
+    count = 0
+    try:
+        with open(path, "rb") as fh:
+            it = ArchiveIterator(fh)
+            for record in it:
+                it.read_to_end(record)
+                count += 1
+                defect = record_defect(record)
+                if defect:
+                    problems.append(f"{name} offset {it.get_record_offset()}: {defect}")
+    except Exception as exc:  # noqa: BLE001 - any damage is a finding, not a crash
+        problems.append(f"{name}: unreadable after {count} records ({exc!r})")
+    return problems
 
 
 def read_record_at(

@@ -21,14 +21,14 @@ from urllib.parse import urljoin, urlsplit
 
 from scrapy import Request, Selector, Spider
 from scrapy.downloadermiddlewares.retry import get_retry_request
-from scrapy.exceptions import DownloadCancelledError, IgnoreRequest
+from scrapy.exceptions import DownloadCancelledError, DownloadFailedError, IgnoreRequest
 from scrapy.http import Response, TextResponse
 from twisted.internet.defer import CancelledError
 from twisted.web._newclient import ResponseFailed
 
 from crawler.bounds import bounded_links
 from crawler.history import page_digests
-from crawler.scope import Scope, forbidden_reason
+from crawler.scope import Refused, Scope, forbidden_reason
 from crawler.state import CrawlState, crawl_state
 from crawler.templates import (
     ParsedPage,
@@ -57,9 +57,14 @@ def failure_reason(failure: Any, max_size: int = 0) -> str:
     """A failed fetch's reason in words: Twisted's own messages can be empty or misleading."""
     if failure.check(CancelledError, DownloadCancelledError):
         return f"body larger than DOWNLOAD_MAXSIZE ({max_size} bytes)" if max_size else "cancelled"
-    if failure.check(ResponseFailed):
+    if failure.check(IgnoreRequest) and "DOWNLOAD_MAXSIZE" in str(failure.value):
+        # HttpCompressionMiddleware: the captured body inflates past the bound (a bomb?).
+        return f"body larger than DOWNLOAD_MAXSIZE ({max_size} bytes) once decompressed"
+    if failure.check(ResponseFailed) or (
+        failure.check(DownloadFailedError) and "ConnectionDone" in str(failure.value)
+    ):
         # Twisted drops the connection on a header line over 16 kB and says "closed cleanly".
-        return "response unreadable: connection closed mid-response or a header line too long"
+        return "connection closed before a complete response (or a header line over 16 kB)"
     text = str(failure.value).strip()
     return f"{type(failure.value).__name__}: {text[:200]}" if text else type(failure.value).__name__
 
@@ -151,7 +156,9 @@ class AutoblogSpider(Spider):
 
     def failed(self, failure: Any) -> None:
         request = getattr(failure, "request", None)
-        if failure.check(IgnoreRequest):
+        if failure.check(Refused) or (
+            failure.check(IgnoreRequest) and "robots.txt" in str(failure.value)
+        ):
             return  # refused on purpose (scope, bound, robots.txt): counted under skipped
         reason = failure_reason(failure, self.crawler.settings.getint("DOWNLOAD_MAXSIZE", 0))
         logger.warning("failed: %s (%s)", request.url if request else "?", reason)
