@@ -27,6 +27,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
+import lxml.etree
 import lxml.html
 import numpy as np
 import trafilatura
@@ -234,14 +235,17 @@ def block_text(html: str | None) -> tuple[str, list[str]]:
     if html is None:
         return "", ["no_content_block"]
     flags = ["script_removed"] if CODE_REMOVED_MARK in html else []
-    wrapped = f"<html><body>{html}</body></html>"
+    # Code and comments are never the article. trafilatura drops them too, but not always
+    # (a <script> in an unclosed <blockquote> came out as text): gone before it looks.
+    doc = lxml.html.document_fromstring(f"<html><body>{html}</body></html>")
+    lxml.etree.strip_elements(doc, "script", "style", lxml.etree.Comment, with_tail=False)
+    wrapped = lxml.html.tostring(doc, encoding="unicode")
     out = trafilatura.extract(wrapped, **TRAFILATURA_OPTIONS)
     text = clean_text(out or "")
     if not text:
         # trafilatura gives up on some tiny or odd blocks; the block's own text is still
         # the article (minus markup): keep it, flagged.
-        body = lxml.html.document_fromstring(wrapped).body
-        text = clean_text("\n".join(t for t in body.itertext() if t.strip()))
+        text = clean_text("\n".join(t for t in doc.body.itertext() if t.strip()))
         if text:
             flags.append("extractor_fallback")
     if CODE_RESIDUE.search(text):
