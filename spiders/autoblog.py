@@ -65,8 +65,7 @@ def failure_reason(failure: Any, max_size: int = 0) -> str:
     ):
         # Twisted drops the connection on a header line over 16 kB and says "closed cleanly".
         return "connection closed before a complete response (or a header line over 16 kB)"
-    text = str(failure.value).strip()
-    return f"{type(failure.value).__name__}: {text[:200]}" if text else type(failure.value).__name__
+    return type(failure.value).__name__  # its message (often per URL) goes to the log only
 
 
 def split_list(value: str | list[str] | None) -> list[str]:
@@ -161,7 +160,12 @@ class AutoblogSpider(Spider):
         ):
             return  # refused on purpose (scope, bound, robots.txt): counted under skipped
         reason = failure_reason(failure, self.crawler.settings.getint("DOWNLOAD_MAXSIZE", 0))
-        logger.warning("failed: %s (%s)", request.url if request else "?", reason)
+        detail = str(failure.value).strip()[:300]
+        if reason == type(failure.value).__name__ and detail:
+            reason_text = f"{reason}: {detail}"
+        else:
+            reason_text = reason
+        logger.warning("failed: %s (%s)", request.url if request else "?", reason_text)
         self.crawler.stats.inc_value("errors/fetch")
         self.crawler.stats.inc_value(f"errors/{reason}")
 
