@@ -31,13 +31,14 @@ def scan_warc(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[
     and a problem line, never an exception."""
     from warcio.archiveiterator import ArchiveIterator
 
-    from crawler.warcfiles import record_defect
+    from crawler.warcfiles import record_defect, unread_tail
 
     out: list[dict[str, Any]] = []
     problems: list[str] = []
     name = Path(path).name
     if name.endswith(".open"):
         name = name[: -len(".open")]
+    end = 0
     try:
         with open(path, "rb") as fh:
             it = ArchiveIterator(fh)
@@ -45,6 +46,7 @@ def scan_warc(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[
                 # Leave the payload unread: the iterator skips it, and the offsets it reports
                 # are those of the gzip member holding this record.
                 it.read_to_end(record)
+                end = it.get_record_offset() + it.get_record_length()
                 defect = record_defect(record)
                 if defect:
                     uri = record.rec_headers.get_header("WARC-Target-URI")
@@ -56,6 +58,9 @@ def scan_warc(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[
                     out.append(entry)
     except Exception as exc:  # noqa: BLE001 - any damage: keep what came before it
         problems.append(f"{name}: unreadable after {len(out)} pages, rest skipped ({exc!r})")
+    else:
+        if unread_tail(path, end):
+            problems.append(f"{name}: {unread_tail(path, end)} bytes after its last record")
     return out, problems
 
 

@@ -17,7 +17,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.timeutils import iso_date_to_timestamp
 
 from crawler.indexes import OutputLayout
-from crawler.warcfiles import read_record_at, record_defect
+from crawler.warcfiles import read_record_at, record_defect, unread_tail
 
 CHUNK = 1 << 20
 
@@ -37,7 +37,7 @@ class Report:
 def check_warc(path: Path, report: Report) -> None:
     """Digests, warcinfo first, response/request pairing of one file."""
     previous = None
-    index = 0
+    index = end = 0
     try:
         with open(path, "rb") as fh:
             it = ArchiveIterator(fh, check_digests=True)
@@ -46,6 +46,8 @@ def check_warc(path: Path, report: Report) -> None:
                 # bytes, and a compressed bomb is never inflated.
                 while record.raw_stream.read(CHUNK):
                     pass
+                it.read_to_end(record)
+                end = it.get_record_offset() + it.get_record_length()
                 defect = record_defect(record)
                 headers = record.rec_headers
                 rtype = record.rec_type
@@ -81,6 +83,10 @@ def check_warc(path: Path, report: Report) -> None:
                 index += 1
     except Exception as exc:  # noqa: BLE001 - any parse failure is a defect to report
         report.problems.append(f"{path.name}: unreadable after {index} records ({exc!r})")
+    else:
+        if unread_tail(path, end):
+            tail = unread_tail(path, end)
+            report.problems.append(f"{path.name}: {tail} bytes after its last readable record")
     if previous is not None and previous[0] in ("response", "revisit"):
         report.problems.append(f"{path.name}: last response {previous[1]} has no request")
     if index == 0:

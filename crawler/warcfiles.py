@@ -217,23 +217,33 @@ def record_defect(record: ArcWarcRecord) -> str | None:
     return None
 
 
+def unread_tail(path: str | os.PathLike[str], end: int) -> int:
+    """Bytes of a file past ``end``, where its last record read whole stops. warcio stops
+    without a word at a record whose headers were cut: a cut file shows up only here."""
+    return max(0, os.path.getsize(path) - end)
+
+
 def warc_defects(path: str | os.PathLike[str]) -> list[str]:
     """Every record of a file read to its end (raw, in bounded chunks), its defects listed:
     a cut or unreadable file is named, never raised."""
     name = Path(path).name
     problems: list[str] = []
-    count = 0
+    count = end = 0
     try:
         with open(path, "rb") as fh:
             it = ArchiveIterator(fh)
             for record in it:
                 it.read_to_end(record)
                 count += 1
+                end = it.get_record_offset() + it.get_record_length()
                 defect = record_defect(record)
                 if defect:
                     problems.append(f"{name} offset {it.get_record_offset()}: {defect}")
     except Exception as exc:  # noqa: BLE001 - any damage is a finding, not a crash
         problems.append(f"{name}: unreadable after {count} records ({exc!r})")
+    else:
+        if unread_tail(path, end):
+            problems.append(f"{name}: {unread_tail(path, end)} bytes after its last record")
     return problems
 
 
