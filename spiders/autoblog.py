@@ -37,6 +37,7 @@ from crawler.templates import (
     parse_page,
 )
 from crawler.urls import autoblog_base
+from pipelines.warc_capture import fetch_failed
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,8 @@ class AutoblogSpider(Spider):
         logger.warning("failed: %s (%s)", request.url if request else "?", reason_text)
         self.crawler.stats.inc_value("errors/fetch")
         self.crawler.stats.inc_value(f"errors/{reason}")
+        if request is not None:
+            self.crawler.signals.send_catch_log(fetch_failed, request=request, reason=reason_text)
 
     # -- parsing ----------------------------------------------------------------
 

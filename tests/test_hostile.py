@@ -31,6 +31,7 @@ from hostile import (
     redirect_to,
     run_measured,
 )
+from warcio.archiveiterator import ArchiveIterator
 
 from crawler import settings as defaults
 from crawler.scope import forbidden_reason
@@ -73,6 +74,21 @@ def archive(out: Path) -> Path:
 
 def captured(out: Path) -> list[str]:
     return [uri for uri, _, _ in responses(archive(out))]
+
+
+def fetch_errors(out: Path) -> dict[str, list[str]]:
+    """``fetchError`` lines of the metadata records: what the WARCs say went missing."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(archive(out).glob("*.warc.gz")):
+        with open(path, "rb") as fh:
+            for record in ArchiveIterator(fh):
+                if record.rec_type == "metadata":
+                    text = record.content_stream().read().decode("utf-8")
+                    for line in text.splitlines():
+                        if line.startswith("fetchError: "):
+                            uri = record.rec_headers.get_header("WARC-Target-URI")
+                            found.setdefault(uri, []).append(line[12:])
+    return found
 
 
 def assert_archive_sound(out: Path) -> None:
@@ -178,6 +194,10 @@ def test_3_a_gzip_bomb_in_the_archive_breaks_no_command(tmp_path, bomb_route):
     assert "body larger than DOWNLOAD_MAXSIZE" in first.stderr
     bomb_records = [r for r in responses(archive(out)) if r[0] == bomb_url]
     assert bomb_records and bomb_records[0][1].get_header("Content-Encoding") == "gzip"
+    flags = fetch_errors(out)[bomb_url]  # flagged in the WARC too
+    assert any(
+        "larger than DOWNLOAD_MAXSIZE (67108864 bytes) once decompressed" in f for f in flags
+    )
     assert peaks["verify"].returncode == 0, peaks["verify"].stdout[-2000:]
     assert peaks["reindex"].returncode == 0, peaks["reindex"].stdout[-2000:]
     # extract: everything else extracted, the bomb skipped with its reason, exit partial.
@@ -490,4 +510,9 @@ def test_9_cut_bodies_huge_headers_long_urls_and_deep_json_are_reported(tmp_path
     assert "failed: " + farm.base() + "vvb.ini (body larger than DOWNLOAD_MAXSIZE" in result.stderr
     assert "()" not in re.findall(r"failed: \S+ (\(.*?\))", result.stderr)
     assert f"failed: {farm.base()}?opml (connection closed before a complete" in result.stderr
+    # No response record for a cut body, but the WARC says what is missing and why.
+    errors = fetch_errors(tmp_path)
+    for name in ("vvb.ini", "articles.db"):
+        assert errors[farm.base() + name] == ["body larger than DOWNLOAD_MAXSIZE (200000 bytes)"]
+    assert farm.base() + "vvb.ini" not in captured(tmp_path)
     assert_archive_sound(tmp_path)
