@@ -33,8 +33,9 @@ def error_count(stats: Mapping[str, Any]) -> int:
     return sum(int(stats.get(key, 0) or 0) for key in ERROR_STATS)
 
 
-def capped(stats: Mapping[str, Any]) -> bool:
-    return bool(stats.get(CAPPED_STAT))
+def capped(stats: Mapping[str, Any]) -> str | None:
+    """The page bound that stopped this run (``MAX_PAGES_PER_RUN=20000``), or None."""
+    return stats.get(CAPPED_STAT) or None
 
 
 class PageBounds:

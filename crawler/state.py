@@ -137,7 +137,9 @@ class CrawlState:
         else:
             status = PARTIAL if errors else FINISHED
         self.history.commit()
-        self.history.finish_run(self.run.id, status, stats={"reason": reason, "errors": errors})
+        bound = capped(self.stats.get_stats())
+        why = f"bound reached: {bound}" if bound and reason == "finished" else reason
+        self.history.finish_run(self.run.id, status, stats={"reason": why, "errors": errors})
         report = build_report(self.history, self.run.id)
         path = write_report(self.layout.root, report)
         self.stats.set_value("run/status", status)
