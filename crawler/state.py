@@ -226,6 +226,8 @@ class ResumeFromArchive:
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
+        # Read back no more than the crawl would download (a bomb is never inflated whole).
+        self.max_size = crawler.settings.getint("DOWNLOAD_MAXSIZE", READ_LIMIT) or READ_LIMIT
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ResumeFromArchive:
@@ -238,7 +240,9 @@ class ResumeFromArchive:
         capture = state.captured_in_this_run(request.url)
         if capture is None or capture.record_type != "response":
             return None
-        response = read_response(state.layout.archive / capture.filename, capture, request)
+        response = read_response(
+            state.layout.archive / capture.filename, capture, request, self.max_size
+        )
         if response is None:
             return None
         request.meta["warc"] = {
@@ -255,19 +259,19 @@ class ResumeFromArchive:
         return response
 
 
-def read_response(path, capture: Capture, request):
+def read_response(path, capture: Capture, request, limit: int = READ_LIMIT):
     """The Scrapy response stored at ``capture`` (body decoded, as Scrapy would give it)."""
     from scrapy.http import Headers
     from scrapy.responsetypes import responsetypes
 
     try:
-        record = read_record_at(path, capture.offset)
+        record = read_record_at(path, capture.offset, limit)
     except (OSError, ValueError, EOFError) as exc:
         logger.warning("cannot read back %s from %s (%s); fetching again", request.url, path, exc)
         return None
     if not record.complete:
         # A stored body past the bound (a compressed bomb): already archived, never inflated.
-        raise IgnoreRequest(f"stored body larger than {READ_LIMIT} bytes: {request.url}")
+        raise IgnoreRequest(f"stored body larger than {limit} bytes: {request.url}")
     body = record.payload
     pairs = record.http_headers.headers if record.http_headers else []
     headers = Headers()
