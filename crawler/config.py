@@ -55,7 +55,7 @@ class Politeness:
 
 @dataclass(frozen=True)
 class Limits:
-    max_pages: int = 0  # 0: no limit
+    max_pages: int = 0  # network fetches per run; 0: the default bound (crawler.settings)
     warc_max_size: int = 1_000_000_000
 
 
@@ -118,7 +118,9 @@ class CrawlConfig:
         if self.politeness.operator:
             overrides["WARC_OPERATOR"] = self.politeness.operator
         if self.limits.max_pages:
-            overrides["CLOSESPIDER_PAGECOUNT"] = self.limits.max_pages
+            # A bound the next run continues from, not Scrapy's CLOSESPIDER_PAGECOUNT,
+            # which fails the run and makes the next one start over (crawler.bounds).
+            overrides["MAX_PAGES_PER_RUN"] = self.limits.max_pages
         return overrides
 
 

@@ -59,9 +59,12 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 def _read_warc_response(path: str, offset: int, length: int) -> dict[str, Any]:
     """One response record (one gzip member) -> decoded body + the headers extraction needs."""
-    from crawler.warcfiles import read_record_at
+    from crawler.warcfiles import READ_LIMIT, read_record_at
 
     record = read_record_at(path, offset)
+    if not record.complete:
+        # A compressed bomb or a giant page: never inflated whole, so never extracted.
+        raise ValueError(f"stored body larger than {READ_LIMIT} bytes, not extracted")
     body = record.payload
     # A broken Content-Encoding: the raw bytes are kept, flagged.
     flags: list[str] = [] if record.decoded else ["content_decoding_error"]

@@ -30,6 +30,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
+import lxml.etree
 import lxml.html
 import numpy as np
 import trafilatura
@@ -244,7 +245,11 @@ def checked_block_text(html: str | None) -> tuple[str, list[str], dict[str, Any]
     if html is None:
         return "", ["no_content_block"], None
     flags = ["script_removed"] if CODE_REMOVED_MARK in html else []
-    wrapped = f"<html><body>{html}</body></html>"
+    # Code and comments are never the article. trafilatura drops them too, but not always
+    # (a <script> in an unclosed <blockquote> came out as text): gone before it looks.
+    doc = lxml.html.document_fromstring(f"<html><body>{html}</body></html>")
+    lxml.etree.strip_elements(doc, "script", "style", lxml.etree.Comment, with_tail=False)
+    wrapped = lxml.html.tostring(doc, encoding="unicode")
     out = trafilatura.extract(wrapped, **TRAFILATURA_OPTIONS)
     text = clean_text(out or "")
     block = parse_block(html)

@@ -24,6 +24,7 @@ import os
 import re
 import sqlite3
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from warcio.exceptions import ArchiveLoadFailed
 from crawler.indexes import OutputLayout, write_cdxj
 from crawler.templates import ArticleBlock, ParsedPage, parse_page
 from crawler.urls import autoblog_base, canonical_url
+from crawler.warcfiles import READ_LIMIT, read_limited, warc_defects
 
 logger = logging.getLogger(__name__)
 
@@ -721,11 +723,17 @@ def _read_found(record, path: Path, offset: int, length: int, run: tuple) -> Fou
         status = int(code) if code and code.isdigit() else None
         ctype = (record.http_headers.get_header("Content-Type") or "").lower()
         if record.rec_type == "response" and status == 200 and "html" in ctype:
+            body = b""
             try:
-                body = record.content_stream().read()  # undoes Content-Encoding
-            except (OSError, EOFError, ValueError) as exc:
+                # Undoes Content-Encoding, a bounded prefix only: a stored bomb stays small.
+                body, complete = read_limited(record.content_stream(), READ_LIMIT)
+            except (OSError, EOFError, ValueError, zlib.error) as exc:
                 logger.warning("history: cannot decode %s (%s)", url, exc)
             else:
+                if not complete:
+                    logger.warning("history: %s larger than %d bytes, not parsed", url, READ_LIMIT)
+                    body = b""
+            if body:
                 page = parse_page(body, url)
                 digest, blocks = page_digests(page)
                 if digest is not None and page.kind in ("index", "article"):
@@ -750,8 +758,13 @@ def _read_found(record, path: Path, offset: int, length: int, run: tuple) -> Fou
     )
 
 
+WARCINFO_READ_LIMIT = 1 << 20
+
+
 def _warcinfo_fields(record) -> dict[str, str]:
-    text = record.content_stream().read().decode("utf-8", errors="replace")
+    text = read_limited(record.content_stream(), WARCINFO_READ_LIMIT)[0].decode(
+        "utf-8", errors="replace"
+    )
     fields: dict[str, str] = {}
     for line in text.splitlines():
         key, sep, value = line.partition(":")
@@ -822,34 +835,51 @@ def _cdxj_entries(layout: OutputLayout) -> dict[str, list[tuple[int, int]]]:
     by_file: dict[str, list[tuple[int, int]]] = {}
     if not layout.cdxj.exists():
         return by_file
-    with open(layout.cdxj, encoding="utf-8") as fh:
+    with open(layout.cdxj, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             parts = line.rstrip("\n").split(" ", 2)
-            if len(parts) != 3:
-                continue
-            fields = json.loads(parts[2])
-            if fields.get("mime") in ("application/warc-fields",):
-                continue
-            by_file.setdefault(fields["filename"], []).append(
-                (int(fields["offset"]), int(fields["length"]))
-            )
+            try:
+                fields = json.loads(parts[2])
+                if fields.get("mime") in ("application/warc-fields",):
+                    continue
+                entry = (int(fields["offset"]), int(fields["length"]))
+                by_file.setdefault(str(fields["filename"]), []).append(entry)
+            except (IndexError, ValueError, KeyError, TypeError, AttributeError):
+                continue  # a damaged index line: `verify` reports it
     for entries in by_file.values():
         entries.sort()
     return by_file
 
 
-def _read_at(path: Path, entries: list[tuple[int, int]]) -> Iterator[tuple]:
-    """(record, offset, length, warcinfo run) at each CDXJ offset, plus the file's warcinfo."""
+READ_ERRORS = (ArchiveLoadFailed, OSError, EOFError, ValueError, zlib.error)
+
+
+def _read_at(
+    path: Path, entries: list[tuple[int, int]], problems: list[str]
+) -> Iterator[FoundRecord]:
+    """The capture at each CDXJ offset, with the file's warcinfo run; an unreadable record
+    is noted in ``problems`` and skipped, and the rest of the file is still read."""
     with open(path, "rb") as fh:
-        first = next(iter(ArchiveIterator(fh)), None)
         run: tuple[str | None, str | None, str | None] = (None, None, None)
-        if first is not None and first.rec_type == "warcinfo":
-            run = _run_info(_warcinfo_fields(first))
+        try:
+            first = next(iter(ArchiveIterator(fh)), None)
+            if first is not None and first.rec_type == "warcinfo":
+                run = _run_info(_warcinfo_fields(first))
+        except READ_ERRORS as exc:
+            problems.append(f"{path.name}: warcinfo unreadable ({exc}), run taken from the name")
         for offset, length in entries:
-            fh.seek(offset)
-            record = next(iter(ArchiveIterator(fh)), None)
-            if record is not None and record.rec_type in CAPTURE_TYPES:
-                yield record, offset, length, run
+            try:
+                fh.seek(offset)
+                record = next(iter(ArchiveIterator(fh)), None)
+                if record is None or record.rec_type not in CAPTURE_TYPES:
+                    continue
+                found = _read_found(record, path, offset, length, run)
+                if not (found.url and found.warc_date and found.record_id):
+                    raise ValueError("no target URI, date or record id")
+            except READ_ERRORS as exc:
+                problems.append(f"{path.name} offset {offset}: unreadable record skipped ({exc})")
+                continue
+            yield found
 
 
 def rebuild_from_indexes(output_dir: str | os.PathLike[str]) -> RebuildReport:
@@ -882,8 +912,7 @@ def rebuild_from_indexes(output_dir: str | os.PathLike[str]) -> RebuildReport:
                 continue
             report.files += 1
             try:
-                for record, offset, length, run in _read_at(path, entries):
-                    found = _read_found(record, path, offset, length, run)
+                for found in _read_at(path, entries, report.problems):
                     key = found.run_key
                     if key is None:
                         m = PID_IN_NAME.search(path.name)
@@ -893,8 +922,8 @@ def rebuild_from_indexes(output_dir: str | os.PathLike[str]) -> RebuildReport:
                     started[key] = min(started.get(key, first), first)
                     if found.run_mode:
                         modes[key] = found.run_mode
-            except (ArchiveLoadFailed, OSError, EOFError, ValueError) as exc:
-                report.problems.append(f"{path.name}: {exc}")
+            except READ_ERRORS as exc:
+                report.problems.append(f"{path.name}: unreadable, skipped ({exc})")
     history = History.open(tmp, batch_size=5000, batch_seconds=60)
     try:
         numeric = {k: int(k) for k in groups if k.isdigit()}
@@ -972,12 +1001,16 @@ def run_reindex(args: argparse.Namespace) -> int:
 def _reindex(root: Path, layouts: list[OutputLayout]) -> int:
     from crawler.recovery import repair_directory
 
+    problems: list[str] = []
     for layout in layouts:
         # Under the run lock, an .open file is a killed crawl's: repair it, then index it.
         for repair in repair_directory(layout.archive):
             print(f"repaired {repair.describe()}")
-        write_cdxj(layout, rebuild=True)
+        for path in layout.warcs():
+            problems.extend(warc_defects(path))  # damage the index alone would pass over
+        write_cdxj(layout, rebuild=True, problems=problems)
     report = rebuild_from_indexes(root)
+    report.problems[:0] = problems
     for problem in report.problems:
         print(f"PROBLEM  {problem}")
     print(

@@ -29,6 +29,22 @@ logger = logging.getLogger(__name__)
 PAGES_HEADER = {"format": "json-pages-1.0", "id": "pages", "title": "All Pages"}
 
 
+def check_collection_name(name: str) -> str:
+    """A collection name is a folder name under ``collections/``, never a path.
+
+    ``--name ../../x`` or ``--name /abs`` would put WARCs and indexes outside the output
+    folder: refused (exit 4) before anything is written.
+    """
+    from crawler.exitcodes import UsageError
+
+    if not name or name in (".", "..") or ".." in name or any(c in name for c in "/\\\0"):
+        raise UsageError(
+            f"collection name {name!r} is not a plain name",
+            hint="use letters, digits, '-', '_' or '.', without '/' or '..'",
+        )
+    return name
+
+
 class OutputLayout:
     """Paths of one output folder (one farm crawl history)."""
 
@@ -109,12 +125,16 @@ def cdxj_pointers(layout: OutputLayout) -> tuple[set[tuple[str, int]], int]:
     return pointers, malformed
 
 
-def write_cdxj(layout: OutputLayout, rebuild: bool = False) -> Path:
+def write_cdxj(
+    layout: OutputLayout, rebuild: bool = False, problems: list[str] | None = None
+) -> Path:
     """Sorted CDXJ over every WARC of the collection (what pywb and cdxj-indexer read).
 
     Closed WARC files never change, so a scheduled run only indexes the files that are
     not in the index yet and merges their lines in; ``rebuild`` re-reads every file, and
     so does a damaged index (a malformed line would otherwise hide its record for good).
+    Files are indexed one by one: an unreadable one keeps the lines of the records before
+    its damage, is noted in ``problems`` (or the log) and the others are indexed all the same.
     """
     layout.cdxj.parent.mkdir(parents=True, exist_ok=True)
     present = {p.name for p in layout.warcs()}
@@ -126,15 +146,27 @@ def write_cdxj(layout: OutputLayout, rebuild: bool = False) -> Path:
                 parsed = parse_cdxj_line(line)
                 if parsed is None:
                     logger.warning("%s: malformed line; re-indexing every WARC", layout.cdxj)
-                    return write_cdxj(layout, rebuild=True)
+                    return write_cdxj(layout, rebuild=True, problems=problems)
                 if parsed[2]["filename"] in present:
                     lines.append(line)
                     indexed.add(parsed[2]["filename"])
-    new = [str(layout.archive / name) for name in sorted(present - indexed)]
-    if new:
+    for name in sorted(present - indexed):
         buffer = io.StringIO()
-        write_cdx_index(buffer, new, {"sort": False, "dir_root": str(layout.archive)})
-        lines.extend(buffer.getvalue().splitlines(keepends=True))
+        try:
+            write_cdx_index(
+                buffer,
+                [str(layout.archive / name)],
+                {"sort": False, "dir_root": str(layout.archive)},
+            )
+        except Exception as exc:  # noqa: BLE001 - any damage: keep what was indexed, go on
+            done = len(buffer.getvalue().splitlines())
+            message = f"{name}: unreadable after {done} index lines, rest skipped ({exc!r})"
+            logger.warning("CDXJ: %s", message)
+            if problems is not None:
+                problems.append(message)
+        lines.extend(
+            line for line in buffer.getvalue().splitlines(keepends=True) if line.endswith("\n")
+        )
     lines.sort()
     tmp = layout.cdxj.with_suffix(".cdxj.tmp")
     with open(tmp, "w", encoding="utf-8") as out:
@@ -151,11 +183,27 @@ def page_title(body: bytes, url: str) -> str:
     return page.site_title or url
 
 
+TITLE_READ_LIMIT = 1 << 20  # a title is in the first megabyte of any page worth a title
+
+
 def _title_at(layout: OutputLayout, fields: dict) -> str:
-    record = read_record_at(layout.archive / fields["filename"], int(fields["offset"]))
+    """The page's title from a bounded prefix of its record; its URL if none is readable."""
+    try:
+        record = read_record_at(
+            layout.archive / fields["filename"], int(fields["offset"]), TITLE_READ_LIMIT
+        )
+    except Exception as exc:  # noqa: BLE001 - one bad record must not stop the indexes
+        logger.warning("pages.jsonl: cannot read %s (%r)", fields.get("url"), exc)
+        return fields["url"]
     if not record.decoded:
         logger.warning("pages.jsonl: cannot decode %s", fields["url"])
         return fields["url"]
+    if not record.complete:
+        logger.warning(
+            "pages.jsonl: %s larger than %d bytes, title from its start",
+            fields["url"],
+            TITLE_READ_LIMIT,
+        )
     return page_title(record.payload, fields["url"])
 
 
@@ -171,8 +219,11 @@ def write_pages(layout: OutputLayout, titles: Mapping[str, str] | None = None) -
     with open(tmp, "wb") as out, open(layout.cdxj, encoding="utf-8") as cdxj:
         out.write(orjson.dumps(PAGES_HEADER, option=orjson.OPT_APPEND_NEWLINE))
         for line in cdxj:
-            _key, ts, blob = line.rstrip("\n").split(" ", 2)
-            fields = orjson.loads(blob)
+            try:
+                _key, ts, blob = line.rstrip("\n").split(" ", 2)
+                fields = orjson.loads(blob)
+            except ValueError:
+                continue  # a damaged index line: `verify` reports it
             if fields.get("status") != "200" or "html" not in fields.get("mime", ""):
                 continue
             url, iso = fields["url"], timestamp_to_iso_date(ts)

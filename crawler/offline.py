@@ -20,49 +20,74 @@ from pathlib import Path
 from typing import Any
 
 from crawler.corpus import DEFAULT_MAX_TASKS, DEFAULT_TIMEOUT, CorpusBuilder, _mp_context, is_html
-from crawler.exitcodes import UsageError
+from crawler.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, UsageError
 
 logger = logging.getLogger(__name__)
 
 
-def scan_warc(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Pointers of the HTML 200/404 ``response`` records of one WARC file, in file order."""
+def scan_warc(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Pointers of the HTML 200/404 ``response`` records of one WARC file, in file order,
+    and what was wrong with the file: a damaged file gives the records before the damage
+    and a problem line, never an exception."""
     from warcio.archiveiterator import ArchiveIterator
 
+    from crawler.warcfiles import record_defect, unread_tail
+
     out: list[dict[str, Any]] = []
+    problems: list[str] = []
     name = Path(path).name
     if name.endswith(".open"):
         name = name[: -len(".open")]
-    with open(path, "rb") as fh:
-        it = ArchiveIterator(fh)
-        for record in it:
-            if record.rec_type != "response" or record.http_headers is None:
-                continue
-            status = int(record.http_headers.get_statuscode() or 0)
-            ctype = record.http_headers.get_header("Content-Type")
-            if status not in (200, 404) or not ctype or not is_html(ctype):
-                continue
-            rh = record.rec_headers
-            # Leave the payload unread: the iterator skips it, and the offsets it reports
-            # are those of the gzip member holding this record.
-            it.read_to_end(record)
-            out.append(
-                {
-                    "url": rh.get_header("WARC-Target-URI"),
-                    "crawl_date": rh.get_header("WARC-Date"),
-                    "content_type": ctype,
-                    "pointer": {
-                        "filename": name,
-                        "record_id": rh.get_header("WARC-Record-ID"),
-                        "offset": it.get_record_offset(),
-                        "length": it.get_record_length(),
-                        "payload_digest": rh.get_header("WARC-Payload-Digest"),
-                        "http_status": status,
-                    },
-                    "path": str(Path(path).resolve()),
-                }
-            )
-    return out
+    end = 0
+    try:
+        with open(path, "rb") as fh:
+            it = ArchiveIterator(fh)
+            for record in it:
+                # Leave the payload unread: the iterator skips it, and the offsets it reports
+                # are those of the gzip member holding this record.
+                it.read_to_end(record)
+                end = it.get_record_offset() + it.get_record_length()
+                defect = record_defect(record)
+                if defect:
+                    uri = record.rec_headers.get_header("WARC-Target-URI")
+                    where = f"{name} offset {it.get_record_offset()}"
+                    problems.append(f"{where}: record of {uri} skipped: {defect}")
+                    continue
+                entry = _html_entry(record, it, name, path)
+                if entry is not None:
+                    out.append(entry)
+    except Exception as exc:  # noqa: BLE001 - any damage: keep what came before it
+        problems.append(f"{name}: unreadable after {len(out)} pages, rest skipped ({exc!r})")
+    else:
+        if unread_tail(path, end):
+            problems.append(f"{name}: {unread_tail(path, end)} bytes after its last record")
+    return out, problems
+
+
+def _html_entry(record: Any, it: Any, name: str, path: str | os.PathLike[str]) -> dict | None:
+    """The pointer of an HTML 200/404 response record, or None for any other record."""
+    if record.rec_type != "response" or record.http_headers is None:
+        return None
+    code = record.http_headers.get_statuscode() or ""
+    status = int(code) if code.isdigit() else 0
+    ctype = record.http_headers.get_header("Content-Type")
+    if status not in (200, 404) or not ctype or not is_html(ctype):
+        return None
+    rh = record.rec_headers
+    return {
+        "url": rh.get_header("WARC-Target-URI"),
+        "crawl_date": rh.get_header("WARC-Date"),
+        "content_type": ctype,
+        "pointer": {
+            "filename": name,
+            "record_id": rh.get_header("WARC-Record-ID"),
+            "offset": it.get_record_offset(),
+            "length": it.get_record_length(),
+            "payload_digest": rh.get_header("WARC-Payload-Digest"),
+            "http_status": status,
+        },
+        "path": str(Path(path).resolve()),
+    }
 
 
 def extract_warcs(
@@ -83,6 +108,7 @@ def extract_warcs(
             scanned = list(ex.map(scan_warc, files))
     else:
         scanned = [scan_warc(f) for f in files]
+    problems = [p for _, found in scanned for p in found]
     scan_s = time.monotonic() - started
     builder = CorpusBuilder(
         output_dir,
@@ -92,7 +118,7 @@ def extract_warcs(
         debug_sleep=debug_sleep,
     )
     pages = 0
-    for entries in scanned:
+    for entries, _ in scanned:
         for e in entries:
             pages += builder.add_page(
                 e["url"],
@@ -110,6 +136,7 @@ def extract_warcs(
         "records": builder.stats.permalink_records + builder.stats.index_only_records,
         "index_only_records": builder.stats.index_only_records,
         "skipped_pages": builder.stats.failures,
+        "problems": problems,
         "shards": [str(p) for p in shards],
         "scan_seconds": round(scan_s, 3),
         "seconds": round(elapsed, 3),
@@ -164,9 +191,14 @@ def run_extract(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         max_tasks_per_worker=args.max_tasks_per_worker,
     )
+    for problem in result["problems"]:
+        print(f"PROBLEM  {problem}")
     print(
         f"{result['records']} records ({result['index_only_records']} from index pages only) "
         f"from {result['pages']} pages in {result['files']} WARC files, "
         f"{result['skipped_pages']} skipped, {result['seconds']}s -> {args.output}/corpus/"
     )
-    return 0
+    if result["problems"] and not result["pages"]:
+        return EXIT_FAILED  # nothing readable at all (not a WARC file, say): said above
+    # Partial: something in the archive could not be read or extracted (said above).
+    return EXIT_PARTIAL if result["problems"] or result["skipped_pages"] else EXIT_OK

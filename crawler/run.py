@@ -23,6 +23,7 @@ import orjson
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
+from crawler.bounds import CAPPED_STAT, error_count
 from crawler.config import ConfigError, load_config
 from crawler.exitcodes import (
     EXIT_FAILED,
@@ -33,7 +34,7 @@ from crawler.exitcodes import (
     UserError,
 )
 from crawler.folder import FolderSnapshot, captures_in_stats, check_output_folder
-from crawler.indexes import OutputLayout
+from crawler.indexes import OutputLayout, check_collection_name
 from crawler.report import list_changes
 from crawler.runlock import RunLock, RunLockedError
 from spiders.autoblog import AutoblogSpider
@@ -108,7 +109,13 @@ def summarize(stats: dict[str, Any], spider: AutoblogSpider | None, reason: str)
         "statuses": statuses,
         "warc_records": stats.get("warc/records", 0),
         "payload_bytes": stats.get("warc/payload_bytes", 0),
-        "errors": stats.get("errors/fetch", 0) + stats.get("warc/write_errors", 0),
+        "errors": error_count(stats),
+        "error_reasons": {
+            k.split("/", 1)[1]: v
+            for k, v in stats.items()
+            if k.startswith("errors/") and k != "errors/fetch"
+        },
+        "capped": stats.get(CAPPED_STAT),
         "truncated": stats.get("warc/truncated", 0),
         "warc_files": stats.get("warc/files", []),
         "corpus_records": stats.get("corpus/records", 0),
@@ -142,7 +149,7 @@ def run_crawl(
     ``<output>/logs/`` (to the terminal with ``verbose``).
     """
     output = check_output_folder(output)
-    name = name or default_name(urls[0])
+    name = check_collection_name(name or default_name(urls[0]))
     snapshot = FolderSnapshot.take(output)
     try:
         lock = RunLock(output, " ".join(sys.argv)).acquire()
@@ -240,6 +247,11 @@ def _verdict(summary: dict, stats: dict[str, Any], spider: Any) -> tuple[int, st
             f"no autoblog found at {seeds}: is it a Projet Autoblog farm root or an "
             "autoblog's base URL (ending in /)?"
         )
+    if summary["capped"]:
+        return EXIT_PARTIAL, (
+            f"partial: the bound {summary['capped']} was reached; run the same command "
+            "again to continue where this run stopped"
+        )
     if summary["errors"]:
         return EXIT_PARTIAL, (
             f"partial: {summary['errors']} fetches failed, everything fetched is archived; "
@@ -271,6 +283,8 @@ def print_summary(summary: dict, out: TextIO | None = None) -> None:
     if report.get("run", {}).get("id", 1) > 1:  # a first crawl's URLs are all new: noise
         for line in list_changes(report, limit=20):
             print(f"  {line}", file=out)
+    for reason, count in sorted(summary.get("error_reasons", {}).items()):
+        print(f"  failed {count} x {reason}", file=out)
     for reason, count in sorted(summary["skipped"].items()):
         print(f"  skipped {count} x {reason}", file=out)
     if summary["from_archive"]:

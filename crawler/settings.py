@@ -36,15 +36,32 @@ RETRY_ENABLED = True
 RETRY_TIMES = 3
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 DOWNLOAD_TIMEOUT = 60
-DOWNLOAD_MAXSIZE = 256 * 1024 * 1024
+# Body bound: a larger body is not downloaded (reported under errors, with its reason). It is
+# also the most any command reads back of one stored payload (crawler.warcfiles.READ_LIMIT),
+# so a compressed bomb captured in a WARC is never inflated whole.
+DOWNLOAD_MAXSIZE = 64 * 1024 * 1024
 # A body cut short is still delivered (flagged "dataloss"): the capture records it with
 # WARC-Truncated, and the spider asks again for a complete copy.
 DOWNLOAD_FAIL_ON_DATALOSS = False
-DOWNLOAD_WARNSIZE = 32 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 16 * 1024 * 1024
 HTTPERROR_ALLOW_ALL = True
 COOKIES_ENABLED = False
+# No way into a running crawl: Scrapy's telnet console and its remote-control HTTP endpoint
+# (on by default in 2.19: arbitrary Python over HTTP, token left in a job file) are off.
 TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
 REDIRECT_ENABLED = True
+# A <meta http-equiv="refresh"> inside an article is content, not navigation: never followed.
+METAREFRESH_ENABLED = False
+
+# Bounds of one run, so a hostile or endless farm cannot make it run forever. Raise any of
+# them with `crawl -s NAME=VALUE` (0 = no bound). A run stopped by a page bound ends as
+# partial (exit 1) and the next run continues where it stopped: pages it already captured
+# are read back from the WARCs, not fetched again, and do not count towards the bound.
+MAX_PAGES_PER_RUN = 20_000  # network fetches in one run, whole farm
+MAX_PAGES_PER_AUTOBLOG = 5_000  # network fetches of one autoblog in one run
+MAX_LINKS_PER_PAGE = 5_000  # links followed from one page; the rest are reported, not fetched
+URLLENGTH_LIMIT = 2083  # longer URLs are skipped (and reported)
 REACTOR_THREADPOOL_MAXSIZE = 4
 DNSCACHE_ENABLED = True
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
@@ -52,6 +69,8 @@ TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 DOWNLOADER_MIDDLEWARES = {
     "crawler.scope.ScopeGuardMiddleware": 50,
     "crawler.state.ResumeFromArchive": 60,
+    # After the read-back: pages answered from the archive do not count towards the bounds.
+    "crawler.bounds.PageBounds": 70,
 }
 EXTENSIONS = {
     "crawler.state.CrawlState": 50,

@@ -16,8 +16,9 @@ from weakref import WeakKeyDictionary
 
 from scrapy import Spider, signals
 from scrapy.crawler import Crawler
-from scrapy.exceptions import NotConfigured
+from scrapy.exceptions import IgnoreRequest, NotConfigured
 
+from crawler.bounds import capped, error_count
 from crawler.config import Incremental
 from crawler.consistency import reconcile_with_warcs
 from crawler.folder import captures_in_stats
@@ -34,7 +35,7 @@ from crawler.recovery import repair_output
 from crawler.report import build_report, write_report
 from crawler.runlock import RunLock
 from crawler.urls import canonical_url
-from crawler.warcfiles import read_record_at
+from crawler.warcfiles import READ_LIMIT, read_record_at
 
 logger = logging.getLogger(__name__)
 
@@ -145,17 +146,18 @@ class CrawlState:
             self.history.discard_run(self.run.id)
             self.stats.set_value("run/status", "discarded")
             return
-        errors = self.stats.get_value("errors/fetch", 0) + self.stats.get_value(
-            "warc/write_errors", 0
-        )
-        if reason == "shutdown":
+        errors = error_count(self.stats.get_stats())
+        if reason == "shutdown" or (reason == "finished" and capped(self.stats.get_stats())):
+            # A bound stopped it: the next run with the same seeds resumes it (crawler.bounds).
             status = INTERRUPTED
         elif reason != "finished":
             status = FAILED
         else:
             status = PARTIAL if errors else FINISHED
         self.history.commit()
-        self.history.finish_run(self.run.id, status, stats={"reason": reason, "errors": errors})
+        bound = capped(self.stats.get_stats())
+        why = f"bound reached: {bound}" if bound and reason == "finished" else reason
+        self.history.finish_run(self.run.id, status, stats={"reason": why, "errors": errors})
         report = build_report(self.history, self.run.id)
         path = write_report(self.layout.root, report)
         self.stats.set_value("run/status", status)
@@ -202,7 +204,7 @@ class CrawlState:
         if capture is None:
             return {}
         try:
-            record = read_record_at(self.layout.archive / capture.filename, capture.offset)
+            record = read_record_at(self.layout.archive / capture.filename, capture.offset, limit=0)
         except (OSError, ValueError, EOFError):
             return {}
         http = record.http_headers
@@ -239,6 +241,8 @@ class ResumeFromArchive:
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
+        # Read back no more than the crawl would download (a bomb is never inflated whole).
+        self.max_size = crawler.settings.getint("DOWNLOAD_MAXSIZE", READ_LIMIT) or READ_LIMIT
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ResumeFromArchive:
@@ -251,7 +255,9 @@ class ResumeFromArchive:
         capture = state.captured_in_this_run(request.url)
         if capture is None or capture.record_type != "response":
             return None
-        response = read_response(state.layout.archive / capture.filename, capture, request)
+        response = read_response(
+            state.layout.archive / capture.filename, capture, request, self.max_size
+        )
         if response is None:
             return None
         request.meta["warc"] = {
@@ -268,16 +274,19 @@ class ResumeFromArchive:
         return response
 
 
-def read_response(path, capture: Capture, request):
+def read_response(path, capture: Capture, request, limit: int = READ_LIMIT):
     """The Scrapy response stored at ``capture`` (body decoded, as Scrapy would give it)."""
     from scrapy.http import Headers
     from scrapy.responsetypes import responsetypes
 
     try:
-        record = read_record_at(path, capture.offset)
+        record = read_record_at(path, capture.offset, limit)
     except (OSError, ValueError, EOFError) as exc:
         logger.warning("cannot read back %s from %s (%s); fetching again", request.url, path, exc)
         return None
+    if not record.complete:
+        # A stored body past the bound (a compressed bomb): already archived, never inflated.
+        raise IgnoreRequest(f"stored body larger than {limit} bytes: {request.url}")
     body = record.payload
     pairs = record.http_headers.headers if record.http_headers else []
     headers = Headers()

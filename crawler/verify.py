@@ -19,7 +19,9 @@ from warcio.timeutils import iso_date_to_timestamp
 
 from crawler.exitcodes import UsageError
 from crawler.indexes import OutputLayout
-from crawler.warcfiles import read_record_at
+from crawler.warcfiles import read_record_at, record_defect, unread_tail
+
+CHUNK = 1 << 20
 
 
 @dataclass
@@ -37,16 +39,24 @@ class Report:
 def check_warc(path: Path, report: Report) -> None:
     """Digests, warcinfo first, response/request pairing of one file."""
     previous = None
-    index = 0
+    index = end = 0
     try:
         with open(path, "rb") as fh:
             it = ArchiveIterator(fh, check_digests=True)
             for record in it:
-                record.content_stream().read()
+                # The stored (still content-coded) block, in chunks: digests are over those
+                # bytes, and a compressed bomb is never inflated.
+                while record.raw_stream.read(CHUNK):
+                    pass
+                it.read_to_end(record)
+                end = it.get_record_offset() + it.get_record_length()
+                defect = record_defect(record)
                 headers = record.rec_headers
                 rtype = record.rec_type
                 rid = headers.get_header("WARC-Record-ID")
                 where = f"{path.name} offset {it.get_record_offset()}"
+                if defect:
+                    report.problems.append(f"{where}: {defect}")
                 if index == 0 and rtype != "warcinfo":
                     report.problems.append(f"{where}: first record is {rtype}, not warcinfo")
                 if record.digest_checker.passed is False:
@@ -75,6 +85,10 @@ def check_warc(path: Path, report: Report) -> None:
                 index += 1
     except Exception as exc:  # noqa: BLE001 - any parse failure is a defect to report
         report.problems.append(f"{path.name}: unreadable after {index} records ({exc!r})")
+    else:
+        if unread_tail(path, end):
+            tail = unread_tail(path, end)
+            report.problems.append(f"{path.name}: {tail} bytes after its last readable record")
     if previous is not None and previous[0] in ("response", "revisit"):
         report.problems.append(f"{path.name}: last response {previous[1]} has no request")
     if index == 0:
@@ -89,28 +103,35 @@ def check_cdxj(layout: OutputLayout, report: Report) -> None:
         report.problems.append(f"{layout.cdxj}: missing CDXJ index")
         return
     previous_key = ""
-    with open(layout.cdxj, encoding="utf-8") as fh:
+    with open(layout.cdxj, encoding="utf-8", errors="replace") as fh:
         for lineno, line in enumerate(fh, 1):
             report.cdxj_lines += 1
-            key, ts, blob = line.rstrip("\n").split(" ", 2)
-            if previous_key and f"{key} {ts}" < previous_key:
-                report.problems.append(f"index.cdxj line {lineno}: not sorted")
-            previous_key = f"{key} {ts}"
-            fields = json.loads(blob)
-            path = layout.archive / fields["filename"]
             where = f"index.cdxj line {lineno}"
+            try:
+                key, ts, blob = line.rstrip("\n").split(" ", 2)
+                fields = json.loads(blob)
+                name, offset, url = fields["filename"], int(fields["offset"]), fields["url"]
+                if not isinstance(name, str) or Path(name).name != name or offset < 0:
+                    raise ValueError(f"bad filename or offset {name!r} {offset!r}")
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                report.problems.append(f"{where}: malformed line ({exc!r}): {line[:120]!r}")
+                continue
+            if previous_key and f"{key} {ts}" < previous_key:
+                report.problems.append(f"{where}: not sorted")
+            previous_key = f"{key} {ts}"
+            path = layout.archive / name
             if not path.exists():
-                report.problems.append(f"{where}: {fields['filename']} does not exist")
+                report.problems.append(f"{where}: {name} does not exist")
                 continue
             try:
-                record = read_record_at(path, int(fields["offset"]))
+                record = read_record_at(path, offset, limit=0)
                 uri = record.header("WARC-Target-URI")
                 date = iso_date_to_timestamp(record.header("WARC-Date"))
             except Exception as exc:  # noqa: BLE001 - a damaged record is a defect
                 report.problems.append(f"{where}: no readable record at offset ({exc!r})")
                 continue
-            if uri != fields["url"] or date != ts:
-                report.problems.append(f"{where}: points at {uri} {date}, not {fields['url']}")
+            if uri != url or date != ts:
+                report.problems.append(f"{where}: points at {uri} {date}, not {url}")
 
 
 def check_history(root: Path, report: Report) -> None:

@@ -50,6 +50,11 @@ HEADERS_NOTE = (
 )
 
 
+# Sent by the spider for a fetch that failed (request=, reason=): the capture writes a
+# metadata record, so the archive itself says what is missing and why.
+fetch_failed = object()
+
+
 @dataclass(frozen=True)
 class CaptureResult:
     locations: list[RecordLocation]
@@ -114,6 +119,7 @@ class WarcCapture:
         crawler_.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler_.signals.connect(ext.response_downloaded, signal=signals.response_downloaded)
         crawler_.signals.connect(ext.spider_closed, signal=signals.spider_closed)
+        crawler_.signals.connect(ext.fetch_failed, signal=fetch_failed)
         return ext
 
     @staticmethod
@@ -273,6 +279,33 @@ class WarcCapture:
             warc_content_type="application/warc-fields",
             warc_headers_dict={"WARC-Date": warc_date, "WARC-Concurrent-To": refers_to},
         )
+
+    def fetch_failed(self, request: Request, reason: str) -> None:
+        """A ``metadata`` record ``fetchError: <reason>`` for a fetch that failed: a body cut
+        at the size bound leaves no response record, a bomb's response says nothing of it."""
+        lines = [f"fetchError: {reason}"]
+        if request.meta.get("reason"):
+            lines.append(f"hopsFromSeed: {request.meta['reason']}")
+        payload = ("\r\n".join(lines) + "\r\n").encode("utf-8")
+        headers = {"WARC-Date": datetime_to_iso_date(datetime.now(UTC).replace(tzinfo=None))}
+        captured = request.meta.get("warc")
+        if captured:
+            headers["WARC-Concurrent-To"] = captured["record_id"]
+        record = self.builder.create_warc_record(
+            request.url,
+            "metadata",
+            payload=BytesIO(payload),
+            length=len(payload),
+            warc_content_type="application/warc-fields",
+            warc_headers_dict=headers,
+        )
+        try:
+            self.writer.write_group([record])
+        except OSError as exc:
+            logger.error("WARC write failed (%s)", exc)
+            self.stats.inc_value("warc/write_errors")
+            return
+        self.stats.inc_value("warc/records")
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
         try:

@@ -21,10 +21,14 @@ from urllib.parse import urljoin, urlsplit
 
 from scrapy import Request, Selector, Spider
 from scrapy.downloadermiddlewares.retry import get_retry_request
+from scrapy.exceptions import DownloadCancelledError, DownloadFailedError, IgnoreRequest
 from scrapy.http import Response, TextResponse
+from twisted.internet.defer import CancelledError
+from twisted.web._newclient import ResponseFailed
 
+from crawler.bounds import bounded_links
 from crawler.history import page_digests
-from crawler.scope import Scope, forbidden_reason
+from crawler.scope import Refused, Scope, forbidden_reason
 from crawler.state import CrawlState, crawl_state
 from crawler.templates import (
     ParsedPage,
@@ -33,6 +37,7 @@ from crawler.templates import (
     parse_page,
 )
 from crawler.urls import autoblog_base
+from pipelines.warc_capture import fetch_failed
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +52,21 @@ ENGINE_FILES = {
     "0.2": ("?feed", "vvb.ini", "articles.db"),
     "0.1": ("?feed", "vvb.ini", "articles.db"),
 }
+
+
+def failure_reason(failure: Any, max_size: int = 0) -> str:
+    """A failed fetch's reason in words: Twisted's own messages can be empty or misleading."""
+    if failure.check(CancelledError, DownloadCancelledError):
+        return f"body larger than DOWNLOAD_MAXSIZE ({max_size} bytes)" if max_size else "cancelled"
+    if failure.check(IgnoreRequest) and "DOWNLOAD_MAXSIZE" in str(failure.value):
+        # HttpCompressionMiddleware: the captured body inflates past the bound (a bomb?).
+        return f"body larger than DOWNLOAD_MAXSIZE ({max_size} bytes) once decompressed"
+    if failure.check(ResponseFailed) or (
+        failure.check(DownloadFailedError) and "ConnectionDone" in str(failure.value)
+    ):
+        # Twisted drops the connection on a header line over 16 kB and says "closed cleanly".
+        return "connection closed before a complete response (or a header line over 16 kB)"
+    return type(failure.value).__name__  # its message (often per URL) goes to the log only
 
 
 def split_list(value: str | list[str] | None) -> list[str]:
@@ -85,6 +105,13 @@ class AutoblogSpider(Spider):
         self.page_titles: dict[str, str] = {}
         self._known_pages: Counter[str] = Counter()
 
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> AutoblogSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.max_url_length = crawler.settings.getint("URLLENGTH_LIMIT", 0)
+        spider.max_links = crawler.settings.getint("MAX_LINKS_PER_PAGE", 0)
+        return spider
+
     async def start(self) -> AsyncIterator[Request]:
         for seed in self.seeds:
             yield self._request(seed, "seed")
@@ -111,7 +138,10 @@ class AutoblogSpider(Spider):
         if not url:
             return
         url = url.split("#", 1)[0]
+        limit = getattr(self, "max_url_length", 0)
         reason_not = forbidden_reason(url)
+        if reason_not is None and limit and len(url) > limit:
+            reason_not = f"URL longer than {limit} characters"
         if reason_not is not None:
             self.crawler.stats.inc_value(f"skipped/{reason_not}")
             return
@@ -132,17 +162,34 @@ class AutoblogSpider(Spider):
 
     def failed(self, failure: Any) -> None:
         request = getattr(failure, "request", None)
+        if failure.check(Refused) or (
+            failure.check(IgnoreRequest) and "robots.txt" in str(failure.value)
+        ):
+            return  # refused on purpose (scope, bound, robots.txt): counted under skipped
+        reason = failure_reason(failure, self.crawler.settings.getint("DOWNLOAD_MAXSIZE", 0))
+        detail = str(failure.value).strip()[:300]
+        if reason == type(failure.value).__name__ and detail:
+            reason_text = f"{reason}: {detail}"
+        else:
+            reason_text = reason
         url = request.url if request else "?"
-        reason = str(failure.value).strip() or type(failure.value).__name__
-        logger.warning("failed: %s (%s)", url, reason)
-        self.failures[type(failure.value).__name__] += 1
+        logger.warning("failed: %s (%s)", url, reason_text)
+        self.failures[reason] += 1
         if self.first_failure is None:
-            self.first_failure = f"{url}: {reason}"
+            self.first_failure = f"{url}: {reason_text}"
         self.crawler.stats.inc_value("errors/fetch")
+        self.crawler.stats.inc_value(f"errors/{reason}")
+        if request is not None:
+            self.crawler.signals.send_catch_log(fetch_failed, request=request, reason=reason_text)
 
     # -- parsing ----------------------------------------------------------------
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
+        """Every page's output, with at most ``MAX_LINKS_PER_PAGE`` requests."""
+        limit = getattr(self, "max_links", 0)
+        return bounded_links(self._parse(response), limit, self.crawler.stats, response.url)
+
+    def _parse(self, response: Response) -> Iterator[Any]:
         if "dataloss" in response.flags:
             # Captured as WARC-Truncated; fetch again rather than read half a page.
             retry = get_retry_request(response.request, spider=self, reason="dataloss")
@@ -166,6 +213,11 @@ class AutoblogSpider(Spider):
             data = json.loads(response.body)
         except ValueError:
             logger.warning("not JSON: %s", response.url)
+            return
+        except RecursionError:
+            logger.error("JSON nested too deeply to read: %s", response.url)
+            self.crawler.stats.inc_value("errors/fetch")
+            self.crawler.stats.inc_value("errors/JSON nested too deeply")
             return
         query = urlsplit(response.url).query
         if query == "export":

@@ -29,6 +29,14 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     )
 
 
+def crawl_log(result: subprocess.CompletedProcess) -> str:
+    """The Scrapy log of a crawl run from the command line (its path ends the summary)."""
+    for line in (result.stdout + result.stderr).splitlines():
+        if line.startswith("Log: "):
+            return Path(line[len("Log: ") :].strip()).read_text(encoding="utf-8", errors="replace")
+    raise AssertionError("no 'Log:' line in the crawl's output")
+
+
 def responses(archive: Path) -> list[tuple[str, object, bytes]]:
     """(target URI, http headers, raw stored body) of every response record."""
     out = []

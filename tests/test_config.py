@@ -41,7 +41,7 @@ def test_example_file_loads():
     assert overrides["WARC_OPERATOR"] == "Example Library, digital preservation team"
     assert "mailto:archives@example.org" in overrides["USER_AGENT"]
     assert crawler.__version__ in overrides["USER_AGENT"]
-    assert "CLOSESPIDER_PAGECOUNT" not in overrides
+    assert "MAX_PAGES_PER_RUN" not in overrides
 
 
 def test_minimal_config_and_defaults(tmp_path):
@@ -108,9 +108,10 @@ def test_sizes():
             parse_size(bad)
 
 
-def test_max_pages_becomes_closespider(tmp_path):
+def test_max_pages_becomes_a_resumable_bound(tmp_path):
     cfg = load_config(write(tmp_path, MINIMAL + "[limits]\nmax_pages = 50"))
-    assert cfg.scrapy_overrides()["CLOSESPIDER_PAGECOUNT"] == 50
+    assert cfg.scrapy_overrides()["MAX_PAGES_PER_RUN"] == 50
+    assert "CLOSESPIDER_PAGECOUNT" not in cfg.scrapy_overrides()
 
 
 def test_exit_codes_are_distinct_and_stable():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from scrapy import Request
-from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.test import get_crawler
 
 from crawler.scope import Scope, ScopeGuardMiddleware, forbidden_reason
@@ -51,16 +50,47 @@ def test_scope_keeps_host_port_and_prefix():
     assert Scope([FARM], ["source.test"]).allows("http://source.test/img.png")
 
 
-def test_guard_refuses_redirect_targets_out_of_scope():
-    """RedirectMiddleware reschedules the target, so the guard sees it like any request."""
+def test_scope_judges_the_path_the_server_resolves():
+    scope = Scope([FARM + "autoblogs/x/"])
+    assert not scope.allows(FARM + "autoblogs/x/../y/")
+    assert not scope.allows(FARM + "autoblogs/x/%2E%2E/y/")
+    assert not scope.allows("http://127.0.0.1:8080@127.0.0.2/autoblogs/x/")
+    assert not scope.allows("https://127.0.0.1:8080/autoblogs/x/")
+    assert scope.allows("http://127.0.0.1:8080/autoblogs/x/./?2")
+    assert Scope(["http://farm.test/"]).allows("http://FARM.test:80/")
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "?update[]=1",
+        "?update%5B%5D=1",
+        "?%20update",
+        "?+update",
+        "?check[x]=",
+        "?reset_cache[]=1",
+        "?reset.cache=1",
+        "?reset%20cache=1",
+        "?reset[cache=1",
+        "?q[]=",
+        "?2&Update",
+        "?update%00x",
+        "?%2575pdate",
+        "../../xsaf3%2Ephp",
+        "../../xsaf3.php/",
+        "../../xsaf3.php/x",
+        "../../XSAF3.PHP",
+        "../../xsaf3",
+        "../..//xsaf2.php",
+        "../../%78saf3.php",
+    ],
+)
+def test_every_spelling_the_server_reads_as_forbidden_is_forbidden(tail):
+    assert forbidden_reason(FARM + "autoblogs/x/" + tail) is not None
+
+
+def test_guard_fails_closed_without_a_scope():
+    """Until spider_opened gives it the scope, the guard lets nothing out."""
     crawler = get_crawler(AutoblogSpider)
-    spider = AutoblogSpider(url=FARM + "autoblogs/x/")
-    crawler.spider = spider
-    guard = ScopeGuardMiddleware(crawler)
-    crawler.stats.open_spider()
-    redirected = Request("https://elsewhere.example/", meta={"redirect_times": 1})
-    with pytest.raises(IgnoreRequest):
-        guard.process_request(redirected, spider)
-    with pytest.raises(IgnoreRequest):
-        guard.process_request(Request(FARM + "autoblogs/x/?update"), spider)
-    assert guard.process_request(Request(FARM + "autoblogs/x/?3"), spider) is None
+    guard = ScopeGuardMiddleware.from_crawler(crawler)
+    assert guard.reason(Request(FARM + "autoblogs/x/")) == "no scope known"
