@@ -125,10 +125,6 @@ def summarize(stats: dict[str, Any], spider: AutoblogSpider | None, reason: str)
     }
 
 
-def _captured(stats: dict[str, Any]) -> int:
-    return captures_in_stats(stats.get)
-
-
 def run_crawl(
     urls: list[str],
     output: str | Path,
@@ -176,26 +172,21 @@ def run_crawl(
     summary |= {"started": started.isoformat(), "finished": datetime.now(UTC).isoformat()}
     summary |= {"seeds": list(urls), "output": str(output), "name": name}
     summary["written"] = stats.get("output/written", {})
-    summary["warc_bytes"] = sum(
-        (OutputLayout(output, name).archive / f).stat().st_size
-        for f in summary["warc_files"]
-        if (OutputLayout(output, name).archive / f).exists()
-    )
-    code, verdict = _verdict(summary, stats, spider)
-    summary["verdict"] = verdict
-    if not _captured(stats):
-        snapshot.restore()
-    else:
-        if log is not None:
-            summary["log"] = str(log if log_file else _keep_log(log, output, started))
-        try:
-            OutputLayout(output, name).summary.write_bytes(
-                orjson.dumps(summary, option=orjson.OPT_INDENT_2)
-            )
-        except OSError as exc:
-            logger.error("could not write summary.json: %s", exc)
-    if "log" not in summary and log is not None:
+    layout = OutputLayout(output, name)
+    files = [layout.archive / f for f in summary["warc_files"]]
+    summary["warc_bytes"] = sum(p.stat().st_size for p in files if p.exists())
+    code, summary["verdict"] = _verdict(summary, stats, spider)
+    if log is not None:
         summary["log"] = str(log)
+    if not captures_in_stats(stats.get):
+        snapshot.restore()  # the log stays outside the folder, where the message points
+        return code, summary
+    if log is not None and not log_file:
+        summary["log"] = str(_keep_log(log, output, started))
+    try:
+        layout.summary.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    except OSError as exc:
+        logger.error("could not write summary.json: %s", exc)
     return code, summary
 
 
@@ -223,7 +214,7 @@ def _verdict(summary: dict, stats: dict[str, Any], spider: Any) -> tuple[int, st
     reason = summary["finish_reason"]
     seeds = ", ".join(summary["seeds"])
     first_failure = getattr(spider, "first_failure", None)
-    if not _captured(stats):
+    if not captures_in_stats(stats.get):
         if reason in ("shutdown", "interrupted"):
             return EXIT_FAILED, "interrupted before anything was captured; the folder is unchanged"
         why = first_failure or f"{seeds} did not answer"
@@ -293,7 +284,7 @@ def print_summary(summary: dict, out: TextIO | None = None) -> None:
             "back from the WARCs, not fetched again",
             file=out,
         )
-    if _captured_in(summary):
+    if summary["warc_records"]:
         print(
             f"WARC: {summary['responses']} responses, {summary['revisits']} revisits, "
             f"{summary['warc_records']} records in {len(summary['warc_files'])} files, "
@@ -306,10 +297,6 @@ def print_summary(summary: dict, out: TextIO | None = None) -> None:
         print(f"Corpus: {summary['corpus_records']} article records in {folder}/", file=out)
     if summary.get("log"):
         print(f"Log: {summary['log']}", file=out)
-
-
-def _captured_in(summary: dict) -> bool:
-    return bool(summary["responses"] + summary["revisits"] + summary["from_archive"])
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
