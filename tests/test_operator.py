@@ -330,21 +330,49 @@ def test_full_disk_stops_once_with_one_message_and_resumes(tmp_path):
 # ---------------------------------------------------------------- interrupted runs
 
 
-def test_ctrl_c_says_how_to_resume(tmp_path):
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_says_how_to_resume_and_the_same_command_does(tmp_path, presses):
+    """Once: a graceful stop. Twice: Scrapy's unclean shutdown. Both end the same way."""
     out = tmp_path / "out"
+    argv = [str(BIN / "autoblog-archive"), "crawl", "-o", str(out), "--name", "f", "--fast"]
     with start_farm(autoblogs=2, articles=80, engine=["0.3.4"], latency=30) as farm:
         proc = subprocess.Popen(
-            [str(BIN / "autoblog-archive"), "crawl", farm.url, "-o", str(out), "--fast"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [*argv, farm.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         while len(farm.requests()) < 20 and proc.poll() is None:
             threading.Event().wait(0.05)
         assert proc.poll() is None, "the crawl ended before Ctrl-C"
-        proc.send_signal(signal.SIGINT)
+        for _ in range(presses):
+            proc.send_signal(signal.SIGINT)
+            threading.Event().wait(0.3)
         stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == EXIT_FAILED
-    assert "interrupted: run the same command again to resume" in stdout + stderr
-    assert "None" not in stdout + stderr and "unknown" not in stdout + stderr
+        again = subprocess.run([*argv, farm.url], capture_output=True, text=True, timeout=300)
+        expected = permalinks(farm)
+    text = stdout + stderr
+    assert proc.returncode == EXIT_FAILED, text[-2000:]
+    assert "interrupted: run the same command again to resume" in text
+    assert "None" not in text and "unknown" not in text and "Traceback" not in text
+    assert again.returncode == EXIT_OK, again.stdout + again.stderr[-2000:]
+    assert "Run 1 (full, resumed): complete" in again.stdout
+    assert run_cli("verify", str(out)).returncode == 0
+    assert expected <= archived(out)
+
+
+def test_extract_and_package_find_their_input(tmp_path, small_farm):
+    out = tmp_path / "out"
+    assert crawl(small_farm.url, out).returncode == EXIT_OK
+    rebuilt = run_cli("extract", str(out), "-o", str(tmp_path / "rebuilt"), "--workers", "1")
+    assert rebuilt.returncode == EXIT_OK, rebuilt.stdout + rebuilt.stderr[-2000:]
+    assert " 0 records" not in rebuilt.stdout
+    packaged = run_cli("package", str(out), "--no-parquet")
+    assert packaged.returncode == EXIT_OK, packaged.stderr
+    assert "corpus/run-NNNNN/part-" in (out / "README.md").read_text()
+    not_warc = tmp_path / "notes.warc.gz"
+    not_warc.write_text("not a WARC file at all")
+    bad = run_cli("extract", str(not_warc), "-o", str(tmp_path / "x"))
+    assert bad.returncode == EXIT_FAILED, bad.stdout + bad.stderr
+    assert "notes.warc.gz" in bad.stdout + bad.stderr
+    assert "Traceback" not in bad.stdout + bad.stderr
 
 
 # ---------------------------------------------------------------- quiet output, demo
