@@ -137,6 +137,8 @@ def extract_warcs(
         "index_only_records": builder.stats.index_only_records,
         "skipped_pages": builder.stats.failures,
         "problems": problems,
+        # Files that gave nothing at all (not a WARC, damaged from the start).
+        "unreadable_files": sum(1 for entries, found in scanned if found and not entries),
         "shards": [str(p) for p in shards],
         "scan_seconds": round(scan_s, 3),
         "seconds": round(elapsed, 3),
@@ -198,7 +200,7 @@ def run_extract(args: argparse.Namespace) -> int:
         f"from {result['pages']} pages in {result['files']} WARC files, "
         f"{result['skipped_pages']} skipped, {result['seconds']}s -> {args.output}/corpus/"
     )
-    if result["problems"] and not result["pages"]:
+    if result["unreadable_files"] == result["files"]:
         return EXIT_FAILED  # nothing readable at all (not a WARC file, say): said above
     # Partial: something in the archive could not be read or extracted (said above).
     return EXIT_PARTIAL if result["problems"] or result["skipped_pages"] else EXIT_OK
