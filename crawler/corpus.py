@@ -115,11 +115,15 @@ def _worker_main(conn: mpc.Connection) -> None:
         if msg is None:
             return
         task_id, payload = msg
-        conn.send((task_id, None, STARTED))  # the time limit counts from here
         try:
-            conn.send((task_id, True, process_task(payload)))
-        except Exception as exc:  # noqa: BLE001 - report, never kill the run
-            conn.send((task_id, False, f"{type(exc).__name__}: {exc}"))
+            conn.send((task_id, None, STARTED))  # the time limit counts from here
+            try:
+                reply = (task_id, True, process_task(payload))
+            except Exception as exc:  # noqa: BLE001 - report, never kill the run
+                reply = (task_id, False, f"{type(exc).__name__}: {exc}")
+            conn.send(reply)
+        except OSError:
+            return  # the crawl is gone (an unclean shutdown): nobody to answer
 
 
 # ---------------------------------------------------------------- pool

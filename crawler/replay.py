@@ -119,15 +119,18 @@ def run_replay(args: argparse.Namespace) -> int:
     check_replayable(root)
     check_port_free(args.port)
     proc, base = start_wayback(root, args.port)
-    # pywb goes when we go: Ctrl-C and SIGTERM (systemd, kill) both stop it.
-    signal.signal(signal.SIGTERM, _interrupt)
     names = ", ".join(layout.name for layout in OutputLayout.find(root))
-    print(f"pywb is replaying {root} ({names}) on {base} (Ctrl-C to stop)", flush=True)
+    code = 0
     try:
+        # pywb goes when we go: Ctrl-C and SIGTERM (systemd, kill) both stop it, even one
+        # that arrives while the line below is being printed.
+        signal.signal(signal.SIGTERM, _interrupt)
+        print(f"pywb is replaying {root} ({names}) on {base} (Ctrl-C to stop)", flush=True)
         code = proc.wait()
     except KeyboardInterrupt:
         code = 0
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if proc.poll() is None:
             proc.terminate()
             try:

@@ -267,7 +267,7 @@ def print_summary(summary: dict, out: TextIO | None = None) -> None:
             f"{len(counts[k])} {k}" for k in ("new", "changed", "gone") if counts.get(k)
         )
         print(
-            f"  {base}  engine {info['engine']}: {info['pages']} pages, "
+            f"  {base}  engine {info['engine'] or 'not identified'}: {info['pages']} pages, "
             f"{info['articles']} articles" + (f" ({change})" if change else ""),
             file=out,
         )
