@@ -57,8 +57,10 @@ def page_outlinks(response: Response) -> list[str]:
     seen: dict[str, None] = {}
     # Fragments and empty hrefs are skipped, so no join depends on the page's query.
     base = response.url.split("?", 1)[0].split("#", 1)[0]
-    for match in LINK_ATTR.finditer(body):
-        raw = (match.group(1) or match.group(2) or b"").decode("utf-8", "replace").strip()
+    # Each distinct attribute value once, in page order (an index page repeats every
+    # page number's link, the stylesheet, the feed...): same links, same order.
+    for quoted in dict.fromkeys(LINK_ATTR.findall(body)):
+        raw = (quoted[0] or quoted[1]).decode("utf-8", "replace").strip()
         if not raw or raw.startswith(("#", "javascript:", "data:", "mailto:")):
             continue
         try:
