@@ -57,6 +57,7 @@ DEFAULT_SCALE_ARTICLES = (400, 4000)  # articles per autoblog of the two scale r
 DEFAULT_SCALE_PAGES = (10_000, 50_000)  # pages each scale run aims at
 DEFAULT_FARM_SECONDS = 5.0
 DEFAULT_NEW_FRACTION = 0.01
+NAIVE_PAGES = 300  # pages for the whole-page trafilatura yardstick
 # --quick: the same measurements on a farm small enough for a few minutes.
 QUICK = {
     "autoblogs": 4,
@@ -312,6 +313,27 @@ def run_extract(source: Path, out: Path, workers: int, log: Path) -> Run:
     return run
 
 
+def naive_rate(folder: Path, limit: int) -> float:
+    """The guide's anti-pattern as a yardstick: trafilatura on whole pages, in-process."""
+    import trafilatura
+    from warcio.archiveiterator import ArchiveIterator
+
+    bodies: list[bytes] = []
+    for path in sorted(folder.rglob("*.warc.gz")):
+        with open(path, "rb") as fh:
+            for record in ArchiveIterator(fh):
+                if len(bodies) >= limit:
+                    break
+                if record.rec_type == "response" and record.http_headers is not None:
+                    if "html" in (record.http_headers.get_header("Content-Type") or ""):
+                        bodies.append(record.content_stream().read())
+    started = time.perf_counter()
+    for body in bodies:
+        trafilatura.extract(body, deduplicate=False)
+    elapsed = time.perf_counter() - started
+    return round(len(bodies) / elapsed, 1) if elapsed else 0.0
+
+
 def corpus_digest(folder: Path) -> str:
     """Digest of the corpus content (decompressed, so gzip header times do not count)."""
     digest = hashlib.sha256()
@@ -455,6 +477,7 @@ class Bench:
         )
         section["same_records_as_crawl"] = runs[1][0].pages == self._crawl_records()
         section["crawl_corpus_sha256"] = crawl_corpus
+        section["naive_whole_page_pages_per_s"] = naive_rate(self._kept, NAIVE_PAGES)
         self.result["extract"] = section
 
     def _crawl_records(self) -> int:
@@ -688,7 +711,11 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{e['articles_per_s']:.0f} | {e['peak_rss_mb']:.0f} |"
             )
         lines.append(
-            f"\nSame corpus with 1 and 2 workers: {extract['same_corpus_1_and_2_workers']}; "
+            f"\nTrafilatura on whole pages, one process (yardstick): "
+            f"{extract['naive_whole_page_pages_per_s']:.0f} pages/s."
+        )
+        lines.append(
+            f"Same corpus with 1 and 2 workers: {extract['same_corpus_1_and_2_workers']}; "
             f"same record count as the crawl: {extract['same_records_as_crawl']}."
         )
     recrawl = result.get("recrawl")
