@@ -462,7 +462,6 @@ class Bench:
                 runs[workers].append(run_extract(self._kept, out, workers, out.with_suffix(".log")))
                 shutil.rmtree(out, ignore_errors=True)
         section: dict[str, Any] = {}
-        crawl_corpus = corpus_digest(self._kept)
         for workers, got in runs.items():
             inner = statistics.median(r.extra["extract_seconds"] for r in got)
             summary = summarize_runs(got)
@@ -476,7 +475,6 @@ class Bench:
             runs[1][0].extra["corpus_sha256"] == runs[2][0].extra["corpus_sha256"]
         )
         section["same_records_as_crawl"] = runs[1][0].pages == self._crawl_records()
-        section["crawl_corpus_sha256"] = crawl_corpus
         section["naive_whole_page_pages_per_s"] = naive_rate(self._kept, NAIVE_PAGES)
         self.result["extract"] = section
 
