@@ -679,35 +679,32 @@ def markdown(result: dict[str, Any]) -> str:
             f"Farm serving rate (fast client): {farm['requests_per_s']:.0f} requests/s, "
             f"{result['ratios'].get('farm_vs_fastest_crawler', '?')}x the fastest crawler."
         )
-    lines += [
-        "",
-        "| run | pages | median s | spread s | pages/s | CPU ms/page | peak RSS MB "
-        "| vs plain Scrapy | vs wget |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
     crawlers = result.get("crawlers", {})
     plain, wget = _rate(result, "plain_scrapy"), _rate(result, "wget")
-    for name in ("wget", "plain_scrapy", "ours_warc", "ours_warc+corpus", "ours_full"):
-        c = crawlers.get(name)
-        if not c:
-            continue
-        vs_plain = f"{c['pages_per_s'] / plain:.2f}" if plain else "-"
-        vs_wget = f"{c['pages_per_s'] / wget:.2f}" if wget else "-"
-        lines.append(
-            f"| {name} | {c['pages']} | {c['median_seconds']:.1f} | "
-            f"{c['min_seconds']:.1f}-{c['max_seconds']:.1f} | {c['pages_per_s']:.0f} | "
-            f"{c['cpu_ms_per_page']} | {c['peak_rss_mb']:.0f} | {vs_plain} | {vs_wget} |"
-        )
+    lines += _table(
+        ["run", "pages", "median s", "spread s", "pages/s", "CPU ms/page", "peak RSS MB",
+         "vs plain Scrapy", "vs wget"],
+        [
+            [name, c["pages"], f"{c['median_seconds']:.1f}",
+             f"{c['min_seconds']:.1f}-{c['max_seconds']:.1f}", f"{c['pages_per_s']:.0f}",
+             c["cpu_ms_per_page"], f"{c['peak_rss_mb']:.0f}",
+             f"{c['pages_per_s'] / plain:.2f}" if plain else "-",
+             f"{c['pages_per_s'] / wget:.2f}" if wget else "-"]
+            for name in ("wget", "plain_scrapy", "ours_warc", "ours_warc+corpus", "ours_full")
+            if (c := crawlers.get(name))
+        ],
+    )  # fmt: skip
     extract = result.get("extract")
     if extract:
-        lines += ["", "| offline extract | records | median s | articles/s | peak RSS MB |",
-                  "|---|---:|---:|---:|---:|"]  # fmt: skip
-        for workers in (1, 2):
-            e = extract[f"workers_{workers}"]
-            lines.append(
-                f"| {workers} worker(s) | {e['pages']} | {e['extract_seconds_median']:.2f} | "
-                f"{e['articles_per_s']:.0f} | {e['peak_rss_mb']:.0f} |"
-            )
+        lines += _table(
+            ["offline extract", "records", "median s", "articles/s", "peak RSS MB"],
+            [
+                [f"{w} worker(s)", e["pages"], f"{e['extract_seconds_median']:.2f}",
+                 f"{e['articles_per_s']:.0f}", f"{e['peak_rss_mb']:.0f}"]
+                for w in (1, 2)
+                if (e := extract[f"workers_{w}"])
+            ],
+        )  # fmt: skip
         lines.append(
             f"\nTrafilatura on whole pages, one process (yardstick): "
             f"{extract['naive_whole_page_pages_per_s']:.0f} pages/s."
@@ -726,14 +723,15 @@ def markdown(result: dict[str, Any]) -> str:
         )
     scale = result.get("scale")
     if scale:
-        lines += ["", "| scale run | pages | s | pages/s | CPU ms/page | peak RSS MB |",
-                  "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
-        for s in scale:
-            lines.append(
-                f"| {s['autoblogs']} x {s['articles_per_autoblog']} | {s['pages']} | "
-                f"{s['seconds']:.1f} | {s['pages_per_s']:.0f} | {s['cpu_ms_per_page']} | "
-                f"{s['peak_rss_mb']:.0f} |"
-            )
+        lines += _table(
+            ["scale run", "pages", "s", "pages/s", "CPU ms/page", "peak RSS MB"],
+            [
+                [f"{s['autoblogs']} x {s['articles_per_autoblog']}", s["pages"],
+                 f"{s['seconds']:.1f}", f"{s['pages_per_s']:.0f}", s["cpu_ms_per_page"],
+                 f"{s['peak_rss_mb']:.0f}"]
+                for s in scale
+            ],
+        )  # fmt: skip
     lines += ["", "| target | value | holds |", "|---|---:|---|"]
     for t in result.get("targets", []):
         holds = {True: "yes", False: "NO", None: "not measured"}[t["holds"]]
@@ -741,6 +739,12 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {t['target']} | {t['value'] if t['value'] is not None else '-'} | {holds} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """A markdown table after a blank line: first column left-aligned, figures right."""
+    lines = ["", "| " + " | ".join(columns) + " |", "|---|" + "---:|" * (len(columns) - 1)]
+    return lines + ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
 
 
 def _load(values: Sequence[float]) -> str:
