@@ -47,6 +47,8 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
                 "add_reindex_arguments", "run_reindex"),
     "report": ("print the change report of the latest run", "crawler.report",
                "add_report_arguments", "run_report"),
+    "bench": ("measure our crawl against wget and plain Scrapy on a sample farm",
+              "crawler.bench", "add_bench_arguments", "run_bench"),
 }  # fmt: skip
 
 

@@ -33,9 +33,13 @@ def decoded_body(body: bytes, content_encoding: str) -> bytes:
 LINK_ATTR = re.compile(rb"""\b(?:href|src|action)\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=16384)
 def _join(base: str, link: str) -> str:
-    """``urljoin``, remembered: the pages of one autoblog repeat the same relative links."""
+    """``urljoin``, remembered: the pages of one autoblog repeat the same relative links.
+
+    Bounded well below a big crawl's link count (permalinks are seen once or twice and
+    only churn the cache; page numbers and footer links stay hot): ~6 MB at most.
+    """
     return urljoin(base, link)
 
 
@@ -57,8 +61,10 @@ def page_outlinks(response: Response) -> list[str]:
     seen: dict[str, None] = {}
     # Fragments and empty hrefs are skipped, so no join depends on the page's query.
     base = response.url.split("?", 1)[0].split("#", 1)[0]
-    for match in LINK_ATTR.finditer(body):
-        raw = (match.group(1) or match.group(2) or b"").decode("utf-8", "replace").strip()
+    # Each distinct attribute value once, in page order (an index page repeats every
+    # page number's link, the stylesheet, the feed...): same links, same order.
+    for quoted in dict.fromkeys(LINK_ATTR.findall(body)):
+        raw = (quoted[0] or quoted[1]).decode("utf-8", "replace").strip()
         if not raw or raw.startswith(("#", "javascript:", "data:", "mailto:")):
             continue
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import urljoin, urlsplit
 
 import lxml.html
@@ -221,25 +222,42 @@ def _pagination(doc: HtmlElement, url: str, engine: str | None) -> tuple[list[st
     A page past the end still prints ``rel=prev`` to the page before it, so following
     "newer" links from a numeric permalink like ``?2024`` walks 2,000 empty pages.
     Numbered links always list the real pages, so nothing is lost by ignoring "newer".
+
+    The engine's ``<nav>`` links every page number, so an autoblog of P pages shows P
+    links on each of its P pages: per link, only a cached lookup and a dict insert.
     """
     nav = doc.xpath("/html/body/nav | //div[@class='pagination']")
-    links: list[str] = []
+    links: dict[str, None] = {}
     nxt: str | None = None
     containers = nav or doc.xpath("//body")
+    # Resolving a link that is neither empty nor a fragment ignores the page's query.
+    page_path = url.split("#", 1)[0].split("?", 1)[0]
     for box in containers:
         for a in box.xpath(".//a[@href]"):
-            href = _abs(url, a.get("href"))
-            if not href or not _looks_like_page(href, engine):
+            raw = a.get("href")
+            if not raw:
                 continue
-            label = _text(a).lower()
+            if raw.strip():
+                href = _page_link(page_path, raw, engine)
+            else:  # blank: resolves to the page itself, query included
+                href = url if _looks_like_page(url, engine) else None
+            if href is None:
+                continue
+            label = _label(a)
             is_next = a.get("rel") == "next" or "anciens" in label or "older" in label
             if is_next:
                 nxt = href
             elif not label.isdigit():
                 continue
-            if href not in links:
-                links.append(href)
-    return links, nxt
+            links[href] = None
+    return list(links), nxt
+
+
+@lru_cache(maxsize=16384)
+def _page_link(page_path: str, href: str, engine: str | None) -> str | None:
+    """``href`` resolved if it is a page of the autoblog, else None (remembered per page)."""
+    target = _abs(page_path, href)
+    return target if target and _looks_like_page(target, engine) else None
 
 
 def _looks_like_page(href: str, engine: str | None) -> bool:
@@ -250,6 +268,13 @@ def _looks_like_page(href: str, engine: str | None) -> bool:
         last = parts.path.rstrip("/").rsplit("/", 1)[-1]
         return last.isdigit()
     return False
+
+
+def _label(a: HtmlElement) -> str:
+    """A link's text, lower case; a bare ``<a>`` (every page number) skips the XPath."""
+    if len(a) == 0:
+        return ASCII_SPACE.sub(" ", a.text or "").strip(" ").lower()
+    return _text(a).lower()
 
 
 def parse_page(body: str | bytes, url: str, mark_removed: bool = False) -> ParsedPage:

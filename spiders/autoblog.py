@@ -104,6 +104,8 @@ class AutoblogSpider(Spider):
         # Titles for pages.jsonl, so indexing need not parse every page again.
         self.page_titles: dict[str, str] = {}
         self._known_pages: Counter[str] = Counter()
+        # URLs of links every page repeats, once requested: see _follow_new.
+        self._requested: set[str] = set()
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> AutoblogSpider:
@@ -159,6 +161,22 @@ class AutoblogSpider(Spider):
         request = self._request(url, reason, headers=headers)
         request.meta.update(meta or {})
         yield request
+
+    def _follow_new(self, url: str, reason: str, refresh: bool = False) -> Iterator[Request]:
+        """``_follow`` for links most pages repeat (every page number, the stylesheet, the
+        feed): once a request for the URL was yielded, later sightings are skipped here.
+
+        The dupe filter would drop them anyway; skipping them first saves building and
+        fingerprinting a request per sighting, which made an autoblog of P pages cost P²
+        (every index page links every page number, as the real engine's ``<nav>`` does).
+        Only yielded URLs are remembered, so a link skipped once (out of scope, archived
+        before) is still judged again where it shows up with ``refresh``.
+        """
+        if url in self._requested:
+            return
+        for request in self._follow(url, reason, refresh=refresh):
+            self._requested.add(url)
+            yield request
 
     def failed(self, failure: Any) -> None:
         request = getattr(failure, "request", None)
@@ -264,7 +282,7 @@ class AutoblogSpider(Spider):
                 yield from self._follow(base + name, "engine file", refresh=True)
         walk = [] if response.meta.get("tail_page") else self.pages_to_walk(page, base)
         for link in walk:
-            yield from self._follow(link, "pagination", refresh=True)
+            yield from self._follow_new(link, "pagination", refresh=True)
         for article in page.articles:
             if page.kind == "index":
                 yield from self._follow(article.permalink, "permalink")
@@ -272,10 +290,10 @@ class AutoblogSpider(Spider):
                 yield from self._follow(media, "article media")
             yield self.article_item(response, page.kind, page.engine, article)
         for link in page.requisites:
-            yield from self._follow(link, "page requisite")
+            yield from self._follow_new(link, "page requisite")
         if page.kind in ("index", "article", "not_found", "search", "error", "other"):
             for extra in self.autoblog_files(page.links, base):
-                yield from self._follow(extra, "autoblog file", refresh=True)
+                yield from self._follow_new(extra, "autoblog file", refresh=True)
 
     # -- crawl history ------------------------------------------------------------
 

@@ -1,0 +1,47 @@
+"""`autoblog-archive bench` on a tiny farm: it runs every section and writes its outputs.
+
+Checks the benchmark works, never its figures (timings on a shared machine are noise).
+"""
+
+from __future__ import annotations
+
+import orjson
+
+import crawler
+from tests.conftest import run_cli
+
+
+def test_bench_tiny_configuration(tmp_path):
+    result = run_cli(
+        "bench",
+        "--autoblogs", "2",
+        "--articles", "8",
+        "--repeat", "1",
+        "--scale-articles", "8,16",
+        "--scale-pages", "20,40",
+        "--farm-seconds", "0.5",
+        "--output", str(tmp_path),
+        timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = orjson.loads((tmp_path / f"{crawler.__version__}.json").read_bytes())
+    crawlers = data["crawlers"]
+    assert set(crawlers) == {"wget", "plain_scrapy", "ours_warc", "ours_warc+corpus", "ours_full"}
+    # Plain Scrapy and wget fetch exactly the URL list our crawl fetched.
+    urls = data["farm"]["crawl_requests"]
+    assert crawlers["plain_scrapy"]["pages"] == urls
+    assert crawlers["wget"]["pages"] == urls
+    assert crawlers["ours_warc"]["pages"] == crawlers["ours_full"]["pages"]
+    for c in crawlers.values():
+        assert c["pages_per_s"] > 0 and c["peak_rss_mb"] > 0 and len(c["runs"]) == 1
+    assert data["ratios"]["ours_warc"]["vs_plain_scrapy"] > 0
+    assert data["ratios"]["ours_full"]["vs_wget"] > 0
+    assert data["extract"]["same_corpus_1_and_2_workers"] is True
+    assert data["extract"]["same_records_as_crawl"] is True
+    assert data["recrawl"]["requests"] > 0
+    assert [s["articles_per_autoblog"] for s in data["scale"]] == [8, 16]
+    assert data["machine"]["cpus"] and len(data["machine"]["loadavg_before"]) == 3
+    assert {t["target"] for t in data["targets"]} and data["farm"]["requests_per_s"] > 0
+    table = (tmp_path / f"{crawler.__version__}.md").read_text()
+    assert "| ours_warc |" in table and "vs plain Scrapy" in table
+    assert table in result.stdout
