@@ -21,6 +21,7 @@ import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
 import queue
+import signal
 import tempfile
 import threading
 import time
@@ -107,6 +108,8 @@ START_GRACE = 120.0
 
 def _worker_main(conn: mpc.Connection) -> None:
     """Worker loop: one task at a time; ``None`` means exit (recycling or shutdown)."""
+    # Ctrl-C reaches the whole process group: the crawl decides when workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
             msg = conn.recv()
