@@ -46,7 +46,7 @@ from urllib.parse import quote, urlsplit
 import orjson
 
 import crawler
-from crawler.run import FAST_SETTINGS
+from crawler.settings import FAST_SETTINGS
 
 # Bench-specific defaults (the crawl's own live in crawler.settings).
 DEFAULT_AUTOBLOGS = 10

@@ -1,54 +1,150 @@
-"""The `autoblog-archive` command line.
+"""The `autoblog-archive` command line: every command's arguments, and the dispatch.
 
-Each subcommand lives in the module that owns its concern; this file only wires
-arguments to those modules, importing them lazily so `--help` stays fast.
+Arguments are declared here and nowhere else; each command's work lives in the module
+that owns its concern and is imported only when that command runs, so ``--help`` loads
+neither Scrapy nor trafilatura.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 Handler = Callable[[argparse.Namespace], int]
+DIRECTORY_HELP = "an output folder written by `crawl`"
 
 
-def _sample_farm(args: argparse.Namespace) -> int:
-    from crawler.samplefarm.server import main_from_args
+def _crawl(p: argparse.ArgumentParser) -> None:
+    p.add_argument("urls", nargs="*", metavar="URL", help="farm root or autoblog base URL")
+    p.add_argument("--config", "-c", help="TOML file with farms, output and politeness")
+    p.add_argument("--output", "-o", default=None, help="output folder (default output/crawl)")
+    p.add_argument("--name", help="collection name (default: the farm's host)")
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="no politeness delays (only for your own or loopback farms)",
+    )
+    p.add_argument("--wacz", action="store_true", help="also write <name>.wacz")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--full",
+        action="store_const",
+        dest="mode",
+        const="full",
+        help="a full pass even when the folder already holds a crawl",
+    )
+    mode.add_argument(
+        "--incremental",
+        action="store_const",
+        dest="mode",
+        const="incremental",
+        help="only new articles and changed pages (default after the first run)",
+    )
+    p.add_argument(
+        "--autoblogs",
+        default="",
+        help="comma-separated hidden/disabled autoblog folders to include",
+    )
+    p.add_argument(
+        "--warc-max-size",
+        type=int,
+        default=None,
+        help="roll WARC files over at this many bytes (default 1 GB)",
+    )
+    _output(p)
+    p.add_argument(
+        "--set",
+        "-s",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a Scrapy setting (repeatable)",
+    )
 
-    return main_from_args(args)
+
+def _output(p: argparse.ArgumentParser) -> None:
+    """How much a run prints: quiet like wget by default, Scrapy's log in a file."""
+    loud = p.add_mutually_exclusive_group()
+    loud.add_argument(
+        "--verbose", "-v", action="store_true", help="Scrapy's log on the terminal, not in a file"
+    )
+    loud.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress line, only the final verdict"
+    )
+    p.add_argument(
+        "--log-file",
+        default=None,
+        help="write Scrapy's log here (default: <output>/logs/crawl-<time>.log)",
+    )
 
 
-def _lazy(module: str, func: str) -> Handler:
-    def handler(args: argparse.Namespace) -> int:
-        import importlib
+def _demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output", "-o", default="output/demo", help="output folder")
+    p.add_argument("--autoblogs", type=int, default=5)
+    p.add_argument("--articles", type=int, default=30)
+    p.add_argument("--keep", action="store_true", help="keep an earlier demo output")
+    _output(p)
 
-        return getattr(importlib.import_module(module), func)(args)
 
-    return handler
+def _directory(p: argparse.ArgumentParser) -> None:
+    p.add_argument("directory", help=DIRECTORY_HELP)
 
 
-# name: (help, module, add-arguments function, run function)
-COMMANDS: dict[str, tuple[str, str, str, str]] = {
-    "crawl": ("crawl farms or autoblogs into WARC files and a corpus", "crawler.run",
-              "add_crawl_arguments", "run_crawl_command"),
-    "verify": ("check an output folder's WARCs and indexes", "crawler.verify",
-               "add_verify_arguments", "run_verify"),
-    "demo": ("serve the sample farm, crawl it into output/demo, verify it", "crawler.demo",
-             "add_demo_arguments", "run_demo"),
-    "replay": ("replay an output folder in pywb (from .venv-pywb)", "crawler.replay",
-               "add_replay_arguments", "run_replay"),
-    "extract": ("rebuild the research corpus from WARC files alone", "crawler.offline",
-                "add_extract_arguments", "run_extract"),
-    "package": ("turn a corpus into a dataset (manifest, card, Parquet)", "crawler.package",
-                "add_package_arguments", "run_package"),
-    "reindex": ("rebuild history.sqlite from the CDXJ indexes and WARCs", "crawler.history",
-                "add_reindex_arguments", "run_reindex"),
-    "report": ("print the change report of the latest run", "crawler.report",
-               "add_report_arguments", "run_report"),
+def _replay(p: argparse.ArgumentParser) -> None:
+    _directory(p)
+    p.add_argument("--port", type=int, default=8090)
+
+
+def _report(p: argparse.ArgumentParser) -> None:
+    _directory(p)
+    p.add_argument("--run", type=int, default=None, help="run id (default: the latest)")
+    p.add_argument("--json", action="store_true", help="print the JSON report")
+    p.add_argument("--limit", type=int, default=20, help="URLs listed per category (default 20)")
+
+
+def _package(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "directory", metavar="DIR", help="output folder of a crawl or of `extract` (has corpus/)"
+    )
+    p.add_argument("--no-parquet", action="store_true", help="skip the Parquet copy")
+    p.add_argument(
+        "--parquet-rows", type=int, default=None, help="rows per Parquet file (default 100000)"
+    )
+    p.add_argument("--title", default="Projet Autoblog corpus", help="dataset card title")
+
+
+def _from_module(module: str, func: str) -> Callable[[argparse.ArgumentParser], None]:
+    def add(p: argparse.ArgumentParser) -> None:
+        getattr(importlib.import_module(module), func)(p)
+
+    return add
+
+
+# name: (help, arguments, module, function run with the parsed arguments)
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str, str]] = {
+    "crawl": ("crawl farms or autoblogs into WARC files and a corpus", _crawl,
+              "crawler.run", "run_crawl_command"),
+    "verify": ("check an output folder's WARCs and indexes", _directory,
+               "crawler.verify", "run_verify"),
+    "demo": ("serve the sample farm, crawl it into output/demo, verify it", _demo,
+             "crawler.demo", "run_demo"),
+    "replay": ("replay an output folder in pywb (from .venv-pywb)", _replay,
+               "crawler.replay", "run_replay"),
+    "extract": ("rebuild the research corpus from WARC files alone",
+                _from_module("crawler.offline", "add_extract_arguments"),
+                "crawler.offline", "run_extract"),
+    "package": ("turn a corpus into a dataset (manifest, card, Parquet)", _package,
+                "crawler.package", "run_package"),
+    "reindex": ("rebuild history.sqlite from the CDXJ indexes and WARCs", _directory,
+                "crawler.history.reindex", "run_reindex"),
+    "report": ("print the change report of the latest run", _report,
+               "crawler.history.report", "run_report"),
     "bench": ("measure our crawl against wget and plain Scrapy on a sample farm",
-              "crawler.bench", "add_bench_arguments", "run_bench"),
+              _from_module("crawler.bench", "add_bench_arguments"),
+              "crawler.bench", "run_bench"),
 }  # fmt: skip
 
 
@@ -62,9 +158,17 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+def _lazy(module: str, func: str) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(module), func)(args)
+
+    return handler
+
+
 def build_parser() -> argparse.ArgumentParser:
     import crawler
     from crawler.exitcodes import EXIT_CODES_HELP
+    from crawler.samplefarm.options import add_farm_arguments
 
     parser = Parser(
         prog="autoblog-archive",
@@ -91,15 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     farm = add(
         "sample-farm", "serve a deterministic sample autoblog farm (for demos, tests, benchmarks)"
     )
-    from crawler.samplefarm.options import add_farm_arguments
-
     add_farm_arguments(farm)
-    farm.set_defaults(handler=_sample_farm)
-    import importlib
-
-    for name, (help_text, module, add_args, run) in COMMANDS.items():
+    farm.set_defaults(handler=_lazy("crawler.samplefarm.server", "main_from_args"))
+    for name, (help_text, arguments, module, run) in COMMANDS.items():
         cmd = add(name, help_text)
-        getattr(importlib.import_module(module), add_args)(cmd)
+        arguments(cmd)
         cmd.set_defaults(handler=_lazy(module, run))
     return parser
 

@@ -60,7 +60,7 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 def _read_warc_response(path: str, offset: int, length: int) -> dict[str, Any]:
     """One response record (one gzip member) -> decoded body + the headers extraction needs."""
-    from crawler.warcfiles import READ_LIMIT, read_record_at
+    from crawler.warc.reader import READ_LIMIT, read_record_at
 
     record = read_record_at(path, offset)
     if not record.complete:

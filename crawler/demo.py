@@ -7,27 +7,20 @@ import shutil
 import sys
 from pathlib import Path
 
+from crawler.crawl_summary import print_summary
 from crawler.exitcodes import EXIT_FAILED, UsageError
-from crawler.run import add_output_arguments, print_summary, run_crawl
+from crawler.layout import OutputLayout
+from crawler.run import run_crawl
 from crawler.verify import verify
-
-# Written into the folders the demo creates: the only folders it will ever delete.
-DEMO_MARK = ".autoblog-archive-demo"
-
-
-def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", "-o", default="output/demo", help="output folder")
-    parser.add_argument("--autoblogs", type=int, default=5)
-    parser.add_argument("--articles", type=int, default=30)
-    parser.add_argument("--keep", action="store_true", help="keep an earlier demo output")
-    add_output_arguments(parser)
 
 
 def prepare_output(output: Path, keep: bool) -> None:
     """Start afresh in a folder the demo made before; never touch anyone else's."""
     if output.exists() and not output.is_dir():
         raise UsageError(f"{output} exists and is not a folder", "choose another --output")
-    ours = (output / DEMO_MARK).exists()
+    # The demo marks the folders it creates: the only folders it will ever delete.
+    mark = OutputLayout(output).demo_mark
+    ours = mark.exists()
     if output.is_dir() and any(output.iterdir()) and not ours:
         raise UsageError(
             f"{output} already holds files the demo did not write; it is left untouched",
@@ -36,7 +29,7 @@ def prepare_output(output: Path, keep: bool) -> None:
     if ours and not keep:
         shutil.rmtree(output)
     output.mkdir(parents=True, exist_ok=True)
-    (output / DEMO_MARK).write_text("written by autoblog-archive demo; safe to delete\n")
+    mark.write_text("written by autoblog-archive demo; safe to delete\n")
 
 
 def run_demo(args: argparse.Namespace) -> int:

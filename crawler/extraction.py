@@ -37,8 +37,8 @@ import trafilatura
 
 import crawler
 from crawler.dates import date_from_v01_slug, parse_engine_date
+from crawler.parsing import CODE_REMOVED_MARK, PAGE_QUERY, ArticleBlock, parse_page
 from crawler.selfcheck import check_text, parse_block, visible_text
-from crawler.templates import CODE_REMOVED_MARK, PAGE_QUERY, ArticleBlock, parse_page
 from crawler.urls import autoblog_base, canonical_url
 
 TRAFILATURA_OPTIONS: dict[str, Any] = {

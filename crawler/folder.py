@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from crawler.exitcodes import UsageError
 
@@ -74,11 +72,3 @@ class FolderSnapshot:
             for name in dirnames:
                 if os.path.normpath(os.path.join(rel, name)) not in self.paths:
                     shutil.rmtree(Path(dirpath, name), ignore_errors=True)
-
-
-def captures_in_stats(get: Callable[[str, int], Any]) -> int:
-    """Captures a run holds, from its stats: written now, or read back after a kill.
-
-    Zero means the run fetched nothing worth keeping: nothing it did may stay behind.
-    """
-    return get("warc/responses", 0) + get("warc/revisits", 0) + get("resume/from_archive", 0)

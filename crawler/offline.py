@@ -31,7 +31,7 @@ def scan_warc(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[
     and a problem line, never an exception."""
     from warcio.archiveiterator import ArchiveIterator
 
-    from crawler.warcfiles import record_defect, unread_tail
+    from crawler.warc.reader import record_defect, unread_tail
 
     out: list[dict[str, Any]] = []
     problems: list[str] = []

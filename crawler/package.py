@@ -430,16 +430,6 @@ def package_dataset(
     }
 
 
-def add_package_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``autoblog-archive package``."""
-    parser.add_argument(
-        "directory", metavar="DIR", help="output folder of a crawl or of `extract` (has corpus/)"
-    )
-    parser.add_argument("--no-parquet", action="store_true", help="skip the Parquet copy")
-    parser.add_argument("--parquet-rows", type=int, default=PARQUET_ROWS, help="rows per file")
-    parser.add_argument("--title", default="Projet Autoblog corpus", help="dataset card title")
-
-
 def run_package(args: argparse.Namespace) -> int:
     """Handler of ``autoblog-archive package``."""
     if not Path(args.directory).is_dir():
@@ -447,7 +437,7 @@ def run_package(args: argparse.Namespace) -> int:
     result = package_dataset(
         args.directory,
         parquet=not args.no_parquet,
-        parquet_rows=args.parquet_rows,
+        parquet_rows=args.parquet_rows or PARQUET_ROWS,
         title=args.title,
     )
     print(

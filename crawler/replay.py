@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from crawler.exitcodes import EXIT_FAILED, EXIT_USAGE, UsageError, UserError
-from crawler.indexes import OutputLayout
+from crawler.layout import OutputLayout
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,7 +55,7 @@ def start_wayback(root: str | Path, port: int | None = None, timeout: float = 60
             "python3 -m venv .venv-pywb && .venv-pywb/bin/pip install pywb==2.10.0",
         )
     port = port or free_port()
-    log_path = Path(root) / "logs" / "pywb.log"
+    log_path = OutputLayout(root).pywb_log
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab")
     proc = subprocess.Popen(
@@ -80,11 +80,6 @@ def start_wayback(root: str | Path, port: int | None = None, timeout: float = 60
     proc.terminate()
     proc.wait()
     raise UserError(f"pywb did not answer within {timeout:.0f} s (see {log_path})", EXIT_FAILED)
-
-
-def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("directory", help="an output folder written by `crawl`")
-    parser.add_argument("--port", type=int, default=8090)
 
 
 def check_replayable(root: Path) -> None:

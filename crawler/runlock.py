@@ -18,7 +18,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-LOCK_NAME = ".lock"
+from crawler.layout import OutputLayout
 
 
 class RunLockedError(RuntimeError):
@@ -48,7 +48,7 @@ class RunLockedError(RuntimeError):
 def read_holder(output: str | os.PathLike[str]) -> dict | None:
     """The details the current holder wrote (or a killed one left), or None."""
     try:
-        text = (Path(output) / LOCK_NAME).read_text(encoding="utf-8")
+        text = OutputLayout(output).lock.read_text(encoding="utf-8")
         data = json.loads(text)
     except (OSError, ValueError):
         return None
@@ -60,7 +60,7 @@ class RunLock:
 
     def __init__(self, output: str | os.PathLike[str], command: str | None = None) -> None:
         self.output = Path(output)
-        self.path = self.output / LOCK_NAME
+        self.path = OutputLayout(self.output).lock
         self.command = command if command is not None else " ".join(sys.argv)
         self.info: dict | None = None
         self._lock = FileLock(

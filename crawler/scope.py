@@ -9,8 +9,7 @@ Both checks judge the URL as the server will read it, not as text: Apache decode
 with ``xsaf3.php``, and PHP strips leading spaces from query keys, turns ``.`` and
 space into ``_`` and reads ``update[]`` as ``update``. The guard sits in the downloader
 middleware chain, so it also sees redirect targets and requests added by any component,
-not only the spider's own; it takes the spider's scope from the ``spider_opened`` signal,
-never from an argument Scrapy may not pass.
+not only the spider's own (:class:`crawler.middlewares.ScopeGuardMiddleware`).
 """
 
 from __future__ import annotations
@@ -21,8 +20,6 @@ import re
 from collections.abc import Iterable
 from urllib.parse import unquote, unquote_plus, urlsplit
 
-from scrapy import Request, Spider, signals
-from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 
 logger = logging.getLogger(__name__)
@@ -149,51 +146,3 @@ class Scope:
 class Refused(IgnoreRequest):
     """A request refused on purpose (scope, forbidden URL, bound): counted under ``skipped``
     where it is refused, so the spider's errback does not count it as a failure."""
-
-
-class ScopeGuardMiddleware:
-    """Downloader middleware: drops forbidden, out-of-scope or too long requests, counting why.
-
-    Fails closed: until the spider's scope is known, nothing but robots.txt of a seed's
-    origin goes out.
-    """
-
-    def __init__(self, crawler: Crawler) -> None:
-        self.crawler = crawler
-        self.stats = crawler.stats
-        self.max_url_length = crawler.settings.getint("URLLENGTH_LIMIT", 0)
-        self.scope: Scope | None = None
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> ScopeGuardMiddleware:
-        guard = cls(crawler)
-        crawler.signals.connect(guard.spider_opened, signal=signals.spider_opened)
-        return guard
-
-    def spider_opened(self, spider: Spider) -> None:
-        self.scope = getattr(spider, "scope", None)
-
-    def reason(self, request: Request) -> str | None:
-        """Why ``request`` must not go out, or None."""
-        url = request.url
-        if self.max_url_length and len(url) > self.max_url_length:
-            return f"URL longer than {self.max_url_length} characters"
-        scope = self.scope
-        if scope is None:
-            return "no scope known"
-        if urlsplit(url).path == "/robots.txt" and scope.allows_origin(url):
-            return None
-        reason = forbidden_reason(url, request.method)
-        if reason is None and not scope.allows(url):
-            reason = "out of scope"
-        if reason is not None and request.meta.get("redirect_times"):
-            reason += " (redirect target)"
-        return reason
-
-    def process_request(self, request: Request) -> None:
-        reason = self.reason(request)
-        if reason is None:
-            return None
-        self.stats.inc_value(f"skipped/{reason}")
-        logger.warning("not requesting %s (%s)", request.url[:300], reason)
-        raise Refused(f"{reason}: {request.url[:300]}")

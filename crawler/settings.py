@@ -1,7 +1,8 @@
-"""Scrapy settings for archival crawls of autoblog farms.
+"""Scrapy settings for archival crawls of autoblog farms: every default lives here, once.
 
 Polite by default (one request at a time per host, a delay, robots.txt obeyed);
-``crawler.run.fast_settings`` lifts the politeness for loopback benchmarks and tests.
+``FAST_SETTINGS`` (``crawl --fast``) lifts the politeness for loopback benchmarks and tests.
+Components read these without fallbacks of their own.
 """
 
 import crawler
@@ -37,7 +38,7 @@ RETRY_TIMES = 3
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 DOWNLOAD_TIMEOUT = 60
 # Body bound: a larger body is not downloaded (reported under errors, with its reason). It is
-# also the most any command reads back of one stored payload (crawler.warcfiles.READ_LIMIT),
+# also the most any command reads back of one stored payload (crawler.warc.reader.READ_LIMIT),
 # so a compressed bomb captured in a WARC is never inflated whole.
 DOWNLOAD_MAXSIZE = 64 * 1024 * 1024
 # A body cut short is still delivered (flagged "dataloss"): the capture records it with
@@ -67,26 +68,30 @@ DNSCACHE_ENABLED = True
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 
 DOWNLOADER_MIDDLEWARES = {
-    "crawler.scope.ScopeGuardMiddleware": 50,
-    "crawler.state.ResumeFromArchive": 60,
+    "crawler.middlewares.ScopeGuardMiddleware": 50,
+    "crawler.middlewares.ResumeFromArchive": 60,
     # After the read-back: pages answered from the archive do not count towards the bounds.
-    "crawler.bounds.PageBounds": 70,
+    "crawler.middlewares.PageBounds": 70,
 }
+# What each needs of another comes through signals and crawler.get_extension (see
+# crawler/items.py), not through this order; CrawlState first only so that the folder is
+# locked and repaired before any other component is built.
 EXTENSIONS = {
-    "crawler.state.CrawlState": 50,
+    "crawler.extensions.CrawlState": 50,
     "pipelines.warc_capture.WarcCapture": 100,
-    "crawler.politeness.CrawlDelay": 200,
-    "crawler.progress.Progress": 500,
-    "crawler.indexes.IndexOnClose": 900,
+    "crawler.extensions.CrawlDelay": 200,
+    "crawler.extensions.RunSummary": 300,
+    "crawler.extensions.Progress": 500,
+    "crawler.extensions.IndexOnClose": 900,
 }
 ITEM_PIPELINES = {
-    "pipelines.corpus.CorpusPipeline": 300,
+    "pipelines.research_corpus.CorpusPipeline": 300,
 }
 # Our pipelines never wait, yet Scrapy starts this many asyncio tasks per response to
 # process a callback's output (100 by default): ~20% of the crawl's CPU (crawler.bench).
 CONCURRENT_ITEMS = 8
 
-# Research corpus (pipelines.corpus): extraction in worker processes.
+# Research corpus (pipelines.research_corpus): extraction in worker processes.
 CORPUS_ENABLED = True
 CORPUS_WORKERS = 2
 CORPUS_TIMEOUT = 30.0
@@ -96,17 +101,29 @@ OUTPUT_DIR = "output/crawl"
 CRAWL_NAME = "autoblog"
 WACZ_ENABLED = False
 
-# Crawl history (crawler.state): history.sqlite in OUTPUT_DIR, one run at a time.
+# Crawl history (crawler.extensions.CrawlState): history.sqlite in OUTPUT_DIR, one run at a time.
 HISTORY_ENABLED = True
 CRAWL_MODE = "auto"  # auto: full the first time, then incremental; or full / incremental
 FULL_PASS_EVERY = 0  # with auto: a full pass after this many incremental runs (0: never)
 INCREMENTAL_MARGIN_PAGES = 1  # pages walked past the first page holding only known articles
-RUN_LOCK_HELD = False  # set by crawler.run, which takes the lock itself
 
-# WARC capture (pipelines.warc_capture)
+# WARC capture (pipelines.warc_capture): into the collection's archive/ folder (crawler.layout)
 WARC_ENABLED = True
-WARC_DIR = None  # None: derived from OUTPUT_DIR and CRAWL_NAME
+WARC_PREFIX = ""  # file name prefix; empty: the collection's name
 WARC_MAX_SIZE = 1_000_000_000
 WARC_OPERATOR = "unknown operator"
+WARC_DESCRIPTION = "Projet Autoblog farm crawl"
+
+# Live progress (crawler.extensions.Progress): a rich line on a terminal, log lines otherwise.
+PROGRESS_INTERVAL = 10.0
+PROGRESS_LIVE = True
+
+FAST_SETTINGS = {
+    "DOWNLOAD_DELAY": 0,
+    "DOWNLOAD_DELAY_JITTER": 0,
+    "AUTOTHROTTLE_ENABLED": False,
+    "CONCURRENT_REQUESTS": 32,
+    "CONCURRENT_REQUESTS_PER_DOMAIN": 16,
+}
 
 LOG_LEVEL = "INFO"

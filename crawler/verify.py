@@ -18,8 +18,8 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.timeutils import iso_date_to_timestamp
 
 from crawler.exitcodes import UsageError
-from crawler.indexes import OutputLayout
-from crawler.warcfiles import read_record_at, record_defect, unread_tail
+from crawler.layout import HISTORY_NAME, OutputLayout
+from crawler.warc.reader import read_record_at, record_defect, unread_tail
 
 CHUNK = 1 << 20
 
@@ -136,18 +136,14 @@ def check_cdxj(layout: OutputLayout, report: Report) -> None:
 
 def check_history(root: Path, report: Report) -> None:
     """Every capture ``history.sqlite`` lists is in a WARC and in the index."""
-    from crawler.consistency import unheld_captures
-    from crawler.history import HISTORY_NAME
+    from crawler.history.consistency import unheld_captures
+    from crawler.history.store import read_capture_locations
 
-    path = root / HISTORY_NAME
+    path = OutputLayout(root).history
     if not path.exists():
         return  # optional: rebuilt from the WARCs by the next crawl or `reindex`
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            unheld = unheld_captures(conn, root)
-        finally:
-            conn.close()
+        unheld = unheld_captures(read_capture_locations(path), root)
     except sqlite3.Error as exc:
         report.problems.append(f"{HISTORY_NAME}: unreadable ({exc}); run `reindex` to rebuild it")
         return
@@ -183,10 +179,6 @@ def verify(root: str | Path) -> Report:
     if layouts:
         check_history(root, report)
     return report
-
-
-def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("directory", help="an output folder written by `crawl`")
 
 
 def run_verify(args: argparse.Namespace) -> int:

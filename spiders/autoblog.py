@@ -4,7 +4,9 @@ It follows only links the pages themselves show (farm list, ``?export``, paginat
 permalinks, media, feed/OPML/media exports, ``vvb.ini``, ``articles.db``, page
 requisites), so it stops at the last page the engine lists instead of guessing.
 What it may fetch is decided by :mod:`crawler.scope`; how pages are read, by
-:mod:`crawler.templates`.
+:mod:`crawler.parsing`. It writes nothing itself: it yields requests and typed items
+(:mod:`crawler.items`), and asks the crawl history (:class:`crawler.extensions.CrawlState`)
+what earlier runs archived.
 
     scrapy crawl autoblog -a url=http://127.0.0.1:8080/
     scrapy crawl autoblog -a url=http://farm/autoblogs/<folder>/ -a autoblogs=hidden1,hidden2
@@ -27,17 +29,12 @@ from twisted.internet.defer import CancelledError
 from twisted.web._newclient import ResponseFailed
 
 from crawler.bounds import bounded_links
-from crawler.history import page_digests
+from crawler.extensions.crawl_state import CrawlState
+from crawler.history.digests import page_digests
+from crawler.items import ArticleItem, CrawlPlan, PageItem, captured_of, crawl_planned, fetch_failed
+from crawler.parsing import ParsedPage, export_autoblog_links, farm_autoblog_links, parse_page
 from crawler.scope import Refused, Scope, forbidden_reason
-from crawler.state import CrawlState, crawl_state
-from crawler.templates import (
-    ParsedPage,
-    export_autoblog_links,
-    farm_autoblog_links,
-    parse_page,
-)
 from crawler.urls import autoblog_base
-from pipelines.warc_capture import fetch_failed
 
 logger = logging.getLogger(__name__)
 
@@ -95,14 +92,8 @@ class AutoblogSpider(Spider):
         self.seeds = [s if urlsplit(s).path else s + "/" for s in self.seeds]
         self.extra_autoblogs = split_list(autoblogs)
         self.scope = Scope([autoblog_base(s) for s in self.seeds], split_list(allow_hosts))
-        self.engines: dict[str, str] = {}
-        self.pages_per_autoblog: Counter[str] = Counter()
-        self.articles_per_autoblog: Counter[str] = Counter()
-        self.failures: Counter[str] = Counter()  # why fetches failed, for the summary
-        self.first_failure: str | None = None
-        self._permalinks_seen: set[str] = set()
-        # Titles for pages.jsonl, so indexing need not parse every page again.
-        self.page_titles: dict[str, str] = {}
+        self.state: CrawlState | None = None  # the crawl history, once the crawl starts
+        self._engines: dict[str, str] = {}  # autoblog base -> engine, as first seen
         self._known_pages: Counter[str] = Counter()
         # URLs of links every page repeats, once requested: see _follow_new.
         self._requested: set[str] = set()
@@ -110,11 +101,15 @@ class AutoblogSpider(Spider):
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> AutoblogSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
-        spider.max_url_length = crawler.settings.getint("URLLENGTH_LIMIT", 0)
-        spider.max_links = crawler.settings.getint("MAX_LINKS_PER_PAGE", 0)
+        spider.max_url_length = crawler.settings.getint("URLLENGTH_LIMIT")
+        spider.max_links = crawler.settings.getint("MAX_LINKS_PER_PAGE")
         return spider
 
     async def start(self) -> AsyncIterator[Request]:
+        # The plan starts the run (CrawlState) and arms the scope guard, before any request.
+        self.state = self.crawler.get_extension(CrawlState)
+        plan = CrawlPlan(seeds=list(self.seeds), scope=self.scope)
+        self.crawler.signals.send_catch_log(crawl_planned, plan=plan)
         for seed in self.seeds:
             yield self._request(seed, "seed")
             if self.extra_autoblogs:
@@ -184,7 +179,7 @@ class AutoblogSpider(Spider):
             failure.check(IgnoreRequest) and "robots.txt" in str(failure.value)
         ):
             return  # refused on purpose (scope, bound, robots.txt): counted under skipped
-        reason = failure_reason(failure, self.crawler.settings.getint("DOWNLOAD_MAXSIZE", 0))
+        reason = failure_reason(failure, self.crawler.settings.getint("DOWNLOAD_MAXSIZE"))
         detail = str(failure.value).strip()[:300]
         if reason == type(failure.value).__name__ and detail:
             reason_text = f"{reason}: {detail}"
@@ -192,9 +187,6 @@ class AutoblogSpider(Spider):
             reason_text = reason
         url = request.url if request else "?"
         logger.warning("failed: %s (%s)", url, reason_text)
-        self.failures[reason] += 1
-        if self.first_failure is None:
-            self.first_failure = f"{url}: {reason_text}"
         self.crawler.stats.inc_value("errors/fetch")
         self.crawler.stats.inc_value(f"errors/{reason}")
         if request is not None:
@@ -260,20 +252,17 @@ class AutoblogSpider(Spider):
     def parse_html(self, response: TextResponse) -> Iterator[Any]:
         page = parse_page(response.text, response.url)
         self.crawler.stats.inc_value(f"pages/{page.kind}")
-        digest = self.note_in_history(response, page)
+        # Digests only of archived pages: the history keeps them per capture.
+        captured = captured_of(response.meta) is not None
+        digest, article_digests = page_digests(page) if captured else (None, [])
         if page.kind == "farm":
             yield from self.parse_farm(response)
             return
         base = autoblog_base(response.url)
-        if page.kind == "article" and page.articles:
-            self.page_titles[response.url] = page.articles[0].title
-        elif page.site_title:
-            self.page_titles[response.url] = page.site_title
-        yield self.page_item(response, page.kind)
-        first_sight = bool(page.engine) and base not in self.engines
+        yield self.page_item(response, page, base, digest, article_digests)
+        first_sight = bool(page.engine) and base not in self._engines
         if page.engine:
-            self.engines.setdefault(base, page.engine)
-            self.pages_per_autoblog[base] += 1
+            self._engines.setdefault(base, page.engine)
         yield from self.unarchived_pages(response, page, base)
         if self.unchanged_since_last_run(response, base, digest):
             return
@@ -296,23 +285,6 @@ class AutoblogSpider(Spider):
                 yield from self._follow_new(extra, "autoblog file", refresh=True)
 
     # -- crawl history ------------------------------------------------------------
-
-    @property
-    def state(self) -> CrawlState | None:
-        return crawl_state(self.crawler) if hasattr(self, "crawler") else None
-
-    def note_in_history(self, response: Response, page: ParsedPage) -> str | None:
-        """Store the page's normalised digest and the articles it shows (change report)."""
-        state = self.state
-        pointer = response.meta.get("warc")
-        if state is None or state.run is None or pointer is None:
-            return None
-        digest, articles = page_digests(page)
-        state.history.set_normalized_digest(pointer["record_id"], digest)
-        base = autoblog_base(response.url)
-        for permalink, article in articles:
-            state.history.note_article(permalink, base, state.run.id, article)
-        return digest
 
     def unchanged_since_last_run(self, response: Response, base: str, digest: str | None) -> bool:
         """Incremental runs skip an autoblog whose first page lists the same articles."""
@@ -386,37 +358,47 @@ class AutoblogSpider(Spider):
         for src in response.xpath("//img/@src | //link[@rel='stylesheet']/@href").getall():
             yield from self._follow(response.urljoin(src), "page requisite")
 
-    def page_item(self, response: TextResponse, kind: str) -> dict:
-        """The captured page itself, for the corpus pipeline (body as Scrapy decoded it)."""
-        return {
-            "type": "page",
-            "url": response.url,
-            "kind": kind,
-            "http_status": response.status,
-            "headers": response.headers,
-            "body": response.body,
-            "warc": response.meta.get("warc"),
-            "warc_date": response.meta.get("warc_date"),
-            "warc_record_type": response.meta.get("warc_record_type"),
-        }
+    def page_item(
+        self,
+        response: TextResponse,
+        page: ParsedPage,
+        base: str,
+        digest: str | None,
+        article_digests: list[tuple[str, str]],
+    ) -> PageItem:
+        """The captured page itself (body as Scrapy decoded it), with what the history keeps."""
+        if page.kind == "article" and page.articles:
+            title = page.articles[0].title
+        else:
+            title = page.site_title or None
+        captured = captured_of(response.meta)
+        return PageItem(
+            url=response.url,
+            kind=page.kind,
+            http_status=response.status,
+            headers=response.headers,
+            body=response.body,
+            captured=captured,
+            autoblog=base,
+            engine=page.engine,
+            title=title,
+            digest=digest,
+            article_digests=article_digests,
+        )
 
-    def article_item(self, response: Response, kind: str, engine: str | None, article) -> dict:
-        """One item per article block seen, for the corpus pipeline and the summary."""
-        base = autoblog_base(response.url)
-        if article.permalink and article.permalink not in self._permalinks_seen:
-            self._permalinks_seen.add(article.permalink)
-            self.articles_per_autoblog[base] += 1
-            self.crawler.stats.inc_value("articles/found")
-        return {
-            "type": "article",
-            "autoblog": base,
-            "engine": engine,
-            "permalink": article.permalink,
-            "title": article.title,
-            "date_text": article.date_text,
-            "source_url": article.source_url,
-            "seen_on": response.url,
-            "seen_as": kind,
-            "http_status": response.status,
-            "warc": response.meta.get("warc"),
-        }
+    def article_item(
+        self, response: Response, kind: str, engine: str | None, article
+    ) -> ArticleItem:
+        """One item per article block seen (the summary counts distinct permalinks)."""
+        return ArticleItem(
+            autoblog=autoblog_base(response.url),
+            engine=engine,
+            permalink=article.permalink,
+            title=article.title,
+            date_text=article.date_text,
+            source_url=article.source_url,
+            seen_on=response.url,
+            seen_as=kind,
+            http_status=response.status,
+            captured=captured_of(response.meta),
+        )

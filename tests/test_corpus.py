@@ -28,7 +28,7 @@ from warcio.warcwriter import WARCWriter
 
 from crawler.corpus import CorpusBuilder, annotate_duplicates, read_corpus
 from crawler.offline import extract_warcs
-from crawler.templates import parse_page
+from crawler.parsing import parse_page
 from crawler.urls import canonical_url
 
 samplefarm = pytest.importorskip("crawler.samplefarm")

@@ -10,7 +10,7 @@ from rapidfuzz import fuzz
 
 from crawler.corpus import read_corpus
 from crawler.urls import canonical_url
-from crawler.warcfiles import read_record_at
+from crawler.warc.reader import read_record_at
 
 CODE_MARKERS = ("<script", "&lt;script", "document.write", "<style", "function(")
 

@@ -22,26 +22,21 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.timeutils import datetime_to_iso_date
 
-from crawler.history import (
-    FINISHED,
-    HISTORY_NAME,
-    History,
-    article_digest,
-    normalized_digest,
-    page_digest,
-    payload_digest,
-    revisit_arguments,
-    run_reindex,
-    warcinfo_run_fields,
-)
-from crawler.indexes import OutputLayout, write_cdxj
-from crawler.recovery import repair_directory
+from crawler.history.digests import article_digest, normalized_digest, page_digest, payload_digest
+from crawler.history.model import FINISHED, warcinfo_run_fields
+from crawler.history.rebuild import reconcile_files
+from crawler.history.reindex import run_reindex
+from crawler.history.store import History
+from crawler.layout import HISTORY_NAME, OutputLayout
+from crawler.parsing import parse_page
 from crawler.samplefarm.farm import Farm
 from crawler.samplefarm.options import FarmConfig
-from crawler.templates import parse_page
 from crawler.urls import autoblog_base, canonical_url
 from crawler.verify import Report, check_warc
-from crawler.warcfiles import RollingWarcWriter, make_record_builder
+from crawler.warc.indexes import write_cdxj
+from crawler.warc.records import revisit_arguments
+from crawler.warc.recovery import repair_directory
+from crawler.warc.writer import RollingWarcWriter, make_record_builder
 
 HOST = "farm.test"
 ROOT = Path(__file__).resolve().parents[1]
@@ -401,10 +396,10 @@ def test_reconcile_after_lost_batch_and_torn_file(tmp_path):
     with History.open(tmp_path) as h:
         assert len(h.urls_captured_in_run(run)) == 6
         h.forget_after(repair.result.name, repair.size_after)
-        added = h.reconcile_files(crawl.layout.warcs(), run)
+        added = reconcile_files(h, crawl.layout.warcs(), run)
         assert added == repair.kept_captures - 6
         assert h.urls_captured_in_run(run) == set(urls[:-1])
-        assert h.reconcile_files(crawl.layout.warcs(), run) == 0  # idempotent, cheap
+        assert reconcile_files(h, crawl.layout.warcs(), run) == 0  # idempotent, cheap
         assert h.has_article(urls[-2])
     write_cdxj(crawl.layout)
     assert warcs_ok(crawl.layout) == []
@@ -418,8 +413,9 @@ def test_sigkilled_writer_loses_nothing_that_the_warc_holds(tmp_path):
         sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(Path(__file__).parent)!r})
         from pathlib import Path
         from test_history import SimulatedCrawl, make_farm, HOST
-        from crawler.history import History, warcinfo_run_fields
-        from crawler.warcfiles import RollingWarcWriter
+        from crawler.history.store import History
+        from crawler.history.model import warcinfo_run_fields
+        from crawler.warc.writer import RollingWarcWriter
         crawl = SimulatedCrawl(make_farm(), Path({str(tmp_path)!r}))
         h = History.open(Path({str(tmp_path)!r}), batch_size=7, batch_seconds=3600)
         run = h.start_run([f"http://{{HOST}}/"], command="killed")
@@ -439,7 +435,7 @@ def test_sigkilled_writer_loses_nothing_that_the_warc_holds(tmp_path):
         run = h.latest_run()
         assert run.status == "running"  # crashed: resumable
         assert h.start_run([f"http://{HOST}/"]) == run.id
-        h.reconcile_files(layout.warcs(), run.id)
+        reconcile_files(h, layout.warcs(), run.id)
         in_warcs = sum(1 for path in layout.warcs() for _ in _captures(path))
         assert len(h.captures_in_run(run.id)) == in_warcs
         assert in_warcs > 40

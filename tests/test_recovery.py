@@ -18,10 +18,10 @@ from scrapy.http import HtmlResponse
 from warcio.archiveiterator import ArchiveIterator
 from warcio.timeutils import datetime_to_iso_date
 
-from crawler.recovery import repair_directory, repair_open_file, scan_warc
 from crawler.verify import Report, check_warc
-from crawler.warcfiles import RollingWarcWriter, make_record_builder
-from pipelines.warc_capture import request_http_headers, response_http_headers
+from crawler.warc.records import request_http_headers, response_http_headers
+from crawler.warc.recovery import repair_directory, repair_open_file, scan_warc
+from crawler.warc.writer import RollingWarcWriter, make_record_builder
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,7 +239,7 @@ def test_real_cli_warcio_check_and_sigkilled_writer(tmp_path):
         f"""
         import sys
         sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from crawler.warcfiles import RollingWarcWriter
+        from crawler.warc.writer import RollingWarcWriter
         from test_recovery import capture_group, WARCINFO
         w = RollingWarcWriter({str(archive)!r}, "killed", WARCINFO, fsync=False)
         i = 0
@@ -271,7 +271,7 @@ def test_record_with_wrong_digest_ends_the_kept_prefix(tmp_path):
     compression) is not kept: the pair before it is."""
     import zlib
 
-    from crawler.warcfiles import gzip_member
+    from crawler.warc.writer import gzip_member
 
     path, layout = write_open_warc(tmp_path, groups=3)
     data = path.read_bytes()

@@ -11,8 +11,10 @@ import pytest
 from test_history import HOST, SimulatedCrawl, make_farm  # the reference wiring
 
 from crawler.exitcodes import UsageError
-from crawler.history import FINISHED, History
-from crawler.report import build_report, format_report, run_report, write_report
+from crawler.history.model import FINISHED
+from crawler.history.report import build_report, format_report, run_report, write_report
+from crawler.history.store import History
+from crawler.layout import OutputLayout
 from crawler.urls import canonical_url
 
 K = 3
@@ -112,7 +114,7 @@ def test_text_summary_and_files(crawled):
     assert f"{K} new" in text
     for url in crawled["grown"]:
         assert f"new article: {url}" in text
-    path = write_report(crawled["out"], report)
+    path = write_report(OutputLayout(crawled["out"]), report)
     assert json.loads(path.read_text())["run"]["id"] == crawled["runs"][1]
     assert (crawled["out"] / "reports" / f"run-{crawled['runs'][1]:05d}.json").exists()
     short = format_report(report, limit=1)
@@ -141,8 +143,9 @@ def test_report_survives_a_rebuild(crawled, tmp_path):
     """Reports computed from a history rebuilt from the WARCs alone are the same."""
     import shutil
 
-    from crawler.history import rebuild_from_indexes
-    from crawler.indexes import OutputLayout, write_cdxj
+    from crawler.history.rebuild import rebuild_from_indexes
+    from crawler.layout import OutputLayout
+    from crawler.warc.indexes import write_cdxj
 
     copy = tmp_path / "copy"
     shutil.copytree(crawled["out"] / "collections", copy / "collections")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from crawler.runlock import LOCK_NAME, RunLock, RunLockedError, read_holder
+from crawler.layout import LOCK_NAME
+from crawler.runlock import RunLock, RunLockedError, read_holder
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from scrapy import Request
-from scrapy.utils.test import get_crawler
 
-from crawler.scope import Scope, ScopeGuardMiddleware, forbidden_reason
-from spiders.autoblog import AutoblogSpider
+from crawler.items import CrawlPlan
+from crawler.middlewares import ScopeGuardMiddleware
+from crawler.scope import Scope, forbidden_reason
 
 FARM = "http://127.0.0.1:8080/"
 
@@ -90,7 +90,9 @@ def test_every_spelling_the_server_reads_as_forbidden_is_forbidden(tail):
 
 
 def test_guard_fails_closed_without_a_scope():
-    """Until spider_opened gives it the scope, the guard lets nothing out."""
-    crawler = get_crawler(AutoblogSpider)
-    guard = ScopeGuardMiddleware.from_crawler(crawler)
+    """Until the spider's plan gives it the scope, the guard lets nothing out; built alone."""
+    guard = ScopeGuardMiddleware(max_url_length=2083)
     assert guard.reason(Request(FARM + "autoblogs/x/")) == "no scope known"
+    guard.crawl_planned(CrawlPlan(seeds=[FARM], scope=Scope([FARM])))
+    assert guard.reason(Request(FARM + "autoblogs/x/")) is None
+    assert guard.reason(Request("http://elsewhere.example/")) == "out of scope"

@@ -1,6 +1,6 @@
 """Crash repair of ``*.warc.gz.open`` files left by a killed crawl.
 
-The writer (:mod:`crawler.warcfiles`) appends one gzip member per record and writes a
+The writer (:mod:`crawler.warc.writer`) appends one gzip member per record and writes a
 capture as one group (``response``/``revisit``, its ``request``, its ``metadata``), so
 a SIGKILL can only leave a torn tail: a partial gzip member, or a group whose last
 records never made it. Repair keeps the longest prefix that is whole:
@@ -22,7 +22,7 @@ records never made it. Repair keeps the longest prefix that is whole:
 
 The repaired file is read once more end to end (digests checked) before it is renamed.
 Captures the history noted past the cut must be forgotten
-(:meth:`crawler.history.History.forget_after`) and fetched again.
+(crawler.history.consistency) and fetched again.
 """
 
 from __future__ import annotations
@@ -37,8 +37,7 @@ from pathlib import Path
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
-from crawler.indexes import OutputLayout
-from crawler.warcfiles import OPEN_SUFFIX
+from crawler.layout import OPEN_SUFFIX, OutputLayout
 
 CHUNK = 1 << 20
 PAIRED = ("response", "revisit")

@@ -20,9 +20,8 @@ import orjson
 from cdxj_indexer.main import write_cdx_index
 from warcio.timeutils import timestamp_to_iso_date
 
-from crawler.folder import captures_in_stats
-from crawler.templates import parse_page
-from crawler.warcfiles import read_record_at
+from crawler.parsing import parse_page
+from crawler.warc.reader import read_record_at
 
 logger = logging.getLogger(__name__)
 
@@ -251,7 +250,7 @@ def _earlier_titles(pages: Path) -> dict[tuple[str, str], str]:
 
 def write_pywb_config(layout: OutputLayout) -> Path:
     """A minimal ``config.yaml`` so ``wayback`` run in the folder serves its collections."""
-    config = layout.root / "config.yaml"
+    config = layout.pywb_config
     if not config.exists():
         config.write_text(
             "# pywb configuration written by autoblog-archive.\n"
@@ -293,37 +292,3 @@ def finish_output(
     if wacz:
         written["wacz"] = str(write_wacz(layout))
     return written
-
-
-class IndexOnClose:
-    """Scrapy extension: writes the indexes once the crawl's WARC files are closed.
-
-    Connected after the WARC capture, so its ``spider_closed`` runs after the last
-    file was renamed from ``.open``. Makes ``scrapy crawl`` and ``autoblog-archive
-    crawl`` leave the same output.
-    """
-
-    def __init__(self, crawler) -> None:
-        settings = crawler.settings
-        self.stats = crawler.stats
-        self.layout = OutputLayout(settings["OUTPUT_DIR"], settings.get("CRAWL_NAME", "autoblog"))
-        self.wacz = settings.getbool("WACZ_ENABLED")
-
-    @classmethod
-    def from_crawler(cls, crawler) -> IndexOnClose:
-        from scrapy import signals
-
-        ext = cls(crawler)
-        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
-        return ext
-
-    def spider_closed(self, spider, reason: str) -> None:
-        if not captures_in_stats(self.stats.get_value):
-            return  # nothing captured: the folder stays as it was
-        try:
-            titles = getattr(spider, "page_titles", None)
-            written = finish_output(self.layout, wacz=self.wacz, titles=titles)
-            self.stats.set_value("output/written", written)
-        except (OSError, subprocess.CalledProcessError) as exc:
-            logger.error("writing the indexes of %s failed: %s", self.layout.root, exc)
-            self.stats.set_value("output/index_error", str(exc))

@@ -39,13 +39,14 @@ from urllib.parse import urlsplit
 import orjson
 
 from crawler.exitcodes import UsageError
-from crawler.history import FINISHED, HISTORY_NAME, Capture, History
-from crawler.templates import PAGE_QUERY
+from crawler.history.model import FINISHED, Capture
+from crawler.history.store import History
+from crawler.layout import OutputLayout
+from crawler.parsing import PAGE_QUERY
 from crawler.urls import autoblog_base
 
 CATEGORIES = ("new", "changed", "unchanged", "gone")
 GONE_STATUSES = (404, 410)
-REPORT_NAME = "report.json"
 
 
 def _ok(status: int | None) -> bool:
@@ -93,7 +94,6 @@ def build_report(history: History, run_id: int | None = None) -> dict:
     run = history.get_run(run_id) if run_id is not None else history.latest_run()
     if run is None:
         raise LookupError("no such run" if run_id is not None else "no run in the history")
-    conn = history.conn
     full_pass = run.mode == "full" and run.status == FINISHED
     autoblogs: dict[str, dict] = defaultdict(_empty_autoblog)
 
@@ -114,29 +114,14 @@ def build_report(history: History, run_id: int | None = None) -> dict:
         if state == "new" and is_index_page(url):
             entry["new_index_pages"].append(url)
     if full_pass and walked:
-        rows = conn.execute(
-            "SELECT c.url, c.autoblog, c.status FROM captures c JOIN ("
-            "  SELECT url, MAX(id) AS id FROM captures WHERE run_id < ? GROUP BY url"
-            ") latest ON latest.id = c.id",
-            (run.id,),
-        )
-        for url, autoblog, status in rows:
+        for url, autoblog, status in history.latest_before(run.id):
             autoblog = autoblog or autoblog_base(url)
             if autoblog in walked and url not in last and _ok(status):
                 autoblogs[autoblog]["pages"]["gone"].append(url)
 
     # Articles: sightings of this run against the last digest recorded before it.
     seen_now: set[str] = set()
-    rows = conn.execute(
-        "SELECT s.permalink, a.autoblog, a.first_seen_run, s.normalized_digest, ("
-        "  SELECT p.normalized_digest FROM article_sightings p WHERE p.permalink = s.permalink"
-        "  AND p.run_id < s.run_id AND p.normalized_digest IS NOT NULL"
-        "  ORDER BY p.run_id DESC LIMIT 1) AS previous "
-        "FROM article_sightings s JOIN articles a ON a.permalink = s.permalink "
-        "WHERE s.run_id = ? ORDER BY s.permalink",
-        (run.id,),
-    )
-    for permalink, autoblog, first_seen, digest, previous in rows:
+    for permalink, autoblog, first_seen, digest, previous in history.sightings_in_run(run.id):
         seen_now.add(permalink)
         capture = last.get(permalink)
         if capture is not None and capture.status in GONE_STATUSES:
@@ -157,12 +142,7 @@ def build_report(history: History, run_id: int | None = None) -> dict:
         autoblog = history.article(url)["autoblog"]
         autoblogs[autoblog]["articles"]["gone"].append(url)
     if full_pass and walked:
-        rows = conn.execute(
-            "SELECT permalink, autoblog FROM articles WHERE first_seen_run < ? "
-            "AND permalink NOT IN (SELECT permalink FROM article_sightings WHERE run_id = ?)",
-            (run.id, run.id),
-        )
-        for permalink, autoblog in rows:
+        for permalink, autoblog in history.articles_not_seen_in(run.id):
             if autoblog in walked and permalink not in gone_404:
                 autoblogs[autoblog]["articles"]["gone"].append(permalink)
 
@@ -179,7 +159,7 @@ def build_report(history: History, run_id: int | None = None) -> dict:
         for group in ("articles", "pages"):
             for urls in entry[group].values():
                 urls.sort()
-    previous = conn.execute("SELECT MAX(id) FROM runs WHERE id < ?", (run.id,)).fetchone()[0]
+    previous = history.previous_run_id(run.id)
     return {
         "run": {
             "id": run.id,
@@ -250,36 +230,24 @@ def _counts(groups: dict) -> str:
     return ", ".join(f"{len(v) if isinstance(v, list) else v} {k}" for k, v in groups.items())
 
 
-def write_report(output_dir: str | Path, report: dict) -> Path:
+def write_report(layout: OutputLayout, report: dict) -> Path:
     """``report.json`` (latest run) and ``reports/run-<id>.json`` (kept for every run)."""
-    root = Path(output_dir)
     data = orjson.dumps(report, option=orjson.OPT_INDENT_2)
-    keep = root / "reports" / f"run-{report['run']['id']:05d}.json"
+    keep = layout.run_report(report["run"]["id"])
     keep.parent.mkdir(parents=True, exist_ok=True)
     keep.write_bytes(data)
-    latest = root / REPORT_NAME
+    latest = layout.report
     tmp = latest.with_suffix(".json.tmp")
     tmp.write_bytes(data)
     tmp.replace(latest)
     return latest
 
 
-def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("directory", help="an output folder written by `crawl`")
-    parser.add_argument("--run", type=int, default=None, help="run id (default: the latest)")
-    parser.add_argument("--json", action="store_true", help="print the JSON report")
-    parser.add_argument(
-        "--limit", type=int, default=20, help="URLs listed per category (default 20)"
-    )
-
-
 def run_report(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """``autoblog-archive report DIR``: the change report of the latest (or given) run."""
-    from crawler.indexes import OutputLayout
-
     out = out or sys.stdout
     root = Path(args.directory)
-    path = root / HISTORY_NAME
+    path = OutputLayout(root).history
     if not root.is_dir():
         raise UsageError(f"{root}: no such folder")
     if not path.exists():

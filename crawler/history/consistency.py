@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from crawler.history import HISTORY_NAME, History, rebuild_from_indexes
-from crawler.indexes import OutputLayout, cdxj_pointers, write_cdxj
-from crawler.recovery import repair_truncated_file
+from crawler.history.rebuild import rebuild_from_indexes
+from crawler.history.store import History, file_problem
+from crawler.layout import OutputLayout
+from crawler.warc.indexes import cdxj_pointers, write_cdxj
+from crawler.warc.recovery import repair_truncated_file
 
 logger = logging.getLogger(__name__)
 
@@ -58,34 +60,18 @@ def history_problem(root: Path) -> str | None:
     """Why the history of ``root`` cannot be trusted as it is, or None."""
     if not any(layout.warcs() for layout in OutputLayout.find(root)):
         return None  # nothing to rebuild from: a new history is the right one
-    path = root / HISTORY_NAME
+    path = OutputLayout(root).history
     if not path.exists():
         return "missing"
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            check = conn.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                return f"corrupt ({check})"
-            # No run at all: emptied. Runs without captures are a killed crawl's, whose
-            # uncommitted captures History.reconcile_files reads back from the WARCs.
-            runs = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        if "no such table" in str(exc):
-            return "empty"
-        return f"unreadable ({exc})"
-    return "empty" if runs == 0 else None
+    return file_problem(path)
 
 
 def rebuild_history(root: Path, problem: str) -> str:
     """Put an untrustworthy history aside and rebuild it from the WARCs; one line on it."""
-    path = root / HISTORY_NAME
+    path = OutputLayout(root).history
     if path.exists():
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        aside = path.with_name(f"{HISTORY_NAME}.damaged-{stamp}")
-        os.replace(path, aside)
+        os.replace(path, OutputLayout(root).damaged_history(stamp))
         for suffix in ("-wal", "-shm"):
             Path(str(path) + suffix).unlink(missing_ok=True)
     for layout in OutputLayout.find(root):
@@ -97,9 +83,11 @@ def rebuild_history(root: Path, problem: str) -> str:
     )
 
 
-def unheld_captures(conn: sqlite3.Connection, root: Path, check_index: bool = True) -> list[Unheld]:
-    """Captures the history lists that no WARC file holds (and, with ``check_index``, that
-    no CDXJ line points at)."""
+def unheld_captures(
+    locations: Iterable[tuple[str, int, str, int, int]], root: Path, check_index: bool = True
+) -> list[Unheld]:
+    """Captures the history lists (``capture_locations``) that no WARC file holds (and,
+    with ``check_index``, that no CDXJ line points at)."""
     sizes: dict[str, int] = {}
     pointers: set[tuple[str, int]] = set()
     for layout in OutputLayout.find(root):
@@ -107,8 +95,7 @@ def unheld_captures(conn: sqlite3.Connection, root: Path, check_index: bool = Tr
         if check_index:
             pointers |= cdxj_pointers(layout)[0]
     unheld = []
-    rows = conn.execute("SELECT url, run_id, filename, offset, length FROM captures ORDER BY id")
-    for url, run_id, filename, offset, length in rows:
+    for url, run_id, filename, offset, length in locations:
         if filename not in sizes:
             reason = "file missing"
         elif offset + length > sizes[filename]:
@@ -128,23 +115,20 @@ def reconcile_with_warcs(root: Path) -> Reconciled:
     if problem is not None:
         done.rebuilt = rebuild_history(root, problem)
         logger.warning("%s", done.rebuilt)
-    if not (root / HISTORY_NAME).exists():
+    if not OutputLayout(root).history.exists():
         return done
     with History.open(root) as history:
         # The index is checked at the end of the run, which indexes what it lacks.
-        unheld = unheld_captures(history.conn, root, check_index=False)
+        unheld = unheld_captures(history.capture_locations(), root, check_index=False)
         for name in sorted({u.filename for u in unheld if u.reason == "file cut short"}):
             for layout in OutputLayout.find(root):
                 if (layout.archive / name).exists():
                     repair = repair_truncated_file(layout.archive / name)
                     done.repaired.append(repair.describe())
                     logger.warning("damaged WARC: %s", repair.describe())
-        unheld = unheld_captures(history.conn, root, check_index=False)
+        unheld = unheld_captures(history.capture_locations(), root, check_index=False)
         for lost in unheld:
-            history.conn.execute(
-                "DELETE FROM captures WHERE filename = ? AND offset = ?",
-                (lost.filename, lost.offset),
-            )
+            history.forget_capture(lost.filename, lost.offset)
         history.commit()
         done.forgotten = unheld
     if unheld:

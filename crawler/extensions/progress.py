@@ -18,8 +18,8 @@ class Progress:
 
     def __init__(self, crawler: Crawler) -> None:
         self.stats = crawler.stats
-        self.interval = crawler.settings.getfloat("PROGRESS_INTERVAL", 10.0)
-        self.tty = sys.stderr.isatty() and crawler.settings.getbool("PROGRESS_LIVE", True)
+        self.interval = crawler.settings.getfloat("PROGRESS_INTERVAL")
+        self.tty = sys.stderr.isatty() and crawler.settings.getbool("PROGRESS_LIVE")
         self.started = time.monotonic()
         self._loop: task.LoopingCall | None = None
         self._live = None

@@ -1,0 +1,184 @@
+"""The end of a crawl as the operator sees it: the summary, the verdict, the exit code.
+
+The summary is assembled from the crawl's components once Scrapy has stopped (each
+asked for what it owns, through ``crawler.get_extension`` and friends) and from Scrapy's
+statistics (counts only).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+from scrapy.crawler import Crawler
+
+from crawler.bounds import error_count
+from crawler.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
+from crawler.extensions import CrawlState, IndexOnClose, RunSummary
+from crawler.extensions.lookup import captures_held, page_bound_reached
+from crawler.history.report import list_changes
+from pipelines.research_corpus import CorpusPipeline
+from pipelines.warc_capture import WarcCapture
+
+
+def _read_report(path: str | None) -> dict | None:
+    if not path or not Path(path).exists():
+        return None
+    return orjson.loads(Path(path).read_bytes())
+
+
+def _item_pipeline(crawler: Crawler, cls: type) -> Any:
+    try:
+        return crawler.get_item_pipeline(cls)
+    except RuntimeError:
+        return None
+
+
+def summarize(crawler: Crawler) -> tuple[dict, int]:
+    """(summary, captures held) of a finished crawl."""
+    stats: dict[str, Any] = crawler.stats.get_stats() if crawler.stats else {}
+    state = crawler.get_extension(CrawlState)
+    capture = crawler.get_extension(WarcCapture)
+    indexes = crawler.get_extension(IndexOnClose)
+    found = crawler.get_extension(RunSummary)
+    corpus = _item_pipeline(crawler, CorpusPipeline)
+    run = state.run if state is not None else None
+    outcome = state.outcome if state is not None else None
+    skipped = {k.split("/", 1)[1]: v for k, v in stats.items() if k.startswith("skipped/")}
+    if stats.get("robotstxt/forbidden"):
+        skipped["robots.txt"] = stats["robotstxt/forbidden"]
+    statuses = {
+        k.rsplit("/", 1)[1]: v
+        for k, v in stats.items()
+        if k.startswith("downloader/response_status_count/")
+    }
+    autoblogs = found.autoblogs if found is not None else {}
+    summary = {
+        "finish_reason": stats.get("finish_reason", "interrupted"),
+        "run": {
+            "id": run.id if run else None,
+            "mode": run.mode if run else None,
+            "resumed": run.resumed if run else None,
+            "status": outcome.status if outcome else None,
+            "report": outcome.report if outcome else None,
+        },
+        "report": _read_report(outcome.report if outcome else None),
+        "requests": stats.get("downloader/request_count", 0),
+        "responses": stats.get("warc/responses", 0),
+        "revisits": stats.get("warc/revisits", 0),
+        "from_archive": stats.get("resume/from_archive", 0),
+        "statuses": statuses,
+        "warc_records": stats.get("warc/records", 0),
+        "payload_bytes": stats.get("warc/payload_bytes", 0),
+        "errors": error_count(stats),
+        "error_reasons": {
+            k.split("/", 1)[1]: v
+            for k, v in stats.items()
+            if k.startswith("errors/") and k != "errors/fetch"
+        },
+        "capped": page_bound_reached(crawler),
+        "truncated": stats.get("warc/truncated", 0),
+        "warc_files": [p.name for p in capture.writer.closed_files] if capture else [],
+        "corpus_records": corpus.records if corpus else 0,
+        "corpus_shards": corpus.shards if corpus else [],
+        "skipped": skipped,
+        "autoblogs": {b: e for b, e in sorted(autoblogs.items()) if e["engine"] or e["pages"]},
+        "first_failure": found.first_failure if found is not None else None,
+        "warc_write_error": capture.write_error if capture else None,
+        "index_error": indexes.error if indexes else None,
+        "written": indexes.written if indexes else {},
+    }
+    return summary, captures_held(crawler)
+
+
+def verdict(summary: dict, held: int) -> tuple[int, str]:
+    """The exit code and the one sentence an operator reads first (``held``: captures the
+    run holds, written or read back)."""
+    reason = summary["finish_reason"]
+    seeds = ", ".join(summary["seeds"])
+    first_failure = summary.get("first_failure")
+    if not held:
+        if reason in ("shutdown", "interrupted"):
+            return EXIT_FAILED, "interrupted before anything was captured; the folder is unchanged"
+        why = first_failure or f"{seeds} did not answer"
+        return EXIT_FAILED, f"nothing was captured ({why}); the output folder was left as it was"
+    if reason in ("shutdown", "interrupted"):
+        return EXIT_FAILED, "interrupted: run the same command again to resume"
+    if reason == "warc_write_error":
+        return EXIT_FAILED, (
+            f"stopped: writing the WARC failed ({summary['warc_write_error'] or 'disk full?'}); "
+            "everything written before is kept; free space and run the same command again"
+        )
+    if summary["index_error"]:
+        return EXIT_FAILED, (
+            f"writing the indexes failed ({summary['index_error']}); the WARCs are "
+            "kept; run the same command again"
+        )
+    if reason != "finished":
+        return EXIT_FAILED, f"stopped early ({reason}): run the same command again to resume"
+    if not summary["autoblogs"]:
+        return EXIT_FAILED, (
+            f"no autoblog found at {seeds}: is it a Projet Autoblog farm root or an "
+            "autoblog's base URL (ending in /)?"
+        )
+    if summary["capped"]:
+        return EXIT_PARTIAL, (
+            f"partial: the bound {summary['capped']} was reached; run the same command "
+            "again to continue where this run stopped"
+        )
+    if summary["errors"]:
+        return EXIT_PARTIAL, (
+            f"partial: {summary['errors']} fetches failed, everything fetched is archived; "
+            "the next run fetches them again"
+        )
+    return EXIT_OK, "complete"
+
+
+def print_summary(summary: dict, out: TextIO | None = None) -> None:
+    """The end of a run on the terminal: one line per autoblog, the report's URLs, totals."""
+    out = out or sys.stdout
+    run = summary["run"]
+    resumed = ", resumed" if run.get("resumed") else ""
+    counted = run.get("id") is not None and run.get("status") != "discarded"
+    head = f"Run {run['id']} ({run['mode']}{resumed})" if counted else "Crawl"
+    print(f"{head}: {summary['verdict']}", file=out)
+    report = summary.get("report") or {}
+    changes = report.get("autoblogs", {})
+    for base, info in summary["autoblogs"].items():
+        counts = changes.get(base, {}).get("articles", {})
+        change = ", ".join(
+            f"{len(counts[k])} {k}" for k in ("new", "changed", "gone") if counts.get(k)
+        )
+        print(
+            f"  {base}  engine {info['engine'] or 'not identified'}: {info['pages']} pages, "
+            f"{info['articles']} articles" + (f" ({change})" if change else ""),
+            file=out,
+        )
+    if report.get("run", {}).get("id", 1) > 1:  # a first crawl's URLs are all new: noise
+        for line in list_changes(report, limit=20):
+            print(f"  {line}", file=out)
+    for reason, count in sorted(summary.get("error_reasons", {}).items()):
+        print(f"  failed {count} x {reason}", file=out)
+    for reason, count in sorted(summary["skipped"].items()):
+        print(f"  skipped {count} x {reason}", file=out)
+    if summary["from_archive"]:
+        print(
+            f"  {summary['from_archive']} pages captured before the interruption were read "
+            "back from the WARCs, not fetched again",
+            file=out,
+        )
+    if summary["warc_records"]:
+        print(
+            f"WARC: {summary['responses']} responses, {summary['revisits']} revisits, "
+            f"{summary['warc_records']} records in {len(summary['warc_files'])} files, "
+            f"{summary['warc_bytes'] / 1e6:.2f} MB written "
+            f"({summary['payload_bytes'] / 1e6:.2f} MB of HTTP payload)",
+            file=out,
+        )
+    if summary["corpus_shards"]:
+        folder = Path(summary["corpus_shards"][0]).parent
+        print(f"Corpus: {summary['corpus_records']} article records in {folder}/", file=out)
+    if summary.get("log"):
+        print(f"Log: {summary['log']}", file=out)

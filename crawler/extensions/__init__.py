@@ -1,0 +1,18 @@
+"""The crawl's Scrapy extensions (``EXTENSIONS`` in ``crawler/settings.py``).
+
+- :class:`CrawlState`: the crawl history, its one writer during a crawl;
+- :class:`CrawlDelay`: robots.txt ``Crawl-delay``, which Scrapy parses but does not apply;
+- :class:`Progress`: a live line on a terminal, log lines otherwise;
+- :class:`IndexOnClose`: CDXJ, pages.jsonl, pywb config once the WARC files are closed;
+- :class:`RunSummary`: per-autoblog counts and the first failure, for the summary.
+
+The WARC capture is an extension too, but lives in ``pipelines/warc_capture.py``.
+"""
+
+from crawler.extensions.crawl_state import CrawlState, RunInfo
+from crawler.extensions.index_on_close import IndexOnClose
+from crawler.extensions.politeness import CrawlDelay
+from crawler.extensions.progress import Progress
+from crawler.extensions.run_summary import RunSummary
+
+__all__ = ["CrawlDelay", "CrawlState", "IndexOnClose", "Progress", "RunInfo", "RunSummary"]

@@ -1,0 +1,310 @@
+"""The crawl history of an output folder, for the duration of one crawl: the one writer of
+``history.sqlite``.
+
+Built by Scrapy before anything is fetched: it takes the folder's run lock, repairs
+``.open`` WARC files left by a killed crawl and checks the history against the WARCs.
+The run starts when the spider sends its plan (``crawl_planned``): a new run, or the same
+seeds' unfinished one. During the crawl the capture records each written record here
+(:meth:`record_capture`), the spider's pages come in as items (:meth:`note_page`), and
+the spider and the capture ask what earlier runs archived. At the end it closes the run
+and writes the change report. ``autoblog-archive crawl`` and ``scrapy crawl`` both go
+through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+
+from scrapy import Spider, signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
+
+from crawler.bounds import error_count
+from crawler.config import Incremental
+from crawler.extensions.lookup import captures_held, page_bound_reached
+from crawler.history.consistency import reconcile_with_warcs
+from crawler.history.model import FAILED, FINISHED, INTERRUPTED, PARTIAL, Capture
+from crawler.history.rebuild import reconcile_files
+from crawler.history.report import build_report, write_report
+from crawler.history.store import History
+from crawler.items import CrawlPlan, PageItem, crawl_planned, run_started
+from crawler.layout import OutputLayout
+from crawler.runlock import RunLock
+from crawler.urls import canonical_url
+from crawler.warc import WarcPointer
+from crawler.warc.reader import read_record_at
+from crawler.warc.recovery import repair_output
+
+logger = logging.getLogger(__name__)
+
+FULL, INCREMENTAL = "full", "incremental"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: int
+    mode: str
+    started: str
+    resumed: bool
+
+
+@dataclass
+class RunOutcome:
+    """How the run ended, for the command line's summary."""
+
+    status: str | None = None  # finished | partial | interrupted | failed | discarded
+    report: str | None = None  # path of report.json
+
+
+class CrawlState:
+    """The history of one output folder during one crawl."""
+
+    def __init__(
+        self,
+        layout: OutputLayout,
+        mode: str = "auto",
+        full_every: int = 0,
+        margin_pages: int = 1,
+        stats=None,
+    ) -> None:
+        self.layout = layout
+        self.requested_mode = mode
+        self.full_every = full_every
+        self.margin_pages = margin_pages
+        self.stats = stats
+        self.crawler: Crawler | None = None
+        self.lock: RunLock | None = None
+        self.history: History | None = None
+        self.reconciled = None
+        self.run: RunInfo | None = None
+        self.outcome = RunOutcome()
+        self.captured_this_run: set[str] = set()
+        self.has_earlier_captures = False
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> CrawlState:
+        settings = crawler.settings
+        if not settings.getbool("HISTORY_ENABLED"):
+            raise NotConfigured
+        state = cls(
+            OutputLayout(settings["OUTPUT_DIR"], settings["CRAWL_NAME"]),
+            settings["CRAWL_MODE"],
+            settings.getint("FULL_PASS_EVERY"),
+            settings.getint("INCREMENTAL_MARGIN_PAGES"),
+            crawler.stats,
+        )
+        state.crawler = crawler
+        state.open(" ".join(sys.argv))
+        crawler.signals.connect(state.crawl_planned, signal=crawl_planned)
+        crawler.signals.connect(state.note_page, signal=signals.item_scraped)
+        crawler.signals.connect(state.spider_idle, signal=signals.spider_idle)
+        crawler.signals.connect(state.spider_closed, signal=signals.spider_closed)
+        crawler.signals.connect(state.engine_stopped, signal=signals.engine_stopped)
+        return state
+
+    def _count(self, key: str, value: int = 1) -> None:
+        if self.stats is not None:
+            self.stats.inc_value(key, count=value)
+
+    # -- the run -----------------------------------------------------------------
+
+    def open(self, command: str) -> None:
+        """Lock the folder (or raise ``RunLockedError``), repair it, open the history."""
+        self.lock = RunLock(self.layout.root, command).acquire()
+        for repair in repair_output(self.layout.root):
+            logger.warning("crash recovery: %s", repair.describe())
+            self._count("recovery/files")
+        self.reconciled = reconcile_with_warcs(self.layout.root)
+        self._count("history/forgotten", len(self.reconciled.forgotten))
+        self.history = History.open(self.layout.history)
+
+    def _mode(self) -> str:
+        assert self.history is not None
+        if self.requested_mode in (FULL, INCREMENTAL):
+            return self.requested_mode
+        previous = [r for r in self.history.runs() if r.status in (FINISHED, PARTIAL)]
+        if not previous:
+            return FULL
+        rule = Incremental(full_every=self.full_every, margin_pages=self.margin_pages)
+        return FULL if rule.full_pass_due(self.history.runs_since_full()) else INCREMENTAL
+
+    def crawl_planned(self, plan: CrawlPlan) -> None:
+        """Start the run for the spider's seeds (or resume the same seeds' unfinished one)."""
+        history = self.history
+        assert history is not None and self.reconciled is not None
+        seeds = list(plan.seeds)
+        resumable = history.resumable_run(seeds)
+        mode = resumable.mode if resumable else self._mode()
+        if mode != FULL and self.reconciled.lost_before(resumable.id if resumable else None):
+            logger.warning("captures were lost from the WARCs: this run is a full pass")
+            mode = FULL
+        elif mode != FULL and self.reconciled.rebuilt:
+            # Whether the lost history's last run had finished is written nowhere else.
+            logger.warning("the history was rebuilt: this run is a full pass")
+            mode = FULL
+        run_id = history.start_run(seeds, " ".join(sys.argv), mode=mode)
+        run = history.get_run(run_id)
+        assert run is not None
+        self.run = RunInfo(id=run_id, mode=mode, started=run.started, resumed=bool(resumable))
+        reconcile_files(history, self.layout.warcs(), run_id)
+        self.captured_this_run = history.urls_captured_in_run(run_id)
+        # A first crawl has nothing to be a revisit of: no lookup per capture.
+        self.has_earlier_captures = history.has_captures_before(run_id)
+        if resumable:
+            logger.info(
+                "resuming run %d (%s): %d URLs already captured",
+                run_id,
+                mode,
+                len(self.captured_this_run),
+            )
+        else:
+            logger.info("run %d (%s)", run_id, mode)
+        if self.crawler is not None:
+            self.crawler.signals.send_catch_log(run_started, run=self.run)
+
+    def spider_idle(self, spider: Spider) -> None:
+        if self.history is not None:
+            self.history.commit()
+
+    def spider_closed(self, spider: Spider, reason: str) -> None:
+        if self.run is None or self.history is None or self.crawler is None:
+            return
+        if not captures_held(self.crawler) and not self.run.resumed:
+            # A dead URL or a wrong path must not leave a run later runs build on.
+            self.history.discard_run(self.run.id)
+            self.outcome.status = "discarded"
+            return
+        errors = error_count(self.crawler.stats.get_stats())
+        bound = page_bound_reached(self.crawler)
+        if reason == "shutdown" or (reason == "finished" and bound):
+            # A bound stopped it: the next run with the same seeds resumes it (crawler.bounds).
+            status = INTERRUPTED
+        elif reason != "finished":
+            status = FAILED
+        else:
+            status = PARTIAL if errors else FINISHED
+        self.history.commit()
+        why = f"bound reached: {bound}" if bound and reason == "finished" else reason
+        self.history.finish_run(self.run.id, status, stats={"reason": why, "errors": errors})
+        report = build_report(self.history, self.run.id)
+        self.outcome.status = status
+        self.outcome.report = str(write_report(self.layout, report))
+
+    def engine_stopped(self) -> None:
+        if self.history is not None:
+            self.history.close()
+        if self.lock is not None:
+            self.lock.release()
+
+    # -- what the crawl writes ------------------------------------------------------
+
+    def record_capture(
+        self,
+        url: str,
+        pointer: WarcPointer,
+        *,
+        warc_date: str,
+        status: int,
+        payload_digest: str,
+        record_type: str,
+        refers_to: str | None,
+        bytes_written: int,
+    ) -> None:
+        """A response/revisit record is on disk (called once its group is written, so the
+        history never points at records a crash lost)."""
+        if self.run is None or self.history is None:
+            return
+        self.history.record_capture(
+            url=url,
+            run_id=self.run.id,
+            warc_date=warc_date,
+            status=status,
+            payload_digest=payload_digest,
+            record_type=record_type,
+            filename=pointer.filename,
+            offset=pointer.offset,
+            length=pointer.length,
+            record_id=pointer.record_id,
+            refers_to=refers_to,
+            bytes_written=bytes_written,
+        )
+
+    def note_page(self, item: object, response=None, spider=None) -> None:
+        """A page the spider read: its normalised digest and the articles it shows."""
+        if not isinstance(item, PageItem) or item.captured is None:
+            return
+        if self.run is None or self.history is None:
+            return
+        self.history.set_normalized_digest(item.captured.pointer.record_id, item.digest)
+        for permalink, digest in item.article_digests:
+            self.history.note_article(permalink, item.autoblog or "", self.run.id, digest)
+
+    # -- questions asked during the crawl -------------------------------------------
+
+    @property
+    def incremental(self) -> bool:
+        return self.run is not None and self.run.mode == INCREMENTAL
+
+    def find_original(self, url: str, payload_digest: str) -> Capture | None:
+        """The earlier response a new capture with this payload is a revisit of."""
+        if self.run is None or self.history is None or not self.has_earlier_captures:
+            return None
+        return self.history.find_original(url, payload_digest)
+
+    def captured_in_this_run(self, url: str) -> Capture | None:
+        """This run's complete capture of ``url`` (a resumed run does not fetch it again)."""
+        if self.run is None or canonical_url(url) not in self.captured_this_run:
+            return None
+        capture = self.history.latest_capture(url)
+        if capture is None or capture.run_id != self.run.id:
+            return None
+        if capture.status is None or capture.status >= 500:
+            return None
+        return capture
+
+    def archived_before(self, url: str) -> Capture | None:
+        """The newest successful capture of ``url`` from an earlier run."""
+        if self.run is None:
+            return None
+        capture = self.history.latest_capture(url, before_run=self.run.id)
+        if capture is None or capture.status is None or not 200 <= capture.status < 400:
+            return None
+        return capture
+
+    def validators(self, url: str) -> dict[str, str]:
+        """Conditional-GET headers from the last capture's ETag / Last-Modified, if any.
+
+        Autoblog pages send neither; static files served by the web server itself
+        (``articles.db``, ``vvb.ini``, media) usually do, and a 304 costs no body.
+        """
+        capture = self.history.latest_complete(url, self.run.id) if self.run else None
+        if capture is None:
+            return {}
+        try:
+            record = read_record_at(self.layout.archive / capture.filename, capture.offset, limit=0)
+        except (OSError, ValueError, EOFError):
+            return {}
+        http = record.http_headers
+        if http is None:
+            return {}
+        headers = {}
+        if http.get_header("ETag"):
+            headers["If-None-Match"] = http.get_header("ETag")
+        if http.get_header("Last-Modified"):
+            headers["If-Modified-Since"] = http.get_header("Last-Modified")
+        return headers
+
+    def article_known_before(self, permalink: str) -> bool:
+        """Was this article archived by an earlier run (the incremental stop rule)?"""
+        if self.run is None:
+            return False
+        article = self.history.article(permalink)
+        return article is not None and article["first_seen_run"] < self.run.id
+
+    def articles_known_before(self) -> set[str]:
+        """Permalinks earlier runs saw (the corpus marks what is new in this run)."""
+        if self.run is None or self.history is None:
+            return set()
+        return self.history.articles_known_before(self.run.id)

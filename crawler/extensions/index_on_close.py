@@ -1,0 +1,60 @@
+"""Writes a collection's indexes once the crawl's WARC files are closed.
+
+Triggered by the capture's ``warc_files_closed`` signal (not by its place in an order
+list), so ``scrapy crawl`` and ``autoblog-archive crawl`` leave the same output. The
+titles of pages.jsonl come from the spider's page items, so indexing need not parse
+every page again.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from pathlib import Path
+
+from scrapy import signals
+from scrapy.crawler import Crawler
+
+from crawler.extensions.lookup import captures_held
+from crawler.items import PageItem, warc_files_closed
+from crawler.layout import OutputLayout
+from crawler.warc.indexes import finish_output
+
+logger = logging.getLogger(__name__)
+
+
+class IndexOnClose:
+    """CDXJ, pages.jsonl, pywb config (and WACZ) for the collection, after the last WARC."""
+
+    def __init__(self, layout: OutputLayout, wacz: bool = False) -> None:
+        self.layout = layout
+        self.wacz = wacz
+        self.titles: dict[str, str] = {}
+        self.crawler: Crawler | None = None
+        self.written: dict[str, str] = {}
+        self.error: str | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> IndexOnClose:
+        settings = crawler.settings
+        ext = cls(
+            OutputLayout(settings["OUTPUT_DIR"], settings["CRAWL_NAME"]),
+            settings.getbool("WACZ_ENABLED"),
+        )
+        ext.crawler = crawler
+        crawler.signals.connect(ext.item_scraped, signal=signals.item_scraped)
+        crawler.signals.connect(ext.warc_files_closed, signal=warc_files_closed)
+        return ext
+
+    def item_scraped(self, item: object, response=None, spider=None) -> None:
+        if isinstance(item, PageItem) and item.title:
+            self.titles[item.url] = item.title
+
+    def warc_files_closed(self, files: list[Path]) -> None:
+        if self.crawler is not None and not captures_held(self.crawler):
+            return  # nothing captured: the folder stays as it was
+        try:
+            self.written = finish_output(self.layout, wacz=self.wacz, titles=self.titles)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            logger.error("writing the indexes of %s failed: %s", self.layout.root, exc)
+            self.error = str(exc)

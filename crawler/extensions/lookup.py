@@ -1,0 +1,39 @@
+"""Asking other components of the same crawl, the way Scrapy provides (``get_extension``,
+``get_downloader_middleware``), for the few answers that span them."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from scrapy.crawler import Crawler
+
+T = TypeVar("T")
+
+
+def downloader_middleware(crawler: Crawler, cls: type[T]) -> T | None:
+    """The crawl's instance of a downloader middleware, or None (also before the engine)."""
+    try:
+        return crawler.get_downloader_middleware(cls)
+    except RuntimeError:
+        return None
+
+
+def captures_held(crawler: Crawler) -> int:
+    """Captures this crawl holds: written now, or read back in a resumed run.
+
+    Zero means the run fetched nothing worth keeping: nothing it did may stay behind.
+    """
+    from crawler.middlewares import ResumeFromArchive
+    from pipelines.warc_capture import WarcCapture
+
+    capture = crawler.get_extension(WarcCapture)
+    resume = downloader_middleware(crawler, ResumeFromArchive)
+    return (capture.captured if capture else 0) + (resume.read_back if resume else 0)
+
+
+def page_bound_reached(crawler: Crawler) -> str | None:
+    """The page bound that refused requests in this crawl (``MAX_PAGES_PER_RUN=20000``)."""
+    from crawler.middlewares import PageBounds
+
+    bounds = downloader_middleware(crawler, PageBounds)
+    return bounds.bound_reached if bounds is not None else None

@@ -1,0 +1,51 @@
+"""What the crawl found, per autoblog, and the first thing that went wrong: for the summary
+the command line prints and writes to ``summary.json``.
+
+Built from the spider's items (``item_scraped``) and failed fetches (``fetch_failed``),
+never from the spider's own attributes.
+"""
+
+from __future__ import annotations
+
+from scrapy import signals
+from scrapy.crawler import Crawler
+from scrapy.http import Request
+
+from crawler.items import ArticleItem, PageItem, fetch_failed
+
+
+class RunSummary:
+    """Per autoblog: engine, pages read, distinct articles seen; the first failed fetch."""
+
+    def __init__(self, stats=None) -> None:
+        self.stats = stats
+        self.autoblogs: dict[str, dict] = {}
+        self.first_failure: str | None = None
+        self._permalinks: set[str] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RunSummary:
+        ext = cls(crawler.stats)
+        crawler.signals.connect(ext.item_scraped, signal=signals.item_scraped)
+        crawler.signals.connect(ext.fetch_failed, signal=fetch_failed)
+        return ext
+
+    def _entry(self, autoblog: str) -> dict:
+        return self.autoblogs.setdefault(autoblog, {"engine": None, "pages": 0, "articles": 0})
+
+    def item_scraped(self, item: object, response=None, spider=None) -> None:
+        if isinstance(item, PageItem) and item.engine and item.autoblog:
+            entry = self._entry(item.autoblog)
+            entry["engine"] = entry["engine"] or item.engine
+            entry["pages"] += 1
+        elif isinstance(item, ArticleItem) and item.permalink:
+            if item.permalink in self._permalinks:
+                return
+            self._permalinks.add(item.permalink)
+            self._entry(item.autoblog)["articles"] += 1
+            if self.stats is not None:
+                self.stats.inc_value("articles/found")
+
+    def fetch_failed(self, request: Request, reason: str) -> None:
+        if self.first_failure is None:
+            self.first_failure = f"{request.url}: {reason}"

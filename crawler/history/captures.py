@@ -1,0 +1,169 @@
+"""The history's SQL about captures: what was fetched, when, and where its record lies."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from crawler.history.model import CAPTURE_TYPES, Capture
+from crawler.urls import autoblog_base, canonical_url
+
+CAPTURE_COLUMNS = (
+    "url, run_id, warc_date, status, payload_digest, normalized_digest, record_type, "
+    "filename, offset, length, record_id, refers_to, autoblog, bytes_written"
+)
+
+CAPTURE_LOCATIONS = "SELECT url, run_id, filename, offset, length FROM captures ORDER BY id"
+
+
+def _capture_from_row(row: sqlite3.Row) -> Capture:
+    return Capture(**{k: row[k] for k in row.keys() if k != "id"})
+
+
+class CaptureQueries:
+    """Part of :class:`crawler.history.store.History`: its connection, its batched commits."""
+
+    conn: sqlite3.Connection
+
+    def record_capture(
+        self,
+        *,
+        url: str,
+        run_id: int,
+        warc_date: str,
+        status: int | None,
+        payload_digest: str | None,
+        record_type: str,
+        filename: str,
+        offset: int,
+        length: int,
+        record_id: str,
+        normalized_digest: str | None = None,
+        refers_to: str | None = None,
+        autoblog: str | None = None,
+        bytes_written: int | None = None,
+    ) -> None:
+        """Note one written response/revisit record (idempotent on ``record_id``)."""
+        if record_type not in CAPTURE_TYPES:
+            raise ValueError(f"record_type must be response or revisit, not {record_type!r}")
+        url = canonical_url(url)
+        self.conn.execute(
+            f"INSERT OR IGNORE INTO captures ({CAPTURE_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                url,
+                run_id,
+                warc_date,
+                status,
+                payload_digest,
+                normalized_digest,
+                record_type,
+                filename,
+                offset,
+                length,
+                record_id,
+                refers_to,
+                autoblog if autoblog is not None else autoblog_base(url),
+                bytes_written,
+            ),
+        )
+        self._wrote()
+
+    def set_normalized_digest(self, record_id: str, digest: str | None) -> None:
+        """Fill in the normalised digest once the page is parsed (after capture)."""
+        self.conn.execute(
+            "UPDATE captures SET normalized_digest = ? WHERE record_id = ?", (digest, record_id)
+        )
+        self._wrote()
+
+    def latest_capture(
+        self, url: str, before_run: int | None = None, record_type: str | None = None
+    ) -> Capture | None:
+        """The newest capture of ``url`` (optionally from runs before ``before_run``)."""
+        sql = "SELECT * FROM captures WHERE url = ?"
+        params: list[object] = [canonical_url(url)]
+        if before_run is not None:
+            sql += " AND run_id < ?"
+            params.append(before_run)
+        if record_type is not None:
+            sql += " AND record_type = ?"
+            params.append(record_type)
+        row = self.conn.execute(
+            sql + " ORDER BY warc_date DESC, id DESC LIMIT 1", params
+        ).fetchone()
+        return _capture_from_row(row) if row else None
+
+    def has_captures_before(self, run_id: int) -> bool:
+        row = self.conn.execute("SELECT 1 FROM captures WHERE run_id < ? LIMIT 1", (run_id,))
+        return row.fetchone() is not None
+
+    def latest_complete(self, url: str, before_run: int) -> Capture | None:
+        """The newest full 200 response of ``url`` before a run (where its validators are)."""
+        row = self.conn.execute(
+            "SELECT * FROM captures WHERE url = ? AND run_id < ? AND status = 200 "
+            "AND record_type = 'response' ORDER BY warc_date DESC, id DESC LIMIT 1",
+            (canonical_url(url), before_run),
+        ).fetchone()
+        return _capture_from_row(row) if row else None
+
+    def find_original(self, url: str, payload_digest: str) -> Capture | None:
+        """The newest full ``response`` of ``url`` with this payload: what a revisit refers to.
+
+        Its ``record_id``, ``url`` and ``warc_date`` give ``WARC-Refers-To``,
+        ``WARC-Refers-To-Target-URI`` and ``WARC-Refers-To-Date``.
+        """
+        row = self.conn.execute(
+            "SELECT * FROM captures WHERE url = ? AND payload_digest = ? "
+            "AND record_type = 'response' ORDER BY warc_date DESC, id DESC LIMIT 1",
+            (canonical_url(url), payload_digest),
+        ).fetchone()
+        return _capture_from_row(row) if row else None
+
+    def captures_in_run(self, run_id: int) -> list[Capture]:
+        rows = self.conn.execute(
+            "SELECT * FROM captures WHERE run_id = ? ORDER BY id", (run_id,)
+        ).fetchall()
+        return [_capture_from_row(r) for r in rows]
+
+    def urls_captured_in_run(self, run_id: int) -> set[str]:
+        """What a resumed run must not fetch again."""
+        rows = self.conn.execute("SELECT DISTINCT url FROM captures WHERE run_id = ?", (run_id,))
+        return {r[0] for r in rows}
+
+    def forget_after(self, filename: str, offset: int) -> int:
+        """Drop captures that pointed past a cut made by crash recovery; returns how many."""
+        cur = self.conn.execute(
+            "DELETE FROM captures WHERE filename = ? AND offset >= ?", (filename, offset)
+        )
+        self.commit()
+        return cur.rowcount
+
+    def capture_by_record_id(self, record_id: str) -> Capture | None:
+        row = self.conn.execute(
+            "SELECT * FROM captures WHERE record_id = ?", (record_id,)
+        ).fetchone()
+        return _capture_from_row(row) if row else None
+
+    def file_extent(self, filename: str) -> tuple[int, int | None]:
+        """(offset of the last capture the history has in a file, the run of its first)."""
+        row = self.conn.execute(
+            "SELECT MAX(offset), MIN(run_id) FROM captures WHERE filename = ?", (filename,)
+        ).fetchone()
+        return (row[0], row[1]) if row and row[0] is not None else (0, None)
+
+    def latest_before(self, run_id: int) -> list[tuple[str, str | None, int | None]]:
+        """(url, autoblog, status) of each URL's latest capture before a run."""
+        return self.conn.execute(
+            "SELECT c.url, c.autoblog, c.status FROM captures c JOIN ("
+            "  SELECT url, MAX(id) AS id FROM captures WHERE run_id < ? GROUP BY url"
+            ") latest ON latest.id = c.id",
+            (run_id,),
+        ).fetchall()
+
+    def capture_locations(self) -> list[tuple[str, int, str, int, int]]:
+        return self.conn.execute(CAPTURE_LOCATIONS).fetchall()
+
+    def forget_capture(self, filename: str, offset: int) -> None:
+        """Drop a capture whose record no WARC holds any more (it will be fetched again)."""
+        self.conn.execute(
+            "DELETE FROM captures WHERE filename = ? AND offset = ?", (filename, offset)
+        )

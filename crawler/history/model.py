@@ -1,0 +1,66 @@
+"""What the history knows: runs, captures, and the warcinfo fields tying WARC files to runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from crawler.warc import WarcPointer
+
+SCHEMA_VERSION = 1
+# warcinfo fields naming the run a WARC file belongs to (``crawlRun`` is its id here).
+RUN_FIELD = "crawlRun"
+RUN_STARTED_FIELD = "crawlRunStarted"
+RUN_MODE_FIELD = "crawlRunMode"
+CAPTURE_TYPES = ("response", "revisit")
+# Run statuses: a run left "running" after its process died is a crashed run.
+RUNNING, INTERRUPTED, FINISHED, PARTIAL, FAILED = (
+    "running",
+    "interrupted",
+    "finished",
+    "partial",
+    "failed",
+)
+RESUMABLE = (RUNNING, INTERRUPTED)
+
+
+def warcinfo_run_fields(run_id: int, started: str, mode: str = "full") -> dict[str, str]:
+    """Fields to add to every ``warcinfo`` of a run so a rebuild can regroup files by run
+    (and tell full passes from incremental runs, which the report's "gone" rule needs)."""
+    return {RUN_FIELD: str(run_id), RUN_STARTED_FIELD: started, RUN_MODE_FIELD: mode}
+
+
+@dataclass(frozen=True)
+class Capture:
+    """One response or revisit record: what was fetched, and where its record lies."""
+
+    url: str
+    run_id: int
+    warc_date: str
+    status: int | None
+    payload_digest: str | None
+    normalized_digest: str | None
+    record_type: str
+    filename: str
+    offset: int
+    length: int
+    record_id: str
+    refers_to: str | None = None
+    autoblog: str | None = None
+    bytes_written: int | None = None
+
+    @property
+    def pointer(self) -> WarcPointer:
+        return WarcPointer(self.filename, self.offset, self.length, self.record_id)
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    started: str
+    finished: str | None
+    status: str
+    seeds: list[str]
+    command: str | None
+    mode: str
+    resumed: int = 0
+    stats: dict = field(default_factory=dict)

@@ -1,0 +1,377 @@
+"""Reading captures back from the WARCs: the history is rebuilt from them, never trusted over them.
+
+:func:`rebuild_from_indexes` rebuilds ``history.sqlite`` from the CDXJ lines and the
+records they point at (``autoblog-archive reindex``); :func:`reconcile_files` re-reads
+the records a crash left out of the history (an uncommitted batch). Runs are tied to
+their WARC files by the ``warcinfo`` fields of :func:`crawler.history.model.warcinfo_run_fields`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
+
+from crawler.history.digests import page_digests
+from crawler.history.model import (
+    CAPTURE_TYPES,
+    FINISHED,
+    RUN_FIELD,
+    RUN_MODE_FIELD,
+    RUN_STARTED_FIELD,
+)
+from crawler.history.store import History, read_runs
+from crawler.layout import OutputLayout
+from crawler.parsing import parse_page
+from crawler.urls import autoblog_base
+from crawler.warc.reader import READ_LIMIT, read_limited
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FoundRecord:
+    """A response/revisit read from a WARC file, with what the history stores about it."""
+
+    url: str
+    warc_date: str
+    status: int | None
+    payload_digest: str | None
+    record_type: str
+    filename: str
+    offset: int
+    length: int
+    record_id: str
+    refers_to: str | None
+    page_digest: str | None
+    articles: list[tuple[str, str]]
+    run_key: str | None = None
+    run_started: str | None = None
+    run_mode: str | None = None
+    directory: Path | None = None  # the archive folder, to find a revisit's original
+
+
+def _read_found(record, path: Path, offset: int, length: int, run: tuple) -> FoundRecord:
+    headers = record.rec_headers
+    url = headers.get_header("WARC-Target-URI")
+    status = None
+    digest: str | None = None
+    articles: list[tuple[str, str]] = []
+    if record.http_headers is not None:
+        code = record.http_headers.get_statuscode()
+        status = int(code) if code and code.isdigit() else None
+        ctype = (record.http_headers.get_header("Content-Type") or "").lower()
+        if record.rec_type == "response" and status == 200 and "html" in ctype:
+            body = b""
+            try:
+                # Undoes Content-Encoding, a bounded prefix only: a stored bomb stays small.
+                body, complete = read_limited(record.content_stream(), READ_LIMIT)
+            except (OSError, EOFError, ValueError, zlib.error) as exc:
+                logger.warning("history: cannot decode %s (%s)", url, exc)
+            else:
+                if not complete:
+                    logger.warning("history: %s larger than %d bytes, not parsed", url, READ_LIMIT)
+                    body = b""
+            if body:
+                page = parse_page(body, url)
+                digest, blocks = page_digests(page)
+                if digest is not None and page.kind in ("index", "article"):
+                    articles = blocks
+    return FoundRecord(
+        url=url,
+        warc_date=headers.get_header("WARC-Date"),
+        status=status,
+        payload_digest=headers.get_header("WARC-Payload-Digest"),
+        record_type=record.rec_type,
+        filename=path.name,
+        offset=offset,
+        length=length,
+        record_id=headers.get_header("WARC-Record-ID"),
+        refers_to=headers.get_header("WARC-Refers-To"),
+        page_digest=digest,
+        articles=articles,
+        run_key=run[0],
+        run_started=run[1],
+        run_mode=run[2],
+        directory=path.parent,
+    )
+
+
+WARCINFO_READ_LIMIT = 1 << 20
+
+
+def _warcinfo_fields(record) -> dict[str, str]:
+    text = read_limited(record.content_stream(), WARCINFO_READ_LIMIT)[0].decode(
+        "utf-8", errors="replace"
+    )
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def _run_info(fields: dict[str, str]) -> tuple[str | None, str | None, str | None]:
+    return fields.get(RUN_FIELD), fields.get(RUN_STARTED_FIELD), fields.get(RUN_MODE_FIELD)
+
+
+def iter_warc_captures(path: Path, start: int = 0) -> Iterator[FoundRecord]:
+    """Response/revisit records of one WARC from byte ``start``, with offsets and lengths."""
+    run: tuple[str | None, str | None, str | None] = (None, None, None)
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        it = ArchiveIterator(fh)
+        try:
+            for record in it:
+                # The body must be read before asking for offsets: that consumes it.
+                if record.rec_type == "warcinfo":
+                    fields = _warcinfo_fields(record)
+                    run = _run_info(fields)
+                    continue
+                if record.rec_type not in CAPTURE_TYPES:
+                    continue
+                found = _read_found(record, path, 0, 0, run)
+                found.offset = it.get_record_offset()  # absolute: the iterator starts at tell()
+                found.length = it.get_record_length()
+                yield found
+        except (ArchiveLoadFailed, OSError, EOFError, ValueError) as exc:
+            logger.warning("history: %s unreadable after offset %s (%s)", path.name, start, exc)
+
+
+def index_record(
+    history: History, found: FoundRecord, run_id: int, with_articles: bool = True
+) -> None:
+    """Record one response/revisit read back from a WARC (rebuild and reconcile).
+
+    A revisit has no body: its page digest and articles are its original's, re-read
+    from the original record (identical payload, identical page).
+    """
+    if found.record_type == "revisit" and found.refers_to and found.page_digest is None:
+        _complete_revisit(history, found)
+    history.record_capture(
+        url=found.url,
+        run_id=run_id,
+        warc_date=found.warc_date,
+        status=found.status,
+        payload_digest=found.payload_digest,
+        normalized_digest=found.page_digest,
+        record_type=found.record_type,
+        filename=found.filename,
+        offset=found.offset,
+        length=found.length,
+        record_id=found.record_id,
+        refers_to=found.refers_to,
+    )
+    if with_articles:
+        for permalink, digest in found.articles:
+            history.note_article(permalink, autoblog_base(found.url), run_id, digest)
+
+
+def _complete_revisit(history: History, found: FoundRecord) -> None:
+    original = history.capture_by_record_id(found.refers_to)
+    if original is None or original.normalized_digest is None or found.directory is None:
+        return
+    try:
+        with open(found.directory / original.filename, "rb") as fh:
+            fh.seek(original.offset)
+            record = next(iter(ArchiveIterator(fh)), None)
+            if record is None:
+                return
+            read = _read_found(
+                record, found.directory / original.filename, 0, 0, (None, None, None)
+            )
+    except (ArchiveLoadFailed, OSError, EOFError, ValueError) as exc:
+        logger.warning("history: original of %s unreadable (%s)", found.url, exc)
+        return
+    found.page_digest = read.page_digest
+    found.articles = read.articles
+
+
+def reconcile_files(history: History, warcs: Iterable[Path], run_id: int) -> int:
+    """Re-read records the history lacks (an uncommitted batch lost in a crash).
+
+    Only the tail of each file past its last known capture is read, so calling it on
+    every closed file of the collection at the start of a resumed run is cheap.
+    Records land in the run their file's ``warcinfo`` names, else in ``run_id``.
+    Returns how many captures were added.
+    """
+    added = 0
+    for path in warcs:
+        start, file_run = history.file_extent(path.name)
+        target = file_run
+        for found in iter_warc_captures(path, start):
+            if found.run_key is not None and target is None:
+                target = _run_for_key(history, found.run_key, run_id)
+            if found.offset == start and file_run is not None:
+                continue
+            if history.capture_by_record_id(found.record_id) is not None:
+                continue
+            index_record(history, found, target if target is not None else run_id)
+            added += 1
+    history.commit()
+    return added
+
+
+def _run_for_key(history: History, key: str, default: int) -> int:
+    try:
+        wanted = int(key)
+    except ValueError:
+        return default
+    return wanted if history.get_run(wanted) is not None else default
+
+
+@dataclass
+class RebuildReport:
+    runs: int = 0
+    captures: int = 0
+    articles: int = 0
+    files: int = 0
+    cdxj_lines: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+PID_IN_NAME = re.compile(r"-(\d{17})-\d{5}-[^-]+-(\d+)\.warc\.gz$")
+
+
+def _cdxj_entries(layout: OutputLayout) -> dict[str, list[tuple[int, int]]]:
+    """(offset, length) of every CDXJ line, grouped by file: the index drives the rebuild."""
+    by_file: dict[str, list[tuple[int, int]]] = {}
+    if not layout.cdxj.exists():
+        return by_file
+    with open(layout.cdxj, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            parts = line.rstrip("\n").split(" ", 2)
+            try:
+                fields = json.loads(parts[2])
+                if fields.get("mime") in ("application/warc-fields",):
+                    continue
+                entry = (int(fields["offset"]), int(fields["length"]))
+                by_file.setdefault(str(fields["filename"]), []).append(entry)
+            except (IndexError, ValueError, KeyError, TypeError, AttributeError):
+                continue  # a damaged index line: `verify` reports it
+    for entries in by_file.values():
+        entries.sort()
+    return by_file
+
+
+READ_ERRORS = (ArchiveLoadFailed, OSError, EOFError, ValueError, zlib.error)
+
+
+def _read_at(
+    path: Path, entries: list[tuple[int, int]], problems: list[str]
+) -> Iterator[FoundRecord]:
+    """The capture at each CDXJ offset, with the file's warcinfo run; an unreadable record
+    is noted in ``problems`` and skipped, and the rest of the file is still read."""
+    with open(path, "rb") as fh:
+        run: tuple[str | None, str | None, str | None] = (None, None, None)
+        try:
+            first = next(iter(ArchiveIterator(fh)), None)
+            if first is not None and first.rec_type == "warcinfo":
+                run = _run_info(_warcinfo_fields(first))
+        except READ_ERRORS as exc:
+            problems.append(f"{path.name}: warcinfo unreadable ({exc}), run taken from the name")
+        for offset, length in entries:
+            try:
+                fh.seek(offset)
+                record = next(iter(ArchiveIterator(fh)), None)
+                if record is None or record.rec_type not in CAPTURE_TYPES:
+                    continue
+                found = _read_found(record, path, offset, length, run)
+                if not (found.url and found.warc_date and found.record_id):
+                    raise ValueError("no target URI, date or record id")
+            except READ_ERRORS as exc:
+                problems.append(f"{path.name} offset {offset}: unreadable record skipped ({exc})")
+                continue
+            yield found
+
+
+def rebuild_from_indexes(output_dir: str | os.PathLike[str]) -> RebuildReport:
+    """Rebuild ``history.sqlite`` from the collections' CDXJ indexes and WARC records.
+
+    Captures come from the CDXJ lines (file, offset, length), each completed from its
+    record (record id, date, digests, normalised digest of HTML pages); articles from the
+    article blocks of captured index and permalink pages. Runs come from the ``crawlRun``
+    warcinfo field (files without it: one run per writing process), keeping the details
+    (command, seeds, status) of a still-readable previous history. Written to a temporary
+    file, then swapped in, so a failed rebuild leaves the old history alone.
+    """
+    root = Path(output_dir)
+    report = RebuildReport()
+    target = OutputLayout(root).history
+    tmp = target.with_name(target.name + ".rebuild")
+    for leftover in (tmp, Path(str(tmp) + "-wal"), Path(str(tmp) + "-shm")):
+        leftover.unlink(missing_ok=True)
+    old_runs = read_runs(target)
+    # First pass: group the records by run key, in file order.
+    groups: dict[str, list[FoundRecord]] = {}
+    started: dict[str, str] = {}
+    modes: dict[str, str] = {}
+    for layout in OutputLayout.find(root):
+        by_file = _cdxj_entries(layout)
+        report.cdxj_lines += sum(len(v) for v in by_file.values())
+        for path in layout.warcs():
+            entries = by_file.get(path.name)
+            if not entries:
+                continue
+            report.files += 1
+            try:
+                for found in _read_at(path, entries, report.problems):
+                    key = found.run_key
+                    if key is None:
+                        m = PID_IN_NAME.search(path.name)
+                        key = f"pid:{m.group(2)}" if m else f"file:{path.name}"
+                    groups.setdefault(key, []).append(found)
+                    first = found.run_started or found.warc_date
+                    started[key] = min(started.get(key, first), first)
+                    if found.run_mode:
+                        modes[key] = found.run_mode
+            except READ_ERRORS as exc:
+                report.problems.append(f"{path.name}: unreadable, skipped ({exc})")
+    history = History.open(tmp, batch_size=5000, batch_seconds=60)
+    try:
+        numeric = {k: int(k) for k in groups if k.isdigit()}
+        next_id = max([*numeric.values(), *old_runs.keys(), 0]) + 1
+        ordered = sorted(groups, key=lambda k: (started[k], k))
+        for key in ordered:
+            records = groups[key]
+            if key in numeric:
+                run_id = numeric[key]
+            else:
+                run_id, next_id = next_id, next_id + 1
+            old = old_runs.get(run_id, {})
+            dates = [r.warc_date for r in records]
+            history.insert_run(
+                (
+                    run_id,
+                    old.get("started") or started[key],
+                    old.get("finished") or max(dates),
+                    old.get("status") or FINISHED,
+                    old.get("seeds") or "[]",
+                    old.get("command") or "rebuilt by autoblog-archive reindex",
+                    old.get("mode") or modes.get(key) or "full",
+                    old.get("resumed") or 0,
+                    old.get("stats"),
+                ),
+            )
+            for found in records:
+                index_record(history, found, run_id)
+            report.runs += 1
+            report.captures += len(records)
+        history.commit()
+        report.articles = history.article_count()
+        history.checkpoint()
+    finally:
+        history.close()
+    for suffix in ("-wal", "-shm"):
+        Path(str(target) + suffix).unlink(missing_ok=True)
+    os.replace(tmp, target)
+    return report

@@ -1,0 +1,122 @@
+"""Every path of an output folder, in one place.
+
+The output folder IS a pywb root: WARCs live in ``collections/<name>/archive/`` and the
+sorted CDXJ in ``collections/<name>/indexes/index.cdxj``, so ``wayback`` started in the
+folder replays the crawl with no import step, and later crawls of the same farm add to
+the same collection (which pywb needs to resolve revisit records). Beside it::
+
+    history.sqlite          the crawl history (crawler.history)
+    report.json, reports/   the change report of the latest run, and of every run
+    summary.json, logs/     what the last `crawl` said, and Scrapy's logs
+    pages.jsonl, *.wacz     page list for replay tools, optional one-file package
+    corpus/run-NNNNN/       the research corpus written by each run
+    .lock                   held while a run writes the folder (crawler.runlock)
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+HISTORY_NAME = "history.sqlite"
+REPORT_NAME = "report.json"
+LOCK_NAME = ".lock"
+# Written into the folders the demo creates: the only folders it will ever delete.
+DEMO_MARK = ".autoblog-archive-demo"
+WARC_SUFFIX = ".warc.gz"
+OPEN_SUFFIX = ".open"  # a WARC file still being written
+
+
+class OutputLayout:
+    """Paths of one output folder (one farm's crawl history) and one of its collections."""
+
+    def __init__(self, root: str | os.PathLike[str], name: str = "") -> None:
+        self.root = Path(root)
+        self.name = name
+
+    # -- the pywb collection ----------------------------------------------------------
+
+    @property
+    def collection(self) -> Path:
+        return self.root / "collections" / self.name
+
+    @property
+    def archive(self) -> Path:
+        return self.collection / "archive"
+
+    @property
+    def cdxj(self) -> Path:
+        return self.collection / "indexes" / "index.cdxj"
+
+    @property
+    def pywb_config(self) -> Path:
+        return self.root / "config.yaml"
+
+    def warcs(self) -> list[Path]:
+        return sorted(self.archive.glob("*" + WARC_SUFFIX))
+
+    def open_warcs(self) -> list[Path]:
+        return sorted(self.archive.glob("*" + WARC_SUFFIX + OPEN_SUFFIX))
+
+    # -- beside it --------------------------------------------------------------------
+
+    @property
+    def history(self) -> Path:
+        return self.root / HISTORY_NAME
+
+    def damaged_history(self, stamp: str) -> Path:
+        return self.root / f"{HISTORY_NAME}.damaged-{stamp}"
+
+    @property
+    def report(self) -> Path:
+        return self.root / REPORT_NAME
+
+    def run_report(self, run_id: int) -> Path:
+        return self.root / "reports" / f"run-{run_id:05d}.json"
+
+    @property
+    def pages(self) -> Path:
+        return self.root / "pages.jsonl"
+
+    @property
+    def wacz(self) -> Path:
+        return self.root / f"{self.name}.wacz"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def crawl_log(self, started: datetime) -> Path:
+        return self.logs / f"crawl-{started.strftime('%Y%m%dT%H%M%SZ')}.log"
+
+    @property
+    def pywb_log(self) -> Path:
+        return self.logs / "pywb.log"
+
+    @property
+    def corpus(self) -> Path:
+        return self.root / "corpus"
+
+    def run_corpus(self, run_id: int | None) -> Path:
+        return self.corpus / (f"run-{run_id:05d}" if run_id is not None else "run")
+
+    @property
+    def lock(self) -> Path:
+        return self.root / LOCK_NAME
+
+    @property
+    def demo_mark(self) -> Path:
+        return self.root / DEMO_MARK
+
+    @staticmethod
+    def find(root: str | os.PathLike[str]) -> list[OutputLayout]:
+        """Every collection below an output folder."""
+        base = Path(root) / "collections"
+        if not base.is_dir():
+            return []
+        return [OutputLayout(root, p.name) for p in sorted(base.iterdir()) if p.is_dir()]

@@ -1,0 +1,186 @@
+"""Downloader middlewares: what may go out, what a resumed run already holds, the bounds.
+
+In ``DOWNLOADER_MIDDLEWARES`` order (``crawler/settings.py``): the scope guard first (it
+also sees redirect targets and requests any component adds), then the read-back of a
+resumed run, then the page bounds (pages read back do not count towards them).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from urllib.parse import urlsplit
+
+from scrapy import Request
+from scrapy.crawler import Crawler
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Headers, Response
+from scrapy.responsetypes import responsetypes
+
+from crawler.extensions.crawl_state import CrawlState
+from crawler.history.model import Capture
+from crawler.items import CAPTURE_KEY, Captured, CrawlPlan, crawl_planned
+from crawler.scope import Refused, Scope, forbidden_reason
+from crawler.urls import autoblog_base
+from crawler.warc.reader import READ_LIMIT, read_record_at
+
+logger = logging.getLogger(__name__)
+
+
+class ScopeGuardMiddleware:
+    """Drops forbidden, out-of-scope or too long requests, counting why.
+
+    Fails closed: until the spider's plan (``crawl_planned``) gave the scope, nothing but
+    robots.txt of a seed's origin goes out.
+    """
+
+    def __init__(self, max_url_length: int = 0, stats=None) -> None:
+        self.max_url_length = max_url_length
+        self.stats = stats
+        self.scope: Scope | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ScopeGuardMiddleware:
+        guard = cls(crawler.settings.getint("URLLENGTH_LIMIT"), crawler.stats)
+        crawler.signals.connect(guard.crawl_planned, signal=crawl_planned)
+        return guard
+
+    def crawl_planned(self, plan: CrawlPlan) -> None:
+        self.scope = plan.scope
+
+    def reason(self, request: Request) -> str | None:
+        """Why ``request`` must not go out, or None."""
+        url = request.url
+        if self.max_url_length and len(url) > self.max_url_length:
+            return f"URL longer than {self.max_url_length} characters"
+        scope = self.scope
+        if scope is None:
+            return "no scope known"
+        if urlsplit(url).path == "/robots.txt" and scope.allows_origin(url):
+            return None
+        reason = forbidden_reason(url, request.method)
+        if reason is None and not scope.allows(url):
+            reason = "out of scope"
+        if reason is not None and request.meta.get("redirect_times"):
+            reason += " (redirect target)"
+        return reason
+
+    def process_request(self, request: Request) -> None:
+        reason = self.reason(request)
+        if reason is None:
+            return None
+        if self.stats is not None:
+            self.stats.inc_value(f"skipped/{reason}")
+        logger.warning("not requesting %s (%s)", request.url[:300], reason)
+        raise Refused(f"{reason}: {request.url[:300]}")
+
+
+class ResumeFromArchive:
+    """In a resumed run, answers from the WARC what this run already captured.
+
+    A crawl killed half-way resumes with the same command. Pages it had already
+    captured are not fetched again (no second response record in the run), but the
+    spider still needs their links and the corpus their text: this reads the record
+    back and hands it on as if downloaded, without a new capture.
+    """
+
+    def __init__(self, state: CrawlState | None, max_size: int = READ_LIMIT, stats=None) -> None:
+        self.state = state
+        # Read back no more than the crawl would download (a bomb is never inflated whole).
+        self.max_size = max_size or READ_LIMIT
+        self.stats = stats
+        self.read_back = 0
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ResumeFromArchive:
+        max_size = crawler.settings.getint("DOWNLOAD_MAXSIZE")
+        return cls(crawler.get_extension(CrawlState), max_size, crawler.stats)
+
+    def process_request(self, request: Request) -> Response | None:
+        state = self.state
+        if state is None or not state.captured_this_run:
+            return None
+        capture = state.captured_in_this_run(request.url)
+        if capture is None or capture.record_type != "response":
+            return None
+        response = read_response(
+            state.layout.archive / capture.filename, capture, request, self.max_size
+        )
+        if response is None:
+            return None
+        request.meta[CAPTURE_KEY] = Captured(
+            capture.pointer, capture.payload_digest, capture.status, capture.warc_date, "response"
+        )
+        self.read_back += 1
+        if self.stats is not None:
+            self.stats.inc_value("resume/from_archive")
+        return response
+
+
+def read_response(path, capture: Capture, request: Request, limit: int = READ_LIMIT):
+    """The Scrapy response stored at ``capture`` (body decoded, as Scrapy would give it)."""
+    try:
+        record = read_record_at(path, capture.offset, limit)
+    except (OSError, ValueError, EOFError) as exc:
+        logger.warning("cannot read back %s from %s (%s); fetching again", request.url, path, exc)
+        return None
+    if not record.complete:
+        # A stored body past the bound (a compressed bomb): already archived, never inflated.
+        raise IgnoreRequest(f"stored body larger than {limit} bytes: {request.url}")
+    body = record.payload
+    pairs = record.http_headers.headers if record.http_headers else []
+    headers = Headers()
+    for name, value in pairs:
+        if name.lower() not in ("content-encoding", "content-length", "transfer-encoding"):
+            headers.appendlist(name, value)
+    cls = responsetypes.from_args(headers=headers, url=request.url, body=body)
+    return cls(
+        url=request.url,
+        status=capture.status or 200,
+        headers=headers,
+        body=body,
+        request=request,
+        flags=["archived"],
+    )
+
+
+class PageBounds:
+    """Refuses network fetches past ``MAX_PAGES_PER_RUN`` or ``MAX_PAGES_PER_AUTOBLOG``
+    (0 = no bound), reporting the bound under ``skipped`` (see :mod:`crawler.bounds`)."""
+
+    def __init__(self, per_run: int = 0, per_autoblog: int = 0, stats=None) -> None:
+        self.per_run = per_run
+        self.per_autoblog = per_autoblog
+        self.stats = stats
+        self.fetched = 0
+        self.by_autoblog: Counter[str] = Counter()
+        self.bound_reached: str | None = None  # the bound that refused a request: resumable
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> PageBounds:
+        settings = crawler.settings
+        return cls(
+            settings.getint("MAX_PAGES_PER_RUN"),
+            settings.getint("MAX_PAGES_PER_AUTOBLOG"),
+            crawler.stats,
+        )
+
+    def _refuse(self, request: Request, bound: str) -> None:
+        if self.bound_reached is None:
+            logger.warning("bound reached: %s; run the same command again to continue", bound)
+        self.bound_reached = bound
+        if self.stats is not None:
+            self.stats.inc_value(f"skipped/bound: {bound}")
+        raise Refused(f"bound reached ({bound}): {request.url[:300]}")
+
+    def process_request(self, request: Request) -> None:
+        if request.url.endswith("/robots.txt"):
+            return None
+        if self.per_run and self.fetched >= self.per_run:
+            self._refuse(request, f"MAX_PAGES_PER_RUN={self.per_run}")
+        base = autoblog_base(request.url)
+        if self.per_autoblog and self.by_autoblog[base] >= self.per_autoblog:
+            self._refuse(request, f"MAX_PAGES_PER_AUTOBLOG={self.per_autoblog}")
+        self.fetched += 1
+        self.by_autoblog[base] += 1
+        return None

@@ -1,0 +1,32 @@
+"""WARC files: writing them, reading them back, repairing them, indexing them.
+
+- :mod:`crawler.warc.writer`: rolling ``.warc.gz`` files, one gzip member per record;
+- :mod:`crawler.warc.records`: the records of one capture (response or revisit, request,
+  metadata), built with warcio from what Scrapy fetched;
+- :mod:`crawler.warc.reader`: bounded reads of one record, or of a whole file;
+- :mod:`crawler.warc.recovery`: cutting a file back to its last complete record group;
+- :mod:`crawler.warc.indexes`: CDXJ, pages.jsonl, pywb config and WACZ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WarcPointer:
+    """Where a record is: enough for a reader to jump straight to it. The one shape of
+    this idea, whether the writer, the history, the CDXJ or a corpus record holds it."""
+
+    filename: str
+    offset: int
+    length: int
+    record_id: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "filename": self.filename,
+            "offset": self.offset,
+            "length": self.length,
+            "record_id": self.record_id,
+        }

@@ -1,0 +1,110 @@
+"""Crawl-time corpus: feeds every captured autoblog page to :class:`crawler.corpus.CorpusBuilder`.
+
+The spider yields a :class:`crawler.items.PageItem` for each HTML page it parsed (body
+as Scrapy decoded it, headers, status, and where the capture put it). The
+builder extracts in worker processes, so ``process_item`` only queues; the final
+write (``close``) waits for the workers and runs in a thread, off the reactor.
+
+Each run writes its own ``corpus/run-NNNNN/``: a scheduled re-crawl adds the new and
+changed articles and leaves earlier shards untouched. Pages captured as ``revisit``
+records (unchanged since an earlier run) add nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from scrapy import Spider
+from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet.threads import deferToThread
+
+from crawler.corpus import CorpusBuilder
+from crawler.extensions.crawl_state import CrawlState, RunInfo
+from crawler.items import PageItem, run_started
+from crawler.layout import OutputLayout
+
+logger = logging.getLogger(__name__)
+
+
+class CorpusPipeline:
+    """Queues every archived page for extraction; writes the run's corpus at the end."""
+
+    def __init__(self, layout: OutputLayout, workers: int = 2, timeout: float = 30.0) -> None:
+        self.layout = layout
+        self.workers = workers
+        self.timeout = timeout
+        self.stats = None
+        self.state: CrawlState | None = None  # the crawl history, if the crawl keeps one
+        self.run_id: int | None = None
+        self.builder: CorpusBuilder | None = None
+        self.shards: list[str] = []
+        self.records = 0
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> CorpusPipeline:
+        settings = crawler.settings
+        if not settings.getbool("CORPUS_ENABLED"):
+            raise NotConfigured
+        pipeline = cls(
+            OutputLayout(settings["OUTPUT_DIR"], settings["CRAWL_NAME"]),
+            settings.getint("CORPUS_WORKERS"),
+            settings.getfloat("CORPUS_TIMEOUT"),
+        )
+        pipeline.stats = crawler.stats
+        pipeline.state = crawler.get_extension(CrawlState)
+        crawler.signals.connect(pipeline.run_started, signal=run_started)
+        return pipeline
+
+    def _count(self, key: str) -> None:
+        if self.stats is not None:
+            self.stats.inc_value(key)
+
+    def run_started(self, run: RunInfo) -> None:
+        self.run_id = run.id
+
+    def _builder(self) -> CorpusBuilder:
+        """Created on the first page, once the run (and so its folder) is known."""
+        if self.builder is None:
+            self.builder = CorpusBuilder(
+                self.layout.root,
+                workers=self.workers,
+                timeout=self.timeout,
+                corpus_dir=self.layout.run_corpus(self.run_id),
+            )
+        return self.builder
+
+    def process_item(self, item: Any, spider: Spider | None = None) -> Any:
+        if not isinstance(item, PageItem):
+            return item
+        captured = item.captured
+        if captured is None:
+            self._count("corpus/pages_without_warc")
+            return item
+        if captured.record_type == "revisit":
+            self._count("corpus/pages_unchanged")
+            return item
+        queued = self._builder().add_page(
+            item.url,
+            body=item.body,
+            headers=item.headers,
+            http_status=item.http_status,
+            warc_pointer=captured.pointer.as_dict()
+            | {"payload_digest": captured.payload_digest, "http_status": captured.http_status},
+            crawl_date=captured.warc_date,
+        )
+        # The body is no longer needed once queued: items stay small for later stages.
+        item.body = b""
+        self._count("corpus/pages_queued" if queued else "corpus/pages_ignored")
+        return item
+
+    async def close_spider(self, spider: Spider | None = None) -> None:
+        if self.builder is None:
+            return
+        builder, self.builder = self.builder, None
+        known = self.state.articles_known_before() if self.state is not None else set()
+        shards = await maybe_deferred_to_future(deferToThread(builder.close, known))
+        self.shards = [str(s) for s in shards]
+        self.records = builder.stats.permalink_records + builder.stats.index_only_records
