@@ -23,13 +23,12 @@ from urllib.parse import urljoin, urlsplit
 
 from scrapy import Request, Selector, Spider
 from scrapy.downloadermiddlewares.retry import get_retry_request
-from scrapy.exceptions import DownloadCancelledError, DownloadFailedError, IgnoreRequest
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response, TextResponse
-from twisted.internet.defer import CancelledError
-from twisted.web._newclient import ResponseFailed
 
 from crawler.bounds import bounded_links
 from crawler.extensions.crawl_state import CrawlState
+from crawler.failures import failure_reason
 from crawler.history.digests import page_digests
 from crawler.items import ArticleItem, CrawlPlan, PageItem, captured_of, crawl_planned, fetch_failed
 from crawler.parsing import ParsedPage, export_autoblog_links, farm_autoblog_links, parse_page
@@ -49,21 +48,6 @@ ENGINE_FILES = {
     "0.2": ("?feed", "vvb.ini", "articles.db"),
     "0.1": ("?feed", "vvb.ini", "articles.db"),
 }
-
-
-def failure_reason(failure: Any, max_size: int = 0) -> str:
-    """A failed fetch's reason in words: Twisted's own messages can be empty or misleading."""
-    if failure.check(CancelledError, DownloadCancelledError):
-        return f"body larger than DOWNLOAD_MAXSIZE ({max_size} bytes)" if max_size else "cancelled"
-    if failure.check(IgnoreRequest) and "DOWNLOAD_MAXSIZE" in str(failure.value):
-        # HttpCompressionMiddleware: the captured body inflates past the bound (a bomb?).
-        return f"body larger than DOWNLOAD_MAXSIZE ({max_size} bytes) once decompressed"
-    if failure.check(ResponseFailed) or (
-        failure.check(DownloadFailedError) and "ConnectionDone" in str(failure.value)
-    ):
-        # Twisted drops the connection on a header line over 16 kB and says "closed cleanly".
-        return "connection closed before a complete response (or a header line over 16 kB)"
-    return type(failure.value).__name__  # its message (often per URL) goes to the log only
 
 
 def split_list(value: str | list[str] | None) -> list[str]:
