@@ -20,7 +20,7 @@ from warcio.timeutils import datetime_to_iso_date
 
 from crawler.verify import Report, check_warc
 from crawler.warc.records import request_http_headers, response_http_headers
-from crawler.warc.recovery import repair_directory, repair_open_file, scan_warc
+from crawler.warc.recovery import repair_directory, repair_open_file, scan_members
 from crawler.warc.writer import RollingWarcWriter, make_record_builder
 
 BIN = Path(sys.executable).parent
@@ -223,7 +223,7 @@ def test_warcinfo_only_and_empty_files_are_deleted(tmp_path):
     writer.write_group([])
     writer._fh.flush()
     path = tmp_path / (writer.current_name + ".open")
-    assert len(scan_warc(path).members) == 1
+    assert len(scan_members(path).members) == 1
     assert repair_open_file(path).action == "deleted"
     empty = tmp_path / "x-20250101000000000-00000-h-1.warc.gz.open"
     empty.write_bytes(b"")

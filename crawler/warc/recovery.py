@@ -160,7 +160,7 @@ def _raw_members(fh) -> Iterator[tuple[int, int | None, bytes, str | None]]:
         yield start, pos, b"".join(parts), None
 
 
-def scan_warc(path: str | os.PathLike[str]) -> Scan:
+def scan_members(path: str | os.PathLike[str]) -> Scan:
     """Every good member from the start of the file up to the first bad one."""
     path = Path(path)
     members: list[Member] = []
@@ -242,7 +242,7 @@ def cut_back(path: Path, final: Path) -> Repair:
     """Truncate ``path`` after its last complete group, check it, and move it to ``final``
     (or delete it when no capture is left)."""
     size = path.stat().st_size
-    scan = scan_warc(path)
+    scan = scan_members(path)
     cut, kept = cut_point(scan.members)
     kept_members = scan.members[:kept]
     dropped = [f"{m.rec_type} {m.target_uri}" for m in scan.members[kept:]]
