@@ -1,0 +1,85 @@
+"""Each crawl component is built alone, from plain values: no crawler, no lock, no SQLite.
+
+What they do inside a real crawl is tested by the crawl tests (test_crawl.py,
+test_recrawl.py, test_same_output.py ...); here, that each can be built and used on
+its own, which is what lets a new extractor or a distributed frontier swap one of them.
+"""
+
+from __future__ import annotations
+
+import pytest
+from scrapy import Request
+from scrapy.http import HtmlResponse
+from warcio.archiveiterator import ArchiveIterator
+
+from crawler.extensions import CrawlState, IndexOnClose, RunSummary
+from crawler.items import ArticleItem, Captured, PageItem
+from crawler.layout import OutputLayout
+from crawler.middlewares import PageBounds, ResumeFromArchive
+from crawler.scope import Refused
+from crawler.warc.writer import RollingWarcWriter
+from pipelines.research_corpus import CorpusPipeline
+from pipelines.warc_capture import WarcCapture
+
+BASE = "http://127.0.0.1:9/autoblogs/a/"
+
+
+def _response(url: str = BASE, body: bytes = b"<html><a href='?2'>2</a></html>"):
+    request = Request(url, meta={"reason": "seed", "download_latency": 0.01})
+    return HtmlResponse(url, status=200, body=body, request=request, headers={"X": "1"})
+
+
+def test_warc_capture_writes_a_readable_group_without_a_crawl(tmp_path):
+    layout = OutputLayout(tmp_path, "c")
+    capture = WarcCapture(RollingWarcWriter(layout.archive, "c", {"software": "test"}))
+    response = _response()
+    captured = capture.capture(response, response.request)
+    assert isinstance(captured, Captured) and captured.record_type == "response"
+    capture.fetch_failed(Request(BASE + "?gone"), "connection refused")
+    capture.writer.close()
+    (path,) = layout.warcs()
+    with open(path, "rb") as fh:
+        records = [
+            (r.rec_type, r.rec_headers.get_header("WARC-Target-URI")) for r in ArchiveIterator(fh)
+        ]
+    assert [t for t, _ in records] == ["warcinfo", "response", "request", "metadata", "metadata"]
+    assert records[-1][1] == BASE + "?gone"
+    assert captured.pointer.filename == path.name and capture.captured == 1
+
+
+def test_crawl_state_touches_nothing_until_opened(tmp_path):
+    state = CrawlState(OutputLayout(tmp_path / "out", "c"), mode="full")
+    assert not (tmp_path / "out").exists()
+    assert state.find_original(BASE, "sha1:X") is None and not state.incremental
+    state.note_page(PageItem(BASE, "index", 200, {}, b"", None))  # no run: nothing written
+
+
+def test_page_bounds_refuse_past_the_bound():
+    bounds = PageBounds(per_run=2)
+    for n in range(2):
+        bounds.process_request(Request(f"{BASE}?{n}"))
+    with pytest.raises(Refused):
+        bounds.process_request(Request(BASE + "?3"))
+    assert bounds.bound_reached == "MAX_PAGES_PER_RUN=2"
+    bounds.process_request(Request("http://127.0.0.1:9/robots.txt"))  # never counted
+
+
+def test_resume_without_history_lets_everything_through():
+    assert ResumeFromArchive(None).process_request(Request(BASE)) is None
+
+
+def test_items_feed_the_summary_and_the_page_titles(tmp_path):
+    summary, indexes = RunSummary(), IndexOnClose(OutputLayout(tmp_path, "c"))
+    page = PageItem(BASE, "index", 200, {}, b"", None, autoblog=BASE, engine="0.3", title="T")
+    article = ArticleItem(BASE, "0.3", BASE + "?a", "A", None, None, BASE, "index", 200, None)
+    for item in (page, article, article):
+        summary.item_scraped(item)
+        indexes.item_scraped(item)
+    assert summary.autoblogs == {BASE: {"engine": "0.3", "pages": 1, "articles": 1}}
+    assert indexes.titles == {BASE: "T"}
+
+
+def test_corpus_pipeline_starts_no_worker_before_a_page(tmp_path):
+    pipeline = CorpusPipeline(OutputLayout(tmp_path, "c"), workers=1)
+    assert pipeline.process_item(PageItem(BASE, "index", 200, {}, b"", None)) is not None
+    assert pipeline.builder is None and not (tmp_path / "corpus").exists()
