@@ -28,7 +28,7 @@ from crawler.crawl_summary import print_summary, summarize, verdict
 from crawler.exitcodes import EXIT_FAILED, EXIT_LOCKED, UsageError, UserError
 from crawler.folder import FolderSnapshot, check_output_folder
 from crawler.layout import OutputLayout
-from crawler.runlock import RunLock, RunLockedError
+from crawler.runlock import RunLockedError
 from crawler.warc.indexes import check_collection_name
 from spiders.autoblog import AutoblogSpider
 
@@ -75,11 +75,6 @@ def run_crawl(
     output = check_output_folder(output)
     name = check_collection_name(name or default_name(urls[0]))
     snapshot = FolderSnapshot.take(output)
-    # Said before Scrapy starts; the crawl's CrawlState takes the lock for the run itself.
-    try:
-        RunLock(output).acquire().release()
-    except RunLockedError as exc:
-        raise UserError(exc.describe(), EXIT_LOCKED) from None
     started = datetime.now(UTC)
     log = Path(log_file) if log_file else None if verbose else _temporary_log()
     failures: list[Any] = []
@@ -98,7 +93,10 @@ def run_crawl(
             handler.flush()
     for failure in failures:
         if failure.check(RunLockedError):
+            # Raised by CrawlState, the first component built: nothing of ours was written,
+            # and the folder is another run's (never undo anything in it).
             raise UserError(failure.value.describe(), EXIT_LOCKED)
+        failure.raiseException()
     summary, held = summarize(crawler_)
     summary |= {"started": started.isoformat(), "finished": datetime.now(UTC).isoformat()}
     summary |= {"seeds": list(urls), "output": str(output), "name": name}
