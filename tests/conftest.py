@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
+from crawler.layout import OutputLayout
 from crawler.samplefarm import RunningFarm, start_farm
+from crawler.urls import canonical_url
 
 ENGINES = ["0.3.4", "0.3.0", "0.2", "0.1", "2025", "0.3.1"]
 BIN = Path(sys.executable).parent
@@ -69,6 +71,59 @@ def crawled(tmp_path_factory):
             "truth": farm.truth()["autoblogs"],
             "responses": responses(out / "collections" / "farm" / "archive"),
         }
+
+
+@pytest.fixture(scope="session")
+def history_crawls(tmp_path_factory):
+    """Three real crawls of one changing farm into one output folder (read it, never
+    write it: copy it first). 2 autoblogs of 12 articles, engines 0.3.4 and 2025:
+
+    - run 1, the first crawl (a full pass);
+    - ``grown``: K=3 new articles in autoblog 0; ``edited``: a paragraph appended to the
+      oldest article of autoblog 1 (page 3: an incremental run does not look there);
+    - run 2, ``--incremental``;
+    - ``deleted``: the newest article of autoblog 0 (one of the grown) is deleted;
+    - run 3, ``--full``.
+
+    ``requests`` holds the farm's request log of each run, in order.
+    """
+    out = tmp_path_factory.mktemp("history")
+    with start_farm(autoblogs=2, articles=12, seed=1, engine=["0.3.4", "2025"]) as farm:
+        truth = farm.truth()["autoblogs"]
+        folders = list(truth)
+        crawl = ["crawl", farm.url, "-o", str(out), "--name", "farm", "--fast"]
+        logs: list[list[dict]] = []
+
+        def run(*extra: str) -> None:
+            seen = len(farm.requests())
+            result = run_cli(*crawl, *extra)
+            assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+            logs.append(farm.requests()[seen:])
+
+        run()
+        grown = farm.grow(folders[0], 3)["articles"]
+        edited = farm.edit(folders[1], 0)["articles"][0]
+        run("--incremental")
+        deleted = farm.delete(folders[0], 1)["articles"][0]
+        run("--full")
+        yield {
+            "farm_url": farm.url,
+            "out": out,
+            "layout": OutputLayout(out, "farm"),
+            "runs": (1, 2, 3),
+            "requests": logs,
+            "bases": tuple(truth[f]["base_url"] for f in folders),
+            "truth": truth,
+            "truth_after": farm.truth()["autoblogs"],
+            "grown": [canonical_url(a["permalink"]) for a in grown],
+            "edited": canonical_url(edited["permalink"]),
+            "deleted": canonical_url(deleted["permalink"]),
+        }
+
+
+def requested_urls(farm_url: str, log: list[dict]) -> list[str]:
+    """The canonical URLs of a farm request log, in order."""
+    return [canonical_url(farm_url.rstrip("/") + r["path"]) for r in log]
 
 
 # The read-only reference pages the real engine rendered, beside the repository.

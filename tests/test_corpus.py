@@ -1,34 +1,28 @@
 """The corpus against the sample farm's own content, for every engine variant.
 
-Pages are fetched over real HTTP (urllib), written into a real WARC by warcio's
-WARCWriter, then turned into a corpus twice: offline (``extract_warcs``) and the way the
-crawl does it (``CorpusBuilder.add_page`` with decoded bodies and WARC pointers). Both
-must be byte-identical, and every article of ``farm.truth()`` must be in it.
+A real crawl (the `crawl` command against the sample farm on loopback) writes its WARCs
+and, as it goes, its corpus; ``extract_warcs`` (what `extract` runs) turns the same
+WARCs into a corpus offline, its workers recycled meanwhile. Both must be
+byte-identical, and every article of ``farm.truth()`` must be in it.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import statistics
-import urllib.error
-import urllib.request
-import zlib
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REFERENCE_PAGES
+from conftest import REFERENCE_PAGES, run_cli
 from rapidfuzz import fuzz
 from warcio.archiveiterator import ArchiveIterator
-from warcio.statusandheaders import StatusAndHeaders
-from warcio.warcwriter import WARCWriter
 
 from crawler.corpus import CorpusBuilder, annotate_duplicates, read_corpus
+from crawler.layout import OutputLayout
 from crawler.offline import extract_warcs
-from crawler.parsing import parse_page
 from crawler.urls import canonical_url
 
 samplefarm = pytest.importorskip("crawler.samplefarm")
@@ -42,100 +36,28 @@ MIN_RATIO = 90.0
 REFERENCE = REFERENCE_PAGES
 
 
-# ---------------------------------------------------------------- a tiny crawl into a WARC
-
-
-def fetch(url: str) -> tuple[str, int, str, list[tuple[str, str]], bytes]:
-    """GET with Accept-Encoding: gzip; returns the body as sent (maybe still gzipped)."""
-    safe = canonical_url(url)
-    req = urllib.request.Request(safe, headers={"Accept-Encoding": "gzip"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return safe, r.status, r.reason, list(r.headers.items()), r.read()
-    except urllib.error.HTTPError as e:
-        return safe, e.code, e.reason, list(e.headers.items()), e.read()
-
-
-def decoded(headers: list[tuple[str, str]], body: bytes) -> bytes:
-    """What Scrapy's HttpCompressionMiddleware hands to the spider."""
-    enc = next((v for k, v in headers if k.lower() == "content-encoding"), "").lower()
-    if enc == "gzip":
-        return gzip.decompress(body)
-    if enc == "deflate":
-        return zlib.decompress(body)
-    return body
-
-
-def crawl_into_warc(farm: Any, truth: dict, path: Path) -> list[dict[str, Any]]:
-    """Fetch every index page and every permalink; one response record per fetch."""
-    urls: list[str] = []
-    for ab in truth["autoblogs"].values():
-        urls.append(ab["base_url"])
-        first = fetch(ab["base_url"])
-        parsed = parse_page(decoded(first[3], first[4]), first[0])
-        urls += [u for u in parsed.page_links if u not in urls]
-        urls += [a["permalink"] for a in ab["articles"]]
-    urls.append(next(iter(truth["autoblogs"].values()))["base_url"] + "?Nope-404")
-    captures = []
-    with open(path, "wb") as fh:
-        writer = WARCWriter(fh, gzip=True, warc_version="WARC/1.1")
-        for url in dict.fromkeys(urls):
-            safe, status, reason, headers, body = fetch(url)
-            http = StatusAndHeaders(f"{status} {reason}", headers, protocol="HTTP/1.1")
-            record = writer.create_warc_record(
-                safe, "response", payload=BytesIO(body), http_headers=http
-            )
-            offset = fh.tell()
-            writer.write_record(record)
-            rh = record.rec_headers
-            captures.append(
-                {
-                    "url": safe,
-                    "status": status,
-                    "headers": headers,
-                    "body": decoded(headers, body),
-                    "crawl_date": rh.get_header("WARC-Date"),
-                    "pointer": {
-                        "filename": path.name,
-                        "record_id": rh.get_header("WARC-Record-ID"),
-                        "offset": offset,
-                        "length": fh.tell() - offset,
-                        "payload_digest": rh.get_header("WARC-Payload-Digest"),
-                        "http_status": status,
-                    },
-                }
-            )
-    return captures
-
-
 @pytest.fixture(scope="module")
 def farm_corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("farm")
+    layout = OutputLayout(tmp / "crawl", "farm")
     with samplefarm.start_farm(
         autoblogs=len(ENGINES), articles=12, engine=ENGINES, seed=1, fault=FAULTS
     ) as farm:
         truth = farm.truth()
-        warc = tmp / "farm-00000.warc.gz"
-        captures = crawl_into_warc(farm, truth, warc)
-    offline = extract_warcs([warc], tmp / "offline", workers=2, timeout=20)
-    # crawl-time path: decoded bodies + pointers, as the item pipeline will call it
-    with CorpusBuilder(tmp / "crawl", workers=2, timeout=20, max_tasks_per_worker=7) as b:
-        for c in captures:
-            b.add_page(
-                c["url"],
-                c["body"],
-                headers=c["headers"],
-                http_status=c["status"],
-                warc_pointer=c["pointer"],
-                crawl_date=c["crawl_date"],
-            )
+        result = run_cli("crawl", farm.url, "-o", str(layout.root), "--name", "farm", "--fast")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    # Offline, from the crawl's WARCs; workers recycled meanwhile (every 40 documents: a
+    # few times, each new worker costs a trafilatura import).
+    offline = extract_warcs(
+        layout.warcs(), tmp / "offline", workers=2, timeout=20, max_tasks_per_worker=40
+    )
     return {
         "truth": truth,
-        "warc": warc,
+        "layout": layout,
         "offline": read_corpus(tmp / "offline"),
         "offline_dir": tmp / "offline",
-        "crawl_dir": tmp / "crawl",
-        "crawl_pool": dict(b.pool.stats),
+        "crawl_corpus": layout.run_corpus(1),
+        "offline_pool": offline["pool"],
         "summary": offline,
     }
 
@@ -205,11 +127,12 @@ def test_lqdn_seed_footnotes_kept_and_no_code_anywhere(farm_corpus: dict[str, An
 
 
 def test_warc_pointers_open_with_warcio(farm_corpus: dict[str, Any]) -> None:
-    warc: Path = farm_corpus["warc"]
+    layout: OutputLayout = farm_corpus["layout"]
+    names = {p.name for p in layout.warcs()}
     for rec in farm_corpus["offline"]:
         ptr = rec["warc"]
-        assert ptr["filename"] == warc.name
-        with open(warc, "rb") as fh:
+        assert ptr["filename"] in names
+        with open(layout.archive / ptr["filename"], "rb") as fh:
             fh.seek(ptr["offset"])
             member = fh.read(ptr["length"])
         record = next(iter(ArchiveIterator(BytesIO(member))))
@@ -247,13 +170,13 @@ def test_record_shape(farm_corpus: dict[str, Any]) -> None:
 
 
 def test_crawl_time_corpus_equals_offline(farm_corpus: dict[str, Any]) -> None:
-    a = sorted((farm_corpus["offline_dir"] / "corpus").glob("part-*.jsonl.gz"))
-    b = sorted((farm_corpus["crawl_dir"] / "corpus").glob("part-*.jsonl.gz"))
-    assert [p.name for p in a] == [p.name for p in b]
-    assert read_corpus(farm_corpus["crawl_dir"]) == farm_corpus["offline"]
+    a = sorted(farm_corpus["offline_dir"].joinpath("corpus").glob("part-*.jsonl.gz"))
+    b = sorted(farm_corpus["crawl_corpus"].glob("part-*.jsonl.gz"))
+    assert a and [p.name for p in a] == [p.name for p in b]
+    assert read_corpus(farm_corpus["layout"].root) == farm_corpus["offline"]
     for x, y in zip(a, b, strict=True):
         assert x.read_bytes() == y.read_bytes()  # gzip mtime 0, deterministic order
-    assert farm_corpus["crawl_pool"]["recycled"] > 0  # workers were recycled meanwhile
+    assert farm_corpus["offline_pool"]["recycled"] > 0  # workers were recycled meanwhile
 
 
 def test_duplicates_are_annotated_not_dropped(farm_corpus: dict[str, Any]) -> None:

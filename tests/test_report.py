@@ -1,5 +1,7 @@
-"""The change report, on real WARCs of the in-process sample farm (see test_history.py):
-full crawl, growth by K articles, an edited article, a deleted one, then the report."""
+"""The change report, on real crawls of the sample farm (``history_crawls`` in
+conftest.py): a full crawl, growth by K articles and an edited article, an incremental
+crawl, a deleted article, a full pass; then the report of each run.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import io
 import json
 
 import pytest
-from test_history import HOST, SimulatedCrawl, make_farm  # the reference wiring
+from conftest import requested_urls
 
 from crawler.exitcodes import UsageError
 from crawler.history.model import FINISHED
@@ -21,36 +23,9 @@ K = 3
 
 
 @pytest.fixture(scope="module")
-def crawled(tmp_path_factory):
-    out = tmp_path_factory.mktemp("report")
-    farm = make_farm()
-    crawl = SimulatedCrawl(farm, out)
-    history = History.open(out)
-    ab0, ab1 = (crawl.base(0), crawl.base(1))
-    run1 = crawl.run(history, crawl.walk(0) + crawl.walk(1) + [ab0 + "articles.db"])
-    # Growth by K articles, and an edit of the oldest article of autoblog 1.
-    grown = farm.grow(farm.autoblogs[0].folder, K, HOST)["articles"]
-    edited_ab = farm.autoblogs[1]
-    edited_ab.article(0).content += "<p>Correction : ajout d’un paragraphe.</p>"
-    edited = canonical_url(farm.permalink(edited_ab, edited_ab.article(0), HOST))
-    incremental = crawl.walk(0, pages=2) + [ab0 + "articles.db"]
-    run2 = crawl.run(history, incremental, mode="incremental")
-    # The newest article of autoblog 0 is deleted; a full pass follows.
-    deleted = canonical_url(grown[0]["permalink"])
-    ab = farm.autoblogs[0]
-    ab.count -= 1
-    ab._slug_index = None
-    run3 = crawl.run(history, crawl.walk(0) + crawl.walk(1) + [deleted])
-    yield {
-        "out": out,
-        "history": history,
-        "runs": (run1, run2, run3),
-        "grown": [canonical_url(a["permalink"]) for a in grown],
-        "edited": edited,
-        "deleted": deleted,
-        "bases": (ab0, ab1),
-        "incremental": incremental,
-    }
+def crawled(history_crawls):
+    history = History.open(history_crawls["out"])
+    yield {**history_crawls, "history": history}
     history.close()
 
 
@@ -75,23 +50,39 @@ def test_incremental_run_lists_exactly_the_k_new_articles(crawled):
     report = build_report(history, run2)
     ab0, ab1 = crawled["bases"]
     entry = report["autoblogs"][ab0]
+    assert len(crawled["grown"]) == K
     assert entry["articles"]["new"] == sorted(crawled["grown"])
     assert report["totals"]["articles"]["new"] == K
     assert entry["articles"]["changed"] == [] and entry["articles"]["gone"] == []
-    # Pages 1 and 2 shifted by K articles: changed. Old permalinks: unchanged (revisits).
+    # Pages 1 and 2 shifted by K articles: changed.
     assert ab0 in entry["pages"]["changed"] and ab0 + "?2" in entry["pages"]["changed"]
     assert set(crawled["grown"]) <= set(entry["pages"]["new"])
     assert ab0 + "articles.db" in entry["pages"]["changed"]  # the database grew
-    old = [u for u in crawled["incremental"] if u not in crawled["grown"] and "?" in u]
-    old = [u for u in old if u not in (ab0 + "?2",)]
-    assert set(old) <= set(entry["pages"]["unchanged"])
-    assert entry["revisits"] == len(entry["pages"]["unchanged"])
-    # An incremental run says nothing is gone just because it did not look.
-    assert report["totals"]["pages"]["gone"] == 0 and ab1 not in report["autoblogs"]
+    # The run fetched no article it already held; what it found unchanged is a revisit.
+    fetched = {url for urls in entry["pages"].values() for url in urls}
+    old = {
+        canonical_url(a["permalink"])
+        for blog in crawled["truth"].values()
+        for a in blog["articles"]
+    }
+    assert len(old) == 24 and not fetched & old
+    assert entry["revisits"] == len(entry["pages"]["unchanged"]) > 0
+    # An incremental run says nothing is gone just because it did not look. Autoblog 1's
+    # first page did not change: the run went no further (the edit on page 3 waits for
+    # a full pass).
+    assert report["totals"]["pages"]["gone"] == 0
+    assert report["autoblogs"][ab1]["pages"] == {
+        "new": [], "changed": [], "unchanged": [ab1], "gone": [], "errors": [],
+    }  # fmt: skip
+    assert all(not report["autoblogs"][ab1]["articles"][c] for c in ("new", "changed", "gone"))
     assert report["gone_rule"] == "404/410 only"
-    assert entry["requests"] == len(crawled["incremental"])
+    # Requests made are the fetches captured: the farm's own log of the run.
+    urls = requested_urls(crawled["farm_url"], crawled["requests"][1])
+    assert report["totals"]["requests"] == len(urls)
+    assert entry["requests"] == len([u for u in urls if u.startswith(ab0)])
     assert entry["bytes_written"] > 0
-    assert report["crawl_stats"] == {"requests": len(crawled["incremental"])}
+    assert report["crawl_stats"]["reason"] == "finished"
+    assert report["crawl_stats"]["errors"] == 0
 
 
 def test_full_pass_finds_edits_and_deletions(crawled):
@@ -106,17 +97,28 @@ def test_full_pass_finds_edits_and_deletions(crawled):
     assert report["gone_rule"].startswith("404/410, and not listed")
     # 12 + 3 - 1 articles listed in autoblog 0, all unchanged.
     assert len(report["autoblogs"][ab0]["articles"]["unchanged"]) == 12 + K - 1
+    # What the farm says it did (/_farm/edit, /_farm/delete).
+    after = {
+        canonical_url(a["permalink"]): a
+        for blog in crawled["truth_after"].values()
+        for a in blog["articles"]
+    }
+    assert after[crawled["edited"]]["text"].endswith("\nCorrection : ajout d’un paragraphe.")
+    assert crawled["deleted"] not in after and len(after) == 24 + K - 1
 
 
-def test_text_summary_and_files(crawled):
+def test_text_summary_and_files(crawled, tmp_path):
     report = build_report(crawled["history"], crawled["runs"][1])
     text = format_report(report)
     assert f"{K} new" in text
     for url in crawled["grown"]:
         assert f"new article: {url}" in text
-    path = write_report(OutputLayout(crawled["out"]), report)
+    path = write_report(OutputLayout(tmp_path), report)
     assert json.loads(path.read_text())["run"]["id"] == crawled["runs"][1]
-    assert (crawled["out"] / "reports" / f"run-{crawled['runs'][1]:05d}.json").exists()
+    kept = tmp_path / "reports" / f"run-{crawled['runs'][1]:05d}.json"
+    assert kept.read_bytes() == path.read_bytes()
+    # The crawl wrote the same report at the end of its run.
+    assert (crawled["out"] / "reports" / kept.name).read_bytes() == kept.read_bytes()
     short = format_report(report, limit=1)
     assert f"and {K - 1} more new articles" in short
 
@@ -144,7 +146,6 @@ def test_report_survives_a_rebuild(crawled, tmp_path):
     import shutil
 
     from crawler.history.rebuild import rebuild_from_indexes
-    from crawler.layout import OutputLayout
     from crawler.warc.indexes import write_cdxj
 
     copy = tmp_path / "copy"

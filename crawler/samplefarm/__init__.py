@@ -72,6 +72,20 @@ class RunningFarm:
         q = f"n={int(n)}" + (f"&autoblog={urllib.request.quote(autoblog)}" if autoblog else "")
         return json.loads(self._get(f"_farm/grow?{q}", method="POST"))
 
+    def edit(self, autoblog: str | None = None, article: int = 0, text: str | None = None) -> dict:
+        """Append a paragraph to article ``article`` (0 = the oldest) of ``autoblog``."""
+        q = f"article={int(article)}" + (
+            f"&autoblog={urllib.request.quote(autoblog)}" if autoblog else ""
+        )
+        if text is not None:
+            q += f"&text={urllib.request.quote(text, safe='')}"
+        return json.loads(self._get(f"_farm/edit?{q}", method="POST"))
+
+    def delete(self, autoblog: str | None = None, n: int = 1) -> dict:
+        """Delete the ``n`` newest articles of ``autoblog``; returns what was deleted."""
+        q = f"n={int(n)}" + (f"&autoblog={urllib.request.quote(autoblog)}" if autoblog else "")
+        return json.loads(self._get(f"_farm/delete?{q}", method="POST"))
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()

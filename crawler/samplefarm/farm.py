@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 import sqlite3
 import struct
+import unicodedata
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import parse_qs, quote, quote_plus, unquote
 
@@ -15,6 +16,7 @@ from .content import BASE_NOW, PARIS, Article, Autoblog, load_seed, media_name
 from .options import AutoblogSettings, FarmConfig
 
 HTML = "text/html; charset=UTF-8"
+EDIT_TEXT = "Correction : ajout d’un paragraphe."
 
 
 @dataclass
@@ -100,6 +102,7 @@ class Farm:
             self.autoblogs.append(ab)
         self.by_folder = {ab.folder: ab for ab in self.autoblogs}
         self._db_cache: dict[str, tuple[int, bytes]] = {}
+        self._edited: dict[str, dict[int, Article]] = {}  # see edit()
         self.farm_engine_02 = all(ab.engine == "0.2" for ab in self.autoblogs)
 
     # ------------------------------------------------------------------ helpers
@@ -569,23 +572,81 @@ class Farm:
             }
         return {"now": datetime.fromtimestamp(self.now, PARIS).isoformat(), "autoblogs": out}
 
-    def grow(self, folder: str | None, n: int, host: str) -> dict:
+    def _find(self, folder: str | None) -> Autoblog:
         ab = self.by_folder.get(folder) if folder else self.autoblogs[0]
         if ab is None:
             raise KeyError(folder)
+        return ab
+
+    def _listing(self, ab: Autoblog, cs: list[int], host: str) -> list[dict]:
+        return [
+            {
+                "permalink": self.permalink(ab, ab.article(c), host),
+                "title": ab.article(c).title,
+                "date": R.iso_date(ab.article(c).date),
+            }
+            for c in cs
+        ]
+
+    def grow(self, folder: str | None, n: int, host: str) -> dict:
+        ab = self._find(folder)
         new = ab.grow(max(0, n))
         return {
             "autoblog": ab.folder,
             "count": ab.count,
-            "articles": [
-                {
-                    "permalink": self.permalink(ab, ab.article(c), host),
-                    "title": ab.article(c).title,
-                    "date": R.iso_date(ab.article(c).date),
-                }
-                for c in reversed(new)
-            ],
+            "articles": self._listing(ab, list(reversed(new)), host),
         }
+
+    def edit(self, folder: str | None, c: int, host: str, text: str = EDIT_TEXT) -> dict:
+        """The author corrects article ``c`` (0 = the oldest): a paragraph is appended.
+
+        Its permalink page, the index page listing it, articles.db and (if it is recent
+        enough to be in it) the feed change; its date, slug and place do not. The
+        truth's ``text`` follows (one more line, by the truth rule).
+        """
+        ab = self._find(folder)
+        if not 0 <= c < ab.count:
+            raise IndexError(f"{ab.folder} has no article {c} (0..{ab.count - 1})")
+        a = ab.article(c)
+        line = unicodedata.normalize("NFC", re.sub(r"[ \t\n\r\f]+", " ", text).strip())
+        edited = replace(
+            a,
+            content=a.content + f"<p>{R.esc(text)}</p>",
+            text="\n".join(t for t in (a.text, line) if t),
+        )
+        self._pinned(ab)[c] = edited
+        self._db_cache.pop(ab.folder, None)
+        return {
+            "autoblog": ab.folder,
+            "count": ab.count,
+            "articles": self._listing(ab, [c], host),
+        }
+
+    def delete(self, folder: str | None, n: int, host: str) -> dict:
+        """The ``n`` newest articles are deleted (as an admin removing feed items)."""
+        ab = self._find(folder)
+        n = min(max(0, n), ab.count)
+        gone = list(range(ab.count - 1, ab.count - 1 - n, -1))
+        listing = self._listing(ab, gone, host)
+        ab.count -= n
+        ab._slug_index = None  # rebuilt from the remaining articles on the next lookup
+        for c in gone:  # grown again later, it comes back as first generated
+            self._edited.get(ab.folder, {}).pop(c, None)
+        self._db_cache.pop(ab.folder, None)
+        return {"autoblog": ab.folder, "count": ab.count, "articles": listing}
+
+    def _pinned(self, ab: Autoblog) -> dict[int, Article]:
+        """Edited articles of ``ab``, served in place of the generated (and cached) ones."""
+        pinned = self._edited.get(ab.folder)
+        if pinned is None:
+            pinned = self._edited[ab.folder] = {}
+            generated = ab._article
+
+            def article(c: int) -> Article:
+                return pinned[c] if c in pinned else generated(c)
+
+            ab._article = article
+        return pinned
 
 
 __all__ = ["Farm", "Response", "media_name"]

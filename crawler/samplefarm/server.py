@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from .farm import Farm, Response
+from .farm import EDIT_TEXT, Farm, Response
 from .options import AutoblogSettings, FarmConfig, config_from_args
 
 REASONS = {
@@ -213,6 +213,8 @@ class FarmServer:
         return len(body)
 
     def control(self, method: str, target: str, host: str) -> Response:
+        """The control interface (never faulted, never logged): GET requests and truth;
+        POST grow, edit, delete (the farm changes as a live one would) and reset-log."""
         path, _, query = target.partition("?")
         q = {k: v[0] for k, v in parse_qs(query).items()}
         js = [("Content-Type", "application/json")]
@@ -227,6 +229,19 @@ class FarmServer:
         if path == "/_farm/grow" and method == "POST":
             try:
                 data = self.farm.grow(q.get("autoblog"), int(q.get("n", "1")), host)
+            except (KeyError, ValueError) as exc:
+                return Response(404, orjson.dumps({"error": str(exc)}), js)
+            return Response(200, orjson.dumps(data), js)
+        if path == "/_farm/edit" and method == "POST":
+            try:
+                article, text = int(q.get("article", "0")), q.get("text", EDIT_TEXT)
+                data = self.farm.edit(q.get("autoblog"), article, host, text)
+            except (KeyError, IndexError, ValueError) as exc:
+                return Response(404, orjson.dumps({"error": str(exc)}), js)
+            return Response(200, orjson.dumps(data), js)
+        if path == "/_farm/delete" and method == "POST":
+            try:
+                data = self.farm.delete(q.get("autoblog"), int(q.get("n", "1")), host)
             except (KeyError, ValueError) as exc:
                 return Response(404, orjson.dumps({"error": str(exc)}), js)
             return Response(200, orjson.dumps(data), js)
