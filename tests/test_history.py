@@ -200,19 +200,19 @@ def test_runs_captures_and_articles_api(tmp_path):
         assert h.latest_capture("http://f/a/?x").record_id == "<urn:uuid:1>"
 
 
-def test_batched_commits_cost_little(tmp_path):
-    with History.open(tmp_path, batch_size=500) as h:
+def test_captures_are_committed_in_batches(tmp_path):
+    """One INSERT per capture and a commit per batch, not one per row (the cost is
+    measured by `autoblog-archive bench`, not asserted here)."""
+    with History.open(tmp_path, batch_size=500, batch_seconds=3600) as h:
         run = h.start_run(["http://f/"])
-        started = time.perf_counter()
-        for i in range(5000):
+        for i in range(1200):
             h.record_capture(
                 url=f"http://f/a/?{i}", run_id=run, warc_date="2025-01-01T00:00:00Z",
                 status=200, payload_digest=f"sha1:{i}", record_type="response",
                 filename="f.warc.gz", offset=i * 100, length=100, record_id=f"<urn:uuid:{i}>",
             )  # fmt: skip
-        elapsed = time.perf_counter() - started
-        assert h._pending < 500  # committed in batches, not once per row
-    assert elapsed < 2.0, f"5,000 captures took {elapsed:.2f}s"
+        assert h._pending == 200  # two batches committed, the third still open
+        assert h.conn.in_transaction
 
 
 # ------------------------------------------------------------------ real crawls
@@ -393,12 +393,10 @@ def test_sigkilled_crawl_loses_nothing_that_the_warc_holds(killed, tmp_path):
     ] == reconciled["captures"]
     assert {a[0] for a in reconciled["articles"]} <= {a[0] for a in rebuilt["articles"]}
     assert set(reconciled["sightings"]) <= set(rebuilt["sightings"])
-    if any(rebuilt[k] != reconciled[k] for k in ("captures", "articles", "sightings")):
-        # What the spider notes about a page once it has parsed it (its normalised
-        # digest, the articles it lists) is written after the capture row, maybe in a
-        # later batch: a kill between the two commits loses the note, and
-        # reconcile_files, which adds missing captures only, does not read it back.
-        pytest.xfail("known gap: page notes lost with the kill are not read back")
+    # What the crawl noted about each page once parsed (normalised digest, listed
+    # articles) is read back too, whichever batch the kill cut.
+    for key in ("captures", "articles", "sightings"):
+        assert rebuilt[key] == reconciled[key], key
 
 
 def test_reindex_repairs_open_files_and_respects_the_run_lock(killed, tmp_path, capsys):

@@ -237,9 +237,11 @@ class CrawlState:
             return
         if self.run is None or self.history is None:
             return
-        self.history.set_normalized_digest(item.captured.pointer.record_id, item.digest)
+        # Articles first, the page's digest last: a page with a digest has its articles
+        # noted, whichever batch a crash cuts (crawler.history.rebuild.reconcile_files).
         for permalink, digest in item.article_digests:
             self.history.note_article(permalink, item.autoblog or "", self.run.id, digest)
+        self.history.set_normalized_digest(item.captured.pointer.record_id, item.digest)
 
     # -- questions asked during the crawl -------------------------------------------
 

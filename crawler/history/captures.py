@@ -167,3 +167,14 @@ class CaptureQueries:
         self.conn.execute(
             "DELETE FROM captures WHERE filename = ? AND offset = ?", (filename, offset)
         )
+
+    def unnoted_pages(self, filename: str) -> dict[str, tuple[int, int]]:
+        """record id -> (offset, run) of the 200 responses of unfinished runs in a file that
+        have no normalised digest yet: pages whose note a crash may have lost."""
+        rows = self.conn.execute(
+            "SELECT record_id, offset, run_id FROM captures WHERE filename = ? "
+            "AND record_type = 'response' AND status = 200 AND normalized_digest IS NULL "
+            "AND run_id IN (SELECT id FROM runs WHERE status IN ('running', 'interrupted'))",
+            (filename,),
+        )
+        return {r[0]: (r[1], r[2]) for r in rows}

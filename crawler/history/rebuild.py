@@ -197,18 +197,26 @@ def _complete_revisit(history: History, found: FoundRecord) -> None:
 
 
 def reconcile_files(history: History, warcs: Iterable[Path], run_id: int) -> int:
-    """Re-read records the history lacks (an uncommitted batch lost in a crash).
+    """Re-read what a crash kept out of the history (an uncommitted batch).
 
-    Only the tail of each file past its last known capture is read, so calling it on
-    every closed file of the collection at the start of a resumed run is cheap.
-    Records land in the run their file's ``warcinfo`` names, else in ``run_id``.
-    Returns how many captures were added.
+    Two things can be lost: capture rows, and what the crawl noted about a captured page
+    once parsed (its normalised digest, the articles it lists), which is written after
+    the row. Only the tail of each file past its last known capture is read, plus the
+    pages of unfinished runs still without a note, so calling it on every closed file of
+    the collection at the start of a resumed run is cheap. Records land in the run their
+    file's ``warcinfo`` names, else in ``run_id``. Returns how many captures were added.
     """
     added = 0
     for path in warcs:
         start, file_run = history.file_extent(path.name)
+        unnoted = history.unnoted_pages(path.name)
         target = file_run
-        for found in iter_warc_captures(path, start):
+        begin = min([start, *(offset for offset, _run in unnoted.values())])
+        for found in iter_warc_captures(path, begin):
+            if found.record_id in unnoted:
+                _note_page(history, found, unnoted[found.record_id][1])
+            if found.offset < start:
+                continue
             if found.run_key is not None and target is None:
                 target = _run_for_key(history, found.run_key, run_id)
             if found.offset == start and file_run is not None:
@@ -219,6 +227,15 @@ def reconcile_files(history: History, warcs: Iterable[Path], run_id: int) -> int
             added += 1
     history.commit()
     return added
+
+
+def _note_page(history: History, found: FoundRecord, run_id: int) -> None:
+    """What the crawl notes about a parsed page, read back: articles first, digest last."""
+    if found.page_digest is None:
+        return
+    for permalink, digest in found.articles:
+        history.note_article(permalink, autoblog_base(found.url), run_id, digest)
+    history.set_normalized_digest(found.record_id, found.page_digest)
 
 
 def _run_for_key(history: History, key: str, default: int) -> int:
