@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import statistics
 import subprocess
 import urllib.request
 from collections import Counter
@@ -305,8 +306,12 @@ def test_robots_crawl_delay_is_applied(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     times = sorted(r["time"] for r in log)
     assert len(times) >= 8
+    # The farm stamps a request when it reads it: on a busy machine one stamp can come
+    # late and shorten the next gap, so the gaps are judged together, not one by one
+    # (without the delay every gap is a few milliseconds).
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    assert min(gaps) >= 0.35, gaps
+    assert statistics.median(gaps) >= 0.38, gaps
+    assert times[-1] - times[0] >= 0.4 * (len(times) - 1) - 0.2, gaps
 
 
 def test_demo_command(tmp_path):
