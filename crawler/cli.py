@@ -49,6 +49,15 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
                "add_report_arguments", "run_report"),
     "bench": ("measure our crawl against wget and plain Scrapy on a sample farm",
               "crawler.bench", "add_bench_arguments", "run_bench"),
+    # Scale-out (issue 13): crawler/cluster/, the shared Redis frontier and its merge.
+    "seed": ("start a distributed crawl run: seeds into the shared Redis frontier",
+             "crawler.cluster.commands", "add_seed_arguments", "run_seed"),
+    "worker": ("crawl from the shared Redis frontier into this worker's output folder",
+               "crawler.cluster.commands", "add_worker_arguments", "run_worker"),
+    "merge": ("merge workers' output folders into one (WARCs, indexes, history, corpus)",
+              "crawler.cluster.merge", "add_merge_arguments", "run_merge"),
+    "reconcile": ("queue again what merged pages list but no WARC holds (killed workers)",
+                  "crawler.cluster.reconcile", "add_reconcile_arguments", "run_reconcile"),
 }  # fmt: skip
 
 

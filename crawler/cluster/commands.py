@@ -1,0 +1,135 @@
+"""``autoblog-archive seed`` and ``autoblog-archive worker``: a crawl shared through Redis.
+
+``seed`` starts a cluster run (its number, mode and seeds go to Redis, the seed requests
+into the shared queue); ``worker`` crawls from that queue into its own output folder
+until the whole cluster is idle. Several workers on several machines share one Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import sys
+from typing import Any
+
+import orjson
+
+from crawler.cluster import Keys, check_crawl_id, connect, current_run
+from crawler.exitcodes import EXIT_FAILED, EXIT_OK, UsageError
+
+
+def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--redis", required=True, metavar="URL", help="redis://host:6379/0")
+    parser.add_argument(
+        "--crawl-id", required=True, help="names this distributed crawl in Redis (e.g. the farm)"
+    )
+
+
+def add_seed_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("urls", nargs="+", metavar="URL", help="farm root or autoblog base URL")
+    add_cluster_arguments(parser)
+    parser.add_argument("--name", help="collection name (default: the farm's host)")
+    parser.add_argument("--autoblogs", default="", help="hidden autoblog folders to include")
+    parser.add_argument(
+        "--full", action="store_true", help="a full pass even after earlier cluster runs"
+    )
+
+
+def seed_run(
+    redis_url: str,
+    crawl: str,
+    urls: list[str],
+    name: str | None = None,
+    autoblogs: list[str] | None = None,
+    full: bool = False,
+) -> int:
+    """Start cluster run N+1: full the first time (or with ``full``), then incremental."""
+    import redis
+    from scrapy_redis.dupefilter import RFPDupeFilter
+    from scrapy_redis.queue import PriorityQueue
+
+    from crawler.run import check_urls, default_name
+    from spiders.autoblog import AutoblogSpider
+
+    keys = Keys(check_crawl_id(crawl))
+    client = connect(redis_url)
+    spider = AutoblogSpider(urls=check_urls(urls), autoblogs=autoblogs or [])
+    run = int(client.incr(keys.run))
+    info = {
+        "mode": "full" if full or run == 1 else "incremental",
+        "seeds": orjson.dumps(spider.seeds).decode(),
+        "autoblogs": orjson.dumps(autoblogs or []).decode(),
+        "name": name or default_name(spider.seeds[0]),
+    }
+    client.hset(keys.run_info(run), mapping=info)
+
+    async def starts() -> list[Any]:
+        return [request async for request in spider.start()]
+
+    raw = redis.Redis.from_url(redis_url)  # scrapy-redis stores pickled bytes
+    queue = PriorityQueue(raw, spider, keys.requests(run))
+    seen = RFPDupeFilter(raw, keys.dupefilter(run))
+    for request in asyncio.run(starts()):
+        if not seen.request_seen(request):
+            queue.push(request)
+    return run
+
+
+def run_seed(args: argparse.Namespace) -> int:
+    autoblogs = [a for a in args.autoblogs.split(",") if a]
+    run = seed_run(args.redis, args.crawl_id, args.urls, args.name, autoblogs, args.full)
+    print(f"crawl {args.crawl_id}: run {run} seeded; start the workers")
+    return EXIT_OK
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    from crawler.run import add_output_arguments
+
+    add_cluster_arguments(parser)
+    parser.add_argument("--output", "-o", required=True, help="this worker's output folder")
+    parser.add_argument(
+        "--worker-id", help="in this worker's WARC file names (default: host-folder name)"
+    )
+    parser.add_argument("--fast", action="store_true", help="no politeness delays (loopback)")
+    add_output_arguments(parser)
+    parser.add_argument("--set", "-s", action="append", default=[], metavar="NAME=VALUE")
+
+
+def default_worker_id(output: str) -> str:
+    folder = os.path.basename(os.path.abspath(output))
+    return f"{socket.gethostname()}-{folder}".replace("_", "-")
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from crawler.cluster.frontier import worker_settings
+    from crawler.run import overrides_from_args, print_summary, run_crawl
+
+    keys = Keys(check_crawl_id(args.crawl_id))
+    run, info = current_run(connect(args.redis), keys)
+    worker = args.worker_id or default_worker_id(args.output)
+    if not all(c.isalnum() or c in ".-" for c in worker):
+        raise UsageError(f"--worker-id {worker!r}: use letters, digits, '.' or '-'")
+    args.warc_max_size = None
+    overrides = overrides_from_args(args)
+    overrides |= worker_settings(args.redis, args.crawl_id, run, info["mode"], worker, info["name"])
+    if args.quiet:
+        overrides["PROGRESS_LIVE"] = False
+    code, summary = run_crawl(
+        orjson.loads(info["seeds"]),
+        args.output,
+        name=info["name"],
+        fast=args.fast,
+        autoblogs=orjson.loads(info["autoblogs"]),
+        overrides=overrides,
+        mode=info["mode"],
+        verbose=args.verbose,
+        log_file=args.log_file,
+    )
+    if code == EXIT_FAILED and not summary["responses"] and not summary["errors"]:
+        # The other workers took every request: nothing wrong with this one.
+        print(f"worker {worker}: the shared frontier had nothing left for this worker")
+        return EXIT_OK
+    print_summary(summary, out=sys.stdout)
+    return code
