@@ -1,0 +1,202 @@
+"""Distributed crawls: worker processes on a real Redis (Debian's redis-server on a free
+loopback port), the real command line, the sample farm; merged output read back with
+warcio and checked with ``verify``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+import redis
+from conftest import BIN, responses, run_cli
+from warcio.archiveiterator import ArchiveIterator
+
+from crawler.corpus import read_corpus
+from crawler.samplefarm import start_farm
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    """A redis-server of its own, on loopback, no persistence. Missing in CI: a failure."""
+    server = shutil.which("redis-server")
+    if server is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed (.ci/run installs it)")
+        pytest.skip("redis-server not installed (apt-get install redis-server)")
+    port = _free_port()
+    work = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(work)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    for _ in range(200):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            proc.poll()
+            assert proc.returncode is None, "redis-server did not start"
+            time.sleep(0.05)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def workers(redis_url: str, crawl: str, folders: list[Path]) -> list[subprocess.Popen]:
+    cmd = [str(BIN / "autoblog-archive"), "worker", "--redis", redis_url, "--crawl-id", crawl]
+    return [
+        subprocess.Popen(
+            [*cmd, "--output", str(f), "--fast", "-q", "--set", "CLUSTER_BUSY_TTL=3"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for f in folders
+    ]
+
+
+def finish(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out[-2000:] + err[-2000:]
+
+
+def crawl_cluster(redis_url: str, crawl: str, farm_url: str, folders: list[Path], merged: Path):
+    seeded = run_cli("seed", farm_url, "--redis", redis_url, "--crawl-id", crawl, "--name", "c")
+    assert seeded.returncode == 0, seeded.stderr
+    finish(workers(redis_url, crawl, folders))
+    result = run_cli("merge", *map(str, folders), "--output", str(merged))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def records(archive: Path) -> list[tuple[str, str, str]]:
+    """(crawlRun, record type, target URI) of every response and revisit record."""
+    out = []
+    for path in sorted(archive.glob("*.warc.gz")):
+        run = ""
+        with open(path, "rb") as fh:
+            for record in ArchiveIterator(fh):
+                if record.rec_type == "warcinfo":
+                    fields = record.content_stream().read().decode()
+                    run = next(x.split(": ")[1] for x in fields.splitlines() if "crawlRun:" in x)
+                elif record.rec_type in ("response", "revisit"):
+                    out.append((run, record.rec_type, record.rec_headers["WARC-Target-URI"]))
+    return out
+
+
+def cdxj_lines(root: Path) -> int:
+    return len((root / "collections" / "c" / "indexes" / "index.cdxj").read_text().splitlines())
+
+
+def by_url_and_text(folder: Path) -> Counter:
+    return Counter((r["url"], r["text"]) for r in read_corpus(folder))
+
+
+@pytest.fixture(scope="module")
+def cluster(redis_url, tmp_path_factory):
+    """One farm crawled by 3 workers (and by one process, the reference), then grown and
+    crawled again by the cluster."""
+    base = tmp_path_factory.mktemp("cluster")
+    folders = [base / f"worker-{n}" for n in "abc"]
+    with start_farm(autoblogs=4, articles=14, seed=5, engine=["0.3.4", "0.2", "2025"]) as farm:
+        single = run_cli("crawl", farm.url, "-o", str(base / "single"), "--name", "c", "--fast")
+        assert single.returncode == 0, single.stderr[-2000:]
+        first = crawl_cluster(redis_url, "farm1", farm.url, folders, base / "merged")
+        state = {
+            "farm": farm,
+            "base": base,
+            "truth": farm.truth()["autoblogs"],
+            "first": first,
+            "verify_first": run_cli("verify", str(base / "merged")),
+            "corpus_first": by_url_and_text(base / "merged"),
+            "records_first": records(base / "merged" / "collections" / "c" / "archive"),
+            "cdxj_first": cdxj_lines(base / "merged"),
+        }
+        grown_folder = next(iter(state["truth"]))
+        state["grown"] = farm.grow(autoblog=grown_folder, n=3)["articles"]
+        state["second"] = crawl_cluster(redis_url, "farm1", farm.url, folders, base / "merged")
+        yield state
+
+
+def test_three_workers_merge_to_one_complete_valid_crawl(cluster):
+    assert cluster["verify_first"].returncode == 0, cluster["verify_first"].stdout[-3000:]
+    captured = Counter(unquote(uri) for _, kind, uri in cluster["records_first"])
+    assert captured and max(captured.values()) == 1, captured.most_common(3)
+    archive = cluster["base"] / "single" / "collections" / "c" / "archive"
+    single = Counter(unquote(u) for u, _, _ in responses(archive))
+    assert set(captured) == set(single)
+    for blog in cluster["truth"].values():
+        for article in blog["articles"]:
+            assert unquote(article["url"]) in captured
+    assert cluster["cdxj_first"] == cdxj_lines(cluster["base"] / "single")
+
+
+def test_merged_corpus_equals_single_process_corpus(cluster):
+    single = by_url_and_text(cluster["base"] / "single")
+    assert single and cluster["corpus_first"] == single
+
+
+def test_grown_farm_fetches_only_new_articles_across_workers(cluster):
+    archive = cluster["base"] / "merged" / "collections" / "c" / "archive"
+    second = [(kind, unquote(uri)) for run, kind, uri in records(archive) if run == "2"]
+    full = {uri for kind, uri in second if kind == "response"}
+    new = {unquote(a["permalink"]) for a in cluster["grown"]}
+    old = {unquote(a["url"]) for blog in cluster["truth"].values() for a in blog["articles"]}
+    assert new <= full
+    assert not old & {uri for _, uri in second}, "an archived article was fetched again"
+    assert any(kind == "revisit" for kind, _ in second)
+    assert run_cli("verify", str(cluster["base"] / "merged")).returncode == 0
+
+
+def test_killed_worker_is_reconciled(redis_url, tmp_path):
+    with start_farm(autoblogs=3, articles=14, seed=7, fault=["*:latency=0.02"]) as farm:
+        seeded = run_cli(
+            "seed", farm.url, "--redis", redis_url, "--crawl-id", "kill", "--name", "farm"
+        )
+        assert seeded.returncode == 0, seeded.stderr
+        (victim,) = workers(redis_url, "kill", [tmp_path / "victim"])
+        while len(farm.requests()) < 30:  # killed mid-crawl, requests in flight
+            assert victim.poll() is None, "the worker finished before it could be killed"
+            time.sleep(0.02)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        folders = [tmp_path / "victim", tmp_path / "other"]
+        finish(workers(redis_url, "kill", folders[1:]))
+        merged = tmp_path / "merged"
+        rounds = []
+        for _ in range(3):
+            assert run_cli("merge", *map(str, folders), "-o", str(merged)).returncode == 0
+            result = run_cli("reconcile", str(merged), "--redis", redis_url, "--crawl-id", "kill")
+            rounds.append(result.returncode)
+            if result.returncode == 0:
+                break
+            finish(workers(redis_url, "kill", folders[1:]))
+        assert rounds[-1] == 0 and len(rounds) > 1, rounds
+        verify = run_cli("verify", str(merged))
+        assert verify.returncode == 0, verify.stdout[-3000:]
+        captured = Counter(
+            unquote(u) for u, _, _ in responses(merged / "collections" / "farm" / "archive")
+        )
+        assert max(captured.values()) == 1
+        for blog in farm.truth()["autoblogs"].values():
+            for article in blog["articles"]:
+                assert unquote(article["url"]) in captured
