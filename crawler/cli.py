@@ -39,7 +39,8 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
              "add_demo_arguments", "run_demo"),
     "replay": ("replay an output folder in pywb (from .venv-pywb)", "crawler.replay",
                "add_replay_arguments", "run_replay"),
-    "extract": ("rebuild the research corpus from WARC files alone", "crawler.offline",
+    # crawler.cluster.extract adds --dask to crawler.offline's extract (issue 13).
+    "extract": ("rebuild the research corpus from WARC files alone", "crawler.cluster.extract",
                 "add_extract_arguments", "run_extract"),
     "package": ("turn a corpus into a dataset (manifest, card, Parquet)", "crawler.package",
                 "add_package_arguments", "run_package"),
