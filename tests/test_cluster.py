@@ -60,8 +60,9 @@ def redis_url(tmp_path_factory):
     proc.wait(timeout=30)
 
 
-def workers(redis_url: str, crawl: str, folders: list[Path]) -> list[subprocess.Popen]:
+def workers(redis_url: str, crawl: str, folders: list[Path], *extra: str) -> list[subprocess.Popen]:
     cmd = [str(BIN / "autoblog-archive"), "worker", "--redis", redis_url, "--crawl-id", crawl]
+    cmd += extra
     return [
         subprocess.Popen(
             [*cmd, "--output", str(f), "--fast", "-q", "--set", "CLUSTER_BUSY_TTL=3"],
@@ -200,3 +201,18 @@ def test_killed_worker_is_reconciled(redis_url, tmp_path):
         for blog in farm.truth()["autoblogs"].values():
             for article in blog["articles"]:
                 assert unquote(article["url"]) in captured
+
+
+def test_robots_crawl_delay_holds_for_the_cluster_as_a_whole(redis_url, tmp_path):
+    delay = 0.3
+    with start_farm(autoblogs=1, articles=4, seed=3, crawl_delay=delay) as farm:
+        seeded = run_cli("seed", farm.url, "--redis", redis_url, "--crawl-id", "polite")
+        assert seeded.returncode == 0, seeded.stderr
+        # Two requests at a time per worker: neither takes the whole frontier for itself.
+        folders = [tmp_path / "a", tmp_path / "b"]
+        finish(workers(redis_url, "polite", folders, "--set", "CONCURRENT_REQUESTS=2"))
+        times = sorted(r["time"] for r in farm.requests() if r["path"] != "/robots.txt")
+    assert len(times) > 10
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    # Two workers, each polite on its own, would often hit the farm at the same moment.
+    assert min(gaps) > delay / 2, sorted(gaps)[:5]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from scrapy import Request, Spider, signals
@@ -49,7 +50,7 @@ def worker_settings(
             __name__ + ".ClusterIdle": 60,
             "crawler.cluster.history.ClusterRunInfo": 150,
         },
-        "DOWNLOADER_MIDDLEWARES": DOWNLOADER_MIDDLEWARES | {__name__ + ".ClusterPoliteness": 80},
+        "DOWNLOADER_MIDDLEWARES": DOWNLOADER_MIDDLEWARES | {__name__ + ".ClusterPoliteness": 590},
     }
 
 
@@ -131,21 +132,25 @@ class ClusterPoliteness:
     def from_crawler(cls, crawler: Crawler) -> ClusterPoliteness:
         return cls(crawler)
 
-    def _delay(self, request: Request) -> float:
+    def _slot(self, request: Request) -> Any:
         engine = self.crawler.engine
         key = request.meta.get("download_slot") or urlparse_cached(request).hostname or ""
-        slot = engine.downloader.slots.get(key) if engine is not None else None
-        if slot is not None:
-            return float(slot.delay)
-        return self.crawler.settings.getfloat("DOWNLOAD_DELAY")
+        return engine.downloader.slots.get(key) if engine is not None else None
 
     async def process_request(self, request: Request, spider: Spider | None = None) -> None:
-        delay = self._delay(request)
+        slot = self._slot(request)
+        delay = float(slot.delay) if slot is not None else 0.0
         if delay <= 0:
             return None
         gate = self.keys.slot(urlparse_cached(request).hostname or "")
-        while not self.client.set(gate, 1, px=max(1, int(delay * 1000)), nx=True):
+        while True:
+            # First the worker's own slot delay, so the request leaves as soon as it holds
+            # the gate: the gap between two requests of the cluster is the gate's.
+            local = slot.lastseen + delay - time.monotonic()
+            if local > 0:
+                await asyncio.sleep(local)
+                continue
+            if self.client.set(gate, 1, px=max(1, int(delay * 1000)), nx=True):
+                return None
             self.crawler.stats.inc_value("cluster/politeness_waits")
-            wait_ms = self.client.pttl(gate)
-            await asyncio.sleep(max(wait_ms, 10) / 1000)
-        return None
+            await asyncio.sleep(max(self.client.pttl(gate), 10) / 1000)
