@@ -216,3 +216,17 @@ def test_robots_crawl_delay_holds_for_the_cluster_as_a_whole(redis_url, tmp_path
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     # Two workers, each polite on its own, would often hit the farm at the same moment.
     assert min(gaps) > delay / 2, sorted(gaps)[:5]
+
+
+def test_cluster_table_of_the_config_file(tmp_path):
+    from crawler.config import ConfigError, load_config
+
+    path = tmp_path / "farm.toml"
+    path.write_text(
+        'farms = ["https://farm.example/"]\noutput = "out"\n'
+        '[cluster]\nredis = "redis://10.0.0.5:6379/0"\ncrawl_id = "farm"\n'
+    )
+    assert load_config(path).cluster.redis == "redis://10.0.0.5:6379/0"
+    path.write_text('farms = ["https://farm.example/"]\noutput = "o"\n[cluster]\nredis_url = "x"\n')
+    with pytest.raises(ConfigError, match="cluster.redis_url"):
+        load_config(path)

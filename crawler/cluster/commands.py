@@ -21,14 +21,32 @@ from crawler.exitcodes import EXIT_FAILED, EXIT_OK, UsageError
 
 
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--redis", required=True, metavar="URL", help="redis://host:6379/0")
+    parser.add_argument("--redis", metavar="URL", help="redis://host:6379/0 ([cluster] redis)")
     parser.add_argument(
-        "--crawl-id", required=True, help="names this distributed crawl in Redis (e.g. the farm)"
+        "--crawl-id", help="names this distributed crawl in Redis ([cluster] crawl_id)"
     )
+    parser.add_argument("--config", "-c", help="TOML file: farms, politeness, [cluster]")
+
+
+def cluster_options(args: argparse.Namespace) -> tuple[str, str, Any]:
+    """(Redis URL, crawl id, the TOML config or None): options first, then ``[cluster]``."""
+    from crawler.config import ConfigError, load_config
+
+    config = None
+    if args.config:
+        try:
+            config = load_config(args.config)
+        except (ConfigError, OSError) as exc:
+            raise UsageError(f"configuration error: {exc}") from None
+    redis_url = args.redis or (config.cluster.redis if config else None)
+    crawl = args.crawl_id or (config.cluster.crawl_id if config else None)
+    if not redis_url or not crawl:
+        raise UsageError("give --redis URL and --crawl-id NAME (or [cluster] in --config)")
+    return redis_url, check_crawl_id(crawl), config
 
 
 def add_seed_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("urls", nargs="+", metavar="URL", help="farm root or autoblog base URL")
+    parser.add_argument("urls", nargs="*", metavar="URL", help="farm root or autoblog base URL")
     add_cluster_arguments(parser)
     parser.add_argument("--name", help="collection name (default: the farm's host)")
     parser.add_argument("--autoblogs", default="", help="hidden autoblog folders to include")
@@ -78,9 +96,16 @@ def seed_run(
 
 
 def run_seed(args: argparse.Namespace) -> int:
+    redis_url, crawl, config = cluster_options(args)
     autoblogs = [a for a in args.autoblogs.split(",") if a]
-    run = seed_run(args.redis, args.crawl_id, args.urls, args.name, autoblogs, args.full)
-    print(f"crawl {args.crawl_id}: run {run} seeded; start the workers")
+    urls, name = list(args.urls), args.name
+    if config is not None:
+        urls, name = urls or config.urls, name or config.name
+        autoblogs += config.hidden_autoblogs
+    if not urls:
+        raise UsageError("give at least one farm URL, or --config FILE")
+    run = seed_run(redis_url, crawl, urls, name, autoblogs, args.full)
+    print(f"crawl {crawl}: run {run} seeded; start the workers")
     return EXIT_OK
 
 
@@ -106,14 +131,16 @@ def run_worker(args: argparse.Namespace) -> int:
     from crawler.cluster.frontier import worker_settings
     from crawler.run import overrides_from_args, print_summary, run_crawl
 
-    keys = Keys(check_crawl_id(args.crawl_id))
-    run, info = current_run(connect(args.redis), keys)
+    redis_url, crawl, config = cluster_options(args)
+    run, info = current_run(connect(redis_url), Keys(crawl))
     worker = args.worker_id or default_worker_id(args.output)
     if not all(c.isalnum() or c in ".-" for c in worker):
         raise UsageError(f"--worker-id {worker!r}: use letters, digits, '.' or '-'")
     args.warc_max_size = None
-    overrides = overrides_from_args(args)
-    overrides |= worker_settings(args.redis, args.crawl_id, run, info["mode"], worker, info["name"])
+    overrides = config.scrapy_overrides() if config is not None else {}
+    overrides.pop("CRAWL_MODE", None)  # the cluster run's, from `seed`
+    overrides |= overrides_from_args(args)
+    overrides |= worker_settings(redis_url, crawl, run, info["mode"], worker, info["name"])
     if args.quiet:
         overrides["PROGRESS_LIVE"] = False
     code, summary = run_crawl(
@@ -131,5 +158,8 @@ def run_worker(args: argparse.Namespace) -> int:
         # The other workers took every request: nothing wrong with this one.
         print(f"worker {worker}: the shared frontier had nothing left for this worker")
         return EXIT_OK
-    print_summary(summary, out=sys.stdout)
+    if args.quiet:
+        print(summary["verdict"], file=sys.stdout if code < EXIT_FAILED else sys.stderr)
+    else:
+        print_summary(summary, out=sys.stdout if code < EXIT_FAILED else sys.stderr)
     return code

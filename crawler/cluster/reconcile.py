@@ -107,9 +107,11 @@ def add_reconcile_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_reconcile(args: argparse.Namespace) -> int:
+    from crawler.cluster.commands import cluster_options
     from crawler.exitcodes import EXIT_OK, EXIT_PARTIAL
 
-    run, urls = reconcile(args.redis, args.crawl_id, args.merged)
+    redis_url, crawl, _ = cluster_options(args)
+    run, urls = reconcile(redis_url, crawl, args.merged)
     if not urls:
         print(f"complete: every page the captured pages list is archived in {args.merged}")
         return EXIT_OK
