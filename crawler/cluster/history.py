@@ -26,11 +26,12 @@ logger = logging.getLogger(__name__)
 
 
 def _dump(capture: Capture, run: int) -> str:
-    return orjson.dumps(dataclasses.asdict(capture) | {"run_id": run}).decode()
+    # The field values only, in Capture's order: half the memory of a JSON object.
+    return orjson.dumps(dataclasses.astuple(dataclasses.replace(capture, run_id=run))).decode()
 
 
 def _load(raw: str | None) -> Capture | None:
-    return Capture(**orjson.loads(raw)) if raw else None
+    return Capture(*orjson.loads(raw)) if raw else None
 
 
 class SharedHistory:

@@ -40,6 +40,7 @@ def _spider(seeds: list[str], autoblogs: list[str]) -> Any:
 def listed_requests(root: Path, spider: Any) -> Iterator[Any]:
     """Every request the spider makes from the start and from each captured response."""
     from scrapy import Request
+    from scrapy.exceptions import IgnoreRequest
 
     from crawler.history import History
     from crawler.indexes import OutputLayout
@@ -55,7 +56,12 @@ def listed_requests(root: Path, spider: Any) -> Iterator[Any]:
     for capture in captures:
         if capture.record_type != "response":
             continue  # a revisit's links were those of its original
-        response = read_response(layout.archive / capture.filename, capture, Request(capture.url))
+        try:
+            response = read_response(
+                layout.archive / capture.filename, capture, Request(capture.url)
+            )
+        except IgnoreRequest:
+            continue  # a stored body past the bound: archived, never inflated, no links
         if response is None:
             continue
         for out in spider.parse(response) or ():
