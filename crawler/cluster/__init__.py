@@ -92,4 +92,7 @@ def current_run(client: Any, keys: Keys) -> tuple[int, dict[str, str]]:
         raise UsageError(
             f"no run of crawl {keys.crawl!r} in Redis", "start one with `autoblog-archive seed`"
         )
-    return run, client.hgetall(keys.run_info(run))
+    info = client.hgetall(keys.run_info(run))
+    if not info:
+        raise UsageError(f"run {run} of crawl {keys.crawl!r} is still being seeded; try again")
+    return run, info

@@ -68,18 +68,20 @@ def seed_run(
     from scrapy_redis.dupefilter import RFPDupeFilter
     from scrapy_redis.queue import PriorityQueue
 
+    from crawler.indexes import check_collection_name
     from crawler.run import check_urls, default_name
     from spiders.autoblog import AutoblogSpider
 
     keys = Keys(check_crawl_id(crawl))
     client = connect(redis_url)
     spider = AutoblogSpider(urls=check_urls(urls), autoblogs=autoblogs or [])
+    name = check_collection_name(name or default_name(spider.seeds[0]))
     run = int(client.incr(keys.run))
     info = {
         "mode": "full" if full or run == 1 else "incremental",
         "seeds": orjson.dumps(spider.seeds).decode(),
         "autoblogs": orjson.dumps(autoblogs or []).decode(),
-        "name": name or default_name(spider.seeds[0]),
+        "name": name,
     }
     client.hset(keys.run_info(run), mapping=info)
 
