@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from crawler.cluster import Keys, check_crawl_id, connect, current_run
-from crawler.exitcodes import EXIT_FAILED, EXIT_OK, UsageError
+from crawler.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, UsageError
 
 
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
@@ -160,6 +160,11 @@ def run_worker(args: argparse.Namespace) -> int:
         # The other workers took every request: nothing wrong with this one.
         print(f"worker {worker}: the shared frontier had nothing left for this worker")
         return EXIT_OK
+    if code == EXIT_FAILED and summary["finish_reason"] == "finished" and not summary["autoblogs"]:
+        # Its share held only farm-level pages: the autoblogs were the other workers'.
+        code = EXIT_PARTIAL if summary["errors"] else EXIT_OK
+        summary["verdict"] = "partial" if summary["errors"] else "complete"
+        summary["verdict"] += ": this worker's share of the frontier held no autoblog page"
     if args.quiet:
         print(summary["verdict"], file=sys.stdout if code < EXIT_FAILED else sys.stderr)
     else:

@@ -45,7 +45,10 @@ class SharedHistory:
         self.client = client
         self.keys = keys
         self.run = run  # the cluster run number
-        self._urls: dict[str, str] = {}  # record id -> canonical url, of this worker's captures
+        # Fewer round trips (each blocks the crawl's loop): this worker's captures until
+        # their page is parsed, and the permalinks it already noted.
+        self._mine: dict[str, Capture] = {}
+        self._noted: set[str] = set()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.local, name)
@@ -53,13 +56,13 @@ class SharedHistory:
     def record_capture(self, **fields: Any) -> None:
         self.local.record_capture(**fields)
         url = canonical_url(fields["url"])
-        self._urls[fields["record_id"]] = url
         status = fields.get("status") or 0
         if not 200 <= status < 400:
             return
         capture = Capture(**{"normalized_digest": None, **fields, "url": url, "run_id": self.run})
+        self._mine[capture.record_id] = capture
         raw = _dump(capture, self.run)
-        old = _load(self.client.hget(self.keys.captures, url))
+        old = _load(self.client.hget(self.keys.captures, url)) if self.run > 1 else None
         pipe = self.client.pipeline()
         if old is not None and old.run_id < self.run:
             pipe.hset(self.keys.previous, url, _dump(old, old.run_id))
@@ -70,11 +73,10 @@ class SharedHistory:
 
     def set_normalized_digest(self, record_id: str, digest: str | None) -> None:
         self.local.set_normalized_digest(record_id, digest)
-        url = self._urls.get(record_id)
-        current = _load(self.client.hget(self.keys.captures, url)) if url else None
-        if current is not None and current.record_id == record_id:
-            updated = dataclasses.replace(current, normalized_digest=digest)
-            self.client.hset(self.keys.captures, url, _dump(updated, current.run_id))
+        mine = self._mine.pop(record_id, None)
+        if mine is not None:
+            updated = dataclasses.replace(mine, normalized_digest=digest)
+            self.client.hset(self.keys.captures, mine.url, _dump(updated, self.run))
 
     def find_original(self, url: str, payload_digest: str) -> Capture | None:
         raw = self.client.hget(self.keys.originals, f"{payload_digest} {canonical_url(url)}")
@@ -85,7 +87,10 @@ class SharedHistory:
         self, permalink: str, autoblog: str, run_id: int, normalized_digest: str | None = None
     ) -> None:
         self.local.note_article(permalink, autoblog, run_id, normalized_digest)
-        self.client.hsetnx(self.keys.articles, canonical_url(permalink), self.run)
+        key = canonical_url(permalink)
+        if key not in self._noted:
+            self._noted.add(key)
+            self.client.hsetnx(self.keys.articles, key, self.run)
 
     def articles_known_before(self, run_id: int) -> set[str]:
         return {p for p, r in self.client.hgetall(self.keys.articles).items() if int(r) < self.run}
