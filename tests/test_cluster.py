@@ -173,6 +173,9 @@ def test_grown_farm_fetches_only_new_articles_across_workers(cluster):
     assert not old & {uri for _, uri in second}, "an archived article was fetched again"
     assert any(kind == "revisit" for kind, _ in second)
     assert run_cli("verify", str(cluster["base"] / "merged")).returncode == 0
+    report = run_cli("report", str(cluster["base"] / "merged"))  # the one merged report
+    assert "Run 2 (incremental" in report.stdout
+    assert f"articles: {len(new)} new, 0 changed" in report.stdout, report.stdout[:500]
 
 
 def revisits_across_workers(archive: Path) -> list[tuple[str, str]]:
