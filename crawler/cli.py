@@ -116,6 +116,78 @@ def _package(p: argparse.ArgumentParser) -> None:
     p.add_argument("--title", default="Projet Autoblog corpus", help="dataset card title")
 
 
+def _extract(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "warcs",
+        nargs="+",
+        metavar="WARC",
+        help="WARC files, or folders searched for *.warc.gz (an output folder will do)",
+    )
+    p.add_argument("--output", "-o", required=True, help="output folder (gets corpus/)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: one per core); with --dask local, Dask workers",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds per document before its worker is killed (default CORPUS_TIMEOUT, 30)",
+    )
+    p.add_argument(
+        "--max-tasks-per-worker",
+        type=int,
+        default=None,
+        help="recycle a worker after this many documents (default CORPUS_MAX_TASKS, 500)",
+    )
+    p.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run on a Dask scheduler (tcp://host:8786), or 'local' for a LocalCluster of "
+        "--workers processes; one task per WARC file, finished files skipped on a rerun",
+    )
+
+
+def _cluster(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--redis", metavar="URL", help="redis://host:6379/0 ([cluster] redis)")
+    p.add_argument("--crawl-id", help="names this distributed crawl in Redis ([cluster] crawl_id)")
+    p.add_argument("--config", "-c", help="TOML file: farms, politeness, [cluster]")
+
+
+def _seed(p: argparse.ArgumentParser) -> None:
+    p.add_argument("urls", nargs="*", metavar="URL", help="farm root or autoblog base URL")
+    _cluster(p)
+    p.add_argument("--name", help="collection name (default: the farm's host)")
+    p.add_argument("--autoblogs", default="", help="hidden autoblog folders to include")
+    p.add_argument(
+        "--full", action="store_true", help="a full pass even after earlier cluster runs"
+    )
+
+
+def _worker(p: argparse.ArgumentParser) -> None:
+    _cluster(p)
+    p.add_argument("--output", "-o", required=True, help="this worker's output folder")
+    p.add_argument(
+        "--worker-id", help="in this worker's WARC file names (default: host-folder name)"
+    )
+    p.add_argument("--fast", action="store_true", help="no politeness delays (loopback)")
+    _output(p)
+    p.add_argument("--set", "-s", action="append", default=[], metavar="NAME=VALUE")
+
+
+def _merge(p: argparse.ArgumentParser) -> None:
+    p.add_argument("workers", nargs="+", metavar="WORKER_DIR", help="workers' output folders")
+    p.add_argument("--output", "-o", required=True, help="the merged output folder")
+    p.add_argument("--name", help="the collection to merge (default: the only one)")
+
+
+def _reconcile(p: argparse.ArgumentParser) -> None:
+    p.add_argument("merged", metavar="MERGED_DIR", help="the folder `merge` wrote")
+    _cluster(p)
+
+
 def _from_module(module: str, func: str) -> Callable[[argparse.ArgumentParser], None]:
     def add(p: argparse.ArgumentParser) -> None:
         getattr(importlib.import_module(module), func)(p)
@@ -133,9 +205,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str, s
              "crawler.demo", "run_demo"),
     "replay": ("replay an output folder in pywb (from .venv-pywb)", _replay,
                "crawler.replay", "run_replay"),
-    "extract": ("rebuild the research corpus from WARC files alone",
-                _from_module("crawler.offline", "add_extract_arguments"),
-                "crawler.offline", "run_extract"),
+    "extract": ("rebuild the research corpus from WARC files alone", _extract,
+                "crawler.cluster.dask_extract", "run_extract"),
     "package": ("turn a corpus into a dataset (manifest, card, Parquet)", _package,
                 "crawler.package", "run_package"),
     "reindex": ("rebuild history.sqlite from the CDXJ indexes and WARCs", _directory,
@@ -145,6 +216,15 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str, s
     "bench": ("measure our crawl against wget and plain Scrapy on a sample farm",
               _from_module("crawler.bench", "add_bench_arguments"),
               "crawler.bench", "run_bench"),
+    # Scale-out (crawler/cluster/): the shared Redis frontier and its merge.
+    "seed": ("start a distributed crawl run: seeds into the shared Redis frontier", _seed,
+             "crawler.cluster.commands", "run_seed"),
+    "worker": ("crawl from the shared Redis frontier into this worker's output folder",
+               _worker, "crawler.cluster.commands", "run_worker"),
+    "merge": ("merge workers' output folders into one (WARCs, indexes, history, corpus)",
+              _merge, "crawler.cluster.merge", "run_merge"),
+    "reconcile": ("queue again what merged pages list but no WARC holds (killed workers)",
+                  _reconcile, "crawler.cluster.reconcile", "run_reconcile"),
 }  # fmt: skip
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 __all__ = [
+    "Cluster",
     "ConfigError",
     "CrawlConfig",
     "FarmEntry",
@@ -73,6 +74,14 @@ class Incremental:
 
 
 @dataclass(frozen=True)
+class Cluster:
+    """``[cluster]``: the shared Redis frontier of ``worker`` and ``seed`` (crawler.cluster)."""
+
+    redis: str | None = None
+    crawl_id: str | None = None
+
+
+@dataclass(frozen=True)
 class CrawlConfig:
     farms: list[FarmEntry]
     output: Path
@@ -82,6 +91,7 @@ class CrawlConfig:
     limits: Limits = field(default_factory=Limits)
     incremental: Incremental = field(default_factory=Incremental)
     source: Path | None = None
+    cluster: Cluster = field(default_factory=Cluster)
 
     @property
     def urls(self) -> list[str]:
@@ -267,6 +277,9 @@ def _read(data: dict, source: Path) -> CrawlConfig:
         full_every=inc.integer("full_every", 0),
     )
     inc.finish()
+    clu = top.table("cluster")
+    cluster = Cluster(redis=clu.text("redis"), crawl_id=clu.text("crawl_id"))
+    clu.finish()
     top.finish()
     return CrawlConfig(
         farms=farms,
@@ -277,6 +290,7 @@ def _read(data: dict, source: Path) -> CrawlConfig:
         limits=limits,
         incremental=incremental,
         source=source,
+        cluster=cluster,
     )
 
 

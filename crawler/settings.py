@@ -94,7 +94,8 @@ CONCURRENT_ITEMS = 8
 # Research corpus (pipelines.research_corpus): extraction in worker processes.
 CORPUS_ENABLED = True
 CORPUS_WORKERS = 2
-CORPUS_TIMEOUT = 30.0
+CORPUS_TIMEOUT = 30.0  # seconds per document before its worker is killed
+CORPUS_MAX_TASKS = 500  # documents before a worker is recycled (trafilatura grows in memory)
 
 # Output: OUTPUT_DIR is a pywb root; WARCs go to collections/<CRAWL_NAME>/archive/.
 OUTPUT_DIR = "output/crawl"
@@ -127,3 +128,11 @@ FAST_SETTINGS = {
 }
 
 LOG_LEVEL = "INFO"
+
+# Scale-out (crawler/cluster): set by `autoblog-archive worker`; empty in a single-process crawl.
+CLUSTER_CRAWL_ID = ""
+CLUSTER_RUN = 0
+CLUSTER_MODE = "full"
+CLUSTER_WORKER = ""
+CLUSTER_BUSY_TTL = 30  # seconds a killed worker is still waited for
+CLUSTER_POLL_INTERVAL = 0.5  # seconds between an idle worker's looks at the shared queue

@@ -101,7 +101,8 @@ class WarcCapture:
 
     def run_started(self, run: RunInfo) -> None:
         # Lets a rebuild from the WARCs alone regroup files by run (crawler.history.rebuild).
-        self.writer.warcinfo_fields.update(warcinfo_run_fields(run.id, run.started, run.mode))
+        fields = warcinfo_run_fields(run.warcinfo_id, run.started, run.mode)
+        self.writer.warcinfo_fields.update(fields)
 
     def response_downloaded(self, response: Response, request: Request, spider: Spider) -> None:
         if self.write_error is not None:

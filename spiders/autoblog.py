@@ -90,16 +90,26 @@ class AutoblogSpider(Spider):
         return spider
 
     async def start(self) -> AsyncIterator[Request]:
-        # The plan starts the run (CrawlState) and arms the scope guard, before any request.
-        self.state = self.crawler.get_extension(CrawlState)
-        plan = CrawlPlan(seeds=list(self.seeds), scope=self.scope)
-        self.crawler.signals.send_catch_log(crawl_planned, plan=plan)
+        self.send_plan()
         for seed in self.seeds:
             yield self._request(seed, "seed")
             if self.extra_autoblogs:
                 for folder in self.extra_autoblogs:
                     target = folder if "://" in folder else f"autoblogs/{folder.strip('/')}/"
                     yield self._request(urljoin(seed, target), "listed autoblog")
+
+    def send_plan(self) -> None:
+        """Before any request: the plan starts the run (CrawlState) and arms the scope
+        guard. A spider used outside a crawl (``seed``, ``reconcile``) has no one to tell."""
+        crawler = getattr(self, "crawler", None)
+        try:
+            self.state = crawler.get_extension(CrawlState) if crawler else None
+        except RuntimeError:
+            return
+        if crawler is None:
+            return
+        plan = CrawlPlan(seeds=list(self.seeds), scope=self.scope)
+        crawler.signals.send_catch_log(crawl_planned, plan=plan)
 
     # -- requests ---------------------------------------------------------------
 

@@ -48,6 +48,12 @@ class RunInfo:
     mode: str
     started: str
     resumed: bool
+    # The run number the WARC files' warcinfo names (a cluster worker's is the cluster's).
+    archive_id: int | None = None
+
+    @property
+    def warcinfo_id(self) -> int:
+        return self.archive_id if self.archive_id is not None else self.id
 
 
 @dataclass
@@ -147,11 +153,11 @@ class CrawlState:
         run_id = history.start_run(seeds, " ".join(sys.argv), mode=mode)
         run = history.get_run(run_id)
         assert run is not None
-        self.run = RunInfo(id=run_id, mode=mode, started=run.started, resumed=bool(resumable))
+        self.run = RunInfo(run_id, mode, run.started, bool(resumable), self._archive_run(run_id))
         reconcile_files(history, self.layout.warcs(), run_id)
         self.captured_this_run = history.urls_captured_in_run(run_id)
         # A first crawl has nothing to be a revisit of: no lookup per capture.
-        self.has_earlier_captures = history.has_captures_before(run_id)
+        self.has_earlier_captures = self._earlier_captures(run_id)
         if resumable:
             logger.info(
                 "resuming run %d (%s): %d URLs already captured",
@@ -163,6 +169,14 @@ class CrawlState:
             logger.info("run %d (%s)", run_id, mode)
         if self.crawler is not None:
             self.crawler.signals.send_catch_log(run_started, run=self.run)
+
+    def _archive_run(self, run_id: int) -> int | None:
+        """The run number for the WARCs' warcinfo when it is not this history's own."""
+        return None
+
+    def _earlier_captures(self, run_id: int) -> bool:
+        assert self.history is not None
+        return self.history.has_captures_before(run_id)
 
     def spider_idle(self, spider: Spider) -> None:
         if self.history is not None:

@@ -1,0 +1,98 @@
+"""Scale-out: crawl workers on a shared scrapy-redis frontier, merged afterwards.
+
+Off unless a worker is started with ``--redis URL``: the single-process crawl never
+imports this package. Every Redis key of one distributed crawl starts with
+``autoblog-archive:<crawl id>:`` so several crawls can share one Redis.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+PREFIX = "autoblog-archive"
+CRAWL_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The Redis key names of one distributed crawl (``run`` is the cluster run number)."""
+
+    crawl: str
+
+    def key(self, *parts: object) -> str:
+        return ":".join([PREFIX, self.crawl, *map(str, parts)])
+
+    @property
+    def run(self) -> str:
+        return self.key("run")  # the current cluster run number (INCR by `seed`)
+
+    def run_info(self, run: int) -> str:
+        return self.key("run", run)  # hash: mode, seeds, name, autoblogs
+
+    def requests(self, run: int) -> str:
+        return self.key(run, "requests")  # scrapy-redis priority queue
+
+    def dupefilter(self, run: int) -> str:
+        return self.key(run, "dupefilter")  # scrapy-redis seen-set (fingerprints)
+
+    def busy(self, run: int, worker: str = "*") -> str:
+        return self.key(run, "busy", worker)  # a worker with requests in flight (TTL)
+
+    def slot(self, host: str) -> str:
+        return self.key("slot", host)  # cluster-wide politeness gate of one host
+
+    # The crawl history every worker shares (see crawler.cluster.shared_history).
+    @property
+    def captures(self) -> str:
+        return self.key("captures")
+
+    @property
+    def previous(self) -> str:
+        return self.key("previous")
+
+    @property
+    def originals(self) -> str:
+        return self.key("originals")
+
+    @property
+    def articles(self) -> str:
+        return self.key("articles")
+
+
+def check_crawl_id(crawl: str) -> str:
+    from crawler.exitcodes import UsageError
+
+    if not CRAWL_ID.match(crawl or ""):
+        raise UsageError(f"--crawl-id {crawl!r}: use letters, digits, '.', '_' or '-'")
+    return crawl
+
+
+def connect(url: str) -> Any:
+    """A Redis client (str answers); fails with exit 4 when Redis does not answer."""
+    import redis
+
+    from crawler.exitcodes import UsageError
+
+    client = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise UsageError(f"--redis {url}: {exc}") from None
+    return client
+
+
+def current_run(client: Any, keys: Keys) -> tuple[int, dict[str, str]]:
+    """The cluster run `seed` started last, and its description."""
+    from crawler.exitcodes import UsageError
+
+    run = int(client.get(keys.run) or 0)
+    if not run:
+        raise UsageError(
+            f"no run of crawl {keys.crawl!r} in Redis", "start one with `autoblog-archive seed`"
+        )
+    info = client.hgetall(keys.run_info(run))
+    if not info:
+        raise UsageError(f"run {run} of crawl {keys.crawl!r} is still being seeded; try again")
+    return run, info

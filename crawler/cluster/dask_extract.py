@@ -1,0 +1,175 @@
+"""``autoblog-archive extract --dask ADDRESS`` (or ``--dask local --workers N``): the
+corpus rebuilt on a Dask cluster.
+
+One Dask task per WARC file runs the project's one extraction function
+(``crawler.corpus.process_task``, what the crawl's worker processes run) on each of its
+HTML pages and writes one part per input, ``<output>/corpus-parts/<warc name>.pages.gz``
+(written aside, then renamed): a part that exists is done, so a killed job resumes where
+it stopped. The parts are then fed to the same ``CorpusBuilder`` as the single-process
+``extract``, which decides index-only records and duplicates across files: the corpus is
+the same. WARC files must be at the same path on every Dask worker (a shared folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+PARTS = "corpus-parts"
+
+
+def _run_task(payload: dict[str, Any]) -> tuple[bool, Any]:
+    from crawler.corpus import process_task
+
+    try:
+        return True, process_task(payload)
+    except Exception as exc:  # noqa: BLE001 - a page that breaks extraction is skipped
+        return False, f"{type(exc).__name__}: {exc}"
+
+
+class _PrecomputedPool:
+    """Stands in for ``CorpusBuilder``'s process pool: answers each page from a part
+    (``results``), or extracts it inline when a part did not hold it; records what it ran."""
+
+    def __init__(self, on_result: Callable[[int, bool, Any], None], results: dict) -> None:
+        self.on_result = on_result
+        self.results = results
+        self.ran: dict[str, Any] = {}
+        self.stats = {"timeouts": 0, "crashes": 0, "errors": 0, "recycled": 0, "spawned": 0}
+        self.pending = 0
+
+    @staticmethod
+    def key(payload: dict[str, Any]) -> str:
+        return f"{Path(payload['warc_path']).name} {payload['offset']}"
+
+    def submit(self, task_id: int, payload: dict[str, Any]) -> None:
+        key = self.key(payload) if "warc_path" in payload else None
+        if key is not None and key in self.results:
+            ok, value = self.results[key]
+        else:
+            ok, value = _run_task(payload)
+            if key is not None:
+                self.ran[key] = (ok, value)
+        self.on_result(task_id, ok, value)
+
+    def join(self) -> None:
+        return None
+
+
+def _builder(output_dir: str | os.PathLike[str], results: dict, corpus_dir: Path | None = None):
+    from crawler.corpus import CorpusBuilder
+
+    builder = CorpusBuilder(output_dir, workers=1, corpus_dir=corpus_dir)
+    builder.pool = _PrecomputedPool(builder._on_result, results)  # type: ignore[assignment]
+    return builder
+
+
+def _add_pages(builder: Any, entries: list[dict[str, Any]]) -> int:
+    return sum(
+        builder.add_page(
+            e["url"],
+            headers={"Content-Type": e["content_type"]},
+            http_status=e["pointer"]["http_status"],
+            warc_pointer=e["pointer"],
+            crawl_date=e["crawl_date"],
+            warc_path=e["path"],
+        )
+        for e in entries
+    )
+
+
+def extract_part(warc: str, part: str) -> str:
+    """The Dask task: extract every HTML page of one WARC file into ``part``."""
+    import tempfile
+
+    from crawler.offline import scan_warc
+
+    entries, problems = scan_warc(warc)
+    with tempfile.TemporaryDirectory(prefix="extract-part-") as tmp:
+        builder = _builder(tmp, {}, corpus_dir=Path(tmp))
+        _add_pages(builder, entries)
+        ran = builder.pool.ran
+    data = {"warc": Path(warc).name, "entries": entries, "problems": problems, "results": ran}
+    partial = Path(part + ".partial")
+    with gzip.open(partial, "wb", compresslevel=6) as fh:
+        fh.write(orjson.dumps(data))
+    partial.replace(part)
+    return part
+
+
+def part_name(warc: str | os.PathLike[str]) -> str:
+    return Path(warc).name + ".pages.gz"
+
+
+def extract_on_dask(
+    paths: list[str], output_dir: str | os.PathLike[str], scheduler: str, workers: int = 2
+) -> dict[str, Any]:
+    """``<output_dir>/corpus/`` from WARC files, one Dask task per file not done yet."""
+    from dask.distributed import Client, LocalCluster
+
+    files = sorted({str(Path(p).resolve()) for p in paths})
+    parts = Path(output_dir) / PARTS
+    parts.mkdir(parents=True, exist_ok=True)
+    todo = [f for f in files if not (parts / part_name(f)).exists()]
+    if todo:
+        cluster = None
+        if scheduler == "local":
+            cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            )
+        with Client(cluster or scheduler) as client:
+            futures = client.map(
+                extract_part, todo, [str(parts / part_name(f)) for f in todo], pure=False
+            )
+            client.gather(futures)
+        if cluster is not None:
+            cluster.close()
+    builder = _builder(output_dir, {})
+    pages, problems = 0, []
+    for f in files:
+        with gzip.open(parts / part_name(f)) as fh:
+            data = orjson.loads(fh.read())
+        builder.pool.results.update({k: tuple(v) for k, v in data["results"].items()})
+        pages += _add_pages(builder, data["entries"])
+        problems += data["problems"]
+    shards = builder.close()
+    return {
+        "files": len(files),
+        "computed": len(todo),
+        "pages": pages,
+        "records": builder.stats.permalink_records + builder.stats.index_only_records,
+        "skipped_pages": builder.stats.failures,
+        "problems": problems,
+        "shards": [str(p) for p in shards],
+    }
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    from crawler import settings
+    from crawler.exitcodes import EXIT_OK, EXIT_PARTIAL
+    from crawler.offline import run_extract as run_offline
+
+    # Defaults once, in crawler/settings.py (the crawl's corpus pipeline uses the same).
+    args.workers = args.workers or os.cpu_count() or 2
+    args.timeout = args.timeout or settings.CORPUS_TIMEOUT
+    args.max_tasks_per_worker = args.max_tasks_per_worker or settings.CORPUS_MAX_TASKS
+    if not args.dask:
+        return run_offline(args)
+    paths = [str(p) for w in args.warcs for p in (sorted(Path(w).rglob("*.warc.gz")) or [w])]
+    result = extract_on_dask(paths, args.output, args.dask, args.workers)
+    for problem in result["problems"]:
+        print(f"PROBLEM  {problem}")
+    print(
+        f"{result['records']} records from {result['pages']} pages in {result['files']} WARC "
+        f"files ({result['computed']} extracted now, the rest done before), "
+        f"{result['skipped_pages']} skipped -> {args.output}/corpus/",
+        file=sys.stdout,
+    )
+    return EXIT_PARTIAL if result["problems"] or result["skipped_pages"] else EXIT_OK

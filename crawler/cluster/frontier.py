@@ -1,0 +1,155 @@
+"""The shared frontier: scrapy-redis scheduler settings, idle exit, cluster politeness.
+
+A worker is an ordinary crawl (``crawler.run.run_crawl``) whose Scrapy settings swap in
+scrapy-redis's scheduler and dupe filter (one queue and one seen-set per cluster run,
+persistent, so the first worker to finish does not wipe them) and the cluster's crawl
+state; the spider, capture, corpus and indexes are the single-process ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from scrapy import Request, Spider, signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import DontCloseSpider, NotConfigured
+from scrapy.utils.httpobj import urlparse_cached
+
+from crawler.cluster import Keys, connect
+
+logger = logging.getLogger(__name__)
+
+
+def worker_settings(
+    redis_url: str, crawl: str, run: int, mode: str, worker: str, name: str
+) -> dict[str, Any]:
+    """Scrapy settings that make a crawl one worker of cluster run ``run``."""
+    from crawler.settings import DOWNLOADER_MIDDLEWARES, EXTENSIONS
+
+    keys = Keys(crawl)
+    extensions = {k: v for k, v in EXTENSIONS.items() if k != "crawler.extensions.CrawlState"}
+    return {
+        "SCHEDULER": "scrapy_redis.scheduler.Scheduler",
+        "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
+        "SCHEDULER_PERSIST": True,
+        "SCHEDULER_QUEUE_KEY": keys.requests(run),
+        "SCHEDULER_DUPEFILTER_KEY": keys.dupefilter(run),
+        "REDIS_URL": redis_url,
+        "CLUSTER_CRAWL_ID": crawl,
+        "CLUSTER_RUN": run,
+        "CLUSTER_MODE": mode,
+        "CLUSTER_WORKER": worker,
+        # The worker id in every WARC file name: files of all workers merge into one folder.
+        "WARC_PREFIX": f"{name}-{worker}",
+        "EXTENSIONS": extensions
+        | {
+            "crawler.cluster.shared_history.ClusterCrawlState": 50,
+            __name__ + ".ClusterIdle": 60,
+        },
+        "DOWNLOADER_MIDDLEWARES": DOWNLOADER_MIDDLEWARES | {__name__ + ".ClusterPoliteness": 590},
+    }
+
+
+class ClusterIdle:
+    """Keeps an idle worker up while another one may still add requests; then lets it exit.
+
+    A worker with work in flight holds a ``busy`` key (refreshed as it works, expiring
+    after ``CLUSTER_BUSY_TTL`` seconds, so a killed worker is not waited for forever). An
+    idle worker exits once the queue is empty and no other worker is busy.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        settings = crawler.settings
+        if not settings.get("CLUSTER_CRAWL_ID"):
+            raise NotConfigured
+        self.crawler = crawler
+        self.client = connect(settings["REDIS_URL"])
+        self.keys = Keys(settings["CLUSTER_CRAWL_ID"])
+        self.run = settings.getint("CLUSTER_RUN")
+        self.busy_key = self.keys.busy(self.run, settings["CLUSTER_WORKER"])
+        self.ttl = settings.getint("CLUSTER_BUSY_TTL")
+        self.poll = settings.getfloat("CLUSTER_POLL_INTERVAL")
+        self._marked = 0
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ClusterIdle:
+        ext = cls(crawler)
+        crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(ext.working, signal=signals.request_scheduled)
+        crawler.signals.connect(ext.working, signal=signals.response_received)
+        crawler.signals.connect(ext.spider_idle, signal=signals.spider_idle)
+        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
+        return ext
+
+    def spider_opened(self, spider: Spider) -> None:
+        # An idle worker looks at the shared queue every heartbeat (Scrapy's is 5 s):
+        # shorter, so it joins in as soon as another worker adds requests.
+        engine = self.crawler.engine
+        engine._SLOT_HEARTBEAT_INTERVAL = self.poll  # type: ignore[union-attr]
+
+    def working(self, **kwargs: Any) -> None:
+        # One SET per 20 signals keeps Redis calls off the hot path; the TTL covers gaps.
+        if self._marked % 20 == 0:
+            self.client.set(self.busy_key, 1, ex=self.ttl)
+        self._marked += 1
+
+    def spider_idle(self, spider: Spider) -> None:
+        self.client.delete(self.busy_key)
+        self._marked = 0
+        if self.client.exists(self.keys.requests(self.run)):
+            raise DontCloseSpider
+        others = list(self.client.scan_iter(match=self.keys.busy(self.run), count=100))
+        if others:
+            logger.info("frontier empty; waiting for %d busy worker(s)", len(others))
+            raise DontCloseSpider
+
+    def spider_closed(self, spider: Spider) -> None:
+        self.client.delete(self.busy_key)
+
+
+class ClusterPoliteness:
+    """Downloader middleware: the delay between requests to one host holds cluster-wide.
+
+    Before a request goes out, its host's gate key is taken in Redis for the slot's
+    current delay (``DOWNLOAD_DELAY``, AutoThrottle, robots.txt Crawl-delay via
+    ``crawler.politeness``); a worker that finds it taken waits for it to expire. With no
+    delay (``--fast``) it costs nothing.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        settings = crawler.settings
+        if not settings.get("CLUSTER_CRAWL_ID"):
+            raise NotConfigured
+        self.crawler = crawler
+        self.client = connect(settings["REDIS_URL"])
+        self.keys = Keys(settings["CLUSTER_CRAWL_ID"])
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ClusterPoliteness:
+        return cls(crawler)
+
+    def _slot(self, request: Request) -> Any:
+        engine = self.crawler.engine
+        key = request.meta.get("download_slot") or urlparse_cached(request).hostname or ""
+        return engine.downloader.slots.get(key) if engine is not None else None
+
+    async def process_request(self, request: Request, spider: Spider | None = None) -> None:
+        slot = self._slot(request)
+        delay = float(slot.delay) if slot is not None else 0.0
+        if delay <= 0:
+            return None
+        gate = self.keys.slot(urlparse_cached(request).hostname or "")
+        while True:
+            # First the worker's own slot delay, so the request leaves as soon as it holds
+            # the gate: the gap between two requests of the cluster is the gate's.
+            local = slot.lastseen + delay - time.monotonic()
+            if local > 0:
+                await asyncio.sleep(local)
+                continue
+            if self.client.set(gate, 1, px=max(1, int(delay * 1000)), nx=True):
+                return None
+            self.crawler.stats.inc_value("cluster/politeness_waits")
+            await asyncio.sleep(max(self.client.pttl(gate), 10) / 1000)

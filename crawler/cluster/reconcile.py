@@ -1,0 +1,124 @@
+"""``autoblog-archive reconcile``: queue again what captured pages list but no WARC holds.
+
+A worker killed with requests in flight loses them: they are in the shared seen-set, so
+no other worker fetches them. This reads every captured page of the merged folder back,
+lets the spider say which links it follows from it (the crawl's own rules: scope,
+forbidden URLs, pagination), and pushes those no merged WARC holds into the current
+cluster run's queue, past the seen-set. Run the workers and ``merge`` again, until
+reconcile finds nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from crawler.cluster import Keys, check_crawl_id, connect, current_run
+from crawler.urls import canonical_url
+
+
+def _spider(seeds: list[str], autoblogs: list[str]) -> Any:
+    from scrapy.utils.test import get_crawler
+
+    from crawler import settings
+    from spiders.autoblog import AutoblogSpider
+
+    crawler = get_crawler(
+        AutoblogSpider,
+        {"URLLENGTH_LIMIT": settings.URLLENGTH_LIMIT, "MAX_LINKS_PER_PAGE": 0},
+    )
+    spider = AutoblogSpider.from_crawler(crawler, urls=seeds, autoblogs=autoblogs)
+    crawler.spider = spider
+    return spider
+
+
+def listed_requests(root: Path, spider: Any) -> Iterator[Any]:
+    """Every request the spider makes from the start and from each captured response."""
+    from scrapy import Request
+    from scrapy.exceptions import IgnoreRequest
+
+    from crawler.history.store import History
+    from crawler.layout import OutputLayout
+    from crawler.middlewares import read_response
+
+    async def starts() -> list[Any]:
+        return [r async for r in spider.start()]
+
+    yield from asyncio.run(starts())
+    (layout,) = OutputLayout.find(root)
+    with History.open(root) as history:
+        captures = [c for run in history.runs() for c in history.captures_in_run(run.id)]
+    for capture in captures:
+        if capture.record_type != "response":
+            continue  # a revisit's links were those of its original
+        try:
+            response = read_response(
+                layout.archive / capture.filename, capture, Request(capture.url)
+            )
+        except IgnoreRequest:
+            continue  # a stored body past the bound: archived, never inflated, no links
+        if response is None:
+            continue
+        for out in spider.parse(response) or ():
+            if isinstance(out, Request):
+                yield out
+
+
+def missing_requests(root: str | Path, seeds: list[str], autoblogs: list[str]) -> list[Any]:
+    """Requests for what the captured pages list but the merged folder does not hold."""
+    from crawler.layout import OutputLayout
+    from crawler.warc.indexes import parse_cdxj_line
+
+    root = Path(root)
+    held: set[str] = set()
+    for layout in OutputLayout.find(root):
+        for line in layout.cdxj.read_text(encoding="utf-8").splitlines():
+            parsed = parse_cdxj_line(line)
+            if parsed is not None:
+                held.add(canonical_url(parsed[2]["url"]))
+    missing: dict[str, Any] = {}
+    for request in listed_requests(root, _spider(seeds, autoblogs)):
+        url = canonical_url(request.url)
+        if url not in held and url not in missing:
+            missing[url] = request.replace(dont_filter=True)
+    return list(missing.values())
+
+
+def reconcile(redis_url: str, crawl: str, root: str | Path) -> tuple[int, list[str]]:
+    """Queue the missing requests in the current cluster run; returns (run, their URLs)."""
+    import redis
+    from scrapy_redis.queue import PriorityQueue
+
+    keys = Keys(check_crawl_id(crawl))
+    run, info = current_run(connect(redis_url), keys)
+    seeds, autoblogs = orjson.loads(info["seeds"]), orjson.loads(info["autoblogs"])
+    missing = missing_requests(root, seeds, autoblogs)
+    if missing:
+        spider = _spider(seeds, autoblogs)
+        queue = PriorityQueue(redis.Redis.from_url(redis_url), spider, keys.requests(run))
+        for request in missing:
+            queue.push(request)
+    return run, [r.url for r in missing]
+
+
+def run_reconcile(args: argparse.Namespace) -> int:
+    from crawler.cluster.commands import cluster_options
+    from crawler.exitcodes import EXIT_OK, EXIT_PARTIAL
+
+    redis_url, crawl, _ = cluster_options(args)
+    run, urls = reconcile(redis_url, crawl, args.merged)
+    if not urls:
+        print(f"complete: every page the captured pages list is archived in {args.merged}")
+        return EXIT_OK
+    for url in urls[:20]:
+        print(f"missing: {url}")
+    print(
+        f"{len(urls)} URLs listed but not archived: queued again in run {run}; "
+        "run the workers, then merge and reconcile again"
+    )
+    return EXIT_PARTIAL

@@ -1,0 +1,278 @@
+"""Distributed crawls: worker processes on a real Redis (Debian's redis-server on a free
+loopback port), the real command line, the sample farm; merged output read back with
+warcio and checked with ``verify``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+import redis
+from conftest import BIN, needs_pywb, responses, run_cli
+from warcio.archiveiterator import ArchiveIterator
+
+from crawler.corpus import read_corpus
+from crawler.samplefarm import start_farm
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    """A redis-server of its own, on loopback, no persistence. Missing in CI: a failure."""
+    server = shutil.which("redis-server")
+    if server is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed (.ci/run installs it)")
+        pytest.skip("redis-server not installed (apt-get install redis-server)")
+    port = _free_port()
+    work = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(work)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    for _ in range(200):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            proc.poll()
+            assert proc.returncode is None, "redis-server did not start"
+            time.sleep(0.05)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def workers(redis_url: str, crawl: str, folders: list[Path], *extra: str) -> list[subprocess.Popen]:
+    cmd = [str(BIN / "autoblog-archive"), "worker", "--redis", redis_url, "--crawl-id", crawl]
+    cmd += extra
+    return [
+        subprocess.Popen(
+            [*cmd, "--output", str(f), "--fast", "-q", "--set", "CLUSTER_BUSY_TTL=3"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for f in folders
+    ]
+
+
+def finish(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out[-2000:] + err[-2000:]
+
+
+def crawl_cluster(
+    redis_url: str, crawl: str, farm_url: str, folders: list[Path], merged: Path, *earlier: Path
+):
+    seeded = run_cli("seed", farm_url, "--redis", redis_url, "--crawl-id", crawl, "--name", "c")
+    assert seeded.returncode == 0, seeded.stderr
+    finish(workers(redis_url, crawl, folders))
+    result = run_cli("merge", *map(str, [*earlier, *folders]), "--output", str(merged))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def records(archive: Path) -> list[tuple[str, str, str]]:
+    """(crawlRun, record type, target URI) of every response and revisit record."""
+    out = []
+    for path in sorted(archive.glob("*.warc.gz")):
+        run = ""
+        with open(path, "rb") as fh:
+            for record in ArchiveIterator(fh):
+                if record.rec_type == "warcinfo":
+                    fields = record.content_stream().read().decode()
+                    run = next(x.split(": ")[1] for x in fields.splitlines() if "crawlRun:" in x)
+                elif record.rec_type in ("response", "revisit"):
+                    out.append((run, record.rec_type, record.rec_headers["WARC-Target-URI"]))
+    return out
+
+
+def cdxj_lines(root: Path) -> int:
+    return len((root / "collections" / "c" / "indexes" / "index.cdxj").read_text().splitlines())
+
+
+def by_url_and_text(folder: Path) -> Counter:
+    return Counter((r["url"], r["text"]) for r in read_corpus(folder))
+
+
+@pytest.fixture(scope="module")
+def cluster(redis_url, tmp_path_factory):
+    """One farm crawled by 3 workers (and by one process, the reference), then grown and
+    crawled again by the cluster."""
+    base = tmp_path_factory.mktemp("cluster")
+    folders = [base / f"worker-{n}" for n in "abc"]
+    with start_farm(autoblogs=4, articles=14, seed=5, engine=["0.3.4", "0.2", "2025"]) as farm:
+        single = run_cli("crawl", farm.url, "-o", str(base / "single"), "--name", "c", "--fast")
+        assert single.returncode == 0, single.stderr[-2000:]
+        first = crawl_cluster(redis_url, "farm1", farm.url, folders, base / "merged")
+        state = {
+            "farm": farm,
+            "base": base,
+            "truth": farm.truth()["autoblogs"],
+            "first": first,
+            "verify_first": run_cli("verify", str(base / "merged")),
+            "corpus_first": by_url_and_text(base / "merged"),
+            "records_first": records(base / "merged" / "collections" / "c" / "archive"),
+            "cdxj_first": cdxj_lines(base / "merged"),
+        }
+        grown_folder = next(iter(state["truth"]))
+        state["grown"] = farm.grow(autoblog=grown_folder, n=3)["articles"]
+        # Other workers this time: whatever they find unchanged, another worker archived.
+        again = [base / f"worker-{n}" for n in "def"]
+        merged = base / "merged"
+        state["second"] = crawl_cluster(redis_url, "farm1", farm.url, again, merged, *folders)
+        yield state
+
+
+def test_three_workers_merge_to_one_complete_valid_crawl(cluster):
+    assert cluster["verify_first"].returncode == 0, cluster["verify_first"].stdout[-3000:]
+    captured = Counter(unquote(uri) for _, kind, uri in cluster["records_first"])
+    assert captured and max(captured.values()) == 1, captured.most_common(3)
+    archive = cluster["base"] / "single" / "collections" / "c" / "archive"
+    single = Counter(unquote(u) for u, _, _ in responses(archive))
+    assert set(captured) == set(single)
+    for blog in cluster["truth"].values():
+        for article in blog["articles"]:
+            assert unquote(article["url"]) in captured
+    assert cluster["cdxj_first"] == cdxj_lines(cluster["base"] / "single")
+
+
+def test_merged_corpus_equals_single_process_corpus(cluster):
+    single = by_url_and_text(cluster["base"] / "single")
+    assert single and cluster["corpus_first"] == single
+
+
+def test_grown_farm_fetches_only_new_articles_across_workers(cluster):
+    archive = cluster["base"] / "merged" / "collections" / "c" / "archive"
+    second = [(kind, unquote(uri)) for run, kind, uri in records(archive) if run == "2"]
+    full = {uri for kind, uri in second if kind == "response"}
+    new = {unquote(a["permalink"]) for a in cluster["grown"]}
+    old = {unquote(a["url"]) for blog in cluster["truth"].values() for a in blog["articles"]}
+    assert new <= full
+    assert not old & {uri for _, uri in second}, "an archived article was fetched again"
+    assert any(kind == "revisit" for kind, _ in second)
+    assert run_cli("verify", str(cluster["base"] / "merged")).returncode == 0
+    report = run_cli("report", str(cluster["base"] / "merged"))  # the one merged report
+    assert "Run 2 (incremental" in report.stdout
+    assert f"articles: {len(new)} new, 0 changed" in report.stdout, report.stdout[:500]
+
+
+def revisits_across_workers(archive: Path) -> list[tuple[str, str]]:
+    """(URI, WARC-Date) of revisits whose original is in another worker's WARC file."""
+    writer: dict[str, str] = {}  # record id -> <name>-<worker id>, the file name's prefix
+    revisits = []
+    for path in sorted(archive.glob("*.warc.gz")):
+        prefix = re.match(r"(.*)-\d{17}-", path.name).group(1)
+        with open(path, "rb") as fh:
+            for record in ArchiveIterator(fh):
+                h = record.rec_headers
+                writer[h["WARC-Record-ID"]] = prefix
+                if record.rec_type == "revisit":
+                    revisits.append(
+                        (h["WARC-Refers-To"], prefix, h["WARC-Target-URI"], h["WARC-Date"])
+                    )
+    return [(uri, date) for refers, prefix, uri, date in revisits if writer[refers] != prefix]
+
+
+@needs_pywb
+def test_revisit_of_another_workers_capture_replays_in_pywb(cluster):
+    from crawler.replay import start_wayback
+
+    archive = cluster["base"] / "merged" / "collections" / "c" / "archive"
+    across = [(u, d) for u, d in revisits_across_workers(archive) if u.endswith("/")]
+    assert across, "no revisit refers to another worker's capture"
+    uri, date = across[0]
+    stamp = re.sub(r"\D", "", date)[:14]
+    proc, base = start_wayback(cluster["base"] / "merged")
+    try:
+        raw = urllib.request.urlopen(f"{base}c/{stamp}id_/{uri}").read()
+        assert raw == urllib.request.urlopen(uri).read()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_killed_worker_is_reconciled(redis_url, tmp_path):
+    with start_farm(autoblogs=3, articles=14, seed=7, fault=["*:latency=0.02"]) as farm:
+        seeded = run_cli(
+            "seed", farm.url, "--redis", redis_url, "--crawl-id", "kill", "--name", "farm"
+        )
+        assert seeded.returncode == 0, seeded.stderr
+        (victim,) = workers(redis_url, "kill", [tmp_path / "victim"])
+        while len(farm.requests()) < 30:  # killed mid-crawl, requests in flight
+            assert victim.poll() is None, "the worker finished before it could be killed"
+            time.sleep(0.02)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        folders = [tmp_path / "victim", tmp_path / "other"]
+        finish(workers(redis_url, "kill", folders[1:]))
+        merged = tmp_path / "merged"
+        rounds = []
+        for _ in range(3):
+            assert run_cli("merge", *map(str, folders), "-o", str(merged)).returncode == 0
+            result = run_cli("reconcile", str(merged), "--redis", redis_url, "--crawl-id", "kill")
+            rounds.append(result.returncode)
+            if result.returncode == 0:
+                break
+            finish(workers(redis_url, "kill", folders[1:]))
+        assert rounds[-1] == 0 and len(rounds) > 1, rounds
+        verify = run_cli("verify", str(merged))
+        assert verify.returncode == 0, verify.stdout[-3000:]
+        captured = Counter(
+            unquote(u) for u, _, _ in responses(merged / "collections" / "farm" / "archive")
+        )
+        assert max(captured.values()) == 1
+        for blog in farm.truth()["autoblogs"].values():
+            for article in blog["articles"]:
+                assert unquote(article["url"]) in captured
+
+
+def test_robots_crawl_delay_holds_for_the_cluster_as_a_whole(redis_url, tmp_path):
+    delay = 0.3
+    with start_farm(autoblogs=1, articles=4, seed=3, crawl_delay=delay) as farm:
+        seeded = run_cli("seed", farm.url, "--redis", redis_url, "--crawl-id", "polite")
+        assert seeded.returncode == 0, seeded.stderr
+        # Two requests at a time per worker: neither takes the whole frontier for itself.
+        folders = [tmp_path / "a", tmp_path / "b"]
+        finish(workers(redis_url, "polite", folders, "--set", "CONCURRENT_REQUESTS=2"))
+        times = sorted(r["time"] for r in farm.requests() if r["path"] != "/robots.txt")
+    assert len(times) > 10
+    # One request per Crawl-delay from the two workers together: the whole crawl spans
+    # (n - 1) delays. Two workers each polite on its own would take about half of that.
+    # (A busy machine only delays requests, so this holds however loaded it is.)
+    assert times[-1] - times[0] >= 0.9 * delay * (len(times) - 1), times
+
+
+def test_cluster_table_of_the_config_file(tmp_path):
+    from crawler.config import ConfigError, load_config
+
+    path = tmp_path / "farm.toml"
+    path.write_text(
+        'farms = ["https://farm.example/"]\noutput = "out"\n'
+        '[cluster]\nredis = "redis://10.0.0.5:6379/0"\ncrawl_id = "farm"\n'
+    )
+    assert load_config(path).cluster.redis == "redis://10.0.0.5:6379/0"
+    path.write_text('farms = ["https://farm.example/"]\noutput = "o"\n[cluster]\nredis_url = "x"\n')
+    with pytest.raises(ConfigError, match="cluster.redis_url"):
+        load_config(path)
