@@ -4,8 +4,9 @@
 command, so both write the same corpus from the same captures. Why it looks like this:
 
 - trafilatura is CPU bound, not thread-safe, has no timeout and grows in memory, so
-  extraction runs in worker processes (:class:`ExtractionPool`): one document at a time per
-  worker, killed and replaced past a time limit, recycled after N documents. ``add_page``
+  extraction runs in worker processes (:class:`ExtractionPool`, on pebble's process pool):
+  one document at a time per worker, killed and replaced past a time limit, recycled after
+  N documents. ``add_page``
   only queues work and returns, so a Scrapy reactor thread never waits on extraction.
 - Results are spooled to a temporary file (only a small index stays in memory) and the
   corpus is written at :meth:`CorpusBuilder.close`, where the whole picture is known:
@@ -15,17 +16,15 @@ command, so both write the same corpus from the same captures. Why it looks like
 
 from __future__ import annotations
 
+import functools
 import gzip
 import logging
 import multiprocessing as mp
-import multiprocessing.connection as mpc
 import os
-import queue
-import signal
 import tempfile
 import threading
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pebble
 
 from crawler.dates import utc_iso
 from crawler.extraction import (
@@ -99,63 +99,35 @@ def process_task(payload: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-# A worker acknowledges each task before working on it: its time limit starts then, so a
-# worker still importing on a busy machine is not killed for its start-up time.
-STARTED = "started"
-# How long a handed-out task may wait for that acknowledgement (a worker stuck starting).
-START_GRACE = 120.0
-
-
-def _worker_main(conn: mpc.Connection) -> None:
-    """Worker loop: one task at a time; ``None`` means exit (recycling or shutdown)."""
-    # Ctrl-C reaches the whole process group: the crawl decides when workers stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
-        if msg is None:
-            return
-        task_id, payload = msg
-        try:
-            conn.send((task_id, None, STARTED))  # the time limit counts from here
-            try:
-                reply = (task_id, True, process_task(payload))
-            except Exception as exc:  # noqa: BLE001 - report, never kill the run
-                reply = (task_id, False, f"{type(exc).__name__}: {exc}")
-            conn.send(reply)
-        except OSError:
-            return  # the crawl is gone (an unclean shutdown): nobody to answer
+def _run_task(payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """The function the workers run: the result, and which worker made it (for stats)."""
+    return os.getpid(), process_task(payload)
 
 
 # ---------------------------------------------------------------- pool
 
 
-def _mp_context() -> mp.context.BaseContext:
-    """forkserver: safe next to threads (reactor), cheap respawns after a kill."""
+def worker_context() -> mp.context.BaseContext:
+    """forkserver: safe next to threads (the reactor's, the pool's), cheap respawns after a
+    kill or a recycling; the server preloads the extraction modules and the language model
+    (:mod:`crawler.extraction_preload`) once, so a new worker starts warm."""
     try:
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["crawler.corpus"])
+        ctx.set_forkserver_preload(["crawler.extraction_preload"])
         return ctx
     except ValueError:
         return mp.get_context("spawn")
 
 
-@dataclass
-class _Worker:
-    proc: Any
-    conn: mpc.Connection
-    task: tuple[int, float] | None = None  # (task id, deadline: start grace, then time limit)
-    done: int = 0
-
-
 class ExtractionPool:
-    """Worker processes with a per-document time limit and recycling.
+    """Worker processes with a per-document time limit and recycling (pebble's ProcessPool).
 
     ``submit`` never blocks; results (or failures) go to ``on_result(task_id, ok, value)``
-    from the pool's dispatcher thread. ``value`` is the result dict, or a reason string
-    (``timeout``, ``worker_died``, ``ExceptionName: message``).
+    from the pool's own thread. ``value`` is the result dict, or a reason string
+    (``timeout``, ``worker_died``, ``ExceptionName: message``). A document's time limit
+    counts from when a worker takes it, so a worker still starting on a busy machine is not
+    killed for its start-up time. Workers ignore SIGINT (Ctrl-C reaches the whole process
+    group: the crawl decides when they stop) and leave quietly when the crawl is gone.
     """
 
     def __init__(
@@ -169,22 +141,21 @@ class ExtractionPool:
         self.n_workers = max(1, workers)
         self.timeout = timeout
         self.max_tasks = max(1, max_tasks_per_worker)
-        self.ctx = _mp_context()
-        self._queue: queue.SimpleQueue[tuple[int, dict[str, Any]] | None] = queue.SimpleQueue()
+        self._pool: pebble.ProcessPool | None = None
         self._pending = 0
         self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._done_by: Counter[int] = Counter()  # worker pid -> documents done
         self.stats = {"timeouts": 0, "crashes": 0, "errors": 0, "recycled": 0, "spawned": 0}
 
     def submit(self, task_id: int, payload: dict[str, Any]) -> None:
         with self._cond:
-            self._pending += 1
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="extraction-dispatcher", daemon=True
+            if self._pool is None:  # started on the first page: no idle workers before
+                self._pool = pebble.ProcessPool(
+                    max_workers=self.n_workers, max_tasks=self.max_tasks, context=worker_context()
                 )
-                self._thread.start()
-        self._queue.put((task_id, payload))
+            self._pending += 1
+            future = self._pool.schedule(_run_task, (payload,), timeout=self.timeout)
+        future.add_done_callback(functools.partial(self._done, task_id))
 
     @property
     def pending(self) -> int:
@@ -195,135 +166,42 @@ class ExtractionPool:
         with self._cond:
             while self._pending:
                 self._cond.wait(0.5)
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+            pool.join()
 
-    # -- dispatcher thread
-    def _spawn(self) -> _Worker:
-        parent, child = self.ctx.Pipe(duplex=True)
-        proc = self.ctx.Process(target=_worker_main, args=(child,), daemon=True)
-        proc.start()
-        child.close()
-        self.stats["spawned"] += 1
-        return _Worker(proc=proc, conn=parent)
-
-    @staticmethod
-    def _stop(w: _Worker, kill: bool) -> None:
-        if kill:
-            w.proc.kill()
-        else:
-            try:
-                w.conn.send(None)
-            except OSError:
-                w.proc.kill()
-        w.proc.join(timeout=5)
-        if w.proc.is_alive():
-            w.proc.kill()
-            w.proc.join()
-        w.conn.close()
-
-    def _finish(self, task_id: int, ok: bool, value: Any) -> None:
+    def _done(self, task_id: int, future: Any) -> None:
+        """A task's future settled (in the pool's thread): count it, hand it on."""
+        try:
+            pid, value = future.result()
+            ok = True
+            with self._cond:
+                self._done_by[pid] += 1
+                if self._done_by[pid] == 1:
+                    self.stats["spawned"] += 1
+                if self._done_by[pid] == self.max_tasks:
+                    self.stats["recycled"] += 1
+        except TimeoutError:
+            ok, value = False, "timeout"
+            self.stats["timeouts"] += 1
+            logger.warning(
+                "corpus: extraction of task %s exceeded %.1fs; worker killed", task_id, self.timeout
+            )
+        except pebble.ProcessExpired as exc:
+            ok, value = False, "worker_died"
+            self.stats["crashes"] += 1
+            logger.warning("corpus: extraction worker died on task %s (%s)", task_id, exc)
+        except Exception as exc:  # noqa: BLE001 - report, never kill the run
+            ok, value = False, f"{type(exc).__name__}: {exc}"
+            self.stats["errors"] += 1
         try:
             self.on_result(task_id, ok, value)
-        except Exception:  # noqa: BLE001 - a bad result must not stop the dispatcher
+        except Exception:  # noqa: BLE001 - a bad result must not stop the pool
             logger.exception("corpus: result handler failed for task %s", task_id)
         with self._cond:
             self._pending -= 1
             self._cond.notify_all()
-
-    def _run(self) -> None:
-        workers: list[_Worker] = []
-        backlog: deque[tuple[int, dict[str, Any]]] = deque()
-        try:
-            self._loop(workers, backlog)
-        except Exception:  # noqa: BLE001 - never leave join() waiting forever
-            logger.exception("corpus: extraction dispatcher failed")
-            for w in workers:
-                if w.task is not None:
-                    backlog.appendleft((w.task[0], {}))
-            for task_id, _ in backlog:
-                self._finish(task_id, False, "dispatcher_failed")
-        finally:
-            for w in workers:
-                self._stop(w, kill=w.task is not None)
-
-    def _loop(self, workers: list[_Worker], backlog: deque[tuple[int, dict[str, Any]]]) -> None:
-        stop = False
-        while True:
-            busy = [w for w in workers if w.task is not None]
-            try:
-                idle_wait = not backlog and not busy
-                item = self._queue.get(timeout=0.1) if idle_wait else self._queue.get_nowait()
-                while True:
-                    if item is None:
-                        stop = True
-                    else:
-                        backlog.append(item)
-                    item = self._queue.get_nowait()
-            except queue.Empty:
-                pass
-            if stop and not backlog and not busy:
-                return
-            # Hand out work (one document per worker at a time).
-            while backlog:
-                idle = next((w for w in workers if w.task is None), None)
-                if idle is None and len(workers) < self.n_workers:
-                    idle = self._spawn()
-                    workers.append(idle)
-                if idle is None:
-                    break
-                task_id, payload = backlog.popleft()
-                try:
-                    idle.conn.send((task_id, payload))
-                    idle.task = (task_id, time.monotonic() + START_GRACE + self.timeout)
-                except OSError:
-                    self._replace(workers, idle, kill=True)
-                    backlog.appendleft((task_id, payload))
-            busy = [w for w in workers if w.task is not None]
-            if not busy:
-                continue
-            first_deadline = min(w.task[1] for w in busy if w.task is not None)
-            wait_for = max(0.0, min(first_deadline - time.monotonic(), 0.1))
-            ready = set(mpc.wait([w.conn for w in busy], timeout=wait_for))
-            for w in busy:
-                assert w.task is not None
-                task_id, deadline = w.task
-                if w.conn in ready:
-                    try:
-                        got_id, ok, value = w.conn.recv()
-                    except (EOFError, OSError):
-                        self.stats["crashes"] += 1
-                        logger.warning("corpus: extraction worker died on task %s", task_id)
-                        self._replace(workers, w, kill=True)
-                        self._finish(task_id, False, "worker_died")
-                        continue
-                    if ok is None:  # acknowledged: the time limit starts now
-                        w.task = (task_id, time.monotonic() + self.timeout)
-                        continue
-                    w.task = None
-                    w.done += 1
-                    if not ok:
-                        self.stats["errors"] += 1
-                    self._finish(got_id, ok, value)
-                    if w.done >= self.max_tasks:
-                        self.stats["recycled"] += 1
-                        self._replace(workers, w, kill=False)
-                elif time.monotonic() > deadline:
-                    self.stats["timeouts"] += 1
-                    logger.warning(
-                        "corpus: extraction of task %s exceeded %.1fs; worker killed",
-                        task_id,
-                        self.timeout,
-                    )
-                    self._replace(workers, w, kill=True)
-                    self._finish(task_id, False, "timeout")
-
-    def _replace(self, workers: list[_Worker], w: _Worker, kill: bool) -> None:
-        """Stop ``w``; a new worker is spawned lazily when there is work for it."""
-        workers.remove(w)
-        self._stop(w, kill=kill)
 
 
 # ---------------------------------------------------------------- builder

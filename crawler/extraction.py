@@ -205,6 +205,11 @@ def _lang_identifier():
     return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
+def warm_up() -> None:
+    """Load what the first extraction would load (the language model), ahead of time."""
+    _lang_identifier()
+
+
 def detect_language(text: str) -> tuple[str | None, float | None]:
     """Offline language id (py3langid's shipped model, normalised probability)."""
     if not text.strip():
