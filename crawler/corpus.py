@@ -251,15 +251,26 @@ def _ordered_pointer(pointer: Mapping[str, Any]) -> dict[str, Any]:
     return ordered | {k: v for k, v in pointer.items() if k not in ordered}
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
-    """What the builder keeps in memory per spooled record."""
+    """What the builder keeps in memory per spooled record: where it is, how it sorts,
+    and what the duplicate annotation needs (never the text itself)."""
 
     kind: str  # "permalink" | "index"
     key: str  # canonical permalink
     order: tuple[str, str, int]  # deterministic choice among index sightings
     offset: int
     length: int
+    url: str = ""
+    id: str = ""
+    text_sha256: str | None = None  # None: no text (never grouped)
+    simhash: str = ""
+
+    def describe(self, record: Mapping[str, Any]) -> None:
+        """Take the sort key and the hashes from the record as it will be written."""
+        self.url, self.id = record["url"], record["id"]
+        self.text_sha256 = record["hashes"]["text_sha256"] if record["text"] else None
+        self.simhash = record["hashes"]["simhash"] if record["text"] else ""
 
 
 @dataclass
@@ -391,12 +402,19 @@ class CorpusBuilder:
                 record = self._record(meta, page, art)
                 kind = "permalink" if art["from_permalink"] else "index"
                 art_key = key if kind == "permalink" else art["permalink"] or record["url"]
-                data = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
-                self._spool.seek(0, os.SEEK_END)
-                offset = self._spool.tell()
-                self._spool.write(data)
                 order = (meta.url, (meta.warc or {}).get("record_id", ""), art["fragment"])
-                self._entries.append(_Entry(kind, art_key, order, offset, len(data)))
+                entry = _Entry(kind, art_key, order, 0, 0)
+                if kind == "permalink":  # an index sighting's text comes later, if ever
+                    entry.describe(record)
+                self._store(entry, record)
+                self._entries.append(entry)
+
+    def _store(self, entry: _Entry, record: dict[str, Any]) -> None:
+        """Append ``record`` to the spool; ``entry`` points at it."""
+        data = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+        self._spool.seek(0, os.SEEK_END)
+        entry.offset, entry.length = self._spool.tell(), len(data)
+        self._spool.write(data)
 
     @staticmethod
     def _record(meta: _Meta, page: dict[str, Any], art: dict[str, Any]) -> dict[str, Any]:
@@ -451,53 +469,59 @@ class CorpusBuilder:
             if e.kind == "index" and e.key not in covered:
                 if e.key not in chosen or e.order < chosen[e.key].order:
                     chosen[e.key] = e
-        records: list[dict[str, Any]] = []
-        for e in self._entries:
-            if e.kind == "permalink":
-                records.append(self._load(e))
-        index_records = {key: self._load(e) for key, e in chosen.items()}
-        self._fill_deferred_text(index_records)
-        for key, rec in index_records.items():
+        self._fill_deferred_text(chosen)
+        for key, e in chosen.items():
+            rec = self._load(e)
             flags = set(rec["quality_flags"]) | {"from_index_only"} | self._problems.get(key, set())
             if not self._problems.get(key):
                 flags.add("permalink_not_captured")
             rec["quality_flags"] = sorted(flags)
-            records.append(rec)
-        self.stats.permalink_records = len(records) - len(chosen)
+            e.describe(rec)
+            self._store(e, rec)
+        # Records stay in the spool; only their entries (no text) are sorted and annotated,
+        # then each record is read back once, in order, on its way into a shard.
+        entries = [e for e in self._entries if e.kind == "permalink"]
+        entries += chosen.values()
+        self._entries = []
+        entries.sort(key=lambda e: (e.url, e.id))
+        self.stats.permalink_records = len(entries) - len(chosen)
         self.stats.index_only_records = len(chosen)
-        records.sort(key=lambda r: (r["url"], r["id"]))
-        annotate_duplicates(records, self.near_dup_distance)
-        self._spool.close()
+        dups = duplicate_annotations(
+            [(e.id, e.text_sha256, e.simhash) for e in entries], self.near_dup_distance
+        )
         for old in self.corpus_dir.glob("part-*.jsonl.gz"):
             old.unlink()
+        records = (self._load(e) | {"dup": dup} for e, dup in zip(entries, dups, strict=True))
         paths = write_shards(records, self.corpus_dir, self.records_per_shard)
-        self._write_side_files(records)
+        self._spool.close()
+        self._write_side_files(len(entries))
         logger.info(
             "corpus: %d records (%d from index only), %d pages skipped by extraction",
-            len(records),
+            len(entries),
             len(chosen),
             len(self._skipped),
         )
         return paths
 
-    def _fill_deferred_text(self, records: dict[str, dict[str, Any]]) -> None:
+    def _fill_deferred_text(self, chosen: dict[str, _Entry]) -> None:
         """Extract, in the workers, the text of the index blocks that become records."""
         jobs: dict[int, str] = {}
-        with self._lock:
-            for n, (key, rec) in enumerate(sorted(records.items())):
-                if "_content_html" in rec:
-                    task_id = self._next_id
-                    self._next_id += 1
-                    self._meta[task_id] = n
-                    jobs[n] = key
-        ordered = sorted(records.items())
-        for task_id, n in [(t, m) for t, m in self._meta.items() if isinstance(m, int)]:
-            self.pool.submit(task_id, {"block_html": ordered[n][1]["_content_html"]})
+        for n, (key, e) in enumerate(sorted(chosen.items())):
+            html = self._load(e).get("_content_html")
+            if html is None:
+                continue
+            with self._lock:
+                task_id = self._next_id
+                self._next_id += 1
+                self._meta[task_id] = n
+            jobs[n] = key
+            self.pool.submit(task_id, {"block_html": html})
         if jobs:
             self.pool.join()
         for n, key in jobs.items():
-            rec = records[key]
-            fields = self._block_text.get(n)
+            e = chosen[key]
+            rec = self._load(e)
+            fields = self._block_text.pop(n, None)
             if fields is None:
                 fields = text_fields(None)
                 fields["text_flags"] = ["extraction_failed"]
@@ -512,18 +536,19 @@ class CorpusBuilder:
             if fields.get("check"):
                 rec["extraction"]["self_check"] = fields["check"]
             rec["quality_flags"] = sorted(set(rec["quality_flags"]) | set(fields["text_flags"]))
+            self._store(e, rec)
 
     def _load(self, e: _Entry) -> dict[str, Any]:
         self._spool.seek(e.offset)
         return orjson.loads(self._spool.read(e.length))
 
-    def _write_side_files(self, records: list[dict[str, Any]]) -> None:
+    def _write_side_files(self, n_records: int) -> None:
         skipped = sorted(self._skipped, key=lambda s: (s["url"], str(s["warc"])))
         with open(self.corpus_dir / "skipped.jsonl", "wb") as fh:
             for s in skipped:
                 fh.write(orjson.dumps(s, option=orjson.OPT_APPEND_NEWLINE))
         summary = {
-            "records": len(records),
+            "records": n_records,
             "permalink_records": self.stats.permalink_records,
             "index_only_records": self.stats.index_only_records,
             "skipped_pages": len(skipped),
@@ -562,15 +587,28 @@ def annotate_duplicates(
     Records must already be in their final order: the first member of a group is its
     canonical record. Empty texts are never grouped.
     """
+    items = [
+        (r["id"], r["hashes"]["text_sha256"] if r["text"] else None, r["hashes"]["simhash"])
+        for r in records
+    ]
+    for r, dup in zip(records, duplicate_annotations(items, max_distance), strict=True):
+        r["dup"] = dup
+
+
+def duplicate_annotations(
+    items: list[tuple[str, str | None, str]], max_distance: int = NEAR_DUP_DISTANCE
+) -> list[dict[str, Any]]:
+    """The ``dup`` field of each record, from ``(id, text sha256 or None when the text is
+    empty, simhash hex)`` in the records' final order (see :func:`annotate_duplicates`)."""
     exact: dict[str, list[int]] = defaultdict(list)
-    for i, r in enumerate(records):
-        if r["text"]:
-            exact[r["hashes"]["text_sha256"]].append(i)
+    for i, (_, sha, _) in enumerate(items):
+        if sha is not None:
+            exact[sha].append(i)
     # near duplicates: union-find over distinct simhashes, candidates via 4 x 16-bit blocks
     values: dict[int, list[int]] = defaultdict(list)
-    for i, r in enumerate(records):
-        if r["text"]:
-            values[int(r["hashes"]["simhash"], 16)].append(i)
+    for i, (_, sha, simhash) in enumerate(items):
+        if sha is not None:
+            values[int(simhash, 16)].append(i)
     distinct = list(values)
     parent = list(range(len(distinct)))
 
@@ -603,36 +641,50 @@ def annotate_duplicates(
         members.sort()
         for i in members:
             cluster_of[i] = members
-    for i, r in enumerate(records):
-        group = exact.get(r["hashes"]["text_sha256"], []) if r["text"] else []
+    out = []
+    for i, (_, sha, _) in enumerate(items):
+        group = exact.get(sha, []) if sha is not None else []
         near = cluster_of.get(i, [])
-        r["dup"] = {
-            "exact_group": r["hashes"]["text_sha256"] if len(group) > 1 else None,
-            "exact_group_size": len(group) if len(group) > 1 else 1,
-            "exact_canonical_id": records[group[0]]["id"] if len(group) > 1 else None,
-            "near_cluster": records[near[0]]["id"] if len(near) > 1 else None,
-            "near_cluster_size": len(near) if len(near) > 1 else 1,
-            "is_canonical": not (
-                (len(group) > 1 and group[0] != i) or (len(near) > 1 and near[0] != i)
-            ),
-        }
+        out.append(
+            {
+                "exact_group": sha if len(group) > 1 else None,
+                "exact_group_size": len(group) if len(group) > 1 else 1,
+                "exact_canonical_id": items[group[0]][0] if len(group) > 1 else None,
+                "near_cluster": items[near[0]][0] if len(near) > 1 else None,
+                "near_cluster_size": len(near) if len(near) > 1 else 1,
+                "is_canonical": not (
+                    (len(group) > 1 and group[0] != i) or (len(near) > 1 and near[0] != i)
+                ),
+            }
+        )
+    return out
 
 
-def write_shards(records: list[dict[str, Any]], directory: Path, per_shard: int) -> list[Path]:
-    """gzip JSONL shards (mtime 0, no file name in the header): byte-reproducible."""
+def write_shards(records: Iterable[dict[str, Any]], directory: Path, per_shard: int) -> list[Path]:
+    """gzip JSONL shards (mtime 0, no file name in the header): byte-reproducible.
+
+    ``records`` may be a generator: one record at a time is in memory here.
+    """
     paths: list[Path] = []
-    for n, start in enumerate(range(0, max(len(records), 1), per_shard)):
+    it = iter(records)
+    rec = next(it, None)
+    n = 0
+    while rec is not None or not paths:  # an empty corpus still gets its one empty shard
         path = directory / f"part-{n:05d}.jsonl.gz"
         with (
             open(path, "wb") as raw,
             gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,
         ):
-            for rec in records[start : start + per_shard]:
+            written = 0
+            while rec is not None and written < per_shard:
                 try:
                     gz.write(orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE))
                 except orjson.JSONEncodeError:
                     gz.write(orjson.dumps(_repair(rec), option=orjson.OPT_APPEND_NEWLINE))
+                written += 1
+                rec = next(it, None)
         paths.append(path)
+        n += 1
     return paths
 
 
