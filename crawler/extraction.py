@@ -106,6 +106,7 @@ CODE_RESIDUE = re.compile(
 SURROGATES = re.compile("[\ud800-\udfff]")
 WORD = re.compile(r"\w+", re.UNICODE)
 ASCII_SPACE = re.compile(r"[ \t\n\r\f\v]+")
+LINE_SPACE = re.compile(r"[ \t\f\v]+")  # ASCII whitespace but line breaks
 
 
 # A page's URL and its blocks' permalinks are canonicalised several times each.
@@ -190,8 +191,9 @@ def repair_surrogates(text: str) -> str:
 def clean_text(text: str) -> str:
     """NFC, one paragraph per line, no blank or padded lines (no-break spaces kept)."""
     text = repair_surrogates(unicodedata.normalize("NFC", text))
-    lines = (ASCII_SPACE.sub(" ", line).strip(" ") for line in text.replace("\r", "\n").split("\n"))
-    return "\n".join(line for line in lines if line)
+    # One substitution over the whole text: runs of spaces never cross a line break.
+    text = LINE_SPACE.sub(" ", text.replace("\r", "\n"))
+    return "\n".join(line for line in (x.strip(" ") for x in text.split("\n")) if line)
 
 
 def one_line(text: str | None) -> str:
