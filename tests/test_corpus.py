@@ -27,7 +27,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from crawler.corpus import CorpusBuilder, annotate_duplicates, read_corpus
-from crawler.offline import extract_warcs
+from crawler.offline import extract_warcs, scan_warc
 from crawler.templates import parse_page
 from crawler.urls import canonical_url
 
@@ -254,6 +254,28 @@ def test_crawl_time_corpus_equals_offline(farm_corpus: dict[str, Any]) -> None:
     for x, y in zip(a, b, strict=True):
         assert x.read_bytes() == y.read_bytes()  # gzip mtime 0, deterministic order
     assert farm_corpus["crawl_pool"]["recycled"] > 0  # workers were recycled meanwhile
+
+
+def test_small_shards_stream_the_same_records(farm_corpus: dict[str, Any], tmp_path: Path) -> None:
+    """close() streams records from its spool into shards: cut at any size, same records."""
+    entries, problems = scan_warc(farm_corpus["warc"])
+    assert not problems
+    with CorpusBuilder(tmp_path, workers=2, timeout=20, records_per_shard=7) as b:
+        for e in entries:
+            b.add_page(
+                e["url"],
+                headers={"Content-Type": e["content_type"]},
+                http_status=e["pointer"]["http_status"],
+                warc_pointer=e["pointer"],
+                crawl_date=e["crawl_date"],
+                warc_path=e["path"],
+            )
+    shards = sorted((tmp_path / "corpus").glob("part-*.jsonl.gz"))
+    records = farm_corpus["offline"]
+    assert len(shards) == -(-len(records) // 7)
+    sizes = [len(gzip.decompress(p.read_bytes()).splitlines()) for p in shards]
+    assert sizes[:-1] == [7] * (len(shards) - 1) and 1 <= sizes[-1] <= 7
+    assert read_corpus(tmp_path) == records
 
 
 def test_duplicates_are_annotated_not_dropped(farm_corpus: dict[str, Any]) -> None:
