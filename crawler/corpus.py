@@ -21,6 +21,7 @@ import gzip
 import logging
 import multiprocessing as mp
 import os
+import queue
 import tempfile
 import threading
 import time
@@ -122,9 +123,10 @@ def worker_context() -> mp.context.BaseContext:
 class ExtractionPool:
     """Worker processes with a per-document time limit and recycling (pebble's ProcessPool).
 
-    ``submit`` never blocks; results (or failures) go to ``on_result(task_id, ok, value)``
-    from the pool's own thread. ``value`` is the result dict, or a reason string
-    (``timeout``, ``worker_died``, ``ExceptionName: message``). A document's time limit
+    ``submit`` never blocks (a feeder thread starts the pool and hands tasks to it); results
+    (or failures) go to ``on_result(task_id, ok, value)`` from the pool's own thread.
+    ``value`` is the result dict, or a reason string (``timeout``, ``worker_died``,
+    ``ExceptionName: message``). A document's time limit
     counts from when a worker takes it, so a worker still starting on a busy machine is not
     killed for its start-up time. Workers ignore SIGINT (Ctrl-C reaches the whole process
     group: the crawl decides when they stop) and leave quietly when the crawl is gone.
@@ -141,7 +143,8 @@ class ExtractionPool:
         self.n_workers = max(1, workers)
         self.timeout = timeout
         self.max_tasks = max(1, max_tasks_per_worker)
-        self._pool: pebble.ProcessPool | None = None
+        self._queue: queue.SimpleQueue[tuple[int, dict[str, Any]] | None] = queue.SimpleQueue()
+        self._feeder: threading.Thread | None = None
         self._pending = 0
         self._cond = threading.Condition()
         self._done_by: Counter[int] = Counter()  # worker pid -> documents done
@@ -149,13 +152,13 @@ class ExtractionPool:
 
     def submit(self, task_id: int, payload: dict[str, Any]) -> None:
         with self._cond:
-            if self._pool is None:  # started on the first page: no idle workers before
-                self._pool = pebble.ProcessPool(
-                    max_workers=self.n_workers, max_tasks=self.max_tasks, context=worker_context()
-                )
             self._pending += 1
-            future = self._pool.schedule(_run_task, (payload,), timeout=self.timeout)
-        future.add_done_callback(functools.partial(self._done, task_id))
+            if self._feeder is None:
+                self._feeder = threading.Thread(
+                    target=self._feed, name="extraction-feeder", daemon=True
+                )
+                self._feeder.start()
+        self._queue.put((task_id, payload))
 
     @property
     def pending(self) -> int:
@@ -166,10 +169,37 @@ class ExtractionPool:
         with self._cond:
             while self._pending:
                 self._cond.wait(0.5)
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close()
-            pool.join()
+            feeder, self._feeder = self._feeder, None
+        if feeder is not None:
+            self._queue.put(None)
+            feeder.join()
+
+    def _feed(self) -> None:
+        """Hand the tasks to pebble, in this thread: starting the pool waits for the fork
+        server to load the extraction modules, and payloads are pickled here, never on
+        the caller's (the Scrapy reactor's) thread."""
+        pool: pebble.ProcessPool | None = None
+        try:
+            while (item := self._queue.get()) is not None:
+                task_id, payload = item
+                try:
+                    if pool is None:  # started on the first page: no idle workers before
+                        pool = pebble.ProcessPool(
+                            max_workers=self.n_workers,
+                            max_tasks=self.max_tasks,
+                            context=worker_context(),
+                        )
+                    future = pool.schedule(_run_task, (payload,), timeout=self.timeout)
+                except Exception as exc:  # noqa: BLE001 - a broken pool: fail, never hang
+                    logger.warning("corpus: extraction task %s not scheduled (%r)", task_id, exc)
+                    self.stats["errors"] += 1
+                    self._finish(task_id, False, f"{type(exc).__name__}: {exc}")
+                    continue
+                future.add_done_callback(functools.partial(self._done, task_id))
+        finally:
+            if pool is not None:
+                pool.close()
+                pool.join()
 
     def _done(self, task_id: int, future: Any) -> None:
         """A task's future settled (in the pool's thread): count it, hand it on."""
@@ -195,6 +225,9 @@ class ExtractionPool:
         except Exception as exc:  # noqa: BLE001 - report, never kill the run
             ok, value = False, f"{type(exc).__name__}: {exc}"
             self.stats["errors"] += 1
+        self._finish(task_id, ok, value)
+
+    def _finish(self, task_id: int, ok: bool, value: Any) -> None:
         try:
             self.on_result(task_id, ok, value)
         except Exception:  # noqa: BLE001 - a bad result must not stop the pool
