@@ -89,6 +89,21 @@ def _html_entry(record: Any, it: Any, name: str, path: str | os.PathLike[str]) -
     }
 
 
+def queue_pages(builder: CorpusBuilder, entries: Iterable[dict[str, Any]]) -> int:
+    """Queue the pages :func:`scan_warc` found; returns how many the builder accepted."""
+    return sum(
+        builder.add_page(
+            e["url"],
+            headers={"Content-Type": e["content_type"]},
+            http_status=e["pointer"]["http_status"],
+            warc_pointer=e["pointer"],
+            crawl_date=e["crawl_date"],
+            warc_path=e["path"],
+        )
+        for e in entries
+    )
+
+
 def extract_warcs(
     paths: Iterable[str | os.PathLike[str]],
     output_dir: str | os.PathLike[str],
@@ -116,15 +131,7 @@ def extract_warcs(
         scan_s += time.monotonic() - scan_started
         problems += found
         unreadable += bool(found and not entries)
-        for e in entries:
-            pages += builder.add_page(
-                e["url"],
-                headers={"Content-Type": e["content_type"]},
-                http_status=e["pointer"]["http_status"],
-                warc_pointer=e["pointer"],
-                crawl_date=e["crawl_date"],
-                warc_path=e["path"],
-            )
+        pages += queue_pages(builder, entries)
     shards = builder.close()
     elapsed = time.monotonic() - started
     return {

@@ -27,7 +27,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from crawler.corpus import CorpusBuilder, annotate_duplicates, read_corpus
-from crawler.offline import extract_warcs, scan_warc
+from crawler.offline import extract_warcs, queue_pages, scan_warc
 from crawler.templates import parse_page
 from crawler.urls import canonical_url
 
@@ -261,15 +261,7 @@ def test_small_shards_stream_the_same_records(farm_corpus: dict[str, Any], tmp_p
     entries, problems = scan_warc(farm_corpus["warc"])
     assert not problems
     with CorpusBuilder(tmp_path, workers=2, timeout=20, records_per_shard=7) as b:
-        for e in entries:
-            b.add_page(
-                e["url"],
-                headers={"Content-Type": e["content_type"]},
-                http_status=e["pointer"]["http_status"],
-                warc_pointer=e["pointer"],
-                crawl_date=e["crawl_date"],
-                warc_path=e["path"],
-            )
+        queue_pages(b, entries)
     shards = sorted((tmp_path / "corpus").glob("part-*.jsonl.gz"))
     records = farm_corpus["offline"]
     assert len(shards) == -(-len(records) // 7)
