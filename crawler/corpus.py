@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -630,9 +630,10 @@ def annotate_duplicates(
 
 def duplicate_annotations(
     items: list[tuple[str, str | None, str]], max_distance: int = NEAR_DUP_DISTANCE
-) -> list[dict[str, Any]]:
-    """The ``dup`` field of each record, from ``(id, text sha256 or None when the text is
-    empty, simhash hex)`` in the records' final order (see :func:`annotate_duplicates`)."""
+) -> Iterator[dict[str, Any]]:
+    """The ``dup`` field of each record, in turn (one at a time: a corpus streams into its
+    shards), from ``(id, text sha256 or None when the text is empty, simhash hex)`` in the
+    records' final order (see :func:`annotate_duplicates`)."""
     exact: dict[str, list[int]] = defaultdict(list)
     for i, (_, sha, _) in enumerate(items):
         if sha is not None:
@@ -674,23 +675,19 @@ def duplicate_annotations(
         members.sort()
         for i in members:
             cluster_of[i] = members
-    out = []
     for i, (_, sha, _) in enumerate(items):
         group = exact.get(sha, []) if sha is not None else []
         near = cluster_of.get(i, [])
-        out.append(
-            {
-                "exact_group": sha if len(group) > 1 else None,
-                "exact_group_size": len(group) if len(group) > 1 else 1,
-                "exact_canonical_id": items[group[0]][0] if len(group) > 1 else None,
-                "near_cluster": items[near[0]][0] if len(near) > 1 else None,
-                "near_cluster_size": len(near) if len(near) > 1 else 1,
-                "is_canonical": not (
-                    (len(group) > 1 and group[0] != i) or (len(near) > 1 and near[0] != i)
-                ),
-            }
-        )
-    return out
+        yield {
+            "exact_group": sha if len(group) > 1 else None,
+            "exact_group_size": len(group) if len(group) > 1 else 1,
+            "exact_canonical_id": items[group[0]][0] if len(group) > 1 else None,
+            "near_cluster": items[near[0]][0] if len(near) > 1 else None,
+            "near_cluster_size": len(near) if len(near) > 1 else 1,
+            "is_canonical": not (
+                (len(group) > 1 and group[0] != i) or (len(near) > 1 and near[0] != i)
+            ),
+        }
 
 
 def write_shards(records: Iterable[dict[str, Any]], directory: Path, per_shard: int) -> list[Path]:
