@@ -4,8 +4,9 @@
 command, so both write the same corpus from the same captures. Why it looks like this:
 
 - trafilatura is CPU bound, not thread-safe, has no timeout and grows in memory, so
-  extraction runs in worker processes (:class:`ExtractionPool`): one document at a time per
-  worker, killed and replaced past a time limit, recycled after N documents. ``add_page``
+  extraction runs in worker processes (:class:`ExtractionPool`, on pebble's process pool):
+  one document at a time per worker, killed and replaced past a time limit, recycled after
+  N documents. ``add_page``
   only queues work and returns, so a Scrapy reactor thread never waits on extraction.
 - Results are spooled to a temporary file (only a small index stays in memory) and the
   corpus is written at :meth:`CorpusBuilder.close`, where the whole picture is known:
@@ -15,24 +16,24 @@ command, so both write the same corpus from the same captures. Why it looks like
 
 from __future__ import annotations
 
+import functools
 import gzip
 import logging
 import multiprocessing as mp
-import multiprocessing.connection as mpc
 import os
 import queue
-import signal
 import tempfile
 import threading
 import time
-from collections import defaultdict, deque
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections import Counter, defaultdict
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pebble
 
 from crawler.dates import utc_iso
 from crawler.extraction import (
@@ -99,63 +100,36 @@ def process_task(payload: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-# A worker acknowledges each task before working on it: its time limit starts then, so a
-# worker still importing on a busy machine is not killed for its start-up time.
-STARTED = "started"
-# How long a handed-out task may wait for that acknowledgement (a worker stuck starting).
-START_GRACE = 120.0
-
-
-def _worker_main(conn: mpc.Connection) -> None:
-    """Worker loop: one task at a time; ``None`` means exit (recycling or shutdown)."""
-    # Ctrl-C reaches the whole process group: the crawl decides when workers stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
-        if msg is None:
-            return
-        task_id, payload = msg
-        try:
-            conn.send((task_id, None, STARTED))  # the time limit counts from here
-            try:
-                reply = (task_id, True, process_task(payload))
-            except Exception as exc:  # noqa: BLE001 - report, never kill the run
-                reply = (task_id, False, f"{type(exc).__name__}: {exc}")
-            conn.send(reply)
-        except OSError:
-            return  # the crawl is gone (an unclean shutdown): nobody to answer
+def _run_task(payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """The function the workers run: the result, and which worker made it (for stats)."""
+    return os.getpid(), process_task(payload)
 
 
 # ---------------------------------------------------------------- pool
 
 
-def _mp_context() -> mp.context.BaseContext:
-    """forkserver: safe next to threads (reactor), cheap respawns after a kill."""
+def worker_context() -> mp.context.BaseContext:
+    """forkserver: safe next to threads (the reactor's, the pool's), cheap respawns after a
+    kill or a recycling; the server preloads the extraction modules and the language model
+    (:mod:`crawler.extraction_preload`) once, so a new worker starts warm."""
     try:
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["crawler.corpus"])
+        ctx.set_forkserver_preload(["crawler.extraction_preload"])
         return ctx
     except ValueError:
         return mp.get_context("spawn")
 
 
-@dataclass
-class _Worker:
-    proc: Any
-    conn: mpc.Connection
-    task: tuple[int, float] | None = None  # (task id, deadline: start grace, then time limit)
-    done: int = 0
-
-
 class ExtractionPool:
-    """Worker processes with a per-document time limit and recycling.
+    """Worker processes with a per-document time limit and recycling (pebble's ProcessPool).
 
-    ``submit`` never blocks; results (or failures) go to ``on_result(task_id, ok, value)``
-    from the pool's dispatcher thread. ``value`` is the result dict, or a reason string
-    (``timeout``, ``worker_died``, ``ExceptionName: message``).
+    ``submit`` never blocks (a feeder thread starts the pool and hands tasks to it); results
+    (or failures) go to ``on_result(task_id, ok, value)`` from the pool's own thread.
+    ``value`` is the result dict, or a reason string (``timeout``, ``worker_died``,
+    ``ExceptionName: message``). A document's time limit
+    counts from when a worker takes it, so a worker still starting on a busy machine is not
+    killed for its start-up time. Workers ignore SIGINT (Ctrl-C reaches the whole process
+    group: the crawl decides when they stop) and leave quietly when the crawl is gone.
     """
 
     def __init__(
@@ -169,21 +143,21 @@ class ExtractionPool:
         self.n_workers = max(1, workers)
         self.timeout = timeout
         self.max_tasks = max(1, max_tasks_per_worker)
-        self.ctx = _mp_context()
         self._queue: queue.SimpleQueue[tuple[int, dict[str, Any]] | None] = queue.SimpleQueue()
+        self._feeder: threading.Thread | None = None
         self._pending = 0
         self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._done_by: Counter[int] = Counter()  # worker pid -> documents done
         self.stats = {"timeouts": 0, "crashes": 0, "errors": 0, "recycled": 0, "spawned": 0}
 
     def submit(self, task_id: int, payload: dict[str, Any]) -> None:
         with self._cond:
             self._pending += 1
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="extraction-dispatcher", daemon=True
+            if self._feeder is None:
+                self._feeder = threading.Thread(
+                    target=self._feed, name="extraction-feeder", daemon=True
                 )
-                self._thread.start()
+                self._feeder.start()
         self._queue.put((task_id, payload))
 
     @property
@@ -195,135 +169,72 @@ class ExtractionPool:
         with self._cond:
             while self._pending:
                 self._cond.wait(0.5)
-        if self._thread is not None:
+            feeder, self._feeder = self._feeder, None
+        if feeder is not None:
             self._queue.put(None)
-            self._thread.join()
-            self._thread = None
+            feeder.join()
 
-    # -- dispatcher thread
-    def _spawn(self) -> _Worker:
-        parent, child = self.ctx.Pipe(duplex=True)
-        proc = self.ctx.Process(target=_worker_main, args=(child,), daemon=True)
-        proc.start()
-        child.close()
-        self.stats["spawned"] += 1
-        return _Worker(proc=proc, conn=parent)
+    def _feed(self) -> None:
+        """Hand the tasks to pebble, in this thread: starting the pool waits for the fork
+        server to load the extraction modules, and payloads are pickled here, never on
+        the caller's (the Scrapy reactor's) thread."""
+        pool: pebble.ProcessPool | None = None
+        try:
+            while (item := self._queue.get()) is not None:
+                task_id, payload = item
+                try:
+                    if pool is None:  # started on the first page: no idle workers before
+                        pool = pebble.ProcessPool(
+                            max_workers=self.n_workers,
+                            max_tasks=self.max_tasks,
+                            context=worker_context(),
+                        )
+                    future = pool.schedule(_run_task, (payload,), timeout=self.timeout)
+                except Exception as exc:  # noqa: BLE001 - a broken pool: fail, never hang
+                    logger.warning("corpus: extraction task %s not scheduled (%r)", task_id, exc)
+                    self.stats["errors"] += 1
+                    self._finish(task_id, False, f"{type(exc).__name__}: {exc}")
+                    continue
+                future.add_done_callback(functools.partial(self._done, task_id))
+        finally:
+            if pool is not None:
+                pool.close()
+                pool.join()
 
-    @staticmethod
-    def _stop(w: _Worker, kill: bool) -> None:
-        if kill:
-            w.proc.kill()
-        else:
-            try:
-                w.conn.send(None)
-            except OSError:
-                w.proc.kill()
-        w.proc.join(timeout=5)
-        if w.proc.is_alive():
-            w.proc.kill()
-            w.proc.join()
-        w.conn.close()
+    def _done(self, task_id: int, future: Any) -> None:
+        """A task's future settled (in the pool's thread): count it, hand it on."""
+        try:
+            pid, value = future.result()
+            ok = True
+            with self._cond:
+                self._done_by[pid] += 1
+                if self._done_by[pid] == 1:
+                    self.stats["spawned"] += 1
+                if self._done_by[pid] == self.max_tasks:
+                    self.stats["recycled"] += 1
+        except TimeoutError:
+            ok, value = False, "timeout"
+            self.stats["timeouts"] += 1
+            logger.warning(
+                "corpus: extraction of task %s exceeded %.1fs; worker killed", task_id, self.timeout
+            )
+        except pebble.ProcessExpired as exc:
+            ok, value = False, "worker_died"
+            self.stats["crashes"] += 1
+            logger.warning("corpus: extraction worker died on task %s (%s)", task_id, exc)
+        except Exception as exc:  # noqa: BLE001 - report, never kill the run
+            ok, value = False, f"{type(exc).__name__}: {exc}"
+            self.stats["errors"] += 1
+        self._finish(task_id, ok, value)
 
     def _finish(self, task_id: int, ok: bool, value: Any) -> None:
         try:
             self.on_result(task_id, ok, value)
-        except Exception:  # noqa: BLE001 - a bad result must not stop the dispatcher
+        except Exception:  # noqa: BLE001 - a bad result must not stop the pool
             logger.exception("corpus: result handler failed for task %s", task_id)
         with self._cond:
             self._pending -= 1
             self._cond.notify_all()
-
-    def _run(self) -> None:
-        workers: list[_Worker] = []
-        backlog: deque[tuple[int, dict[str, Any]]] = deque()
-        try:
-            self._loop(workers, backlog)
-        except Exception:  # noqa: BLE001 - never leave join() waiting forever
-            logger.exception("corpus: extraction dispatcher failed")
-            for w in workers:
-                if w.task is not None:
-                    backlog.appendleft((w.task[0], {}))
-            for task_id, _ in backlog:
-                self._finish(task_id, False, "dispatcher_failed")
-        finally:
-            for w in workers:
-                self._stop(w, kill=w.task is not None)
-
-    def _loop(self, workers: list[_Worker], backlog: deque[tuple[int, dict[str, Any]]]) -> None:
-        stop = False
-        while True:
-            busy = [w for w in workers if w.task is not None]
-            try:
-                idle_wait = not backlog and not busy
-                item = self._queue.get(timeout=0.1) if idle_wait else self._queue.get_nowait()
-                while True:
-                    if item is None:
-                        stop = True
-                    else:
-                        backlog.append(item)
-                    item = self._queue.get_nowait()
-            except queue.Empty:
-                pass
-            if stop and not backlog and not busy:
-                return
-            # Hand out work (one document per worker at a time).
-            while backlog:
-                idle = next((w for w in workers if w.task is None), None)
-                if idle is None and len(workers) < self.n_workers:
-                    idle = self._spawn()
-                    workers.append(idle)
-                if idle is None:
-                    break
-                task_id, payload = backlog.popleft()
-                try:
-                    idle.conn.send((task_id, payload))
-                    idle.task = (task_id, time.monotonic() + START_GRACE + self.timeout)
-                except OSError:
-                    self._replace(workers, idle, kill=True)
-                    backlog.appendleft((task_id, payload))
-            busy = [w for w in workers if w.task is not None]
-            if not busy:
-                continue
-            first_deadline = min(w.task[1] for w in busy if w.task is not None)
-            wait_for = max(0.0, min(first_deadline - time.monotonic(), 0.1))
-            ready = set(mpc.wait([w.conn for w in busy], timeout=wait_for))
-            for w in busy:
-                assert w.task is not None
-                task_id, deadline = w.task
-                if w.conn in ready:
-                    try:
-                        got_id, ok, value = w.conn.recv()
-                    except (EOFError, OSError):
-                        self.stats["crashes"] += 1
-                        logger.warning("corpus: extraction worker died on task %s", task_id)
-                        self._replace(workers, w, kill=True)
-                        self._finish(task_id, False, "worker_died")
-                        continue
-                    if ok is None:  # acknowledged: the time limit starts now
-                        w.task = (task_id, time.monotonic() + self.timeout)
-                        continue
-                    w.task = None
-                    w.done += 1
-                    if not ok:
-                        self.stats["errors"] += 1
-                    self._finish(got_id, ok, value)
-                    if w.done >= self.max_tasks:
-                        self.stats["recycled"] += 1
-                        self._replace(workers, w, kill=False)
-                elif time.monotonic() > deadline:
-                    self.stats["timeouts"] += 1
-                    logger.warning(
-                        "corpus: extraction of task %s exceeded %.1fs; worker killed",
-                        task_id,
-                        self.timeout,
-                    )
-                    self._replace(workers, w, kill=True)
-                    self._finish(task_id, False, "timeout")
-
-    def _replace(self, workers: list[_Worker], w: _Worker, kill: bool) -> None:
-        """Stop ``w``; a new worker is spawned lazily when there is work for it."""
-        workers.remove(w)
-        self._stop(w, kill=kill)
 
 
 # ---------------------------------------------------------------- builder
@@ -373,15 +284,26 @@ def _ordered_pointer(pointer: Mapping[str, Any]) -> dict[str, Any]:
     return ordered | {k: v for k, v in pointer.items() if k not in ordered}
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
-    """What the builder keeps in memory per spooled record."""
+    """What the builder keeps in memory per spooled record: where it is, how it sorts,
+    and what the duplicate annotation needs (never the text itself)."""
 
     kind: str  # "permalink" | "index"
     key: str  # canonical permalink
     order: tuple[str, str, int]  # deterministic choice among index sightings
     offset: int
     length: int
+    url: str = ""
+    id: str = ""
+    text_sha256: str | None = None  # None: no text (never grouped)
+    simhash: str = ""
+
+    def describe(self, record: Mapping[str, Any]) -> None:
+        """Take the sort key and the hashes from the record as it will be written."""
+        self.url, self.id = record["url"], record["id"]
+        self.text_sha256 = record["hashes"]["text_sha256"] if record["text"] else None
+        self.simhash = record["hashes"]["simhash"] if record["text"] else ""
 
 
 @dataclass
@@ -513,12 +435,19 @@ class CorpusBuilder:
                 record = self._record(meta, page, art)
                 kind = "permalink" if art["from_permalink"] else "index"
                 art_key = key if kind == "permalink" else art["permalink"] or record["url"]
-                data = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
-                self._spool.seek(0, os.SEEK_END)
-                offset = self._spool.tell()
-                self._spool.write(data)
                 order = (meta.url, (meta.warc or {}).get("record_id", ""), art["fragment"])
-                self._entries.append(_Entry(kind, art_key, order, offset, len(data)))
+                entry = _Entry(kind, art_key, order, 0, 0)
+                if kind == "permalink":  # an index sighting's text comes later, if ever
+                    entry.describe(record)
+                self._store(entry, record)
+                self._entries.append(entry)
+
+    def _store(self, entry: _Entry, record: dict[str, Any]) -> None:
+        """Append ``record`` to the spool; ``entry`` points at it."""
+        data = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+        self._spool.seek(0, os.SEEK_END)
+        entry.offset, entry.length = self._spool.tell(), len(data)
+        self._spool.write(data)
 
     @staticmethod
     def _record(meta: _Meta, page: dict[str, Any], art: dict[str, Any]) -> dict[str, Any]:
@@ -573,53 +502,59 @@ class CorpusBuilder:
             if e.kind == "index" and e.key not in covered:
                 if e.key not in chosen or e.order < chosen[e.key].order:
                     chosen[e.key] = e
-        records: list[dict[str, Any]] = []
-        for e in self._entries:
-            if e.kind == "permalink":
-                records.append(self._load(e))
-        index_records = {key: self._load(e) for key, e in chosen.items()}
-        self._fill_deferred_text(index_records)
-        for key, rec in index_records.items():
+        self._fill_deferred_text(chosen)
+        for key, e in chosen.items():
+            rec = self._load(e)
             flags = set(rec["quality_flags"]) | {"from_index_only"} | self._problems.get(key, set())
             if not self._problems.get(key):
                 flags.add("permalink_not_captured")
             rec["quality_flags"] = sorted(flags)
-            records.append(rec)
-        self.stats.permalink_records = len(records) - len(chosen)
+            e.describe(rec)
+            self._store(e, rec)
+        # Records stay in the spool; only their entries (no text) are sorted and annotated,
+        # then each record is read back once, in order, on its way into a shard.
+        entries = [e for e in self._entries if e.kind == "permalink"]
+        entries += chosen.values()
+        self._entries = []
+        entries.sort(key=lambda e: (e.url, e.id))
+        self.stats.permalink_records = len(entries) - len(chosen)
         self.stats.index_only_records = len(chosen)
-        records.sort(key=lambda r: (r["url"], r["id"]))
-        annotate_duplicates(records, self.near_dup_distance)
-        self._spool.close()
+        dups = duplicate_annotations(
+            [(e.id, e.text_sha256, e.simhash) for e in entries], self.near_dup_distance
+        )
         for old in self.corpus_dir.glob("part-*.jsonl.gz"):
             old.unlink()
+        records = (self._load(e) | {"dup": dup} for e, dup in zip(entries, dups, strict=True))
         paths = write_shards(records, self.corpus_dir, self.records_per_shard)
-        self._write_side_files(records)
+        self._spool.close()
+        self._write_side_files(len(entries))
         logger.info(
             "corpus: %d records (%d from index only), %d pages skipped by extraction",
-            len(records),
+            len(entries),
             len(chosen),
             len(self._skipped),
         )
         return paths
 
-    def _fill_deferred_text(self, records: dict[str, dict[str, Any]]) -> None:
+    def _fill_deferred_text(self, chosen: dict[str, _Entry]) -> None:
         """Extract, in the workers, the text of the index blocks that become records."""
         jobs: dict[int, str] = {}
-        with self._lock:
-            for n, (key, rec) in enumerate(sorted(records.items())):
-                if "_content_html" in rec:
-                    task_id = self._next_id
-                    self._next_id += 1
-                    self._meta[task_id] = n
-                    jobs[n] = key
-        ordered = sorted(records.items())
-        for task_id, n in [(t, m) for t, m in self._meta.items() if isinstance(m, int)]:
-            self.pool.submit(task_id, {"block_html": ordered[n][1]["_content_html"]})
+        for n, (key, e) in enumerate(sorted(chosen.items())):
+            html = self._load(e).get("_content_html")
+            if html is None:
+                continue
+            with self._lock:
+                task_id = self._next_id
+                self._next_id += 1
+                self._meta[task_id] = n
+            jobs[n] = key
+            self.pool.submit(task_id, {"block_html": html})
         if jobs:
             self.pool.join()
         for n, key in jobs.items():
-            rec = records[key]
-            fields = self._block_text.get(n)
+            e = chosen[key]
+            rec = self._load(e)
+            fields = self._block_text.pop(n, None)
             if fields is None:
                 fields = text_fields(None)
                 fields["text_flags"] = ["extraction_failed"]
@@ -634,18 +569,19 @@ class CorpusBuilder:
             if fields.get("check"):
                 rec["extraction"]["self_check"] = fields["check"]
             rec["quality_flags"] = sorted(set(rec["quality_flags"]) | set(fields["text_flags"]))
+            self._store(e, rec)
 
     def _load(self, e: _Entry) -> dict[str, Any]:
         self._spool.seek(e.offset)
         return orjson.loads(self._spool.read(e.length))
 
-    def _write_side_files(self, records: list[dict[str, Any]]) -> None:
+    def _write_side_files(self, n_records: int) -> None:
         skipped = sorted(self._skipped, key=lambda s: (s["url"], str(s["warc"])))
         with open(self.corpus_dir / "skipped.jsonl", "wb") as fh:
             for s in skipped:
                 fh.write(orjson.dumps(s, option=orjson.OPT_APPEND_NEWLINE))
         summary = {
-            "records": len(records),
+            "records": n_records,
             "permalink_records": self.stats.permalink_records,
             "index_only_records": self.stats.index_only_records,
             "skipped_pages": len(skipped),
@@ -684,15 +620,29 @@ def annotate_duplicates(
     Records must already be in their final order: the first member of a group is its
     canonical record. Empty texts are never grouped.
     """
+    items = [
+        (r["id"], r["hashes"]["text_sha256"] if r["text"] else None, r["hashes"]["simhash"])
+        for r in records
+    ]
+    for r, dup in zip(records, duplicate_annotations(items, max_distance), strict=True):
+        r["dup"] = dup
+
+
+def duplicate_annotations(
+    items: list[tuple[str, str | None, str]], max_distance: int = NEAR_DUP_DISTANCE
+) -> Iterator[dict[str, Any]]:
+    """The ``dup`` field of each record, in turn (one at a time: a corpus streams into its
+    shards), from ``(id, text sha256 or None when the text is empty, simhash hex)`` in the
+    records' final order (see :func:`annotate_duplicates`)."""
     exact: dict[str, list[int]] = defaultdict(list)
-    for i, r in enumerate(records):
-        if r["text"]:
-            exact[r["hashes"]["text_sha256"]].append(i)
+    for i, (_, sha, _) in enumerate(items):
+        if sha is not None:
+            exact[sha].append(i)
     # near duplicates: union-find over distinct simhashes, candidates via 4 x 16-bit blocks
     values: dict[int, list[int]] = defaultdict(list)
-    for i, r in enumerate(records):
-        if r["text"]:
-            values[int(r["hashes"]["simhash"], 16)].append(i)
+    for i, (_, sha, simhash) in enumerate(items):
+        if sha is not None:
+            values[int(simhash, 16)].append(i)
     distinct = list(values)
     parent = list(range(len(distinct)))
 
@@ -725,14 +675,14 @@ def annotate_duplicates(
         members.sort()
         for i in members:
             cluster_of[i] = members
-    for i, r in enumerate(records):
-        group = exact.get(r["hashes"]["text_sha256"], []) if r["text"] else []
+    for i, (_, sha, _) in enumerate(items):
+        group = exact.get(sha, []) if sha is not None else []
         near = cluster_of.get(i, [])
-        r["dup"] = {
-            "exact_group": r["hashes"]["text_sha256"] if len(group) > 1 else None,
+        yield {
+            "exact_group": sha if len(group) > 1 else None,
             "exact_group_size": len(group) if len(group) > 1 else 1,
-            "exact_canonical_id": records[group[0]]["id"] if len(group) > 1 else None,
-            "near_cluster": records[near[0]]["id"] if len(near) > 1 else None,
+            "exact_canonical_id": items[group[0]][0] if len(group) > 1 else None,
+            "near_cluster": items[near[0]][0] if len(near) > 1 else None,
             "near_cluster_size": len(near) if len(near) > 1 else 1,
             "is_canonical": not (
                 (len(group) > 1 and group[0] != i) or (len(near) > 1 and near[0] != i)
@@ -740,21 +690,31 @@ def annotate_duplicates(
         }
 
 
-def write_shards(records: list[dict[str, Any]], directory: Path, per_shard: int) -> list[Path]:
-    """gzip JSONL shards (mtime 0, no file name in the header): byte-reproducible."""
+def write_shards(records: Iterable[dict[str, Any]], directory: Path, per_shard: int) -> list[Path]:
+    """gzip JSONL shards (mtime 0, no file name in the header): byte-reproducible.
+
+    ``records`` may be a generator: one record at a time is in memory here.
+    """
     paths: list[Path] = []
-    for n, start in enumerate(range(0, max(len(records), 1), per_shard)):
+    it = iter(records)
+    rec = next(it, None)
+    n = 0
+    while rec is not None or not paths:  # an empty corpus still gets its one empty shard
         path = directory / f"part-{n:05d}.jsonl.gz"
         with (
             open(path, "wb") as raw,
             gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,
         ):
-            for rec in records[start : start + per_shard]:
+            written = 0
+            while rec is not None and written < per_shard:
                 try:
                     gz.write(orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE))
                 except orjson.JSONEncodeError:
                     gz.write(orjson.dumps(_repair(rec), option=orjson.OPT_APPEND_NEWLINE))
+                written += 1
+                rec = next(it, None)
         paths.append(path)
+        n += 1
     return paths
 
 

@@ -39,7 +39,8 @@ import crawler
 from crawler.dates import date_from_v01_slug, parse_engine_date
 from crawler.parsing import CODE_REMOVED_MARK, PAGE_QUERY, ArticleBlock, parse_page
 from crawler.selfcheck import check_text, parse_block, visible_text
-from crawler.urls import autoblog_base, canonical_url
+from crawler.urls import autoblog_base
+from crawler.urls import canonical_url as _canonical_url
 
 TRAFILATURA_OPTIONS: dict[str, Any] = {
     "output_format": "txt",
@@ -56,6 +57,31 @@ TRAFILATURA_OPTIONS: dict[str, Any] = {
     "fast": True,
     "with_metadata": False,
 }
+
+
+@lru_cache(maxsize=1)
+def _trafilatura_options() -> Any:
+    """``TRAFILATURA_OPTIONS`` as trafilatura's own ``Extractor``, built once per process
+    (``extract`` would build it, reading its configuration, for every block)."""
+    from trafilatura.settings import DEFAULT_CONFIG, Extractor
+
+    o = TRAFILATURA_OPTIONS
+    return Extractor(
+        config=DEFAULT_CONFIG,
+        output_format=o["output_format"],
+        fast=o["fast"],
+        precision=o["favor_precision"],
+        recall=o["favor_recall"],
+        comments=o["include_comments"],
+        formatting=o["include_formatting"],
+        links=o["include_links"],
+        images=o["include_images"],
+        tables=o["include_tables"],
+        dedup=o["deduplicate"],
+        with_metadata=o["with_metadata"],
+    )
+
+
 EXTRACTION_INFO: dict[str, Any] = {
     "tool": "trafilatura",
     "version": trafilatura.__version__,
@@ -80,7 +106,11 @@ CODE_RESIDUE = re.compile(
 SURROGATES = re.compile("[\ud800-\udfff]")
 WORD = re.compile(r"\w+", re.UNICODE)
 ASCII_SPACE = re.compile(r"[ \t\n\r\f\v]+")
+LINE_SPACE = re.compile(r"[ \t\f\v]+")  # ASCII whitespace but line breaks
 
+
+# A page's URL and its blocks' permalinks are canonicalised several times each.
+canonical_url = lru_cache(maxsize=4096)(_canonical_url)
 
 # ---------------------------------------------------------------- charset
 
@@ -161,8 +191,9 @@ def repair_surrogates(text: str) -> str:
 def clean_text(text: str) -> str:
     """NFC, one paragraph per line, no blank or padded lines (no-break spaces kept)."""
     text = repair_surrogates(unicodedata.normalize("NFC", text))
-    lines = (ASCII_SPACE.sub(" ", line).strip(" ") for line in text.replace("\r", "\n").split("\n"))
-    return "\n".join(line for line in lines if line)
+    # One substitution over the whole text: runs of spaces never cross a line break.
+    text = LINE_SPACE.sub(" ", text.replace("\r", "\n"))
+    return "\n".join(line for line in (x.strip(" ") for x in text.split("\n")) if line)
 
 
 def one_line(text: str | None) -> str:
@@ -180,14 +211,8 @@ def simhash64(text: str, shingle: int = SHINGLE) -> int:
         grams = [" ".join(words)]
     else:
         grams = [" ".join(words[i : i + shingle]) for i in range(len(words) - shingle + 1)]
-    hashes = np.fromiter(
-        (
-            int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "little")
-            for g in grams
-        ),
-        dtype="<u8",
-        count=len(grams),
-    )
+    digests = b"".join([hashlib.blake2b(g.encode(), digest_size=8).digest() for g in grams])
+    hashes = np.frombuffer(digests, dtype="<u8")
     bits = np.unpackbits(hashes.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
     votes = bits.sum(axis=0, dtype=np.int64) * 2 - len(grams)
     packed = np.packbits((votes > 0).astype(np.uint8), bitorder="little")
@@ -203,6 +228,11 @@ def _lang_identifier():
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def warm_up() -> None:
+    """Load what the first extraction would load (the language model), ahead of time."""
+    _lang_identifier()
 
 
 def detect_language(text: str) -> tuple[str | None, float | None]:
@@ -250,7 +280,7 @@ def checked_block_text(html: str | None) -> tuple[str, list[str], dict[str, Any]
     doc = lxml.html.document_fromstring(f"<html><body>{html}</body></html>")
     lxml.etree.strip_elements(doc, "script", "style", lxml.etree.Comment, with_tail=False)
     wrapped = lxml.html.tostring(doc, encoding="unicode")
-    out = trafilatura.extract(wrapped, **TRAFILATURA_OPTIONS)
+    out = trafilatura.extract(wrapped, options=_trafilatura_options())
     text = clean_text(out or "")
     block = parse_block(html)
     check = None

@@ -3,9 +3,9 @@
 A corpus must be rebuildable without crawling again (e.g. with a newer extractor), and it
 must equal the crawl-time one: so this only scans WARC files for HTML ``response`` records
 (status 200/404) and feeds them to the same :class:`~crawler.corpus.CorpusBuilder` the
-crawl uses. Scanning runs in parallel over files; each worker process then reads its own
-record straight from the file (``offset``/``length`` of the gzip member) and extracts it,
-so page bodies never travel between processes.
+crawl uses. The files are scanned in this process while the workers extract what was
+found; each worker process reads its own record straight from the file
+(``offset``/``length`` of the gzip member), so page bodies never travel between processes.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from crawler.corpus import DEFAULT_MAX_TASKS, DEFAULT_TIMEOUT, CorpusBuilder, _mp_context, is_html
+from crawler.corpus import DEFAULT_MAX_TASKS, DEFAULT_TIMEOUT, CorpusBuilder, is_html
 from crawler.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, UsageError
 
 logger = logging.getLogger(__name__)
@@ -90,6 +89,21 @@ def _html_entry(record: Any, it: Any, name: str, path: str | os.PathLike[str]) -
     }
 
 
+def queue_pages(builder: CorpusBuilder, entries: Iterable[dict[str, Any]]) -> int:
+    """Queue the pages :func:`scan_warc` found; returns how many the builder accepted."""
+    return sum(
+        builder.add_page(
+            e["url"],
+            headers={"Content-Type": e["content_type"]},
+            http_status=e["pointer"]["http_status"],
+            warc_pointer=e["pointer"],
+            crawl_date=e["crawl_date"],
+            warc_path=e["path"],
+        )
+        for e in entries
+    )
+
+
 def extract_warcs(
     paths: Iterable[str | os.PathLike[str]],
     output_dir: str | os.PathLike[str],
@@ -101,15 +115,6 @@ def extract_warcs(
     """Write ``<output_dir>/corpus/`` from WARC files; returns counts and timings."""
     files = sorted({str(Path(p)) for p in paths})
     started = time.monotonic()
-    if len(files) > 1 and workers > 1:
-        with ProcessPoolExecutor(
-            max_workers=min(workers, len(files)), mp_context=_mp_context()
-        ) as ex:
-            scanned = list(ex.map(scan_warc, files))
-    else:
-        scanned = [scan_warc(f) for f in files]
-    problems = [p for _, found in scanned for p in found]
-    scan_s = time.monotonic() - started
     builder = CorpusBuilder(
         output_dir,
         workers=workers,
@@ -117,17 +122,16 @@ def extract_warcs(
         max_tasks_per_worker=max_tasks_per_worker,
         debug_sleep=debug_sleep,
     )
-    pages = 0
-    for entries, _ in scanned:
-        for e in entries:
-            pages += builder.add_page(
-                e["url"],
-                headers={"Content-Type": e["content_type"]},
-                http_status=e["pointer"]["http_status"],
-                warc_pointer=e["pointer"],
-                crawl_date=e["crawl_date"],
-                warc_path=e["path"],
-            )
+    # Files are scanned here, one after the other, while the workers already extract what
+    # was found: scanning only reads headers, and the workers have the cores.
+    pages, problems, unreadable, scan_s = 0, [], 0, 0.0
+    for path in files:
+        scan_started = time.monotonic()
+        entries, found = scan_warc(path)
+        scan_s += time.monotonic() - scan_started
+        problems += found
+        unreadable += bool(found and not entries)
+        pages += queue_pages(builder, entries)
     shards = builder.close()
     elapsed = time.monotonic() - started
     return {
@@ -138,7 +142,7 @@ def extract_warcs(
         "skipped_pages": builder.stats.failures,
         "problems": problems,
         # Files that gave nothing at all (not a WARC, damaged from the start).
-        "unreadable_files": sum(1 for entries, found in scanned if found and not entries),
+        "unreadable_files": unreadable,
         "shards": [str(p) for p in shards],
         "scan_seconds": round(scan_s, 3),
         "seconds": round(elapsed, 3),

@@ -8,6 +8,7 @@ byte-identical, and every article of ``farm.truth()`` must be in it.
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import statistics
@@ -22,7 +23,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from crawler.corpus import CorpusBuilder, annotate_duplicates, read_corpus
 from crawler.layout import OutputLayout
-from crawler.offline import extract_warcs
+from crawler.offline import extract_warcs, queue_pages, scan_warc
 from crawler.urls import canonical_url
 
 samplefarm = pytest.importorskip("crawler.samplefarm")
@@ -177,6 +178,23 @@ def test_crawl_time_corpus_equals_offline(farm_corpus: dict[str, Any]) -> None:
     for x, y in zip(a, b, strict=True):
         assert x.read_bytes() == y.read_bytes()  # gzip mtime 0, deterministic order
     assert farm_corpus["offline_pool"]["recycled"] > 0  # workers were recycled meanwhile
+
+
+def test_small_shards_stream_the_same_records(farm_corpus: dict[str, Any], tmp_path: Path) -> None:
+    """close() streams records from its spool into shards: cut at any size, same records."""
+    entries = []
+    for path in farm_corpus["layout"].warcs():
+        found, problems = scan_warc(path)
+        assert not problems
+        entries += found
+    with CorpusBuilder(tmp_path, workers=2, timeout=20, records_per_shard=7) as b:
+        queue_pages(b, entries)
+    shards = sorted((tmp_path / "corpus").glob("part-*.jsonl.gz"))
+    records = farm_corpus["offline"]
+    assert len(shards) == -(-len(records) // 7)
+    sizes = [len(gzip.decompress(p.read_bytes()).splitlines()) for p in shards]
+    assert sizes[:-1] == [7] * (len(shards) - 1) and 1 <= sizes[-1] <= 7
+    assert read_corpus(tmp_path) == records
 
 
 def test_duplicates_are_annotated_not_dropped(farm_corpus: dict[str, Any]) -> None:
