@@ -26,11 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import trafilatura  # noqa: E402
 
-from crawler.extraction import TRAFILATURA_OPTIONS, clean_text, extract_page  # noqa: E402
+from crawler.corpus.extraction import TRAFILATURA_OPTIONS, extract_page  # noqa: E402
+from crawler.corpus.selfcheck import measures, parse_block, visible_text  # noqa: E402
+from crawler.corpus.text import clean_text  # noqa: E402
 from crawler.parsing import parse_page  # noqa: E402
 from crawler.samplefarm import start_farm  # noqa: E402
 from crawler.samplefarm.shapes import BROAD_FARM, repeated_line_runs  # noqa: E402
-from crawler.selfcheck import measures, parse_block, visible_text  # noqa: E402
 from crawler.urls import canonical_url  # noqa: E402
 
 

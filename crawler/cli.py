@@ -208,7 +208,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str, s
     "extract": ("rebuild the research corpus from WARC files alone", _extract,
                 "crawler.cluster.dask_extract", "run_extract"),
     "package": ("turn a corpus into a dataset (manifest, card, Parquet)", _package,
-                "crawler.package", "run_package"),
+                "crawler.corpus.dataset", "run_package"),
     "reindex": ("rebuild history.sqlite from the CDXJ indexes and WARCs", _directory,
                 "crawler.history.reindex", "run_reindex"),
     "report": ("print the change report of the latest run", _report,

@@ -26,6 +26,9 @@ LOCK_NAME = ".lock"
 DEMO_MARK = ".autoblog-archive-demo"
 WARC_SUFFIX = ".warc.gz"
 OPEN_SUFFIX = ".open"  # a WARC file still being written
+# A dataset folder written by `package` (crawler.corpus.dataset).
+MANIFEST_TXT = "MANIFEST.sha256"
+MANIFEST_JSON = "manifest.json"
 
 
 class OutputLayout:

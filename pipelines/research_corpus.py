@@ -21,7 +21,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThread
 
-from crawler.corpus import CorpusBuilder
+from crawler.corpus.builder import CorpusBuilder
 from crawler.extensions.crawl_state import CrawlState, RunInfo
 from crawler.items import PageItem, run_started
 from crawler.layout import OutputLayout

@@ -22,7 +22,7 @@ import redis
 from conftest import BIN, needs_pywb, responses, run_cli
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.corpus import read_corpus
+from crawler.corpus.shards import read_corpus
 from crawler.samplefarm import start_farm
 
 

@@ -21,9 +21,11 @@ from conftest import REFERENCE_PAGES, run_cli
 from rapidfuzz import fuzz
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.corpus import CorpusBuilder, annotate_duplicates, read_corpus
+from crawler.corpus.builder import CorpusBuilder
+from crawler.corpus.dedup import annotate_duplicates
+from crawler.corpus.from_warcs import extract_warcs, queue_pages, scan_warc
+from crawler.corpus.shards import read_corpus
 from crawler.layout import OutputLayout
-from crawler.offline import extract_warcs, queue_pages, scan_warc
 from crawler.urls import canonical_url
 
 samplefarm = pytest.importorskip("crawler.samplefarm")
@@ -278,7 +280,7 @@ def test_package(farm_corpus: dict[str, Any], tmp_path: Path) -> None:
 
     import pyarrow.parquet as pq
 
-    from crawler.package import package_dataset, parquet_schema
+    from crawler.corpus.dataset import package_dataset, parquet_schema
 
     out = tmp_path / "dataset"
     shutil.copytree(farm_corpus["offline_dir"], out)

@@ -8,7 +8,7 @@ import zlib
 from conftest import run_cli
 from rapidfuzz import fuzz
 
-from crawler.corpus import read_corpus
+from crawler.corpus.shards import read_corpus
 from crawler.urls import canonical_url
 from crawler.warc.reader import read_record_at
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crawler.dates import date_from_v01_slug, parse_engine_date, to_iso, utc_iso
+from crawler.corpus.dates import date_from_v01_slug, parse_engine_date, to_iso, utc_iso
 
 
 @pytest.mark.parametrize(

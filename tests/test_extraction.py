@@ -7,13 +7,8 @@ import orjson
 import pytest
 from conftest import REFERENCE_PAGES
 
-from crawler.extraction import (
-    decode_html,
-    extract_page,
-    hamming,
-    repair_surrogates,
-    simhash64,
-)
+from crawler.corpus.extraction import extract_page
+from crawler.corpus.text import decode_html, hamming, repair_surrogates, simhash64
 from crawler.urls import canonical_url
 
 PAGES = REFERENCE_PAGES

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crawler.extraction import extract_page
+from crawler.corpus.extraction import extract_page
 from crawler.samplefarm.farm import Farm
 from crawler.samplefarm.options import FarmConfig
 from crawler.scope import FORBIDDEN_QUERY_KEYS, Scope, forbidden_reason

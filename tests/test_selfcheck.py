@@ -11,17 +11,11 @@ import pytest
 from conftest import REFERENCE_PAGES
 from rapidfuzz import fuzz
 
-from crawler.extraction import extract_page
+from crawler.corpus.extraction import extract_page
+from crawler.corpus.selfcheck import MAX_EXCESS, MIN_COVERAGE, check_text, parse_block, visible_text
 from crawler.samplefarm.farm import Farm
 from crawler.samplefarm.options import add_farm_arguments, config_from_args
 from crawler.samplefarm.shapes import BROAD_FARM, SHAPES, repeated_line_runs
-from crawler.selfcheck import (
-    MAX_EXCESS,
-    MIN_COVERAGE,
-    check_text,
-    parse_block,
-    visible_text,
-)
 
 HOST = "farm.test"
 CODE_MARKERS = ("<script", "&lt;script", "jQuery", "function footnote_", "<style", "tooltip(")

@@ -11,7 +11,7 @@ import pytest
 from conftest import run_cli
 from rapidfuzz import fuzz
 
-from crawler.corpus import read_corpus
+from crawler.corpus.shards import read_corpus
 from crawler.samplefarm import start_farm
 from crawler.samplefarm.shapes import BROAD_FARM, repeated_line_runs
 from crawler.urls import canonical_url

@@ -26,7 +26,7 @@ PARTS = "corpus-parts"
 
 
 def _run_task(payload: dict[str, Any]) -> tuple[bool, Any]:
-    from crawler.corpus import process_task
+    from crawler.corpus.pool import process_task
 
     try:
         return True, process_task(payload)
@@ -64,7 +64,7 @@ class _PrecomputedPool:
 
 
 def _builder(output_dir: str | os.PathLike[str], results: dict, corpus_dir: Path | None = None):
-    from crawler.corpus import CorpusBuilder
+    from crawler.corpus.builder import CorpusBuilder
 
     builder = CorpusBuilder(output_dir, workers=1, corpus_dir=corpus_dir)
     builder.pool = _PrecomputedPool(builder._on_result, results)  # type: ignore[assignment]
@@ -89,7 +89,7 @@ def extract_part(warc: str, part: str) -> str:
     """The Dask task: extract every HTML page of one WARC file into ``part``."""
     import tempfile
 
-    from crawler.offline import scan_warc
+    from crawler.corpus.from_warcs import scan_warc
 
     entries, problems = scan_warc(warc)
     with tempfile.TemporaryDirectory(prefix="extract-part-") as tmp:
@@ -153,8 +153,8 @@ def extract_on_dask(
 
 def run_extract(args: argparse.Namespace) -> int:
     from crawler import settings
+    from crawler.corpus.from_warcs import run_extract as run_offline
     from crawler.exitcodes import EXIT_OK, EXIT_PARTIAL
-    from crawler.offline import run_extract as run_offline
 
     # Defaults once, in crawler/settings.py (the crawl's corpus pipeline uses the same).
     args.workers = args.workers or os.cpu_count() or 2

@@ -136,13 +136,8 @@ def worker_layouts(roots: Iterable[str | Path], name: str | None) -> list[Any]:
 def merge_corpora(roots: Iterable[str | Path], target: Path) -> int:
     """One corpus from the workers' corpus parts: a record per (url, payload digest), the
     first capture's; index-only records only for articles no worker fetched the page of."""
-    from crawler.corpus import (
-        NEAR_DUP_DISTANCE,
-        RECORDS_PER_SHARD,
-        annotate_duplicates,
-        read_corpus,
-        write_shards,
-    )
+    from crawler.corpus.dedup import NEAR_DUP_DISTANCE, annotate_duplicates
+    from crawler.corpus.shards import RECORDS_PER_SHARD, read_corpus, write_shards
 
     pages: dict[tuple[str, str], dict] = {}
     index_only: dict[str, dict] = {}

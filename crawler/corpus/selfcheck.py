@@ -70,7 +70,7 @@ SKIP_TAGS = frozenset(
 
 
 def _lines(text: str) -> list[str]:
-    """The corpus's normal form of a text as lines (see crawler.extraction.clean_text)."""
+    """The corpus's normal form of a text as lines (see crawler.corpus.text.clean_text)."""
     out = (line.strip(" ") for line in LINE_SPACE.sub(" ", text).split("\n"))
     return [line for line in out if line]
 

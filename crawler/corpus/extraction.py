@@ -6,7 +6,7 @@ shared/guides/corpus.md):
 
 - trafilatura keeps one main container per page and takes title/URL/language from the page
   head (the mirrored blog's, not the article's), so the article block is cut out with the
-  engine's template (:mod:`crawler.templates`) and trafilatura only sees the block's
+  engine's template (:mod:`crawler.parsing`) and trafilatura only sees the block's
   ``div.content``, wrapped as a tiny document. Title, permalink, source URL and date come
   from the template.
 - ``deduplicate`` stays off: deduplication is an annotation made later over the whole
@@ -15,30 +15,28 @@ shared/guides/corpus.md):
   module before parsing; a residue check flags anything that still looks like code.
 - trafilatura errs silently on feed content (doubled short posts, dropped tables and
   captions): every text is checked against the block's own visible text and repaired or
-  replaced, flagged (:mod:`crawler.selfcheck`).
+  replaced, flagged (:mod:`crawler.corpus.selfcheck`).
 
 Everything here is pure and picklable (plain dicts out), to run in worker processes.
 """
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import re
-import unicodedata
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
 import lxml.etree
 import lxml.html
-import numpy as np
 import trafilatura
 
 import crawler
-from crawler.dates import date_from_v01_slug, parse_engine_date
+from crawler.corpus.dates import date_from_v01_slug, parse_engine_date
+from crawler.corpus.selfcheck import check_text, parse_block, visible_text
+from crawler.corpus.text import clean_text, decode_html, detect_language, one_line, simhash64
 from crawler.parsing import CODE_REMOVED_MARK, PAGE_QUERY, ArticleBlock, parse_page
-from crawler.selfcheck import check_text, parse_block, visible_text
 from crawler.urls import autoblog_base
 from crawler.urls import canonical_url as _canonical_url
 
@@ -90,158 +88,16 @@ EXTRACTION_INFO: dict[str, Any] = {
     "pipeline": f"autoblog-archive {crawler.__version__}",
 }
 SHORT_TEXT_WORDS = 25
-LANG_MAX_CHARS = 10_000
-SHINGLE = 3
-
-LATIN1_LABELS = {"iso-8859-1", "iso8859-1", "latin-1", "latin1", "l1", "cp1252", "windows-1252"}
-LATIN1_LABELS |= {"us-ascii", "ascii", "iso-8859-15", "latin-9"}
-META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
-CHARSET_PARAM = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 # Script/style source that escaped the template cleaning would look like this.
 CODE_RESIDUE = re.compile(
     r"<script|</script|&lt;script|<style|&lt;style|jQuery\s*\(|document\.write\s*\("
     r"|\bfunction\s+\w+\s*\([^)]*\)\s*\{",
     re.IGNORECASE,
 )
-SURROGATES = re.compile("[\ud800-\udfff]")
-WORD = re.compile(r"\w+", re.UNICODE)
-ASCII_SPACE = re.compile(r"[ \t\n\r\f\v]+")
-LINE_SPACE = re.compile(r"[ \t\f\v]+")  # ASCII whitespace but line breaks
 
 
 # A page's URL and its blocks' permalinks are canonicalised several times each.
 canonical_url = lru_cache(maxsize=4096)(_canonical_url)
-
-# ---------------------------------------------------------------- charset
-
-
-def charset_from_content_type(value: str | bytes | None) -> str | None:
-    """The ``charset=`` parameter of a Content-Type header value, if any."""
-    if not value:
-        return None
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    m = CHARSET_PARAM.search(value)
-    return m.group(1).strip().lower() if m else None
-
-
-def decode_html(body: bytes, declared: str | None = None) -> tuple[str, str, list[str]]:
-    """Decode page bytes: declared charset, else ``<meta charset>``, else UTF-8, else cp1252.
-
-    Returns ``(text, encoding_used, flags)``; ``charset_fallback`` when the declared (or
-    assumed UTF-8) charset did not decode the bytes and another one was used.
-    """
-    if not body:
-        return "", (declared or "utf-8"), []
-    if body.startswith(codecs.BOM_UTF8):
-        return body[3:].decode("utf-8", errors="replace"), "utf-8", []
-    label = (declared or "").strip().lower() or None
-    if label is None:
-        m = META_CHARSET.search(body[:4096])
-        label = m.group(1).decode("ascii", "replace").lower() if m else None
-    try:
-        name = codecs.lookup(label).name if label else None
-    except LookupError:
-        name = None
-    flags: list[str] = []
-    if label and name is None:
-        flags.append("charset_unknown")
-    if name and (label in LATIN1_LABELS or name in ("cp1252", "latin_1", "ascii", "iso8859-15")):
-        # A page labelled Latin-1 whose bytes are valid, non-ASCII UTF-8 is mislabelled.
-        if not body.isascii():
-            try:
-                return body.decode("utf-8"), "utf-8", ["charset_fallback"]
-            except UnicodeDecodeError:
-                pass
-        return _decode_cp1252(body), "cp1252", flags
-    if name and name != "utf-8":
-        try:
-            return body.decode(name), name, flags
-        except UnicodeDecodeError:
-            flags.append("charset_fallback")
-    try:
-        return body.decode("utf-8"), "utf-8", flags
-    except UnicodeDecodeError:
-        pass
-    if "charset_fallback" not in flags:
-        flags.append("charset_fallback")
-    return _decode_cp1252(body), "cp1252", flags
-
-
-def _decode_cp1252(body: bytes) -> str:
-    """WHATWG treats ISO-8859-1 as windows-1252; the 5 undefined bytes map to C1 controls."""
-    try:
-        return body.decode("cp1252")
-    except UnicodeDecodeError:
-        return "".join(
-            b.to_bytes(1, "big").decode("cp1252", errors="ignore") or chr(b) for b in body
-        )
-
-
-# ---------------------------------------------------------------- text helpers
-
-
-def repair_surrogates(text: str) -> str:
-    """Join valid surrogate pairs and replace lone surrogates (orjson refuses them)."""
-    if not SURROGATES.search(text):
-        return text
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
-def clean_text(text: str) -> str:
-    """NFC, one paragraph per line, no blank or padded lines (no-break spaces kept)."""
-    text = repair_surrogates(unicodedata.normalize("NFC", text))
-    # One substitution over the whole text: runs of spaces never cross a line break.
-    text = LINE_SPACE.sub(" ", text.replace("\r", "\n"))
-    return "\n".join(line for line in (x.strip(" ") for x in text.split("\n")) if line)
-
-
-def one_line(text: str | None) -> str:
-    """A title or URL on one line: NFC, ASCII whitespace collapsed, no-break spaces kept."""
-    text = unicodedata.normalize("NFC", repair_surrogates(text or ""))
-    return ASCII_SPACE.sub(" ", text).strip(" ")
-
-
-def simhash64(text: str, shingle: int = SHINGLE) -> int:
-    """64-bit SimHash over lower-cased word ``shingle``-grams (frequency weighted)."""
-    words = WORD.findall(text.lower())
-    if not words:
-        return 0
-    if len(words) < shingle:
-        grams = [" ".join(words)]
-    else:
-        grams = [" ".join(words[i : i + shingle]) for i in range(len(words) - shingle + 1)]
-    digests = b"".join([hashlib.blake2b(g.encode(), digest_size=8).digest() for g in grams])
-    hashes = np.frombuffer(digests, dtype="<u8")
-    bits = np.unpackbits(hashes.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
-    votes = bits.sum(axis=0, dtype=np.int64) * 2 - len(grams)
-    packed = np.packbits((votes > 0).astype(np.uint8), bitorder="little")
-    return int.from_bytes(packed.tobytes(), "little")
-
-
-def hamming(a: int, b: int) -> int:
-    return (a ^ b).bit_count()
-
-
-@lru_cache(maxsize=1)
-def _lang_identifier():
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-
-
-def warm_up() -> None:
-    """Load what the first extraction would load (the language model), ahead of time."""
-    _lang_identifier()
-
-
-def detect_language(text: str) -> tuple[str | None, float | None]:
-    """Offline language id (py3langid's shipped model, normalised probability)."""
-    if not text.strip():
-        return None, None
-    lang, prob = _lang_identifier().classify(text[:LANG_MAX_CHARS])
-    return str(lang), round(float(prob), 4)
-
 
 # ---------------------------------------------------------------- URLs
 
@@ -271,7 +127,7 @@ def block_text(html: str | None) -> tuple[str, list[str]]:
 
 
 def checked_block_text(html: str | None) -> tuple[str, list[str], dict[str, Any] | None]:
-    """:func:`block_text` plus what the self-check (:mod:`crawler.selfcheck`) measured."""
+    """:func:`block_text` plus what the self-check (:mod:`crawler.corpus.selfcheck`) measured."""
     if html is None:
         return "", ["no_content_block"], None
     flags = ["script_removed"] if CODE_REMOVED_MARK in html else []

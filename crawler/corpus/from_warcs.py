@@ -18,8 +18,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from crawler.corpus import DEFAULT_MAX_TASKS, DEFAULT_TIMEOUT, CorpusBuilder, is_html
+from crawler.corpus.builder import CorpusBuilder, is_html
 from crawler.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, UsageError
+from crawler.settings import CORPUS_MAX_TASKS, CORPUS_TIMEOUT
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +109,8 @@ def extract_warcs(
     paths: Iterable[str | os.PathLike[str]],
     output_dir: str | os.PathLike[str],
     workers: int = 2,
-    timeout: float = DEFAULT_TIMEOUT,
-    max_tasks_per_worker: int = DEFAULT_MAX_TASKS,
+    timeout: float = CORPUS_TIMEOUT,
+    max_tasks_per_worker: int = CORPUS_MAX_TASKS,
     debug_sleep: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Write ``<output_dir>/corpus/`` from WARC files; returns counts and timings."""
@@ -148,30 +149,6 @@ def extract_warcs(
         "seconds": round(elapsed, 3),
         "pool": dict(builder.pool.stats),
     }
-
-
-def add_extract_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``autoblog-archive extract``."""
-    parser.add_argument(
-        "warcs",
-        nargs="+",
-        metavar="WARC",
-        help="WARC files, or folders searched for *.warc.gz (an output folder will do)",
-    )
-    parser.add_argument("--output", "-o", required=True, help="output folder (gets corpus/)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="worker processes")
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT,
-        help="seconds per document before its worker is killed (the page is then skipped)",
-    )
-    parser.add_argument(
-        "--max-tasks-per-worker",
-        type=int,
-        default=DEFAULT_MAX_TASKS,
-        help="recycle a worker after this many documents (trafilatura grows in memory)",
-    )
 
 
 def run_extract(args: argparse.Namespace) -> int:

@@ -7,6 +7,6 @@ included, instead of once per worker: the extraction modules and py3langid's mod
 worker).
 """
 
-from crawler.extraction import warm_up
+from crawler.corpus.text import warm_up
 
 warm_up()

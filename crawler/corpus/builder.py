@@ -1,240 +1,41 @@
 """Corpus building: captured pages in, deterministic gzip JSONL shards out.
 
 :class:`CorpusBuilder` is shared by the crawl-time pipeline and the offline ``extract``
-command, so both write the same corpus from the same captures. Why it looks like this:
-
-- trafilatura is CPU bound, not thread-safe, has no timeout and grows in memory, so
-  extraction runs in worker processes (:class:`ExtractionPool`, on pebble's process pool):
-  one document at a time per worker, killed and replaced past a time limit, recycled after
-  N documents. ``add_page``
-  only queues work and returns, so a Scrapy reactor thread never waits on extraction.
-- Results are spooled to a temporary file (only a small index stays in memory) and the
-  corpus is written at :meth:`CorpusBuilder.close`, where the whole picture is known:
-  which articles were only ever seen on index pages, exact and near duplicates, and a
-  deterministic order (url, then id) so shards are byte-identical across runs.
+command, so both write the same corpus from the same captures. ``add_page`` only queues
+work (:mod:`crawler.corpus.pool`). Results are spooled to a temporary file (only a small
+index stays in memory) and the corpus is written at :meth:`CorpusBuilder.close`, where
+the whole picture is known: which articles were only ever seen on index pages, exact
+and near duplicates, and a deterministic order (url, then id) so shards are
+byte-identical across runs.
 """
 
 from __future__ import annotations
 
-import functools
-import gzip
 import logging
-import multiprocessing as mp
 import os
-import queue
 import tempfile
 import threading
-import time
-from collections import Counter, defaultdict
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping
+from collections import defaultdict
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pebble
 
-from crawler.dates import utc_iso
-from crawler.extraction import (
-    EXTRACTION_INFO,
-    canonical_url,
-    charset_from_content_type,
-    extract_page,
-    hamming,
-    repair_surrogates,
-    text_fields,
-)
+from crawler.corpus.dates import utc_iso
+from crawler.corpus.dedup import NEAR_DUP_DISTANCE, duplicate_annotations
+from crawler.corpus.extraction import EXTRACTION_INFO, text_fields
+from crawler.corpus.pool import ExtractionPool
+from crawler.corpus.shards import RECORDS_PER_SHARD, write_shards
+from crawler.corpus.text import charset_from_content_type, repair_value
+from crawler.settings import CORPUS_MAX_TASKS, CORPUS_TIMEOUT, CORPUS_WORKERS
+from crawler.urls import canonical_url
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_WORKERS = 2
-DEFAULT_TIMEOUT = 30.0
-DEFAULT_MAX_TASKS = 500
-RECORDS_PER_SHARD = 50_000
-NEAR_DUP_DISTANCE = 3  # SimHash bits; 4 blocks of 16 bits make this exact (pigeonhole)
 HTML_TYPES = ("text/html", "application/xhtml+xml")
-
-
-# ---------------------------------------------------------------- worker side
-
-
-def _read_warc_response(path: str, offset: int, length: int) -> dict[str, Any]:
-    """One response record (one gzip member) -> decoded body + the headers extraction needs."""
-    from crawler.warc.reader import READ_LIMIT, read_record_at
-
-    record = read_record_at(path, offset)
-    if not record.complete:
-        # A compressed bomb or a giant page: never inflated whole, so never extracted.
-        raise ValueError(f"stored body larger than {READ_LIMIT} bytes, not extracted")
-    body = record.payload
-    # A broken Content-Encoding: the raw bytes are kept, flagged.
-    flags: list[str] = [] if record.decoded else ["content_decoding_error"]
-    http = record.http_headers
-    return {
-        "body": body,
-        "charset": charset_from_content_type(http.get_header("Content-Type") if http else None),
-        "flags": flags,
-    }
-
-
-def process_task(payload: dict[str, Any]) -> dict[str, Any]:
-    """Run one extraction task (in a worker process, or inline for debugging)."""
-    if payload.get("debug_sleep"):
-        time.sleep(payload["debug_sleep"])  # test hook: simulates a hanging extraction
-    if "block_html" in payload:  # deferred text of an index block (see CorpusBuilder.close)
-        return text_fields(payload["block_html"])
-    extra: list[str] = []
-    if "warc_path" in payload:
-        got = _read_warc_response(payload["warc_path"], payload["offset"], payload["length"])
-        body, charset, extra = got["body"], got["charset"], got["flags"]
-    else:
-        body, charset = payload["body"], payload.get("charset")
-    result = extract_page(
-        body, payload["url"], charset, payload.get("http_status", 200), index_text=False
-    )
-    if extra:
-        result["flags"] += extra
-        for art in result["articles"]:
-            art["quality_flags"] = sorted(set(art["quality_flags"]) | set(extra))
-    return result
-
-
-def _run_task(payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """The function the workers run: the result, and which worker made it (for stats)."""
-    return os.getpid(), process_task(payload)
-
-
-# ---------------------------------------------------------------- pool
-
-
-def worker_context() -> mp.context.BaseContext:
-    """forkserver: safe next to threads (the reactor's, the pool's), cheap respawns after a
-    kill or a recycling; the server preloads the extraction modules and the language model
-    (:mod:`crawler.extraction_preload`) once, so a new worker starts warm."""
-    try:
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["crawler.extraction_preload"])
-        return ctx
-    except ValueError:
-        return mp.get_context("spawn")
-
-
-class ExtractionPool:
-    """Worker processes with a per-document time limit and recycling (pebble's ProcessPool).
-
-    ``submit`` never blocks (a feeder thread starts the pool and hands tasks to it); results
-    (or failures) go to ``on_result(task_id, ok, value)`` from the pool's own thread.
-    ``value`` is the result dict, or a reason string (``timeout``, ``worker_died``,
-    ``ExceptionName: message``). A document's time limit
-    counts from when a worker takes it, so a worker still starting on a busy machine is not
-    killed for its start-up time. Workers ignore SIGINT (Ctrl-C reaches the whole process
-    group: the crawl decides when they stop) and leave quietly when the crawl is gone.
-    """
-
-    def __init__(
-        self,
-        on_result: Callable[[int, bool, Any], None],
-        workers: int = DEFAULT_WORKERS,
-        timeout: float = DEFAULT_TIMEOUT,
-        max_tasks_per_worker: int = DEFAULT_MAX_TASKS,
-    ) -> None:
-        self.on_result = on_result
-        self.n_workers = max(1, workers)
-        self.timeout = timeout
-        self.max_tasks = max(1, max_tasks_per_worker)
-        self._queue: queue.SimpleQueue[tuple[int, dict[str, Any]] | None] = queue.SimpleQueue()
-        self._feeder: threading.Thread | None = None
-        self._pending = 0
-        self._cond = threading.Condition()
-        self._done_by: Counter[int] = Counter()  # worker pid -> documents done
-        self.stats = {"timeouts": 0, "crashes": 0, "errors": 0, "recycled": 0, "spawned": 0}
-
-    def submit(self, task_id: int, payload: dict[str, Any]) -> None:
-        with self._cond:
-            self._pending += 1
-            if self._feeder is None:
-                self._feeder = threading.Thread(
-                    target=self._feed, name="extraction-feeder", daemon=True
-                )
-                self._feeder.start()
-        self._queue.put((task_id, payload))
-
-    @property
-    def pending(self) -> int:
-        return self._pending
-
-    def join(self) -> None:
-        """Wait until every submitted task has a result, then stop the workers."""
-        with self._cond:
-            while self._pending:
-                self._cond.wait(0.5)
-            feeder, self._feeder = self._feeder, None
-        if feeder is not None:
-            self._queue.put(None)
-            feeder.join()
-
-    def _feed(self) -> None:
-        """Hand the tasks to pebble, in this thread: starting the pool waits for the fork
-        server to load the extraction modules, and payloads are pickled here, never on
-        the caller's (the Scrapy reactor's) thread."""
-        pool: pebble.ProcessPool | None = None
-        try:
-            while (item := self._queue.get()) is not None:
-                task_id, payload = item
-                try:
-                    if pool is None:  # started on the first page: no idle workers before
-                        pool = pebble.ProcessPool(
-                            max_workers=self.n_workers,
-                            max_tasks=self.max_tasks,
-                            context=worker_context(),
-                        )
-                    future = pool.schedule(_run_task, (payload,), timeout=self.timeout)
-                except Exception as exc:  # noqa: BLE001 - a broken pool: fail, never hang
-                    logger.warning("corpus: extraction task %s not scheduled (%r)", task_id, exc)
-                    self.stats["errors"] += 1
-                    self._finish(task_id, False, f"{type(exc).__name__}: {exc}")
-                    continue
-                future.add_done_callback(functools.partial(self._done, task_id))
-        finally:
-            if pool is not None:
-                pool.close()
-                pool.join()
-
-    def _done(self, task_id: int, future: Any) -> None:
-        """A task's future settled (in the pool's thread): count it, hand it on."""
-        try:
-            pid, value = future.result()
-            ok = True
-            with self._cond:
-                self._done_by[pid] += 1
-                if self._done_by[pid] == 1:
-                    self.stats["spawned"] += 1
-                if self._done_by[pid] == self.max_tasks:
-                    self.stats["recycled"] += 1
-        except TimeoutError:
-            ok, value = False, "timeout"
-            self.stats["timeouts"] += 1
-            logger.warning(
-                "corpus: extraction of task %s exceeded %.1fs; worker killed", task_id, self.timeout
-            )
-        except pebble.ProcessExpired as exc:
-            ok, value = False, "worker_died"
-            self.stats["crashes"] += 1
-            logger.warning("corpus: extraction worker died on task %s (%s)", task_id, exc)
-        except Exception as exc:  # noqa: BLE001 - report, never kill the run
-            ok, value = False, f"{type(exc).__name__}: {exc}"
-            self.stats["errors"] += 1
-        self._finish(task_id, ok, value)
-
-    def _finish(self, task_id: int, ok: bool, value: Any) -> None:
-        try:
-            self.on_result(task_id, ok, value)
-        except Exception:  # noqa: BLE001 - a bad result must not stop the pool
-            logger.exception("corpus: result handler failed for task %s", task_id)
-        with self._cond:
-            self._pending -= 1
-            self._cond.notify_all()
 
 
 # ---------------------------------------------------------------- builder
@@ -320,15 +121,15 @@ class CorpusBuilder:
     """Collects captured pages, writes ``<output_dir>/corpus/part-NNNNN.jsonl.gz`` at close.
 
     Usable from a Scrapy item pipeline (``add_page`` is cheap: it queues the page for the
-    worker processes and returns) and from :func:`crawler.offline.extract_warcs`.
+    worker processes and returns) and from :func:`crawler.corpus.from_warcs.extract_warcs`.
     """
 
     def __init__(
         self,
         output_dir: str | os.PathLike[str],
-        workers: int = DEFAULT_WORKERS,
-        timeout: float = DEFAULT_TIMEOUT,
-        max_tasks_per_worker: int = DEFAULT_MAX_TASKS,
+        workers: int = CORPUS_WORKERS,
+        timeout: float = CORPUS_TIMEOUT,
+        max_tasks_per_worker: int = CORPUS_MAX_TASKS,
         records_per_shard: int = RECORDS_PER_SHARD,
         near_dup_distance: int = NEAR_DUP_DISTANCE,
         debug_sleep: Mapping[str, float] | None = None,
@@ -482,7 +283,7 @@ class CorpusBuilder:
             record["extraction"]["self_check"] = art["check"]
         if "content_html" in art:
             record["_content_html"] = art["content_html"]
-        return _repair(record)
+        return repair_value(record)
 
     # -- output
     def close(self, archived_before: Container[str] = ()) -> list[Path]:
@@ -596,134 +397,3 @@ class CorpusBuilder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def _repair(value: Any) -> Any:
-    """Lone surrogates anywhere in a record are replaced (orjson raises on them)."""
-    if isinstance(value, str):
-        return repair_surrogates(value)
-    if isinstance(value, dict):
-        return {k: _repair(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_repair(v) for v in value]
-    return value
-
-
-def annotate_duplicates(
-    records: list[dict[str, Any]], max_distance: int = NEAR_DUP_DISTANCE
-) -> None:
-    """Fill ``dup`` in place: exact groups (same text sha256) and SimHash clusters.
-
-    Records must already be in their final order: the first member of a group is its
-    canonical record. Empty texts are never grouped.
-    """
-    items = [
-        (r["id"], r["hashes"]["text_sha256"] if r["text"] else None, r["hashes"]["simhash"])
-        for r in records
-    ]
-    for r, dup in zip(records, duplicate_annotations(items, max_distance), strict=True):
-        r["dup"] = dup
-
-
-def duplicate_annotations(
-    items: list[tuple[str, str | None, str]], max_distance: int = NEAR_DUP_DISTANCE
-) -> Iterator[dict[str, Any]]:
-    """The ``dup`` field of each record, in turn (one at a time: a corpus streams into its
-    shards), from ``(id, text sha256 or None when the text is empty, simhash hex)`` in the
-    records' final order (see :func:`annotate_duplicates`)."""
-    exact: dict[str, list[int]] = defaultdict(list)
-    for i, (_, sha, _) in enumerate(items):
-        if sha is not None:
-            exact[sha].append(i)
-    # near duplicates: union-find over distinct simhashes, candidates via 4 x 16-bit blocks
-    values: dict[int, list[int]] = defaultdict(list)
-    for i, (_, sha, simhash) in enumerate(items):
-        if sha is not None:
-            values[int(simhash, 16)].append(i)
-    distinct = list(values)
-    parent = list(range(len(distinct)))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    if max_distance > 0:
-        blocks = max_distance + 1
-        width = 64 // blocks
-        for b in range(blocks):
-            shift = b * width
-            mask = (1 << width) - 1 if b < blocks - 1 else (1 << (64 - shift)) - 1
-            buckets: dict[int, list[int]] = defaultdict(list)
-            for j, v in enumerate(distinct):
-                buckets[(v >> shift) & mask].append(j)
-            for members in buckets.values():
-                for a_i in range(len(members)):
-                    for b_i in range(a_i + 1, len(members)):
-                        a, c = members[a_i], members[b_i]
-                        if find(a) != find(c) and hamming(distinct[a], distinct[c]) <= max_distance:
-                            parent[find(a)] = find(c)
-    clusters: dict[int, list[int]] = defaultdict(list)
-    for j, v in enumerate(distinct):
-        clusters[find(j)].extend(values[v])
-    cluster_of: dict[int, list[int]] = {}
-    for members in clusters.values():
-        members.sort()
-        for i in members:
-            cluster_of[i] = members
-    for i, (_, sha, _) in enumerate(items):
-        group = exact.get(sha, []) if sha is not None else []
-        near = cluster_of.get(i, [])
-        yield {
-            "exact_group": sha if len(group) > 1 else None,
-            "exact_group_size": len(group) if len(group) > 1 else 1,
-            "exact_canonical_id": items[group[0]][0] if len(group) > 1 else None,
-            "near_cluster": items[near[0]][0] if len(near) > 1 else None,
-            "near_cluster_size": len(near) if len(near) > 1 else 1,
-            "is_canonical": not (
-                (len(group) > 1 and group[0] != i) or (len(near) > 1 and near[0] != i)
-            ),
-        }
-
-
-def write_shards(records: Iterable[dict[str, Any]], directory: Path, per_shard: int) -> list[Path]:
-    """gzip JSONL shards (mtime 0, no file name in the header): byte-reproducible.
-
-    ``records`` may be a generator: one record at a time is in memory here.
-    """
-    paths: list[Path] = []
-    it = iter(records)
-    rec = next(it, None)
-    n = 0
-    while rec is not None or not paths:  # an empty corpus still gets its one empty shard
-        path = directory / f"part-{n:05d}.jsonl.gz"
-        with (
-            open(path, "wb") as raw,
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,
-        ):
-            written = 0
-            while rec is not None and written < per_shard:
-                try:
-                    gz.write(orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE))
-                except orjson.JSONEncodeError:
-                    gz.write(orjson.dumps(_repair(rec), option=orjson.OPT_APPEND_NEWLINE))
-                written += 1
-                rec = next(it, None)
-        paths.append(path)
-        n += 1
-    return paths
-
-
-def read_corpus(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """All records of ``<directory>/corpus/[run-*/]part-*.jsonl.gz`` (or of ``directory``)."""
-    base = Path(directory)
-    shards = sorted(base.glob("corpus/**/part-*.jsonl.gz")) or sorted(base.glob("part-*.jsonl.gz"))
-    out: list[dict[str, Any]] = []
-    for shard in shards:
-        with gzip.open(shard, "rb") as fh:
-            out.extend(orjson.loads(line) for line in fh if line.strip())
-    return out

@@ -1,0 +1,230 @@
+"""``autoblog-archive package DIR``: turn a corpus folder into a dataset researchers can take.
+
+A dataset handed over must say what it is and prove it is intact: so this writes, next
+to ``DIR/corpus/``, a dataset card (README.md), counts, duplicate annotations (exact and
+near, across autoblogs and farms: autoblogs are mirrors, the same article is often
+mirrored more than once), Parquet with an EXPLICIT schema (type inference turns the date
+strings into timestamps and breaks ``datasets`` loading), and last a manifest with the
+sha256 of every file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+import crawler
+from crawler.corpus.card import corpus_counts, dataset_card, duplicate_groups
+from crawler.corpus.dedup import annotate_duplicates
+from crawler.corpus.shards import read_corpus
+from crawler.exitcodes import UsageError
+from crawler.layout import MANIFEST_JSON, MANIFEST_TXT
+
+PARQUET_ROWS = 100_000
+
+
+def parquet_schema() -> Any:
+    """The Parquet schema: every date is a string (ISO 8601), hashes are hex strings."""
+    import pyarrow as pa
+
+    s = pa.string()
+    return pa.schema(
+        [
+            ("id", s),
+            ("url", s),
+            ("source_url", s),
+            ("title", s),
+            ("date", s),
+            ("date_raw", s),
+            ("crawl_date", s),
+            ("lang", s),
+            ("text", s),
+            ("n_words", pa.int32()),
+            (
+                "site",
+                pa.struct([("url", s), ("title", s), ("source", s), ("engine", s)]),
+            ),
+            (
+                "warc",
+                pa.struct(
+                    [
+                        ("filename", s),
+                        ("record_id", s),
+                        ("offset", pa.int64()),
+                        ("length", pa.int64()),
+                        ("payload_digest", s),
+                        ("http_status", pa.int32()),
+                        ("target_uri", s),
+                    ]
+                ),
+            ),
+            (
+                "extraction",
+                pa.struct(
+                    [
+                        ("tool", s),
+                        ("version", s),
+                        ("options_json", s),
+                        ("pipeline", s),
+                        ("lang_id", s),
+                        ("lang_score", pa.float64()),
+                        ("self_check_json", s),
+                    ]
+                ),
+            ),
+            ("hashes", pa.struct([("text_sha256", s), ("simhash", s)])),
+            (
+                "dup",
+                pa.struct(
+                    [
+                        ("exact_group", s),
+                        ("exact_group_size", pa.int32()),
+                        ("exact_canonical_id", s),
+                        ("near_cluster", s),
+                        ("near_cluster_size", pa.int32()),
+                        ("is_canonical", pa.bool_()),
+                    ]
+                ),
+            ),
+            ("quality_flags", pa.list_(s)),
+        ]
+    )
+
+
+def _row(rec: dict[str, Any]) -> dict[str, Any]:
+    """A corpus record shaped for :func:`parquet_schema` (options as JSON text)."""
+    ext = rec.get("extraction") or {}
+    warc = rec.get("warc") or {}
+    return {
+        **{k: rec.get(k) for k in ("id", "url", "source_url", "title", "date", "date_raw")},
+        **{k: rec.get(k) for k in ("crawl_date", "lang", "text", "n_words")},
+        "site": {k: (rec.get("site") or {}).get(k) for k in ("url", "title", "source", "engine")},
+        "warc": {
+            k: warc.get(k)
+            for k in (
+                "filename",
+                "record_id",
+                "offset",
+                "length",
+                "payload_digest",
+                "http_status",
+                "target_uri",
+            )
+        }
+        if warc
+        else None,
+        "extraction": {
+            "tool": ext.get("tool"),
+            "version": ext.get("version"),
+            "options_json": json.dumps(ext.get("options"), sort_keys=True),
+            "pipeline": ext.get("pipeline"),
+            "lang_id": ext.get("lang_id"),
+            "lang_score": ext.get("lang_score"),
+            "self_check_json": json.dumps(ext["self_check"], sort_keys=True)
+            if ext.get("self_check")
+            else None,
+        },
+        "hashes": rec.get("hashes"),
+        "dup": rec.get("dup"),
+        "quality_flags": rec.get("quality_flags") or [],
+    }
+
+
+def write_parquet(records: list[dict[str, Any]], directory: Path, rows: int) -> list[Path]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.glob("corpus-*.parquet"):
+        old.unlink()
+    schema = parquet_schema()
+    paths = []
+    for n, start in enumerate(range(0, max(len(records), 1), rows)):
+        table = pa.Table.from_pylist([_row(r) for r in records[start : start + rows]], schema)
+        path = directory / f"corpus-{n:05d}.parquet"
+        pq.write_table(table, path, compression="zstd")
+        paths.append(path)
+    return paths
+
+
+def write_manifest(directory: Path) -> dict[str, Any]:
+    """sha256 and size of every file under ``directory`` (the manifests excepted)."""
+    entries = []
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        rel = path.relative_to(directory).as_posix()
+        if rel in (MANIFEST_TXT, MANIFEST_JSON) or rel.endswith(".open"):
+            continue
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        entries.append({"path": rel, "size": path.stat().st_size, "sha256": h.hexdigest()})
+    (directory / MANIFEST_TXT).write_text(
+        "".join(f"{e['sha256']}  {e['path']}\n" for e in entries), encoding="utf-8"
+    )
+    manifest = {"files": entries, "generator": f"autoblog-archive {crawler.__version__}"}
+    (directory / MANIFEST_JSON).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    return manifest
+
+
+def package_dataset(
+    directory: str | os.PathLike[str],
+    parquet: bool = True,
+    parquet_rows: int = PARQUET_ROWS,
+    title: str = "Projet Autoblog corpus",
+) -> dict[str, Any]:
+    """Write card, counts, annotations, Parquet and manifest into ``directory``."""
+    base = Path(directory)
+    records = read_corpus(base)
+    if not records and not list(base.glob("corpus/**/part-*.jsonl.gz")):
+        raise UsageError(
+            f"{base}: no corpus (corpus/run-*/part-*.jsonl.gz or corpus/part-*.jsonl.gz)",
+            "give the output folder of a crawl, or the folder `extract --output` wrote",
+        )
+    records.sort(key=lambda r: (r["url"], r["id"]))
+    annotate_duplicates(records)  # across everything packaged (several crawls, farms)
+    exact, near = duplicate_groups(records)
+    ann = base / "annotations"
+    ann.mkdir(exist_ok=True)
+    for name, groups in (("exact_duplicates", exact), ("near_duplicates", near)):
+        with open(ann / f"{name}.jsonl", "wb") as fh:
+            for g in groups:
+                fh.write(orjson.dumps(g, option=orjson.OPT_APPEND_NEWLINE))
+    counts = corpus_counts(records, exact, near)
+    (base / "counts.json").write_bytes(
+        orjson.dumps(counts, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    )
+    parquet_files = write_parquet(records, base / "parquet", parquet_rows) if parquet else []
+    (base / "README.md").write_text(dataset_card(counts, records, title), encoding="utf-8")
+    manifest = write_manifest(base)
+    return {
+        "records": len(records),
+        "exact_groups": len(exact),
+        "near_clusters": len(near),
+        "parquet": [str(p) for p in parquet_files],
+        "files": len(manifest["files"]),
+    }
+
+
+def run_package(args: argparse.Namespace) -> int:
+    """Handler of ``autoblog-archive package``."""
+    if not Path(args.directory).is_dir():
+        raise UsageError(f"{args.directory}: no such folder")
+    result = package_dataset(
+        args.directory,
+        parquet=not args.no_parquet,
+        parquet_rows=args.parquet_rows or PARQUET_ROWS,
+        title=args.title,
+    )
+    print(
+        f"{result['records']} records, {result['exact_groups']} exact-duplicate groups, "
+        f"{result['near_clusters']} near-duplicate clusters; manifest of {result['files']} "
+        f"files in {args.directory}"
+    )
+    return 0

@@ -1,0 +1,210 @@
+"""Extraction in worker processes, on pebble's process pool.
+
+trafilatura is CPU bound, not thread-safe, has no timeout and grows in memory, so each
+document is extracted in a worker process: one at a time per worker, killed and replaced
+past a time limit, recycled after N documents. ``submit`` never blocks, so a Scrapy
+reactor thread never waits on extraction; what a worker runs (:func:`process_task`) is
+the one extraction function (:func:`crawler.corpus.extraction.extract_page`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import multiprocessing as mp
+import os
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pebble
+
+from crawler.corpus.extraction import extract_page, text_fields
+from crawler.corpus.text import charset_from_content_type
+from crawler.settings import CORPUS_MAX_TASKS, CORPUS_TIMEOUT, CORPUS_WORKERS
+
+logger = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------- worker side
+
+
+def _read_warc_response(path: str, offset: int, length: int) -> dict[str, Any]:
+    """One response record (one gzip member) -> decoded body + the headers extraction needs."""
+    from crawler.warc.reader import READ_LIMIT, read_record_at
+
+    record = read_record_at(path, offset)
+    if not record.complete:
+        # A compressed bomb or a giant page: never inflated whole, so never extracted.
+        raise ValueError(f"stored body larger than {READ_LIMIT} bytes, not extracted")
+    body = record.payload
+    # A broken Content-Encoding: the raw bytes are kept, flagged.
+    flags: list[str] = [] if record.decoded else ["content_decoding_error"]
+    http = record.http_headers
+    return {
+        "body": body,
+        "charset": charset_from_content_type(http.get_header("Content-Type") if http else None),
+        "flags": flags,
+    }
+
+
+def process_task(payload: dict[str, Any]) -> dict[str, Any]:
+    """Run one extraction task (in a worker process, or inline for debugging)."""
+    if payload.get("debug_sleep"):
+        time.sleep(payload["debug_sleep"])  # test hook: simulates a hanging extraction
+    if "block_html" in payload:  # deferred text of an index block (see CorpusBuilder.close)
+        return text_fields(payload["block_html"])
+    extra: list[str] = []
+    if "warc_path" in payload:
+        got = _read_warc_response(payload["warc_path"], payload["offset"], payload["length"])
+        body, charset, extra = got["body"], got["charset"], got["flags"]
+    else:
+        body, charset = payload["body"], payload.get("charset")
+    result = extract_page(
+        body, payload["url"], charset, payload.get("http_status", 200), index_text=False
+    )
+    if extra:
+        result["flags"] += extra
+        for art in result["articles"]:
+            art["quality_flags"] = sorted(set(art["quality_flags"]) | set(extra))
+    return result
+
+
+def _run_task(payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """The function the workers run: the result, and which worker made it (for stats)."""
+    return os.getpid(), process_task(payload)
+
+
+# ---------------------------------------------------------------- pool
+
+
+def worker_context() -> mp.context.BaseContext:
+    """forkserver: safe next to threads (the reactor's, the pool's), cheap respawns after a
+    kill or a recycling; the server preloads the extraction modules and the language model
+    (:mod:`crawler.corpus.preload`) once, so a new worker starts warm."""
+    try:
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["crawler.corpus.preload"])
+        return ctx
+    except ValueError:
+        return mp.get_context("spawn")
+
+
+class ExtractionPool:
+    """Worker processes with a per-document time limit and recycling (pebble's ProcessPool).
+
+    ``submit`` never blocks (a feeder thread starts the pool and hands tasks to it); results
+    (or failures) go to ``on_result(task_id, ok, value)`` from the pool's own thread.
+    ``value`` is the result dict, or a reason string (``timeout``, ``worker_died``,
+    ``ExceptionName: message``). A document's time limit
+    counts from when a worker takes it, so a worker still starting on a busy machine is not
+    killed for its start-up time. Workers ignore SIGINT (Ctrl-C reaches the whole process
+    group: the crawl decides when they stop) and leave quietly when the crawl is gone.
+    """
+
+    def __init__(
+        self,
+        on_result: Callable[[int, bool, Any], None],
+        workers: int = CORPUS_WORKERS,
+        timeout: float = CORPUS_TIMEOUT,
+        max_tasks_per_worker: int = CORPUS_MAX_TASKS,
+    ) -> None:
+        self.on_result = on_result
+        self.n_workers = max(1, workers)
+        self.timeout = timeout
+        self.max_tasks = max(1, max_tasks_per_worker)
+        self._queue: queue.SimpleQueue[tuple[int, dict[str, Any]] | None] = queue.SimpleQueue()
+        self._feeder: threading.Thread | None = None
+        self._pending = 0
+        self._cond = threading.Condition()
+        self._done_by: Counter[int] = Counter()  # worker pid -> documents done
+        self.stats = {"timeouts": 0, "crashes": 0, "errors": 0, "recycled": 0, "spawned": 0}
+
+    def submit(self, task_id: int, payload: dict[str, Any]) -> None:
+        with self._cond:
+            self._pending += 1
+            if self._feeder is None:
+                self._feeder = threading.Thread(
+                    target=self._feed, name="extraction-feeder", daemon=True
+                )
+                self._feeder.start()
+        self._queue.put((task_id, payload))
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def join(self) -> None:
+        """Wait until every submitted task has a result, then stop the workers."""
+        with self._cond:
+            while self._pending:
+                self._cond.wait(0.5)
+            feeder, self._feeder = self._feeder, None
+        if feeder is not None:
+            self._queue.put(None)
+            feeder.join()
+
+    def _feed(self) -> None:
+        """Hand the tasks to pebble, in this thread: starting the pool waits for the fork
+        server to load the extraction modules, and payloads are pickled here, never on
+        the caller's (the Scrapy reactor's) thread."""
+        pool: pebble.ProcessPool | None = None
+        try:
+            while (item := self._queue.get()) is not None:
+                task_id, payload = item
+                try:
+                    if pool is None:  # started on the first page: no idle workers before
+                        pool = pebble.ProcessPool(
+                            max_workers=self.n_workers,
+                            max_tasks=self.max_tasks,
+                            context=worker_context(),
+                        )
+                    future = pool.schedule(_run_task, (payload,), timeout=self.timeout)
+                except Exception as exc:  # noqa: BLE001 - a broken pool: fail, never hang
+                    logger.warning("corpus: extraction task %s not scheduled (%r)", task_id, exc)
+                    self.stats["errors"] += 1
+                    self._finish(task_id, False, f"{type(exc).__name__}: {exc}")
+                    continue
+                future.add_done_callback(functools.partial(self._done, task_id))
+        finally:
+            if pool is not None:
+                pool.close()
+                pool.join()
+
+    def _done(self, task_id: int, future: Any) -> None:
+        """A task's future settled (in the pool's thread): count it, hand it on."""
+        try:
+            pid, value = future.result()
+            ok = True
+            with self._cond:
+                self._done_by[pid] += 1
+                if self._done_by[pid] == 1:
+                    self.stats["spawned"] += 1
+                if self._done_by[pid] == self.max_tasks:
+                    self.stats["recycled"] += 1
+        except TimeoutError:
+            ok, value = False, "timeout"
+            self.stats["timeouts"] += 1
+            logger.warning(
+                "corpus: extraction of task %s exceeded %.1fs; worker killed", task_id, self.timeout
+            )
+        except pebble.ProcessExpired as exc:
+            ok, value = False, "worker_died"
+            self.stats["crashes"] += 1
+            logger.warning("corpus: extraction worker died on task %s (%s)", task_id, exc)
+        except Exception as exc:  # noqa: BLE001 - report, never kill the run
+            ok, value = False, f"{type(exc).__name__}: {exc}"
+            self.stats["errors"] += 1
+        self._finish(task_id, ok, value)
+
+    def _finish(self, task_id: int, ok: bool, value: Any) -> None:
+        try:
+            self.on_result(task_id, ok, value)
+        except Exception:  # noqa: BLE001 - a bad result must not stop the pool
+            logger.exception("corpus: result handler failed for task %s", task_id)
+        with self._cond:
+            self._pending -= 1
+            self._cond.notify_all()
