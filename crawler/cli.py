@@ -188,11 +188,84 @@ def _reconcile(p: argparse.ArgumentParser) -> None:
     _cluster(p)
 
 
-def _from_module(module: str, func: str) -> Callable[[argparse.ArgumentParser], None]:
-    def add(p: argparse.ArgumentParser) -> None:
-        getattr(importlib.import_module(module), func)(p)
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated numbers") from None
 
-    return add
+
+def _sections(text: str) -> tuple[str, ...]:
+    names = tuple(x.strip() for x in text.split(",") if x.strip())
+    from crawler.bench import SECTIONS
+
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown section {unknown[0]!r}; one of {SECTIONS}")
+    return names
+
+
+def _bench(parser: argparse.ArgumentParser) -> None:
+    from crawler.bench import (
+        DEFAULT_ARTICLES,
+        DEFAULT_AUTOBLOGS,
+        DEFAULT_FARM_SECONDS,
+        DEFAULT_REPEAT,
+        DEFAULT_SEED,
+        SECTIONS,
+    )
+
+    parser.add_argument("--quick", action="store_true", help="a small farm: a few minutes")
+    parser.add_argument(
+        "--autoblogs",
+        type=int,
+        default=None,
+        help=f"autoblogs in the farm (default {DEFAULT_AUTOBLOGS})",
+    )
+    parser.add_argument(
+        "--articles",
+        type=int,
+        default=None,
+        help=f"articles per autoblog (default {DEFAULT_ARTICLES})",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=DEFAULT_REPEAT,
+        help=f"alternating runs of each tool (default {DEFAULT_REPEAT})",
+    )
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="the farm's seed")
+    parser.add_argument(
+        "--scale-articles",
+        type=_ints,
+        default=None,
+        help="articles per autoblog of the scale runs (default 400,4000)",
+    )
+    parser.add_argument(
+        "--scale-pages",
+        type=_ints,
+        default=None,
+        help="pages the scale runs aim at (default 10000,50000)",
+    )
+    parser.add_argument(
+        "--farm-seconds",
+        type=float,
+        default=None,
+        help=f"length of the farm's serving-rate check (default {DEFAULT_FARM_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--skip",
+        type=_sections,
+        default=(),
+        help=f"comma-separated sections to leave out: {','.join(SECTIONS)}",
+    )
+    parser.add_argument(
+        "--output",
+        "-o",
+        default="benchmarks/results",
+        help="folder for <version>.json and .md (default benchmarks/results)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs)")
 
 
 # name: (help, arguments, module, function run with the parsed arguments)
@@ -214,8 +287,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str, s
     "report": ("print the change report of the latest run", _report,
                "crawler.history.report", "run_report"),
     "bench": ("measure our crawl against wget and plain Scrapy on a sample farm",
-              _from_module("crawler.bench", "add_bench_arguments"),
-              "crawler.bench", "run_bench"),
+              _bench, "crawler.bench.session", "run_bench"),
     # Scale-out (crawler/cluster/): the shared Redis frontier and its merge.
     "seed": ("start a distributed crawl run: seeds into the shared Redis frontier", _seed,
              "crawler.cluster.commands", "run_seed"),
