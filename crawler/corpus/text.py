@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from w3lib.encoding import read_bom, resolve_encoding
 
 LANG_MAX_CHARS = 10_000
 SHINGLE = 3
@@ -37,24 +38,38 @@ def charset_from_content_type(value: str | bytes | None) -> str | None:
     return m.group(1).strip().lower() if m else None
 
 
-def decode_html(body: bytes, declared: str | None = None) -> tuple[str, str, list[str]]:
-    """Decode page bytes: declared charset, else ``<meta charset>``, else UTF-8, else cp1252.
+def _codec(label: str) -> str | None:
+    """w3lib's reading of a charset label (WHATWG's table: latin-1 is cp1252), else
+    Python's own codec names."""
+    name = resolve_encoding(label)
+    if name is None:
+        try:
+            name = codecs.lookup(label).name
+        except LookupError:
+            return None
+    return codecs.lookup(name).name
 
-    Returns ``(text, encoding_used, flags)``; ``charset_fallback`` when the declared (or
-    assumed UTF-8) charset did not decode the bytes and another one was used.
+
+def decode_html(body: bytes, declared: str | None = None) -> tuple[str, str, list[str]]:
+    """Decode page bytes: BOM, declared charset, else ``<meta charset>``, else UTF-8, else
+    cp1252.
+
+    w3lib reads the BOM and the labels; the rules it lacks are ours: a page labelled
+    Latin-1 whose bytes are valid UTF-8 is UTF-8, bytes the label cannot decode fall back
+    to UTF-8 then cp1252 instead of turning into replacement characters, and an unknown
+    label is flagged. Returns ``(text, encoding_used, flags)``; ``charset_fallback`` when
+    the declared (or assumed UTF-8) charset did not decode the bytes and another one was.
     """
     if not body:
         return "", (declared or "utf-8"), []
-    if body.startswith(codecs.BOM_UTF8):
-        return body[3:].decode("utf-8", errors="replace"), "utf-8", []
+    bom_encoding, bom = read_bom(body)
+    if bom_encoding is not None:
+        return body[len(bom) :].decode(bom_encoding, errors="replace"), bom_encoding, []
     label = (declared or "").strip().lower() or None
     if label is None:
         m = META_CHARSET.search(body[:4096])
         label = m.group(1).decode("ascii", "replace").lower() if m else None
-    try:
-        name = codecs.lookup(label).name if label else None
-    except LookupError:
-        name = None
+    name = _codec(label) if label else None
     flags: list[str] = []
     if label and name is None:
         flags.append("charset_unknown")
