@@ -22,6 +22,8 @@ from typing import Any
 
 import orjson
 
+from crawler.corpus.from_warcs import queue_pages, scan_warc
+
 PARTS = "corpus-parts"
 
 
@@ -71,30 +73,14 @@ def _builder(output_dir: str | os.PathLike[str], results: dict, corpus_dir: Path
     return builder
 
 
-def _add_pages(builder: Any, entries: list[dict[str, Any]]) -> int:
-    return sum(
-        builder.add_page(
-            e["url"],
-            headers={"Content-Type": e["content_type"]},
-            http_status=e["pointer"]["http_status"],
-            warc_pointer=e["pointer"],
-            crawl_date=e["crawl_date"],
-            warc_path=e["path"],
-        )
-        for e in entries
-    )
-
-
 def extract_part(warc: str, part: str) -> str:
     """The Dask task: extract every HTML page of one WARC file into ``part``."""
     import tempfile
 
-    from crawler.corpus.from_warcs import scan_warc
-
     entries, problems = scan_warc(warc)
     with tempfile.TemporaryDirectory(prefix="extract-part-") as tmp:
         builder = _builder(tmp, {}, corpus_dir=Path(tmp))
-        _add_pages(builder, entries)
+        queue_pages(builder, entries)
         ran = builder.pool.ran
     data = {"warc": Path(warc).name, "entries": entries, "problems": problems, "results": ran}
     partial = Path(part + ".partial")
@@ -137,7 +123,7 @@ def extract_on_dask(
         with gzip.open(parts / part_name(f)) as fh:
             data = orjson.loads(fh.read())
         builder.pool.results.update({k: tuple(v) for k, v in data["results"].items()})
-        pages += _add_pages(builder, data["entries"])
+        pages += queue_pages(builder, data["entries"])
         problems += data["problems"]
     shards = builder.close()
     return {

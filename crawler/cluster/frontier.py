@@ -53,6 +53,13 @@ def worker_settings(
     }
 
 
+def cluster_of(settings: Any) -> tuple[Any, Keys]:
+    """(Redis client, keys) of the worker's cluster; not a worker: the component is off."""
+    if not settings.get("CLUSTER_CRAWL_ID"):
+        raise NotConfigured
+    return connect(settings["REDIS_URL"]), Keys(settings["CLUSTER_CRAWL_ID"])
+
+
 class ClusterIdle:
     """Keeps an idle worker up while another one may still add requests; then lets it exit.
 
@@ -63,11 +70,8 @@ class ClusterIdle:
 
     def __init__(self, crawler: Crawler) -> None:
         settings = crawler.settings
-        if not settings.get("CLUSTER_CRAWL_ID"):
-            raise NotConfigured
         self.crawler = crawler
-        self.client = connect(settings["REDIS_URL"])
-        self.keys = Keys(settings["CLUSTER_CRAWL_ID"])
+        self.client, self.keys = cluster_of(settings)
         self.run = settings.getint("CLUSTER_RUN")
         self.busy_key = self.keys.busy(self.run, settings["CLUSTER_WORKER"])
         self.ttl = settings.getint("CLUSTER_BUSY_TTL")
@@ -121,11 +125,8 @@ class ClusterPoliteness:
 
     def __init__(self, crawler: Crawler) -> None:
         settings = crawler.settings
-        if not settings.get("CLUSTER_CRAWL_ID"):
-            raise NotConfigured
         self.crawler = crawler
-        self.client = connect(settings["REDIS_URL"])
-        self.keys = Keys(settings["CLUSTER_CRAWL_ID"])
+        self.client, self.keys = cluster_of(settings)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ClusterPoliteness:

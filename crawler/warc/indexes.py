@@ -20,6 +20,7 @@ import orjson
 from cdxj_indexer.main import write_cdx_index
 from warcio.timeutils import timestamp_to_iso_date
 
+from crawler.layout import OutputLayout
 from crawler.parsing import parse_page
 from crawler.warc.reader import read_record_at
 
@@ -42,56 +43,6 @@ def check_collection_name(name: str) -> str:
             hint="use letters, digits, '-', '_' or '.', without '/' or '..'",
         )
     return name
-
-
-class OutputLayout:
-    """Paths of one output folder (one farm crawl history)."""
-
-    def __init__(self, root: str | os.PathLike[str], name: str) -> None:
-        self.root = Path(root)
-        self.name = name
-
-    @property
-    def collection(self) -> Path:
-        return self.root / "collections" / self.name
-
-    @property
-    def archive(self) -> Path:
-        return self.collection / "archive"
-
-    @property
-    def cdxj(self) -> Path:
-        return self.collection / "indexes" / "index.cdxj"
-
-    @property
-    def pages(self) -> Path:
-        return self.root / "pages.jsonl"
-
-    @property
-    def wacz(self) -> Path:
-        return self.root / f"{self.name}.wacz"
-
-    @property
-    def summary(self) -> Path:
-        return self.root / "summary.json"
-
-    @property
-    def corpus(self) -> Path:
-        return self.root / "corpus"
-
-    def warcs(self) -> list[Path]:
-        return sorted(self.archive.glob("*.warc.gz"))
-
-    def open_warcs(self) -> list[Path]:
-        return sorted(self.archive.glob("*.warc.gz.open"))
-
-    @staticmethod
-    def find(root: str | os.PathLike[str]) -> list[OutputLayout]:
-        """Every collection below an output folder."""
-        base = Path(root) / "collections"
-        if not base.is_dir():
-            return []
-        return [OutputLayout(root, p.name) for p in sorted(base.iterdir()) if p.is_dir()]
 
 
 def parse_cdxj_line(line: str) -> tuple[str, str, dict] | None:
