@@ -24,6 +24,9 @@ from crawler.warc import WarcPointer
 
 # The one key under which a request's capture travels to the spider and the pipelines.
 CAPTURE_KEY = "autoblog_archive_capture"
+# Why the spider asked for a URL (a str: "pagination", "permalink" ...), set on every
+# request it makes; the capture writes it into the metadata record as hopsFromSeed.
+REASON_KEY = "autoblog_archive_reason"
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,15 @@ from crawler.bounds import bounded_links
 from crawler.extensions.crawl_state import CrawlState
 from crawler.failures import failure_reason
 from crawler.history.digests import page_digests
-from crawler.items import ArticleItem, CrawlPlan, PageItem, captured_of, crawl_planned, fetch_failed
+from crawler.items import (
+    REASON_KEY,
+    ArticleItem,
+    CrawlPlan,
+    PageItem,
+    captured_of,
+    crawl_planned,
+    fetch_failed,
+)
 from crawler.parsing import ParsedPage, export_autoblog_links, farm_autoblog_links, parse_page
 from crawler.scope import Refused, Scope, forbidden_reason
 from crawler.urls import autoblog_base
@@ -115,7 +123,7 @@ class AutoblogSpider(Spider):
 
     def _request(self, url: str, reason: str, **kwargs: Any) -> Request:
         return Request(
-            url, callback=self.parse, errback=self.failed, meta={"reason": reason}, **kwargs
+            url, callback=self.parse, errback=self.failed, meta={REASON_KEY: reason}, **kwargs
         )
 
     def _follow(

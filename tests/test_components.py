@@ -13,7 +13,7 @@ from scrapy.http import HtmlResponse
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.extensions import CrawlState, IndexOnClose, RunSummary
-from crawler.items import ArticleItem, Captured, PageItem
+from crawler.items import REASON_KEY, ArticleItem, Captured, PageItem
 from crawler.layout import OutputLayout
 from crawler.middlewares import PageBounds, ResumeFromArchive
 from crawler.scope import Refused
@@ -25,7 +25,7 @@ BASE = "http://127.0.0.1:9/autoblogs/a/"
 
 
 def _response(url: str = BASE, body: bytes = b"<html><a href='?2'>2</a></html>"):
-    request = Request(url, meta={"reason": "seed", "download_latency": 0.01})
+    request = Request(url, meta={REASON_KEY: "seed", "download_latency": 0.01})
     return HtmlResponse(url, status=200, body=body, request=request, headers={"X": "1"})
 
 

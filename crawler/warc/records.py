@@ -21,6 +21,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.timeutils import datetime_to_iso_date
 
 from crawler.history.model import Capture
+from crawler.items import REASON_KEY
 from crawler.outlinks import page_outlinks
 from crawler.warc.writer import make_record_builder
 
@@ -142,7 +143,7 @@ class CaptureRecords:
         referer = request.headers.get("Referer")
         if referer:
             lines.append(f"via: {referer.decode('latin-1')}")
-        reason = request.meta.get("reason")
+        reason = request.meta.get(REASON_KEY)
         if reason:
             lines.append(f"hopsFromSeed: {reason}")
         for link in page_outlinks(response):
@@ -155,8 +156,8 @@ class CaptureRecords:
         """``fetchError: <reason>``: a body cut at the size bound leaves no response
         record, a bomb's response says nothing of it."""
         lines = [f"fetchError: {reason}"]
-        if request.meta.get("reason"):
-            lines.append(f"hopsFromSeed: {request.meta['reason']}")
+        if request.meta.get(REASON_KEY):
+            lines.append(f"hopsFromSeed: {request.meta[REASON_KEY]}")
         headers = {"WARC-Date": datetime_to_iso_date(datetime.now(UTC).replace(tzinfo=None))}
         if concurrent_to:
             headers["WARC-Concurrent-To"] = concurrent_to
