@@ -80,7 +80,7 @@ def summarize(crawler: Crawler) -> tuple[dict, int]:
         },
         "capped": page_bound_reached(crawler),
         "truncated": stats.get("warc/truncated", 0),
-        "warc_files": [p.name for p in capture.writer.closed_files] if capture else [],
+        "warc_files": [p.name for p in capture.closed_files] if capture else [],
         "corpus_records": corpus.records if corpus else 0,
         "corpus_shards": corpus.shards if corpus else [],
         "skipped": skipped,

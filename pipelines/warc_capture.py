@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
@@ -90,6 +91,11 @@ class WarcCapture:
         crawler_.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         crawler_.signals.connect(ext.fetch_failed, signal=fetch_failed)
         return ext
+
+    @property
+    def closed_files(self) -> list[Path]:
+        """The WARC files this crawl wrote and closed, in order."""
+        return list(self.writer.closed_files)
 
     def _count(self, key: str, value: int = 1) -> None:
         if self.stats is not None:
@@ -180,6 +186,4 @@ class WarcCapture:
         # Each file starts with its warcinfo record: counted so totals match `verify`.
         self._count("warc/records", len(self.writer.closed_files))
         if self.crawler is not None:
-            self.crawler.signals.send_catch_log(
-                warc_files_closed, files=list(self.writer.closed_files)
-            )
+            self.crawler.signals.send_catch_log(warc_files_closed, files=self.closed_files)
