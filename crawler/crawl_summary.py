@@ -17,7 +17,7 @@ from scrapy.crawler import Crawler
 from crawler.bounds import error_count
 from crawler.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
 from crawler.extensions import CrawlState, IndexOnClose, RunSummary
-from crawler.extensions.lookup import captures_held, page_bound_reached
+from crawler.extensions.lookup import captures_held, item_pipeline, page_bound_reached
 from crawler.history.report import list_changes
 from pipelines.research_corpus import CorpusPipeline
 from pipelines.warc_capture import WarcCapture
@@ -29,13 +29,6 @@ def _read_report(path: str | None) -> dict | None:
     return orjson.loads(Path(path).read_bytes())
 
 
-def _item_pipeline(crawler: Crawler, cls: type) -> Any:
-    try:
-        return crawler.get_item_pipeline(cls)
-    except RuntimeError:
-        return None
-
-
 def summarize(crawler: Crawler) -> tuple[dict, int]:
     """(summary, captures held) of a finished crawl."""
     stats: dict[str, Any] = crawler.stats.get_stats() if crawler.stats else {}
@@ -43,7 +36,7 @@ def summarize(crawler: Crawler) -> tuple[dict, int]:
     capture = crawler.get_extension(WarcCapture)
     indexes = crawler.get_extension(IndexOnClose)
     found = crawler.get_extension(RunSummary)
-    corpus = _item_pipeline(crawler, CorpusPipeline)
+    corpus = item_pipeline(crawler, CorpusPipeline)
     run = state.run if state is not None else None
     outcome = state.outcome if state is not None else None
     skipped = {k.split("/", 1)[1]: v for k, v in stats.items() if k.startswith("skipped/")}

@@ -110,11 +110,11 @@ class AutoblogSpider(Spider):
         """Before any request: the plan starts the run (CrawlState) and arms the scope
         guard. A spider used outside a crawl (``seed``, ``reconcile``) has no one to tell."""
         crawler = getattr(self, "crawler", None)
-        try:
-            self.state = crawler.get_extension(CrawlState) if crawler else None
-        except RuntimeError:
-            return
         if crawler is None:
+            return
+        try:
+            self.state = crawler.get_extension(CrawlState)
+        except RuntimeError:  # built by get_crawler, no extensions: nobody listens
             return
         plan = CrawlPlan(seeds=list(self.seeds), scope=self.scope)
         crawler.signals.send_catch_log(crawl_planned, plan=plan)

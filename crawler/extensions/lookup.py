@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeVar
 
 from scrapy.crawler import Crawler
@@ -12,9 +13,18 @@ T = TypeVar("T")
 
 def downloader_middleware(crawler: Crawler, cls: type[T]) -> T | None:
     """The crawl's instance of a downloader middleware, or None (also before the engine)."""
+    return _engine_component(crawler.get_downloader_middleware, cls)
+
+
+def item_pipeline(crawler: Crawler, cls: type[T]) -> T | None:
+    """The crawl's instance of an item pipeline, or None (also before the engine)."""
+    return _engine_component(crawler.get_item_pipeline, cls)
+
+
+def _engine_component(get: Callable[[type[T]], T | None], cls: type[T]) -> T | None:
     try:
-        return crawler.get_downloader_middleware(cls)
-    except RuntimeError:
+        return get(cls)
+    except RuntimeError:  # Scrapy's answer before the engine exists
         return None
 
 

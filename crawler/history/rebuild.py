@@ -147,9 +147,7 @@ def iter_warc_captures(path: Path, start: int = 0) -> Iterator[FoundRecord]:
             logger.warning("history: %s unreadable after offset %s (%s)", path.name, start, exc)
 
 
-def index_record(
-    history: History, found: FoundRecord, run_id: int, with_articles: bool = True
-) -> None:
+def index_record(history: History, found: FoundRecord, run_id: int) -> None:
     """Record one response/revisit read back from a WARC (rebuild and reconcile).
 
     A revisit has no body: its page digest and articles are its original's, re-read
@@ -171,9 +169,7 @@ def index_record(
         record_id=found.record_id,
         refers_to=found.refers_to,
     )
-    if with_articles:
-        for permalink, digest in found.articles:
-            history.note_article(permalink, autoblog_base(found.url), run_id, digest)
+    _note_articles(history, found, run_id)
 
 
 def _complete_revisit(history: History, found: FoundRecord) -> None:
@@ -233,9 +229,13 @@ def _note_page(history: History, found: FoundRecord, run_id: int) -> None:
     """What the crawl notes about a parsed page, read back: articles first, digest last."""
     if found.page_digest is None:
         return
+    _note_articles(history, found, run_id)
+    history.set_normalized_digest(found.record_id, found.page_digest)
+
+
+def _note_articles(history: History, found: FoundRecord, run_id: int) -> None:
     for permalink, digest in found.articles:
         history.note_article(permalink, autoblog_base(found.url), run_id, digest)
-    history.set_normalized_digest(found.record_id, found.page_digest)
 
 
 def _run_for_key(history: History, key: str, default: int) -> int:

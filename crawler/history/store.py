@@ -19,7 +19,8 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -274,16 +275,25 @@ class History(CaptureQueries, ArticleQueries):
         self.conn.execute("BEGIN")
 
 
+@contextmanager
+def read_only(path: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to a history file (``verify``, checks, a rebuild's past),
+    closed on the way out; never creates the file nor takes a write lock."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
 def read_runs(path: Path) -> dict[int, dict]:
     """Run rows of a previous history file, if it is still readable (kept on rebuild)."""
     if not path.exists():
         return {}
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        conn.row_factory = sqlite3.Row
-        rows = {r["id"]: dict(r) for r in conn.execute("SELECT * FROM runs")}
-        conn.close()
-        return rows
+        with read_only(path) as conn:
+            conn.row_factory = sqlite3.Row
+            return {r["id"]: dict(r) for r in conn.execute("SELECT * FROM runs")}
     except sqlite3.Error:
         return {}
 
@@ -291,16 +301,13 @@ def read_runs(path: Path) -> dict[int, dict]:
 def file_problem(path: Path) -> str | None:
     """Why a history file cannot be trusted as it is (corrupt, unreadable, emptied), or None."""
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
+        with read_only(path) as conn:
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 return f"corrupt ({check})"
             # No run at all: emptied. Runs without captures are a killed crawl's, whose
             # uncommitted captures crawler.history.rebuild.reconcile_files reads back.
             runs = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-        finally:
-            conn.close()
     except sqlite3.Error as exc:
         if "no such table" in str(exc):
             return "empty"
@@ -310,8 +317,5 @@ def file_problem(path: Path) -> str | None:
 
 def read_capture_locations(path: Path) -> list[tuple[str, int, str, int, int]]:
     """(url, run, file, offset, length) of every capture, read-only (``verify``)."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
+    with read_only(path) as conn:
         return conn.execute(CAPTURE_LOCATIONS).fetchall()
-    finally:
-        conn.close()

@@ -158,7 +158,7 @@ class CaptureRecords:
         lines = [f"fetchError: {reason}"]
         if request.meta.get(REASON_KEY):
             lines.append(f"hopsFromSeed: {request.meta[REASON_KEY]}")
-        headers = {"WARC-Date": datetime_to_iso_date(datetime.now(UTC).replace(tzinfo=None))}
+        headers = {"WARC-Date": warc_date_now()}
         if concurrent_to:
             headers["WARC-Concurrent-To"] = concurrent_to
         return self._fields(request.url, headers, lines)
