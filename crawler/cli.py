@@ -54,6 +54,13 @@ def _crawl(p: argparse.ArgumentParser) -> None:
         default=None,
         help="roll WARC files over at this many bytes (default 1 GB)",
     )
+    p.add_argument(
+        "--processes",
+        "-p",
+        type=int,
+        default=None,
+        help="crawl processes, the farm's autoblogs dealt out between them (default 1)",
+    )
     _output(p)
     p.add_argument(
         "--set",

@@ -129,6 +129,19 @@ def verdict(summary: dict, held: int) -> tuple[int, str]:
     return EXIT_OK, "complete"
 
 
+def share_verdict(code: int, summary: dict, who: str) -> int:
+    """The exit code of one share of a crawl (a cluster worker, a ``--processes`` process):
+    a share that found no autoblog of its own is not a failure, the others had them."""
+    if code == EXIT_FAILED and not summary["responses"] and not summary["errors"]:
+        summary["verdict"] = f"{who}: the others took every request, nothing left for this one"
+        return EXIT_OK
+    if code == EXIT_FAILED and summary["finish_reason"] == "finished" and not summary["autoblogs"]:
+        code = EXIT_PARTIAL if summary["errors"] else EXIT_OK
+        summary["verdict"] = "partial" if summary["errors"] else "complete"
+        summary["verdict"] += f": {who}'s share held no autoblog page"
+    return code
+
+
 def print_summary(summary: dict, out: TextIO | None = None) -> None:
     """The end of a run on the terminal: one line per autoblog, the report's URLs, totals."""
     out = out or sys.stdout

@@ -24,10 +24,11 @@ from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
 from crawler.config import ConfigError, load_config
-from crawler.crawl_summary import print_summary, summarize, verdict
+from crawler.crawl_summary import print_summary, share_verdict, summarize, verdict
 from crawler.exitcodes import EXIT_FAILED, EXIT_LOCKED, UsageError, UserError
 from crawler.folder import FolderSnapshot, check_output_folder
 from crawler.layout import OutputLayout
+from crawler.processes import check_processes, run_in_processes
 from crawler.runlock import RunLockedError
 from crawler.warc.indexes import check_collection_name
 from spiders.autoblog import AutoblogSpider
@@ -219,11 +220,22 @@ def run_crawl_command(args: argparse.Namespace) -> int:
         raise UsageError("give at least one farm URL, or --config FILE")
     check_urls(urls)
     overrides.update(overrides_from_args(args))
+    output = output or "output/crawl"
+    processes = check_processes(args.processes)
+    if processes > 1:
+        return run_in_processes(
+            args,
+            urls,
+            check_output_folder(output),
+            check_collection_name(name or default_name(urls[0])),
+            wacz,
+            overrides,
+        )
     if args.quiet:
         overrides["PROGRESS_LIVE"] = False
     code, summary = run_crawl(
         urls,
-        output or "output/crawl",
+        output,
         name=name,
         fast=args.fast,
         wacz=wacz,
@@ -233,6 +245,9 @@ def run_crawl_command(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         log_file=args.log_file,
     )
+    share = overrides.get("PROCESS_SHARE")
+    if share:
+        code = share_verdict(code, summary, f"process {share}")
     if args.quiet:
         print(f"{summary['verdict']}", file=sys.stdout if code < EXIT_FAILED else sys.stderr)
     else:

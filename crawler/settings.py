@@ -129,6 +129,10 @@ FAST_SETTINGS = {
 
 LOG_LEVEL = "INFO"
 
+# `crawl --processes N` (crawler.processes): set for each process; empty in a one-process crawl.
+PROCESS_SHARE = ""  # "i/N": this process crawls the autoblogs dealt to process i
+PROCESS_DEAL = ""  # the deal: processes/deal.json in the output folder
+
 # Scale-out (crawler/cluster): set by `autoblog-archive worker`; empty in a single-process crawl.
 CLUSTER_CRAWL_ID = ""
 CLUSTER_RUN = 0

@@ -40,6 +40,7 @@ from crawler.items import (
     fetch_failed,
 )
 from crawler.parsing import ParsedPage, export_autoblog_links, farm_autoblog_links, parse_page
+from crawler.processes import Share
 from crawler.scope import Refused, Scope, forbidden_reason
 from crawler.urls import autoblog_base
 
@@ -89,12 +90,14 @@ class AutoblogSpider(Spider):
         self._known_pages: Counter[str] = Counter()
         # URLs of links every page repeats, once requested: see _follow_new.
         self._requested: set[str] = set()
+        self.share: Share | None = None  # crawl --processes: the autoblogs this one crawls
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> AutoblogSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.max_url_length = crawler.settings.getint("URLLENGTH_LIMIT")
         spider.max_links = crawler.settings.getint("MAX_LINKS_PER_PAGE")
+        spider.share = Share.from_settings(crawler.settings)
         return spider
 
     async def start(self) -> AsyncIterator[Request]:
@@ -104,7 +107,9 @@ class AutoblogSpider(Spider):
             if self.extra_autoblogs:
                 for folder in self.extra_autoblogs:
                     target = folder if "://" in folder else f"autoblogs/{folder.strip('/')}/"
-                    yield self._request(urljoin(seed, target), "listed autoblog")
+                    base = urljoin(seed, target)
+                    if self.share is None or self.share.keeps(base, "listed autoblog"):
+                        yield self._request(base, "listed autoblog")
 
     def send_plan(self) -> None:
         """Before any request: the plan starts the run (CrawlState) and arms the scope
@@ -199,7 +204,24 @@ class AutoblogSpider(Spider):
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
         """Every page's output, with at most ``MAX_LINKS_PER_PAGE`` requests."""
         limit = getattr(self, "max_links", 0)
-        return bounded_links(self._parse(response), limit, self.crawler.stats, response.url)
+        output = self._parse(response)
+        if self.share is not None and self.share.owner_of(response.url) is None:
+            output = self._my_share(output)
+        return bounded_links(output, limit, self.crawler.stats, response.url)
+
+    def _my_share(self, output: Iterator[Any]) -> Iterator[Any]:
+        """``crawl --processes``: of a farm-level page's links (farm list, exports,
+        sitemap), those into another process's autoblogs are left to that process. Links
+        found on autoblog pages are all followed, as in a one-process crawl: a link from
+        one autoblog into another is then fetched at worst twice, never missed."""
+        assert self.share is not None
+        for item in output:
+            if isinstance(item, Request) and not self.share.keeps(
+                item.url, item.meta.get(REASON_KEY)
+            ):
+                self.crawler.stats.inc_value("skipped/autoblog of another process")
+                continue
+            yield item
 
     def _parse(self, response: Response) -> Iterator[Any]:
         if "dataloss" in response.flags:

@@ -26,12 +26,17 @@ def test_bench_tiny_configuration(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     data = orjson.loads((tmp_path / f"{crawler.__version__}.json").read_bytes())
     crawlers = data["crawlers"]
-    assert set(crawlers) == {"wget", "plain_scrapy", "ours_warc", "ours_warc+corpus", "ours_full"}
+    assert set(crawlers) == {
+        "wget", "plain_scrapy", "ours_warc", "ours_warc+corpus", "ours_full", "ours_processes_2"
+    }  # fmt: skip
     # Plain Scrapy and wget fetch exactly the URL list our crawl fetched.
     urls = data["farm"]["crawl_requests"]
     assert crawlers["plain_scrapy"]["pages"] == urls
     assert crawlers["wget"]["pages"] == urls
     assert crawlers["ours_warc"]["pages"] == crawlers["ours_full"]["pages"]
+    # Two processes: the same pages, plus the farm-level ones both fetched.
+    assert crawlers["ours_processes_2"]["pages"] >= crawlers["ours_full"]["pages"]
+    assert data["ratios"]["processes_2_vs_1"] > 0
     for c in crawlers.values():
         assert c["pages_per_s"] > 0 and c["peak_rss_mb"] > 0 and len(c["runs"]) == 1
     assert data["ratios"]["ours_warc"]["vs_plain_scrapy"] > 0

@@ -11,7 +11,8 @@ What runs (each tool as its own process, so its CPU time and peak RSS are its ow
 - ``wget --warc-file`` over the URL list our crawl fetched (the C baseline);
 - plain Scrapy: :class:`PlainSpider`, fed the exact URL list our crawl fetched, stock
   settings at our ``--fast`` concurrency, no output (Scrapy's own ceiling);
-- ours: WARC only, WARC + corpus, the full default pipeline (``crawl --fast``);
+- ours: WARC only, WARC + corpus, the full default pipeline (``crawl --fast``), and
+  the full pipeline in two processes (``--processes 2``, merge included);
 - offline ``extract`` over the WARCs with 1 and 2 workers;
 - a re-crawl after 1% new articles (requests and time as fractions of the full crawl);
 - scale runs: CPU per page and peak RSS at two farm sizes (~10,000 and ~50,000 pages).
@@ -51,4 +52,5 @@ UNBOUNDED = ["--set", "MAX_PAGES_PER_RUN=0", "--set", "MAX_PAGES_PER_AUTOBLOG=0"
 OURS_MODES: dict[str, list[str]] = {
     "warc": ["--set", "CORPUS_ENABLED=False"],
     "warc+corpus": [],
+    "processes_2": ["--processes", "2"],  # the full pipeline, two crawl processes
 }

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from crawler.cluster import Keys, check_crawl_id, connect, current_run
-from crawler.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, UsageError
+from crawler.exitcodes import EXIT_FAILED, EXIT_OK, UsageError
 
 
 def cluster_options(args: argparse.Namespace) -> tuple[str, str, Any]:
@@ -100,7 +100,7 @@ def default_worker_id(output: str) -> str:
 
 def run_worker(args: argparse.Namespace) -> int:
     from crawler.cluster.frontier import worker_settings
-    from crawler.crawl_summary import print_summary
+    from crawler.crawl_summary import print_summary, share_verdict
     from crawler.run import overrides_from_args, run_crawl
 
     redis_url, crawl, config = cluster_options(args)
@@ -126,15 +126,7 @@ def run_worker(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         log_file=args.log_file,
     )
-    if code == EXIT_FAILED and not summary["responses"] and not summary["errors"]:
-        # The other workers took every request: nothing wrong with this one.
-        print(f"worker {worker}: the shared frontier had nothing left for this worker")
-        return EXIT_OK
-    if code == EXIT_FAILED and summary["finish_reason"] == "finished" and not summary["autoblogs"]:
-        # Its share held only farm-level pages: the autoblogs were the other workers'.
-        code = EXIT_PARTIAL if summary["errors"] else EXIT_OK
-        summary["verdict"] = "partial" if summary["errors"] else "complete"
-        summary["verdict"] += ": this worker's share of the frontier held no autoblog page"
+    code = share_verdict(code, summary, f"worker {worker}")
     if args.quiet:
         print(summary["verdict"], file=sys.stdout if code < EXIT_FAILED else sys.stderr)
     else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -95,8 +96,18 @@ def duplicates(merged: dict[Path, list[Member]], new: dict[Path, list[Member]]) 
 
 def copy_without(source: Path, target: Path, found: list[Member], dropped: set[str]) -> None:
     """``source`` to ``target`` member by member (each record is its own gzip member),
-    leaving the dropped records out; written as ``.open`` and renamed when complete."""
+    leaving the dropped records out; written as ``.open`` and renamed when complete.
+    A file kept whole is hard-linked where the file system allows: closed WARC files
+    never change, and a big archive is not stored twice."""
     partial = target.with_name(target.name + ".open")
+    if not any(m.record_id in dropped for m in found):
+        try:
+            os.link(source, partial)
+        except OSError:
+            pass
+        else:
+            partial.replace(target)
+            return
     with open(source, "rb") as src, open(partial, "wb") as out:
         if not any(m.record_id in dropped for m in found):
             shutil.copyfileobj(src, out, 1 << 20)
@@ -169,14 +180,25 @@ def merge_corpora(roots: Iterable[str | Path], target: Path) -> int:
     return len(records)
 
 
-def merge(roots: list[str | Path], output: str | Path, name: str | None = None) -> MergeResult:
+def merge(
+    roots: list[str | Path],
+    output: str | Path,
+    name: str | None = None,
+    wacz: bool = False,
+    keep_duplicates: bool = False,
+) -> MergeResult:
     """Merge worker output folders into ``output`` (again after each cluster run: files
-    already merged stay, new ones are added)."""
+    already merged stay, new ones are added).
+
+    ``keep_duplicates`` (``crawl --processes``, whose processes share run numbers): every
+    capture is kept, files are hard-linked, not copied, and the indexes, titles and history
+    are merged from the workers' own instead of being read again from the WARCs.
+    """
     from crawler.exitcodes import UsageError
     from crawler.history.rebuild import rebuild_from_indexes
     from crawler.history.report import build_report, write_report
-    from crawler.history.store import History
-    from crawler.warc.indexes import finish_output
+    from crawler.history.store import History, merge_histories
+    from crawler.warc.indexes import adopt_cdxj_lines, earlier_titles, finish_output
 
     layouts = worker_layouts(roots, name)
     names = {x.name for x in layouts}
@@ -184,16 +206,29 @@ def merge(roots: list[str | Path], output: str | Path, name: str | None = None) 
         raise UsageError(f"expected one collection in the worker folders, found {sorted(names)}")
     target = OutputLayout(output, names.pop())
     target.archive.mkdir(parents=True, exist_ok=True)
-    files = {p: list(members(p)) for p in target.warcs()}
-    new = {p: list(members(p)) for x in layouts for p in x.warcs()}
-    new = {p: found for p, found in new.items() if not (target.archive / p.name).exists()}
-    dropped = duplicates(files, new)
-    result = MergeResult(dropped=sorted(dropped))
-    for path, found in sorted(new.items()):
-        copy_without(path, target.archive / path.name, found, dropped)
-        result.files.append(path.name)
-    result.written = finish_output(target)
-    rebuild_from_indexes(target.root)
+    result = MergeResult()
+    earlier: dict[tuple[str, str], str] = {}
+    for layout in layouts:
+        new = [p for p in layout.warcs() if not (target.archive / p.name).exists()]
+        if keep_duplicates:
+            found = {p: [] for p in new}
+            dropped: set[str] = set()
+        else:
+            found = {p: list(members(p)) for p in new}
+            merged = {p: list(members(p)) for p in target.warcs()}
+            dropped = duplicates(merged, found)
+        for path in new:
+            copy_without(path, target.archive / path.name, found[path], dropped)
+        whole = {p.name for p in new if not any(m.record_id in dropped for m in found[p])}
+        adopt_cdxj_lines(target, layout, whole)
+        result.files += [p.name for p in new]
+        result.dropped += sorted(dropped)
+        earlier |= earlier_titles(layout.pages)
+    result.written = finish_output(target, wacz=wacz, earlier=earlier)
+    if keep_duplicates:
+        merge_histories(target.history, [x.history for x in layouts])
+    else:
+        rebuild_from_indexes(target.root)
     with History.open(target.root) as history:
         latest = history.latest_run()
         if latest is not None:

@@ -319,3 +319,68 @@ def read_capture_locations(path: Path) -> list[tuple[str, int, str, int, int]]:
     """(url, run, file, offset, length) of every capture, read-only (``verify``)."""
     with read_only(path) as conn:
         return conn.execute(CAPTURE_LOCATIONS).fetchall()
+
+
+# Worst first: the status a run of several processes ends with is its worst process's.
+STATUS_ORDER = ("running", "interrupted", "failed", "partial", "finished")
+
+
+def merge_histories(target: str | os.PathLike[str], sources: Iterable[Path]) -> None:
+    """One history of the histories of processes that crawled the same runs side by side
+    (``crawl --processes``): run N of each process is run N of the whole. Captures and
+    sightings are copied as they are (each WARC file is one process's), an article seen by
+    two processes keeps its earliest first and latest last sighting. Written to a
+    temporary file, then swapped in; much cheaper than re-reading every WARC record."""
+    target = Path(target)
+    tmp = target.with_name(target.name + ".merge")
+    for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+        leftover.unlink(missing_ok=True)
+    history = History.open(tmp)
+    conn = history.conn
+    try:
+        conn.execute("COMMIT")
+        for number, source in enumerate(sources):
+            conn.execute("ATTACH DATABASE ? AS src", (str(source),))
+            conn.execute("BEGIN")
+            for row in conn.execute("SELECT * FROM src.runs").fetchall():
+                old = conn.execute("SELECT * FROM runs WHERE id = ?", (row["id"],)).fetchone()
+                if old is None:
+                    conn.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", tuple(row))
+                    continue
+                worse = min(old["status"], row["status"], key=_status_rank)
+                conn.execute(
+                    "UPDATE runs SET started = min(started, ?), finished = max(finished, ?), "
+                    "status = ?, resumed = max(resumed, ?) WHERE id = ?",
+                    (row["started"], row["finished"], worse, row["resumed"], row["id"]),
+                )
+            conn.execute(
+                f"INSERT INTO captures ({CAPTURE_COLUMNS}) SELECT {CAPTURE_COLUMNS} "
+                "FROM src.captures ORDER BY id"
+            )
+            conn.execute(
+                "INSERT OR IGNORE INTO article_sightings SELECT * FROM src.article_sightings"
+            )
+            conn.execute(
+                "INSERT INTO articles SELECT * FROM src.articles WHERE true "
+                "ON CONFLICT (permalink) DO UPDATE SET "
+                "first_seen_run = min(first_seen_run, excluded.first_seen_run), "
+                "last_seen_run = max(last_seen_run, excluded.last_seen_run), "
+                "normalized_digest = CASE WHEN excluded.last_seen_run >= last_seen_run "
+                "THEN excluded.normalized_digest ELSE normalized_digest END"
+            )
+            if number == 0:
+                conn.execute("INSERT OR IGNORE INTO meta SELECT * FROM src.meta")
+            conn.execute("COMMIT")
+            conn.execute("DETACH DATABASE src")
+        conn.execute("BEGIN")
+    finally:
+        history.close()
+    Path(f"{tmp}-wal").unlink(missing_ok=True)
+    Path(f"{tmp}-shm").unlink(missing_ok=True)
+    for stale in (Path(f"{target}-wal"), Path(f"{target}-shm")):
+        stale.unlink(missing_ok=True)
+    os.replace(tmp, target)
+
+
+def _status_rank(status: str) -> int:
+    return STATUS_ORDER.index(status) if status in STATUS_ORDER else 0

@@ -157,14 +157,19 @@ def _title_at(layout: OutputLayout, fields: dict) -> str:
     return page_title(record.payload, fields["url"])
 
 
-def write_pages(layout: OutputLayout, titles: Mapping[str, str] | None = None) -> Path:
+def write_pages(
+    layout: OutputLayout,
+    titles: Mapping[str, str] | None = None,
+    earlier: Mapping[tuple[str, str], str] | None = None,
+) -> Path:
     """pages.jsonl (url, ISO ``ts``, title) for every HTML 200 capture in the CDXJ.
 
-    Titles the spider already read are passed in; the others (``reindex``) are read
-    back from the WARC record the CDXJ line points at.
+    Titles the spider already read are passed in (by URL), so are those of other
+    collections' pages.jsonl (``earlier``, by URL and time: a merge); the others
+    (``reindex``) are read back from the WARC record the CDXJ line points at.
     """
     titles = dict(titles or {})
-    known = _earlier_titles(layout.pages)
+    known = dict(earlier or {}) | earlier_titles(layout.pages)
     tmp = layout.pages.with_suffix(".jsonl.tmp")
     with open(tmp, "wb") as out, open(layout.cdxj, encoding="utf-8") as cdxj:
         out.write(orjson.dumps(PAGES_HEADER, option=orjson.OPT_APPEND_NEWLINE))
@@ -184,7 +189,7 @@ def write_pages(layout: OutputLayout, titles: Mapping[str, str] | None = None) -
     return layout.pages
 
 
-def _earlier_titles(pages: Path) -> dict[tuple[str, str], str]:
+def earlier_titles(pages: Path) -> dict[tuple[str, str], str]:
     """Titles an earlier run already wrote, so they are not read back from the WARCs."""
     known: dict[tuple[str, str], str] = {}
     if not pages.exists():
@@ -197,6 +202,27 @@ def _earlier_titles(pages: Path) -> dict[tuple[str, str], str]:
             except (ValueError, KeyError, TypeError):
                 continue
     return known
+
+
+def adopt_cdxj_lines(layout: OutputLayout, source: OutputLayout, names: set[str]) -> None:
+    """Add ``source``'s index lines of the WARC files ``names``, copied unchanged into
+    ``layout``: their offsets hold, so :func:`write_cdxj` need not read them again. Only
+    an index written after a file was closed is trusted to cover it whole."""
+    if not source.cdxj.exists():
+        return
+    written = source.cdxj.stat().st_mtime
+    trusted = {n for n in names if (source.archive / n).stat().st_mtime <= written}
+    if not trusted:
+        return
+    layout.cdxj.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        open(source.cdxj, encoding="utf-8", errors="replace") as fh,
+        open(layout.cdxj, "a", encoding="utf-8") as out,
+    ):
+        for line in fh:
+            parsed = parse_cdxj_line(line)
+            if parsed is not None and line.endswith("\n") and parsed[2]["filename"] in trusted:
+                out.write(line)
 
 
 def write_pywb_config(layout: OutputLayout) -> Path:
@@ -232,12 +258,15 @@ def write_wacz(layout: OutputLayout) -> Path:
 
 
 def finish_output(
-    layout: OutputLayout, wacz: bool = False, titles: Mapping[str, str] | None = None
+    layout: OutputLayout,
+    wacz: bool = False,
+    titles: Mapping[str, str] | None = None,
+    earlier: Mapping[tuple[str, str], str] | None = None,
 ) -> dict[str, str]:
     """Write every index of a collection; returns what was written."""
     written = {
         "cdxj": str(write_cdxj(layout)),
-        "pages": str(write_pages(layout, titles)),
+        "pages": str(write_pages(layout, titles, earlier)),
         "pywb_config": str(write_pywb_config(layout)),
     }
     if wacz:

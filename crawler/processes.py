@@ -1,0 +1,289 @@
+"""``crawl --processes N``: one farm crawled by N processes on one machine, one output.
+
+Scrapy runs on one core, and a farm's autoblogs are independent of each other. So the
+farm's autoblogs are dealt out between N crawl processes: each is an ordinary ``crawl``
+into its own folder under ``<output>/processes/<i>/`` (its own history, so its next run
+is incremental), and :func:`crawler.cluster.merge.merge` makes the one output folder of
+them that pywb, ``verify`` and the corpus tools read.
+
+The deal is balanced and stable: the autoblogs the farm's index lists are dealt out
+round-robin the first time and keep their process afterwards (``processes/deal.json``);
+an autoblog the index does not list (``?export`` only, ``--autoblogs``) goes by a hash
+of its URL. Every process reads the same deal, so each autoblog has exactly one owner.
+Farm-level pages (the index, its exports) are fetched by every process; the merge keeps
+one copy of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import logging
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from crawler.exitcodes import EXIT_FAILED, EXIT_LOCKED, EXIT_USAGE, UsageError
+from crawler.urls import canonical_url
+
+logger = logging.getLogger(__name__)
+
+DEAL_NAME = "deal.json"
+
+
+def processes_root(output: str | Path) -> Path:
+    return Path(output) / "processes"
+
+
+# Why the spider asks for an autoblog's base URL: an unlisted one is dealt by hash.
+AUTOBLOG_REASONS = ("farm list", "farm export", "listed autoblog")
+
+
+class Share:
+    """The autoblogs one of N processes crawls (built by the spider from its settings)."""
+
+    def __init__(self, index: int, count: int, owners: dict[str, int]) -> None:
+        self.index = index
+        self.count = count
+        self.owners = {b: o for b, o in owners.items() if 0 <= o < count}
+
+    def owner_of(self, url: str) -> int | None:
+        """The process of the dealt autoblog ``url`` lies in (None: farm-level, unknown)."""
+        if not url.isascii():
+            url = canonical_url(url)
+        url = url.split("?", 1)[0].split("#", 1)[0]
+        slash = url.rfind("/")
+        root = url.find("//") + 2
+        while slash >= root:
+            owner = self.owners.get(url[: slash + 1])
+            if owner is not None:
+                return owner
+            slash = url.rfind("/", 0, slash)
+        return None
+
+    def keeps(self, url: str, reason: str | None) -> bool:
+        """Whether this process fetches ``url``, found on a farm-level page for ``reason``."""
+        owner = self.owner_of(url)
+        # An autoblog's base URL has no query; the farm's own ``?export`` has one.
+        if owner is None and reason in AUTOBLOG_REASONS and "?" not in url:
+            key = canonical_url(url)
+            owner = self.owners[key] = zlib.crc32(key.encode()) % self.count
+        return owner is None or owner == self.index
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Share | None:
+        """``PROCESS_SHARE`` is ``i/N`` (empty: this process crawls everything)."""
+        spec = settings.get("PROCESS_SHARE")
+        if not spec:
+            return None
+        index, _, count = spec.partition("/")
+        deal = settings.get("PROCESS_DEAL")
+        owners = read_deal(Path(deal)).get("autoblogs", {}) if deal else {}
+        return cls(int(index), int(count), owners)
+
+
+def read_deal(path: Path) -> dict[str, Any]:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def listed_autoblogs(url: str, max_bytes: int, timeout: float, user_agent: str) -> list[str]:
+    """The autoblogs a farm's index lists, read once before the processes start.
+
+    One bounded GET of the seed itself (which every process fetches anyway), no
+    redirect followed: a seed that is not a readable farm index gives an empty list,
+    and the deal falls back to the hash.
+    """
+    parts = urlsplit(url)
+    https = parts.scheme == "https"
+    conn_class = http.client.HTTPSConnection if https else http.client.HTTPConnection
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        conn = conn_class(parts.netloc, timeout=timeout)
+        try:
+            conn.request("GET", path, headers={"User-Agent": user_agent})
+            response = conn.getresponse()
+            if response.status != 200:
+                return []
+            body = response.read(max_bytes + 1)
+        finally:
+            conn.close()
+    except (OSError, http.client.HTTPException, ValueError):
+        return []
+    if len(body) > max_bytes:
+        return []
+    from crawler.parsing import farm_autoblog_links
+
+    return [canonical_url(b) for b in farm_autoblog_links(body, url)]
+
+
+def deal(listed: list[str], count: int, earlier: dict[str, Any]) -> dict[str, int]:
+    """Each listed autoblog's process: the one it had (same N), else the least loaded."""
+    owners: dict[str, int] = {}
+    if earlier.get("processes") == count:
+        owners = {b: int(i) for b, i in earlier.get("autoblogs", {}).items() if 0 <= int(i) < count}
+    load = [0] * count
+    for owner in owners.values():
+        load[owner] += 1
+    for base in listed:
+        if base not in owners:
+            owner = min(range(count), key=lambda i: (load[i], i))
+            owners[base] = owner
+            load[owner] += 1
+    return owners
+
+
+def child_command(
+    args: argparse.Namespace, output: Path, index: int, count: int, delay: float | None
+) -> list[str]:
+    """The ``crawl`` command line of process ``index``: the user's, into its own folder,
+    with the delay between requests multiplied by N unless ``--fast`` (``delay``): the
+    farm then sees the request rate its politeness settings promise, not N times it."""
+    cmd = [sys.executable, "-m", "crawler.cli", "crawl", *args.urls, "-o", str(output), "--quiet"]
+    if args.config:
+        cmd += ["--config", args.config]
+    if args.name:
+        cmd += ["--name", args.name]
+    if args.fast:
+        cmd.append("--fast")
+    if args.mode:
+        cmd.append(f"--{args.mode}")
+    if args.autoblogs:
+        cmd += ["--autoblogs", args.autoblogs]
+    if args.warc_max_size is not None:
+        cmd += ["--warc-max-size", str(args.warc_max_size)]
+    for item in args.set:
+        cmd += ["--set", item]
+    if delay is not None:
+        cmd += ["--set", f"DOWNLOAD_DELAY={delay * count}"]
+    deal_file = output.parent / DEAL_NAME
+    cmd += ["--set", f"PROCESS_SHARE={index}/{count}", "--set", f"PROCESS_DEAL={deal_file}"]
+    return cmd
+
+
+def run_in_processes(
+    args: argparse.Namespace,
+    urls: list[str],
+    output: Path,
+    name: str,
+    wacz: bool,
+    overrides: dict[str, Any],
+) -> int:
+    """Deal the farm out, run the N crawls side by side, merge them into ``output``."""
+    from crawler.folder import FolderSnapshot
+    from crawler.runlock import RunLock, RunLockedError
+
+    snapshot = FolderSnapshot.take(output)
+    try:
+        lock = RunLock(output, "autoblog-archive crawl --processes").acquire()
+    except RunLockedError as exc:
+        print(f"error: {exc.describe()}", file=sys.stderr)
+        return EXIT_LOCKED
+    try:
+        code, merged = _crawl_and_merge(args, urls, output, name, wacz, overrides)
+    finally:
+        lock.release()
+    if not merged:
+        snapshot.restore()
+    return code
+
+
+def _crawl_and_merge(
+    args: argparse.Namespace,
+    urls: list[str],
+    output: Path,
+    name: str,
+    wacz: bool,
+    overrides: dict[str, Any],
+) -> tuple[int, bool]:
+    from scrapy.settings import Settings
+
+    from crawler.cluster.merge import merge
+
+    count = args.processes
+    settings = Settings()
+    settings.setmodule("crawler.settings", priority="project")
+    settings.update(overrides, priority="cmdline")
+    delay = None if args.fast else settings.getfloat("DOWNLOAD_DELAY")
+    listed: list[str] = []
+    for url in urls:
+        listed += listed_autoblogs(
+            url,
+            settings.getint("DOWNLOAD_MAXSIZE"),
+            settings.getfloat("DOWNLOAD_TIMEOUT"),
+            settings.get("USER_AGENT"),
+        )
+    root = processes_root(output)
+    root.mkdir(parents=True, exist_ok=True)
+    deal_file = root / DEAL_NAME
+    owners = deal(listed, count, read_deal(deal_file))
+    deal_file.write_bytes(
+        orjson.dumps({"processes": count, "autoblogs": owners}, option=orjson.OPT_INDENT_2)
+    )
+    folders = [root / str(i) for i in range(count)]
+    children = [
+        subprocess.Popen(
+            child_command(args, folder, i, count, delay),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i, folder in enumerate(folders)
+    ]
+    codes = []
+    for i, child in enumerate(children):
+        said = child.communicate()[0].strip()
+        codes.append(child.returncode)
+        print(f"process {i + 1}/{count}: {said or 'exit ' + str(child.returncode)}")
+    refused = [code for code in codes if code in (EXIT_LOCKED, EXIT_USAGE)]
+    if refused:
+        return max(refused), False
+    kept = [f for f in folders if (f / "summary.json").exists()]
+    summaries = [orjson.loads((f / "summary.json").read_bytes()) for f in kept]
+    if not kept:
+        return EXIT_FAILED, False
+    result = merge(kept, output, name, wacz=wacz, keep_duplicates=True)
+    summary = merged_summary(summaries, result.corpus_records)
+    code = max(codes)
+    if not summary["autoblogs"] and code < EXIT_FAILED:
+        code = EXIT_FAILED
+        print(f"no autoblog found at {', '.join(urls)}: is it a Projet Autoblog farm root?")
+    (output / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    print(
+        f"merged into {output}: {summary['responses']} responses, "
+        f"{len(summary['autoblogs'])} autoblogs, {len(result.files)} new WARC files, "
+        f"{result.corpus_records} corpus records"
+    )
+    return code, True
+
+
+SUMMED = ("requests", "responses", "revisits", "warc_records", "payload_bytes", "errors")
+
+
+def merged_summary(summaries: list[dict], corpus_records: int) -> dict:
+    """The processes' summaries in one: counts summed (farm-level pages every process
+    fetched are counted once per process), autoblogs together, each process's verdict."""
+    merged: dict[str, Any] = {key: sum(s.get(key, 0) for s in summaries) for key in SUMMED}
+    merged["autoblogs"] = {b: e for s in summaries for b, e in s.get("autoblogs", {}).items()}
+    merged["corpus_records"] = corpus_records
+    merged["processes"] = [
+        {"output": s.get("output"), "verdict": s.get("verdict"), "run": s.get("run")}
+        for s in summaries
+    ]
+    return merged
+
+
+def check_processes(count: int | None) -> int:
+    if count is None:
+        return 1
+    if count < 1:
+        raise UsageError("--processes must be 1 or more")
+    return count

@@ -1,0 +1,132 @@
+"""``crawl --processes N``: one farm dealt out between crawl processes on one machine,
+through the real command line, merged into one folder that ``verify``, ``report``, the
+corpus readers and pywb read as if one process had crawled it."""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from urllib.parse import unquote
+
+import orjson
+import pytest
+from conftest import needs_pywb, responses, run_cli
+
+from crawler.corpus.shards import read_corpus
+from crawler.runlock import RunLock
+from crawler.samplefarm import start_farm
+
+
+def by_url_and_text(folder: Path) -> Counter:
+    return Counter((r["url"], r["text"]) for r in read_corpus(folder))
+
+
+@pytest.fixture(scope="module")
+def crawls(tmp_path_factory):
+    """One farm crawled by one process (the reference) and by 2 processes; then grown by
+    3 articles and crawled again by the 2 processes."""
+    base = tmp_path_factory.mktemp("processes")
+    with start_farm(autoblogs=5, articles=14, seed=5, engine=["0.3.4", "0.2", "2025"]) as farm:
+        single = run_cli("crawl", farm.url, "-o", str(base / "single"), "--name", "c", "--fast")
+        assert single.returncode == 0, single.stderr[-2000:]
+        crawl = ["crawl", farm.url, "-o", str(base / "two"), "--name", "c", "--fast", "-p", "2"]
+        first = run_cli(*crawl)
+        state = {
+            "base": base,
+            "farm": farm,
+            "truth": farm.truth()["autoblogs"],
+            "first": first,
+            "corpus_first": by_url_and_text(base / "two"),
+            "verify_first": run_cli("verify", str(base / "two")),
+            "captured_first": Counter(
+                unquote(u) for u, _, _ in responses(base / "two/collections/c/archive")
+            ),
+        }
+        grown_folder = next(iter(state["truth"]))
+        state["grown"] = farm.grow(autoblog=grown_folder, n=3)["articles"]
+        seen = len(farm.requests())
+        state["second"] = run_cli(*crawl)
+        state["second_requests"] = [r["path"] for r in farm.requests()[seen:]]
+        yield state
+
+
+def test_two_processes_capture_what_one_process_captures(crawls):
+    first = crawls["first"]
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    assert "process 1/2: complete" in first.stdout and "process 2/2: complete" in first.stdout
+    assert crawls["verify_first"].returncode == 0, crawls["verify_first"].stdout[-2000:]
+    single = {unquote(u) for u, _, _ in responses(crawls["base"] / "single/collections/c/archive")}
+    captured = crawls["captured_first"]
+    assert set(captured) == single
+    # Only farm-level pages (the index, its exports) are fetched by both processes.
+    twice = {u for u, n in captured.items() if n > 1}
+    assert all("/autoblogs/" not in u for u in twice), sorted(twice)[:5]
+    assert crawls["corpus_first"] == by_url_and_text(crawls["base"] / "single")
+
+
+def test_each_autoblog_is_crawled_by_exactly_one_process(crawls):
+    root = crawls["base"] / "two" / "processes"
+    shares = [set(orjson.loads((root / str(i) / "summary.json").read_bytes())["autoblogs"])
+              for i in range(2)]  # fmt: skip
+    bases = {blog["base_url"] for blog in crawls["truth"].values()}
+    assert not shares[0] & shares[1]
+    assert shares[0] | shares[1] == bases
+    assert {len(s) for s in shares} == {2, 3}  # dealt out evenly, not by chance
+    deal = orjson.loads((root / "deal.json").read_bytes())
+    assert deal["processes"] == 2 and set(deal["autoblogs"]) == bases
+
+
+def test_second_run_is_incremental_and_fetches_only_the_new_articles(crawls):
+    second = crawls["second"]
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    new = {unquote(a["permalink"]) for a in crawls["grown"]}
+    fetched = {unquote(crawls["farm"].url.rstrip("/") + p) for p in crawls["second_requests"]}
+    old = {unquote(a["url"]) for blog in crawls["truth"].values() for a in blog["articles"]}
+    assert new <= fetched
+    assert not old & fetched, "an archived article was fetched again"
+    two = crawls["base"] / "two"
+    assert run_cli("verify", str(two)).returncode == 0
+    report = run_cli("report", str(two))
+    assert "Run 2 (incremental" in report.stdout, report.stdout[:500]
+    assert f"articles: {len(new)} new, 0 changed" in report.stdout, report.stdout[:500]
+    corpus_urls = {unquote(r["url"]) for r in read_corpus(two)}
+    assert new <= corpus_urls
+
+
+@needs_pywb
+def test_merged_folder_replays_in_pywb(crawls):
+    from crawler.replay import start_wayback
+
+    blog = next(iter(crawls["truth"].values()))
+    uri = blog["articles"][0]["url"]
+    proc, base = start_wayback(crawls["base"] / "two")
+    try:
+        raw = urllib.request.urlopen(f"{base}c/2id_/{uri}").read()
+        assert raw == urllib.request.urlopen(uri).read()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_dead_farm_leaves_no_folder(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "dead"
+    result = run_cli("crawl", f"http://127.0.0.1:{port}/", "-o", str(out), "-p", "2", "--fast")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not out.exists()
+
+
+def test_locked_folder_is_refused_untouched(tmp_path):
+    out = tmp_path / "locked"
+    lock = RunLock(out, "another crawl").acquire()
+    try:
+        result = run_cli("crawl", "http://127.0.0.1:9/", "-o", str(out), "-p", "2")
+    finally:
+        lock.release()
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert not (out / "processes").exists()
