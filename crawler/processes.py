@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import logging
+import signal
 import subprocess
 import sys
 import zlib
@@ -229,20 +230,7 @@ def _crawl_and_merge(
         orjson.dumps({"processes": count, "autoblogs": owners}, option=orjson.OPT_INDENT_2)
     )
     folders = [root / str(i) for i in range(count)]
-    children = [
-        subprocess.Popen(
-            child_command(args, folder, i, count, delay),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for i, folder in enumerate(folders)
-    ]
-    codes = []
-    for i, child in enumerate(children):
-        said = child.communicate()[0].strip()
-        codes.append(child.returncode)
-        print(f"process {i + 1}/{count}: {said or 'exit ' + str(child.returncode)}")
+    codes = run_children([child_command(args, f, i, count, delay) for i, f in enumerate(folders)])
     refused = [code for code in codes if code in (EXIT_LOCKED, EXIT_USAGE)]
     if refused:
         return max(refused), False
@@ -263,6 +251,38 @@ def _crawl_and_merge(
         f"{result.corpus_records} corpus records"
     )
     return code, True
+
+
+def run_children(commands: list[list[str]]) -> list[int]:
+    """Run the processes side by side; print each one's verdict; their exit codes.
+
+    Each runs in its own session, so a Ctrl-C at the terminal reaches this process only
+    and is passed on once to each: Scrapy stops gracefully on the first SIGINT and
+    uncleanly on the second, as in a one-process crawl. SIGTERM is passed on the same way.
+    """
+    children = [
+        subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+        for cmd in commands
+    ]
+
+    def pass_on(signum: int, frame: Any) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+
+    previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        codes = []
+        for i, child in enumerate(children):
+            said = child.communicate()[0].strip()
+            codes.append(child.returncode)
+            print(f"process {i + 1}/{len(children)}: {said or 'exit ' + str(child.returncode)}")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return codes
 
 
 SUMMED = ("requests", "responses", "revisits", "warc_records", "payload_bytes", "errors")

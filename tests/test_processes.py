@@ -4,7 +4,10 @@ corpus readers and pywb read as if one process had crawled it."""
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
+import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -12,7 +15,7 @@ from urllib.parse import unquote
 
 import orjson
 import pytest
-from conftest import needs_pywb, responses, run_cli
+from conftest import BIN, needs_pywb, responses, run_cli
 
 from crawler.corpus.shards import read_corpus
 from crawler.runlock import RunLock
@@ -130,3 +133,31 @@ def test_locked_folder_is_refused_untouched(tmp_path):
         lock.release()
     assert result.returncode == 3, result.stdout + result.stderr
     assert not (out / "processes").exists()
+
+
+def test_ctrl_c_stops_every_process_and_the_next_run_completes(tmp_path):
+    out = tmp_path / "interrupted"
+    crawl = [str(BIN / "autoblog-archive"), "crawl", "-o", str(out), "--name", "k", "--fast",
+             "-p", "2"]  # fmt: skip
+    with start_farm(autoblogs=4, articles=30, engine=["0.3.4", "0.2"], latency=40) as farm:
+        truth = farm.truth()["autoblogs"]
+        proc = subprocess.Popen([*crawl, farm.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while len(farm.requests()) < 40 and proc.poll() is None:
+            assert time.monotonic() < deadline, "the crawl stalled"
+            time.sleep(0.05)
+        assert proc.poll() is None, "the crawl ended before Ctrl-C"
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 2, (stdout, stderr[-2000:])
+        assert "Traceback" not in stdout + stderr
+        assert "interrupted" in stdout
+        assert run_cli("verify", str(out)).returncode == 0
+        final = run_cli(*crawl[1:], farm.url)
+    assert final.returncode == 0, final.stdout + final.stderr[-2000:]
+    assert run_cli("verify", str(out)).returncode == 0
+    urls = Counter(unquote(r["url"]) for r in read_corpus(out))
+    assert max(urls.values()) == 1
+    expected = {unquote(a["url"]) for blog in truth.values() for a in blog["articles"]}
+    assert set(urls) == expected
