@@ -53,6 +53,11 @@ class OutputLayout:
         return self.collection / "indexes" / "index.cdxj"
 
     @property
+    def capture_index(self) -> Path:
+        """CDXJ lines made while the WARCs were written, until merged into the index."""
+        return self.collection / "indexes" / "captured.cdxj.part"
+
+    @property
     def pywb_config(self) -> Path:
         return self.root / "config.yaml"
 

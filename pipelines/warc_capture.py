@@ -36,6 +36,7 @@ from crawler.items import (
     warc_files_closed,
 )
 from crawler.layout import OutputLayout
+from crawler.warc.indexes import CaptureIndex
 from crawler.warc.records import HEADERS_NOTE, CaptureRecords, warc_date_now
 from crawler.warc.writer import RollingWarcWriter
 
@@ -77,11 +78,13 @@ class WarcCapture:
         if not settings.getbool("WARC_ENABLED"):
             raise NotConfigured
         name = settings["CRAWL_NAME"]
+        layout = OutputLayout(settings["OUTPUT_DIR"], name)
         writer = RollingWarcWriter(
-            directory=OutputLayout(settings["OUTPUT_DIR"], name).archive,
+            directory=layout.archive,
             prefix=SAFE_PREFIX.sub("-", settings.get("WARC_PREFIX") or name),
             warcinfo=warcinfo_fields(settings, name),
             max_size=settings.getint("WARC_MAX_SIZE"),
+            observer=CaptureIndex(layout.capture_index),
         )
         ext = cls(writer, crawler_.stats)
         ext.crawler = crawler_
@@ -183,6 +186,8 @@ class WarcCapture:
         except OSError as exc:
             # The .open file stays; the next run repairs it (crawler.warc.recovery).
             logger.error("closing the WARC file failed (%s); the next run repairs it", exc)
+        if self.writer.observer is not None:
+            self.writer.observer.finish()
         # Each file starts with its warcinfo record: counted so totals match `verify`.
         self._count("warc/records", len(self.writer.closed_files))
         if self.crawler is not None:

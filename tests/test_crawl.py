@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from conftest import BIN, needs_pywb, responses, run_cli
+from conftest import BIN, crawl_log, needs_pywb, responses, run_cli
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.samplefarm import start_farm
@@ -367,3 +367,24 @@ def test_listed_hidden_autoblog_and_faults_are_survived(tmp_path):
             if article["reachable"]:
                 assert unquote(article["url"]) in captured, article["url"]
     assert run_cli("verify", str(tmp_path)).returncode == 0
+
+
+def test_capture_time_index_equals_the_indexers_reading_of_the_files(tmp_path):
+    """The CDXJ made while writing (crawler.warc.indexes.CaptureIndex) is byte for byte
+    what cdxj-indexer gives reading the closed files back, over rolled-over files, a
+    gzip-coded autoblog and every engine; and no pending line file is left behind."""
+    from crawler.layout import OutputLayout
+    from crawler.warc.indexes import write_cdxj
+
+    with start_farm(autoblogs=4, articles=12, engine=["0.3.4", "0.2", "2025", "0.1"],
+                    fault=["1:gzip"]) as farm:  # fmt: skip
+        result = run_cli("crawl", farm.url, "-o", str(tmp_path), "--name", "k", "--fast",
+                         "--warc-max-size", "60000")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "capture-time index off" not in crawl_log(result)
+    layout = OutputLayout(tmp_path, "k")
+    assert len(layout.warcs()) > 3
+    assert not layout.capture_index.exists()
+    made = layout.cdxj.read_bytes()
+    write_cdxj(layout, rebuild=True)
+    assert made and layout.cdxj.read_bytes() == made

@@ -16,6 +16,7 @@ import zlib
 from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
+from typing import Protocol
 
 from warcio.recordbuilder import RecordBuilder
 from warcio.recordloader import ArcWarcRecord
@@ -55,6 +56,17 @@ def warc_filename(prefix: str, serial: int, when: datetime | None = None) -> str
     return f"{prefix}-{stamp}-{serial:05d}-{host}-{os.getpid()}.warc.gz"
 
 
+class RecordObserver(Protocol):
+    """Told of each record as written and of each file once closed whole (the capture-time
+    index, :class:`crawler.warc.indexes.CaptureIndex`)."""
+
+    def written(self, record: ArcWarcRecord, data: bytes, pointer: WarcPointer) -> None: ...
+
+    def closed(self, name: str) -> None: ...
+
+    def finish(self) -> None: ...
+
+
 class RollingWarcWriter:
     """Appends groups of records to `.warc.gz` files in ``directory``, rolling over by size.
 
@@ -70,8 +82,10 @@ class RollingWarcWriter:
         warcinfo: dict[str, str],
         max_size: int = WARC_MAX_SIZE,
         fsync: bool = True,
+        observer: RecordObserver | None = None,
     ) -> None:
         self.directory = Path(directory)
+        self.observer = observer
         self.directory.mkdir(parents=True, exist_ok=True)
         self.prefix = prefix
         self.warcinfo_fields = warcinfo
@@ -117,18 +131,22 @@ class RollingWarcWriter:
 
     def _append(self, record: ArcWarcRecord) -> WarcPointer:
         assert self._fh is not None and self._name is not None
-        member = gzip_member(serialize_record(record))
+        data = serialize_record(record)
+        member = gzip_member(data)
         offset = self._size
         view = memoryview(member)
         while view:
             view = view[self._fh.write(view) :]
         self._size += len(member)
-        return WarcPointer(
+        pointer = WarcPointer(
             filename=self._name,
             offset=offset,
             length=len(member),
             record_id=record.rec_headers.get_header("WARC-Record-ID"),
         )
+        if self.observer is not None:
+            self.observer.written(record, data, pointer)
+        return pointer
 
     def write_group(self, records: list[ArcWarcRecord]) -> list[WarcPointer]:
         """Write records that belong together; flush so a crash loses at most this group."""
@@ -161,5 +179,7 @@ class RollingWarcWriter:
         final = self.directory / self._name
         os.replace(self.directory / (self._name + OPEN_SUFFIX), final)
         self.closed_files.append(final)
+        if self.observer is not None:
+            self.observer.closed(self._name)
         self._name = None
         return final
