@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -170,26 +171,31 @@ def child_command(
     return cmd
 
 
-def run_in_processes(
-    args: argparse.Namespace,
-    urls: list[str],
-    output: Path,
-    name: str,
-    wacz: bool,
-    overrides: dict[str, Any],
-) -> int:
-    """Deal the farm out, run the N crawls side by side, merge them into ``output``."""
+@dataclass
+class Job:
+    """One ``crawl --processes N`` as the command line resolved it (config included)."""
+
+    args: argparse.Namespace
+    urls: list[str]
+    output: Path
+    name: str
+    wacz: bool
+    overrides: dict[str, Any]
+
+
+def run_in_processes(job: Job) -> int:
+    """Deal the farm out, run the N crawls side by side, merge them into the output."""
     from crawler.folder import FolderSnapshot
     from crawler.runlock import RunLock, RunLockedError
 
-    snapshot = FolderSnapshot.take(output)
+    snapshot = FolderSnapshot.take(job.output)
     try:
-        lock = RunLock(output, "autoblog-archive crawl --processes").acquire()
+        lock = RunLock(job.output, "autoblog-archive crawl --processes").acquire()
     except RunLockedError as exc:
         print(f"error: {exc.describe()}", file=sys.stderr)
         return EXIT_LOCKED
     try:
-        code, merged = _crawl_and_merge(args, urls, output, name, wacz, overrides)
+        code, merged = _crawl_and_merge(job)
     finally:
         lock.release()
     if not merged:
@@ -197,22 +203,17 @@ def run_in_processes(
     return code
 
 
-def _crawl_and_merge(
-    args: argparse.Namespace,
-    urls: list[str],
-    output: Path,
-    name: str,
-    wacz: bool,
-    overrides: dict[str, Any],
-) -> tuple[int, bool]:
+def _crawl_and_merge(job: Job) -> tuple[int, bool]:
     from scrapy.settings import Settings
 
     from crawler.cluster.merge import merge
 
+    args, urls, output = job.args, job.urls, job.output
+
     count = args.processes
     settings = Settings()
     settings.setmodule("crawler.settings", priority="project")
-    settings.update(overrides, priority="cmdline")
+    settings.update(job.overrides, priority="cmdline")
     delay = None if args.fast else settings.getfloat("DOWNLOAD_DELAY")
     listed: list[str] = []
     for url in urls:
@@ -238,7 +239,7 @@ def _crawl_and_merge(
     summaries = [orjson.loads((f / "summary.json").read_bytes()) for f in kept]
     if not kept:
         return EXIT_FAILED, False
-    result = merge(kept, output, name, wacz=wacz, keep_duplicates=True)
+    result = merge(kept, output, job.name, wacz=job.wacz, keep_duplicates=True)
     summary = merged_summary(summaries, result.corpus_records)
     code = max(codes)
     if not summary["autoblogs"] and code < EXIT_FAILED:

@@ -28,7 +28,7 @@ from crawler.crawl_summary import print_summary, share_verdict, summarize, verdi
 from crawler.exitcodes import EXIT_FAILED, EXIT_LOCKED, UsageError, UserError
 from crawler.folder import FolderSnapshot, check_output_folder
 from crawler.layout import OutputLayout
-from crawler.processes import check_processes, run_in_processes
+from crawler.processes import Job, check_processes, run_in_processes
 from crawler.runlock import RunLockedError
 from crawler.warc.indexes import check_collection_name
 from spiders.autoblog import AutoblogSpider
@@ -223,14 +223,9 @@ def run_crawl_command(args: argparse.Namespace) -> int:
     output = output or "output/crawl"
     processes = check_processes(args.processes)
     if processes > 1:
-        return run_in_processes(
-            args,
-            urls,
-            check_output_folder(output),
-            check_collection_name(name or default_name(urls[0])),
-            wacz,
-            overrides,
-        )
+        output_dir = check_output_folder(output)
+        name = check_collection_name(name or default_name(urls[0]))
+        return run_in_processes(Job(args, urls, output_dir, name, wacz, overrides))
     if args.quiet:
         overrides["PROGRESS_LIVE"] = False
     code, summary = run_crawl(

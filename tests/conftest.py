@@ -147,6 +147,20 @@ def kill_when_ready(script: str, settle: float) -> None:
     proc.wait()
 
 
+def replayed(root: Path, path: str) -> bytes:
+    """What a real pywb serves at ``<its base URL><path>`` for the output folder ``root``."""
+    import urllib.request
+
+    from crawler.replay import start_wayback
+
+    proc, base = start_wayback(root)
+    try:
+        return urllib.request.urlopen(base + path).read()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def _pywb_available() -> bool:
     from crawler.replay import find_wayback
 

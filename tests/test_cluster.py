@@ -19,7 +19,7 @@ from urllib.parse import unquote
 
 import pytest
 import redis
-from conftest import BIN, needs_pywb, responses, run_cli
+from conftest import BIN, needs_pywb, replayed, responses, run_cli
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.corpus.shards import read_corpus
@@ -197,20 +197,13 @@ def revisits_across_workers(archive: Path) -> list[tuple[str, str]]:
 
 @needs_pywb
 def test_revisit_of_another_workers_capture_replays_in_pywb(cluster):
-    from crawler.replay import start_wayback
-
     archive = cluster["base"] / "merged" / "collections" / "c" / "archive"
     across = [(u, d) for u, d in revisits_across_workers(archive) if u.endswith("/")]
     assert across, "no revisit refers to another worker's capture"
     uri, date = across[0]
     stamp = re.sub(r"\D", "", date)[:14]
-    proc, base = start_wayback(cluster["base"] / "merged")
-    try:
-        raw = urllib.request.urlopen(f"{base}c/{stamp}id_/{uri}").read()
-        assert raw == urllib.request.urlopen(uri).read()
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    raw = replayed(cluster["base"] / "merged", f"c/{stamp}id_/{uri}")
+    assert raw == urllib.request.urlopen(uri).read()
 
 
 def test_killed_worker_is_reconciled(redis_url, tmp_path):

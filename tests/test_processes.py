@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 import orjson
 import pytest
-from conftest import BIN, needs_pywb, responses, run_cli
+from conftest import BIN, needs_pywb, replayed, responses, run_cli
 
 from crawler.corpus.shards import read_corpus
 from crawler.runlock import RunLock
@@ -100,17 +100,9 @@ def test_second_run_is_incremental_and_fetches_only_the_new_articles(crawls):
 
 @needs_pywb
 def test_merged_folder_replays_in_pywb(crawls):
-    from crawler.replay import start_wayback
-
     blog = next(iter(crawls["truth"].values()))
     uri = blog["articles"][0]["url"]
-    proc, base = start_wayback(crawls["base"] / "two")
-    try:
-        raw = urllib.request.urlopen(f"{base}c/2id_/{uri}").read()
-        assert raw == urllib.request.urlopen(uri).read()
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    assert replayed(crawls["base"] / "two", f"c/2id_/{uri}") == urllib.request.urlopen(uri).read()
 
 
 def test_dead_farm_leaves_no_folder(tmp_path):
