@@ -25,8 +25,10 @@ import orjson
 from warcio.archiveiterator import ArchiveIterator
 
 BIN = Path(sys.executable).parent
-# Run-specific values inside otherwise stable text.
+# Run-specific values inside otherwise stable text, and the version (user agent, warcinfo,
+# corpus provenance): a release changes it, not the output.
 VOLATILE = re.compile(
+    r"autoblog-archive[/ ]\d+\.\d+\.\d+|"
     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z?|<?urn:uuid:[0-9a-f-]+>?|\d{14}|"
     r"[\w.-]+-\d{17}-\d{5}-[\w.-]+\.warc\.gz|fetchTimeMs: \d+|127\.0\.0\.1:\d+|127:\d+\)"
 )
@@ -112,10 +114,10 @@ def crawl_twice(out: Path) -> dict[str, Any]:
         farm.grow(n=2)
         crawl(farm.url)
         second = fingerprint(out, "fp")
-    return _scrub_port({"first": first, "second": second})
+    return scrub_volatile({"first": first, "second": second})
 
 
-def _scrub_port(value: Any) -> Any:
+def scrub_volatile(value: Any) -> Any:
     return orjson.loads(VOLATILE.sub("*", orjson.dumps(value).decode()))
 
 
