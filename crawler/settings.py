@@ -87,6 +87,9 @@ EXTENSIONS = {
 ITEM_PIPELINES = {
     "pipelines.research_corpus.CorpusPipeline": 300,
 }
+# Pending requests wait in pickled queues on disk (a private temporary folder), not in
+# memory: a farm queues one request per index page it has not fetched yet.
+SCHEDULER = "crawler.scheduler.SpillingScheduler"
 # Our pipelines never wait, yet Scrapy starts this many asyncio tasks per response to
 # process a callback's output (100 by default): ~20% of the crawl's CPU (crawler.bench).
 CONCURRENT_ITEMS = 8

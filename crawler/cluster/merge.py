@@ -198,7 +198,7 @@ def merge(
     from crawler.history.rebuild import rebuild_from_indexes
     from crawler.history.report import build_report, write_report
     from crawler.history.store import History, merge_histories
-    from crawler.warc.indexes import adopt_cdxj_lines, earlier_titles, finish_output
+    from crawler.warc.indexes import adopt_cdxj_lines, finish_output
 
     layouts = worker_layouts(roots, name)
     names = {x.name for x in layouts}
@@ -207,7 +207,6 @@ def merge(
     target = OutputLayout(output, names.pop())
     target.archive.mkdir(parents=True, exist_ok=True)
     result = MergeResult()
-    earlier: dict[tuple[str, str], str] = {}
     for layout in layouts:
         new = [p for p in layout.warcs() if not (target.archive / p.name).exists()]
         if keep_duplicates:
@@ -223,8 +222,7 @@ def merge(
         adopt_cdxj_lines(target, layout, whole)
         result.files += [p.name for p in new]
         result.dropped += sorted(dropped)
-        earlier |= earlier_titles(layout.pages)
-    result.written = finish_output(target, wacz=wacz, earlier=earlier)
+    result.written = finish_output(target, wacz=wacz, earlier=[x.pages for x in layouts])
     if keep_duplicates:
         merge_histories(target.history, [x.history for x in layouts])
     else:

@@ -16,21 +16,23 @@ import os
 import tempfile
 import threading
 from collections import defaultdict
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 from crawler.corpus.dates import utc_iso
-from crawler.corpus.dedup import NEAR_DUP_DISTANCE, duplicate_annotations
+from crawler.corpus.dedup import NEAR_DUP_DISTANCE, Annotator, DuplicateGroups, group_duplicates
 from crawler.corpus.extraction import EXTRACTION_INFO, text_fields
 from crawler.corpus.pool import ExtractionPool
 from crawler.corpus.shards import RECORDS_PER_SHARD, write_shards
 from crawler.corpus.text import charset_from_content_type, repair_value
 from crawler.settings import CORPUS_MAX_TASKS, CORPUS_TIMEOUT, CORPUS_WORKERS
+from crawler.spill import from_blob, scratch_db, to_blob
 from crawler.urls import canonical_url
 
 logger = logging.getLogger(__name__)
@@ -87,8 +89,8 @@ def _ordered_pointer(pointer: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(slots=True)
 class _Entry:
-    """What the builder keeps in memory per spooled record: where it is, how it sorts,
-    and what the duplicate annotation needs (never the text itself)."""
+    """What the builder knows of a spooled record: where it is, how it sorts, and what
+    the duplicate annotation needs (never the text itself). Kept in :class:`_EntryTable`."""
 
     kind: str  # "permalink" | "index"
     key: str  # canonical permalink
@@ -99,12 +101,127 @@ class _Entry:
     id: str = ""
     text_sha256: str | None = None  # None: no text (never grouped)
     simhash: str = ""
+    row: int = 0  # its row in the table
 
     def describe(self, record: Mapping[str, Any]) -> None:
         """Take the sort key and the hashes from the record as it will be written."""
         self.url, self.id = record["url"], record["id"]
         self.text_sha256 = record["hashes"]["text_sha256"] if record["text"] else None
         self.simhash = record["hashes"]["simhash"] if record["text"] else ""
+
+
+class _EntryTable:
+    """The entries of every spooled record, in a private temporary SQLite file.
+
+    An entry per article block seen (permalink pages and index pages alike) held in
+    memory made a crawl's memory grow with its pages; here what ``close`` needs of them
+    (which index sightings become records, the final order, the duplicate groups) is
+    asked of SQLite, which sorts on disk. Text columns are blobs (:func:`to_blob`), so
+    SQLite's order is Python's. Used from the pool's thread and the closing one, one at
+    a time (the builder's lock).
+    """
+
+    def __init__(self) -> None:
+        self.db = scratch_db(shared=True)
+        # final: NULL for an index sighting not (yet) chosen, 0 a permalink record, 1 an
+        # index-only record. Equal (url, id) keep a stable order: permalink records as they
+        # came (row), then index-only records as their articles were first seen (tie).
+        self.db.execute(
+            "CREATE TABLE entries (row INTEGER PRIMARY KEY, kind TEXT NOT NULL, "
+            "key BLOB NOT NULL, o_url BLOB, o_rid BLOB, o_fragment INTEGER, "
+            "offset INTEGER NOT NULL, length INTEGER NOT NULL, url BLOB, id BLOB, "
+            "sha TEXT, simhash TEXT, final INTEGER, tie INTEGER)"
+        )
+
+    def add(self, e: _Entry) -> None:
+        permalink = e.kind == "permalink"
+        o_url, o_rid, o_fragment = e.order
+        cursor = self.db.execute(
+            "INSERT INTO entries (kind, key, o_url, o_rid, o_fragment, offset, length, url, "
+            "id, sha, simhash, final) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                e.kind,
+                to_blob(e.key),
+                to_blob(o_url),
+                None if o_rid is None else to_blob(o_rid),
+                o_fragment,
+                e.offset,
+                e.length,
+                *self._described(e),
+                0 if permalink else None,
+            ),
+        )
+        e.row = int(cursor.lastrowid or 0)
+
+    @staticmethod
+    def _described(e: _Entry) -> tuple[bytes | None, bytes | None, str | None, str]:
+        if not e.id:  # an index sighting: described once chosen
+            return None, None, None, ""
+        return to_blob(e.url), to_blob(e.id), e.text_sha256, e.simhash
+
+    def index_only(self, archived_before: Container[str]) -> dict[str, _Entry]:
+        """Per article seen only on index pages (no permalink record, not archived before):
+        its first sighting in (page url, record id, fragment) order, keyed by permalink in
+        the order the articles were first seen."""
+        self.db.execute("CREATE INDEX IF NOT EXISTS entries_kind_key ON entries (kind, key)")
+        rows = self.db.execute(
+            "SELECT row, key, o_url, o_rid, o_fragment, offset, length FROM entries "
+            "WHERE kind = 'index' AND key NOT IN "
+            "(SELECT key FROM entries WHERE kind = 'permalink') "
+            "ORDER BY key, o_url, o_rid, o_fragment, row"
+        )
+        found: list[tuple[int, str, _Entry]] = []  # (first seen, key, first in order)
+        for row, key_blob, o_url, o_rid, o_fragment, offset, length in rows:
+            key = from_blob(key_blob)
+            if found and found[-1][1] == key:
+                first_seen, _, best = found[-1]
+                found[-1] = (min(first_seen, row), key, best)
+                continue
+            if key in archived_before:
+                continue
+            rid = None if o_rid is None else from_blob(o_rid)
+            best = _Entry("index", key, (from_blob(o_url), rid, o_fragment), offset, length)
+            best.row = row
+            found.append((row, key, best))
+        found.sort(key=lambda f: f[0])
+        return {key: best for _, key, best in found}
+
+    def choose(self, e: _Entry, tie: int) -> None:
+        """An index sighting becomes a record (``e`` describes it as rewritten)."""
+        self.db.execute(
+            "UPDATE entries SET offset = ?, length = ?, url = ?, id = ?, sha = ?, "
+            "simhash = ?, final = 1, tie = ? WHERE row = ?",
+            (e.offset, e.length, *self._described(e), tie, e.row),
+        )
+
+    def count(self) -> int:
+        """Records the corpus will hold."""
+        return self.db.execute("SELECT COUNT(*) FROM entries WHERE final IS NOT NULL").fetchone()[0]
+
+    # The corpus's order: (url, id), ties as described in __init__.
+    FINAL = "FROM entries WHERE final IS NOT NULL ORDER BY url, id, final, COALESCE(tie, row)"
+
+    def duplicate_groups(self, max_distance: int) -> DuplicateGroups:
+        """Exact groups and near clusters of the records, numbered in the final order."""
+        n = self.count()
+        text_groups = np.empty(n, np.int64)
+        simhashes = np.zeros(n, np.uint64)
+        rows = self.db.execute(
+            "SELECT CASE WHEN sha IS NULL THEN -1 ELSE DENSE_RANK() OVER (ORDER BY sha) END, "
+            "simhash " + self.FINAL
+        )
+        for i, (group, simhash) in enumerate(rows):
+            text_groups[i] = group
+            if group >= 0:
+                simhashes[i] = int(simhash, 16)
+        return group_duplicates(text_groups, simhashes, max_distance)
+
+    def final_order(self) -> Iterator[tuple[int, int]]:
+        """(offset, length) in the spool of every record, in the corpus's order."""
+        yield from self.db.execute("SELECT offset, length " + self.FINAL)
+
+    def close(self) -> None:
+        self.db.close()
 
 
 @dataclass
@@ -147,7 +264,7 @@ class CorpusBuilder:
         self._lock = threading.Lock()
         self._meta: dict[int, _Meta | int] = {}
         self._block_text: dict[int, dict[str, Any] | None] = {}
-        self._entries: list[_Entry] = []
+        self._entries = _EntryTable()
         self._problems: dict[str, set[str]] = defaultdict(set)  # permalink key -> flags
         self._skipped: list[dict[str, Any]] = []
         self._next_id = 0
@@ -241,7 +358,7 @@ class CorpusBuilder:
                 if kind == "permalink":  # an index sighting's text comes later, if ever
                     entry.describe(record)
                 self._store(entry, record)
-                self._entries.append(entry)
+                self._entries.add(entry)
 
     def _store(self, entry: _Entry, record: dict[str, Any]) -> None:
         """Append ``record`` to the spool; ``entry`` points at it."""
@@ -296,15 +413,9 @@ class CorpusBuilder:
             return sorted(self.corpus_dir.glob("part-*.jsonl.gz"))
         self.pool.join()
         self._closed = True
-        covered = {e.key for e in self._entries if e.kind == "permalink"}
-        covered.update(e.key for e in self._entries if e.key in archived_before)
-        chosen: dict[str, _Entry] = {}
-        for e in self._entries:
-            if e.kind == "index" and e.key not in covered:
-                if e.key not in chosen or e.order < chosen[e.key].order:
-                    chosen[e.key] = e
+        chosen = self._entries.index_only(archived_before)
         self._fill_deferred_text(chosen)
-        for key, e in chosen.items():
+        for tie, (key, e) in enumerate(chosen.items()):
             rec = self._load(e)
             flags = set(rec["quality_flags"]) | {"from_index_only"} | self._problems.get(key, set())
             if not self._problems.get(key):
@@ -312,26 +423,30 @@ class CorpusBuilder:
             rec["quality_flags"] = sorted(flags)
             e.describe(rec)
             self._store(e, rec)
+            self._entries.choose(e, tie)
         # Records stay in the spool; only their entries (no text) are sorted and annotated,
         # then each record is read back once, in order, on its way into a shard.
-        entries = [e for e in self._entries if e.kind == "permalink"]
-        entries += chosen.values()
-        self._entries = []
-        entries.sort(key=lambda e: (e.url, e.id))
-        self.stats.permalink_records = len(entries) - len(chosen)
+        n_records = self._entries.count()
+        self.stats.permalink_records = n_records - len(chosen)
         self.stats.index_only_records = len(chosen)
-        dups = duplicate_annotations(
-            [(e.id, e.text_sha256, e.simhash) for e in entries], self.near_dup_distance
-        )
+        annotate = Annotator(self._entries.duplicate_groups(self.near_dup_distance))
         for old in self.corpus_dir.glob("part-*.jsonl.gz"):
             old.unlink()
-        records = (self._load(e) | {"dup": dup} for e, dup in zip(entries, dups, strict=True))
-        paths = write_shards(records, self.corpus_dir, self.records_per_shard)
+
+        def records() -> Iterator[dict[str, Any]]:
+            for i, (offset, length) in enumerate(self._entries.final_order()):
+                rec = self._load_at(offset, length)
+                sha = rec["hashes"]["text_sha256"] if rec["text"] else None
+                rec["dup"] = annotate(i, rec["id"], sha)
+                yield rec
+
+        paths = write_shards(records(), self.corpus_dir, self.records_per_shard)
+        self._entries.close()
         self._spool.close()
-        self._write_side_files(len(entries))
+        self._write_side_files(n_records)
         logger.info(
             "corpus: %d records (%d from index only), %d pages skipped by extraction",
-            len(entries),
+            n_records,
             len(chosen),
             len(self._skipped),
         )
@@ -373,8 +488,11 @@ class CorpusBuilder:
             self._store(e, rec)
 
     def _load(self, e: _Entry) -> dict[str, Any]:
-        self._spool.seek(e.offset)
-        return orjson.loads(self._spool.read(e.length))
+        return self._load_at(e.offset, e.length)
+
+    def _load_at(self, offset: int, length: int) -> dict[str, Any]:
+        self._spool.seek(offset)
+        return orjson.loads(self._spool.read(length))
 
     def _write_side_files(self, n_records: int) -> None:
         skipped = sorted(self._skipped, key=lambda s: (s["url"], str(s["warc"])))

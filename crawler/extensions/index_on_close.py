@@ -3,7 +3,8 @@
 Triggered by the capture's ``warc_files_closed`` signal (not by its place in an order
 list), so ``scrapy crawl`` and ``autoblog-archive crawl`` leave the same output. The
 titles of pages.jsonl come from the spider's page items, so indexing need not parse
-every page again.
+every page again; they wait on disk (:class:`crawler.spill.DiskMap`), not in memory, so
+a big crawl's memory does not grow with its pages.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from scrapy.crawler import Crawler
 from crawler.extensions.lookup import captures_held
 from crawler.items import PageItem, warc_files_closed
 from crawler.layout import OutputLayout
+from crawler.spill import DiskMap
 from crawler.warc.indexes import finish_output
 
 logger = logging.getLogger(__name__)
@@ -29,7 +31,7 @@ class IndexOnClose:
     def __init__(self, layout: OutputLayout, wacz: bool = False) -> None:
         self.layout = layout
         self.wacz = wacz
-        self.titles: dict[str, str] = {}
+        self.titles = DiskMap()  # page URL -> title, until the indexes are written
         self.crawler: Crawler | None = None
         self.written: dict[str, str] = {}
         self.error: str | None = None
@@ -51,10 +53,12 @@ class IndexOnClose:
             self.titles[item.url] = item.title
 
     def warc_files_closed(self, files: list[Path]) -> None:
-        if self.crawler is not None and not captures_held(self.crawler):
-            return  # nothing captured: the folder stays as it was
         try:
+            if self.crawler is not None and not captures_held(self.crawler):
+                return  # nothing captured: the folder stays as it was
             self.written = finish_output(self.layout, wacz=self.wacz, titles=self.titles)
         except (OSError, subprocess.CalledProcessError) as exc:
             logger.error("writing the indexes of %s failed: %s", self.layout.root, exc)
             self.error = str(exc)
+        finally:
+            self.titles.close()

@@ -2,7 +2,8 @@
 the command line prints and writes to ``summary.json``.
 
 Built from the spider's items (``item_scraped``) and failed fetches (``fetch_failed``),
-never from the spider's own attributes.
+never from the spider's own attributes. Which permalinks were already counted is asked of
+a :class:`crawler.spill.DiskMap`: a set of every article's URL would grow with the crawl.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from scrapy.crawler import Crawler
 from scrapy.http import Request
 
 from crawler.items import ArticleItem, PageItem, fetch_failed
+from crawler.spill import DiskMap
 
 
 class RunSummary:
@@ -21,13 +23,14 @@ class RunSummary:
         self.stats = stats
         self.autoblogs: dict[str, dict] = {}
         self.first_failure: str | None = None
-        self._permalinks: set[str] = set()
+        self._permalinks = DiskMap()  # permalinks counted, used as a set
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RunSummary:
         ext = cls(crawler.stats)
         crawler.signals.connect(ext.item_scraped, signal=signals.item_scraped)
         crawler.signals.connect(ext.fetch_failed, signal=fetch_failed)
+        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext
 
     def _entry(self, autoblog: str) -> dict:
@@ -39,12 +42,15 @@ class RunSummary:
             entry["engine"] = entry["engine"] or item.engine
             entry["pages"] += 1
         elif isinstance(item, ArticleItem) and item.permalink:
-            if item.permalink in self._permalinks:
+            if not self._permalinks.add(item.permalink):
                 return
-            self._permalinks.add(item.permalink)
             self._entry(item.autoblog)["articles"] += 1
             if self.stats is not None:
                 self.stats.inc_value("articles/found")
+
+    def spider_closed(self, spider=None, reason: str | None = None) -> None:
+        """No item comes after: the counts are kept, the permalinks dropped."""
+        self._permalinks.close()
 
     def fetch_failed(self, request: Request, reason: str) -> None:
         if self.first_failure is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 
 from crawler.urls import canonical_url
 
@@ -92,18 +93,30 @@ class ArticleQueries:
     def article_count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
 
-    def sightings_in_run(self, run_id: int) -> list[tuple]:
-        """(permalink, autoblog, first run, digest now, last digest before) of a run's
-        sightings, by permalink: what the change report compares."""
+    def sightings_in_run(self, run_id: int) -> Iterator[tuple]:
+        """(permalink, autoblog, first run, digest now, last digest before, status of the
+        permalink's last capture in the run or None) of a run's sightings, by permalink:
+        what the change report compares. A cursor: read as the report goes."""
         return self.conn.execute(
             "SELECT s.permalink, a.autoblog, a.first_seen_run, s.normalized_digest, ("
             "  SELECT p.normalized_digest FROM article_sightings p WHERE p.permalink = s.permalink"
             "  AND p.run_id < s.run_id AND p.normalized_digest IS NOT NULL"
-            "  ORDER BY p.run_id DESC LIMIT 1) AS previous "
+            "  ORDER BY p.run_id DESC LIMIT 1) AS previous, ("
+            # "+": looked up by URL (captures_url), not by scanning the run's captures.
+            "  SELECT c.status FROM captures c WHERE c.url = s.permalink AND +c.run_id = s.run_id"
+            "  ORDER BY c.id DESC LIMIT 1) AS status_now "
             "FROM article_sightings s JOIN articles a ON a.permalink = s.permalink "
             "WHERE s.run_id = ? ORDER BY s.permalink",
             (run_id,),
-        ).fetchall()
+        )
+
+    def sighted_in(self, permalink: str, run_id: int) -> bool:
+        """Did the run list or fetch this article (``permalink`` as stored: canonical)?"""
+        row = self.conn.execute(
+            "SELECT 1 FROM article_sightings WHERE permalink = ? AND run_id = ?",
+            (permalink, run_id),
+        )
+        return row.fetchone() is not None
 
     def articles_not_seen_in(self, run_id: int) -> list[tuple[str, str]]:
         """(permalink, autoblog) of articles earlier runs saw and this one did not."""

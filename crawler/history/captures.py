@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 
 from crawler.history.model import CAPTURE_TYPES, Capture
 from crawler.urls import autoblog_base, canonical_url
@@ -150,14 +151,37 @@ class CaptureQueries:
         ).fetchone()
         return (row[0], row[1]) if row and row[0] is not None else (0, None)
 
-    def latest_before(self, run_id: int) -> list[tuple[str, str | None, int | None]]:
-        """(url, autoblog, status) of each URL's latest capture before a run."""
+    def run_totals(self, run_id: int) -> Iterator[tuple[str, str | None, str, int]]:
+        """(url, autoblog, record type, bytes written) of every capture of a run, as a
+        cursor: a big run's captures are never all in memory at once."""
+        return self.conn.execute(
+            "SELECT url, autoblog, record_type, COALESCE(NULLIF(bytes_written, 0), length) "
+            "FROM captures WHERE run_id = ? ORDER BY id",
+            (run_id,),
+        )
+
+    def last_captures_in_run(self, run_id: int) -> Iterator[Capture]:
+        """Each URL's last capture in a run, by URL (what the change report compares), as
+        they are read."""
+        rows = self.conn.execute(
+            "SELECT c.* FROM captures c JOIN ("
+            "  SELECT MAX(id) AS id FROM captures WHERE run_id = ? GROUP BY url"
+            ") last ON last.id = c.id ORDER BY c.url",
+            (run_id,),
+        )
+        return (_capture_from_row(row) for row in rows)
+
+    def gone_from_run(self, run_id: int) -> Iterator[tuple[str, str | None, int | None]]:
+        """(url, autoblog, status) of each URL's latest capture before a run, for the URLs
+        the run did not capture (in a full pass: no longer listed)."""
         return self.conn.execute(
             "SELECT c.url, c.autoblog, c.status FROM captures c JOIN ("
-            "  SELECT url, MAX(id) AS id FROM captures WHERE run_id < ? GROUP BY url"
-            ") latest ON latest.id = c.id",
-            (run_id,),
-        ).fetchall()
+            "  SELECT MAX(id) AS id FROM captures WHERE run_id < ? GROUP BY url"
+            ") latest ON latest.id = c.id WHERE NOT EXISTS "
+            # "+": looked up by URL (captures_url), not by scanning the run's captures.
+            "(SELECT 1 FROM captures now WHERE +now.run_id = ? AND now.url = c.url)",
+            (run_id, run_id),
+        )
 
     def capture_locations(self) -> list[tuple[str, int, str, int, int]]:
         return self.conn.execute(CAPTURE_LOCATIONS).fetchall()

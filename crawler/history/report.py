@@ -97,34 +97,35 @@ def build_report(history: History, run_id: int | None = None) -> dict:
     full_pass = run.mode == "full" and run.status == FINISHED
     autoblogs: dict[str, dict] = defaultdict(_empty_autoblog)
 
-    # Pages: the last capture of each URL in this run against the latest earlier one.
-    last: dict[str, Capture] = {}
-    for capture in history.captures_in_run(run.id):
-        entry = autoblogs[capture.autoblog or autoblog_base(capture.url)]
+    # Pages: the last capture of each URL in this run against the latest earlier one. The
+    # captures are read as they go (a cursor), never all held: a run may hold millions.
+    for url, autoblog, record_type, written in history.run_totals(run.id):
+        entry = autoblogs[autoblog or autoblog_base(url)]
         entry["requests"] += 1
-        entry["bytes_written"] += capture.bytes_written or capture.length
-        entry["responses" if capture.record_type == "response" else "revisits"] += 1
-        last[capture.url] = capture
+        entry["bytes_written"] += written
+        entry["responses" if record_type == "response" else "revisits"] += 1
     walked = set(autoblogs)
-    for url, capture in sorted(last.items()):
+    gone_now: list[Capture] = []  # last captured as 404/410 in this run
+    for capture in history.last_captures_in_run(run.id):
+        url = capture.url
         before = history.latest_capture(url, before_run=run.id)
         state = _page_state(capture, before)
         entry = autoblogs[capture.autoblog or autoblog_base(url)]
         entry["pages"][state].append(url)
         if state == "new" and is_index_page(url):
             entry["new_index_pages"].append(url)
+        if capture.status in GONE_STATUSES:
+            gone_now.append(capture)
     if full_pass and walked:
-        for url, autoblog, status in history.latest_before(run.id):
+        for url, autoblog, status in history.gone_from_run(run.id):
             autoblog = autoblog or autoblog_base(url)
-            if autoblog in walked and url not in last and _ok(status):
+            if autoblog in walked and _ok(status):
                 autoblogs[autoblog]["pages"]["gone"].append(url)
 
     # Articles: sightings of this run against the last digest recorded before it.
-    seen_now: set[str] = set()
-    for permalink, autoblog, first_seen, digest, previous in history.sightings_in_run(run.id):
-        seen_now.add(permalink)
-        capture = last.get(permalink)
-        if capture is not None and capture.status in GONE_STATUSES:
+    sightings = history.sightings_in_run(run.id)
+    for permalink, autoblog, first_seen, digest, previous, status_now in sightings:
+        if status_now in GONE_STATUSES:
             state = "gone"
         elif first_seen >= run.id:
             state = "new"
@@ -133,12 +134,12 @@ def build_report(history: History, run_id: int | None = None) -> dict:
         else:
             state = "unchanged"
         autoblogs[autoblog]["articles"][state].append(permalink)
-    gone_404 = [
+    gone_404 = {
         c.url
-        for c in last.values()
-        if c.status in GONE_STATUSES and c.url not in seen_now and history.has_article(c.url)
-    ]
-    for url in gone_404:
+        for c in gone_now
+        if not history.sighted_in(c.url, run.id) and history.has_article(c.url)
+    }
+    for url in sorted(gone_404):
         autoblog = history.article(url)["autoblog"]
         autoblogs[autoblog]["articles"]["gone"].append(url)
     if full_pass and walked:

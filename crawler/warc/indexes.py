@@ -8,13 +8,16 @@ add to the same collection (which pywb needs to resolve revisit records).
 
 from __future__ import annotations
 
+import heapq
 import io
 import logging
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import IO, Protocol
 
 import orjson
 from cdxj_indexer.main import CDXJIndexer, write_cdx_index
@@ -24,6 +27,7 @@ from warcio.timeutils import timestamp_to_iso_date
 
 from crawler.layout import OutputLayout
 from crawler.parsing import parse_page
+from crawler.spill import DiskMap
 from crawler.warc import WarcPointer
 from crawler.warc.reader import read_record_at
 
@@ -76,6 +80,60 @@ def cdxj_pointers(layout: OutputLayout) -> tuple[set[tuple[str, int]], int]:
                 else:
                     pointers.add((parsed[2]["filename"], int(parsed[2]["offset"])))
     return pointers, malformed
+
+
+# Index lines sorted in memory at once; a longer index is sorted in runs on disk, then merged.
+SORT_RUN_CHARS = 4 << 20
+# Temporary files of index lines: any string survives them as it is (lone surrogates too),
+# and only "\n" ends a line, as in the lines cdxj-indexer writes.
+LINE_FILE = {"encoding": "utf-8", "errors": "surrogatepass", "newline": "\n"}
+
+
+class LineSorter:
+    """Sorts any number of text lines in bounded memory, into the order ``sorted`` gives.
+
+    Lines are kept until ``SORT_RUN_CHARS`` of them are held, then sorted and written
+    to a temporary file in ``directory`` (a run); :meth:`write_to` merges the runs. An
+    index line per capture would otherwise hold the whole collection's index in memory.
+    """
+
+    def __init__(self, directory: Path, run_chars: int = SORT_RUN_CHARS) -> None:
+        self.directory = directory
+        self.run_chars = run_chars
+        self._lines: list[str] = []
+        self._chars = 0
+        self._runs: list[IO[str]] = []
+
+    def add(self, line: str) -> None:
+        self._lines.append(line)
+        self._chars += len(line)
+        if self._chars >= self.run_chars:
+            self._spill()
+
+    def _spill(self) -> None:
+        self._lines.sort()
+        run = tempfile.TemporaryFile("w+", dir=self.directory, prefix="cdxj-run-", **LINE_FILE)
+        self._runs.append(run)
+        run.writelines(self._lines)
+        run.seek(0)
+        self._lines, self._chars = [], 0
+
+    def write_to(self, out: IO[str]) -> None:
+        """Every line added, in sorted order (equal lines are equal strings: the order of
+        ``heapq.merge`` among them cannot show)."""
+        self._lines.sort()
+        out.writelines(heapq.merge(*self._runs, self._lines))
+
+    def close(self) -> None:
+        for run in self._runs:
+            run.close()
+        self._runs, self._lines = [], []
+
+    def __enter__(self) -> LineSorter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 CLOSED_MARK = "!closed "
@@ -152,24 +210,47 @@ class CaptureIndex:
         self.failed = True
 
 
-def captured_lines(layout: OutputLayout) -> dict[str, list[str]]:
-    """The capture-time index lines of each file its writer closed whole."""
-    path = layout.capture_index
-    if not path.exists():
-        return {}
-    lines: dict[str, list[str]] = {}
+def closed_files(layout: OutputLayout) -> set[str]:
+    """The files whose capture-time index lines are whole: their writer closed them."""
     closed: set[str] = set()
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    if layout.capture_index.exists():
+        with open(layout.capture_index, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith(CLOSED_MARK) and line.endswith("\n"):
+                    closed.add(line[len(CLOSED_MARK) : -1])
+    return closed
+
+
+def _add_captured(layout: OutputLayout, names: set[str], lines: LineSorter) -> None:
+    """The capture-time index lines of ``names`` into ``lines``."""
+    with open(layout.capture_index, encoding="utf-8", errors="replace") as fh:
         for line in fh:
-            if not line.endswith("\n"):
-                break  # a cut last line: what follows it was never written
-            if line.startswith(CLOSED_MARK):
-                closed.add(line[len(CLOSED_MARK) : -1])
+            if not line.endswith("\n") or line.startswith(CLOSED_MARK):
                 continue
             parsed = parse_cdxj_line(line)
-            if parsed is not None:
-                lines.setdefault(parsed[2]["filename"], []).append(line)
-    return {name: found for name, found in lines.items() if name in closed}
+            if parsed is not None and parsed[2]["filename"] in names:
+                lines.add(line)
+
+
+def adopt_cdxj_lines(layout: OutputLayout, source: OutputLayout, names: set[str]) -> None:
+    """Add ``source``'s index lines of the WARC files ``names``, copied unchanged into
+    ``layout``: their offsets hold, so :func:`write_cdxj` need not read them again. Only
+    an index written after a file was closed is trusted to cover it whole."""
+    if not source.cdxj.exists():
+        return
+    written = source.cdxj.stat().st_mtime
+    trusted = {n for n in names if (source.archive / n).stat().st_mtime <= written}
+    if not trusted:
+        return
+    layout.cdxj.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        open(source.cdxj, encoding="utf-8", errors="replace") as fh,
+        open(layout.cdxj, "a", encoding="utf-8") as out,
+    ):
+        for line in fh:
+            parsed = parse_cdxj_line(line)
+            if parsed is not None and line.endswith("\n") and parsed[2]["filename"] in trusted:
+                out.write(line)
 
 
 def write_cdxj(
@@ -182,27 +263,45 @@ def write_cdxj(
     so does a damaged index (a malformed line would otherwise hide its record for good).
     Files are indexed one by one: an unreadable one keeps the lines of the records before
     its damage, is noted in ``problems`` (or the log) and the others are indexed all the same.
+    Lines go through temporary files (:class:`LineSorter`): memory does not grow with
+    the number of captures.
     """
     layout.cdxj.parent.mkdir(parents=True, exist_ok=True)
     present = {p.name for p in layout.warcs()}
-    lines: list[str] = []
     indexed: set[str] = set()
-    if not rebuild and layout.cdxj.exists():
-        with open(layout.cdxj, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                parsed = parse_cdxj_line(line)
-                if parsed is None:
-                    logger.warning("%s: malformed line; re-indexing every WARC", layout.cdxj)
-                    return write_cdxj(layout, rebuild=True, problems=problems)
-                if parsed[2]["filename"] in present:
-                    lines.append(line)
-                    indexed.add(parsed[2]["filename"])
-    captured = {} if rebuild else captured_lines(layout)
-    for name in sorted(present - indexed):
-        if name in captured:
-            lines.extend(captured[name])
-            continue
-        buffer = io.StringIO()
+    with LineSorter(layout.cdxj.parent) as lines:
+        if not rebuild and layout.cdxj.exists():
+            with open(layout.cdxj, encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    parsed = parse_cdxj_line(line)
+                    if parsed is None:
+                        logger.warning("%s: malformed line; re-indexing every WARC", layout.cdxj)
+                        lines.close()
+                        return write_cdxj(layout, rebuild=True, problems=problems)
+                    if parsed[2]["filename"] in present:
+                        lines.add(line if line.endswith("\n") else line + "\n")
+                        indexed.add(parsed[2]["filename"])
+        captured = set() if rebuild else closed_files(layout) & (present - indexed)
+        if captured:
+            _add_captured(layout, captured, lines)
+        for name in sorted(present - indexed - captured):
+            _index_file(layout, name, lines, problems)
+        tmp = layout.cdxj.with_suffix(".cdxj.tmp")
+        with open(tmp, "w", encoding="utf-8") as out:
+            lines.write_to(out)
+    os.replace(tmp, layout.cdxj)
+    layout.capture_index.unlink(missing_ok=True)
+    return layout.cdxj
+
+
+def _index_file(
+    layout: OutputLayout, name: str, lines: LineSorter, problems: list[str] | None
+) -> None:
+    """One WARC file's index lines (its complete lines only, if it is damaged)."""
+    with tempfile.TemporaryFile(
+        "w+", dir=layout.cdxj.parent, prefix="cdxj-file-", **LINE_FILE
+    ) as buffer:
+        failure: Exception | None = None
         try:
             write_cdx_index(
                 buffer,
@@ -210,21 +309,19 @@ def write_cdxj(
                 {"sort": False, "dir_root": str(layout.archive)},
             )
         except Exception as exc:  # noqa: BLE001 - any damage: keep what was indexed, go on
-            done = len(buffer.getvalue().splitlines())
-            message = f"{name}: unreadable after {done} index lines, rest skipped ({exc!r})"
-            logger.warning("CDXJ: %s", message)
-            if problems is not None:
-                problems.append(message)
-        lines.extend(
-            line for line in buffer.getvalue().splitlines(keepends=True) if line.endswith("\n")
-        )
-    lines.sort()
-    tmp = layout.cdxj.with_suffix(".cdxj.tmp")
-    with open(tmp, "w", encoding="utf-8") as out:
-        out.writelines(lines)
-    os.replace(tmp, layout.cdxj)
-    layout.capture_index.unlink(missing_ok=True)
-    return layout.cdxj
+            failure = exc
+        buffer.seek(0)
+        done = 0
+        for chunk in buffer:
+            for line in chunk.splitlines(keepends=True):
+                done += 1
+                if line.endswith("\n"):
+                    lines.add(line)
+    if failure is not None:
+        message = f"{name}: unreadable after {done} index lines, rest skipped ({failure!r})"
+        logger.warning("CDXJ: %s", message)
+        if problems is not None:
+            problems.append(message)
 
 
 def page_title(body: bytes, url: str) -> str:
@@ -259,72 +356,70 @@ def _title_at(layout: OutputLayout, fields: dict) -> str:
     return page_title(record.payload, fields["url"])
 
 
+class TitleLookup(Protocol):
+    """Page titles by URL: a dict, or the crawl's :class:`crawler.spill.DiskMap`."""
+
+    def get(self, key: str, /) -> str | None: ...
+
+
 def write_pages(
-    layout: OutputLayout,
-    titles: Mapping[str, str] | None = None,
-    earlier: Mapping[tuple[str, str], str] | None = None,
+    layout: OutputLayout, titles: TitleLookup | None = None, earlier: Sequence[Path] = ()
 ) -> Path:
     """pages.jsonl (url, ISO ``ts``, title) for every HTML 200 capture in the CDXJ.
 
-    Titles the spider already read are passed in (by URL), so are those of other
-    collections' pages.jsonl (``earlier``, by URL and time: a merge); the others
-    (``reindex``) are read back from the WARC record the CDXJ line points at.
+    Titles the spider already read are passed in; so are other collections' pages.jsonl
+    (``earlier``: a merge); the others (``reindex``) are read back from the WARC record
+    the CDXJ line points at.
     """
-    titles = dict(titles or {})
-    known = dict(earlier or {}) | earlier_titles(layout.pages)
+    lookup: TitleLookup = titles if titles is not None else {}
+    known = _earlier_titles([*earlier, layout.pages])
     tmp = layout.pages.with_suffix(".jsonl.tmp")
-    with open(tmp, "wb") as out, open(layout.cdxj, encoding="utf-8") as cdxj:
-        out.write(orjson.dumps(PAGES_HEADER, option=orjson.OPT_APPEND_NEWLINE))
-        for line in cdxj:
-            try:
-                _key, ts, blob = line.rstrip("\n").split(" ", 2)
-                fields = orjson.loads(blob)
-            except ValueError:
-                continue  # a damaged index line: `verify` reports it
-            if fields.get("status") != "200" or "html" not in fields.get("mime", ""):
-                continue
-            url, iso = fields["url"], timestamp_to_iso_date(ts)
-            title = known.get((url, iso)) or titles.get(url) or _title_at(layout, fields)
-            entry = {"url": url, "ts": iso, "title": title}
-            out.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
+    try:
+        with open(tmp, "wb") as out, open(layout.cdxj, encoding="utf-8") as cdxj:
+            out.write(orjson.dumps(PAGES_HEADER, option=orjson.OPT_APPEND_NEWLINE))
+            for line in cdxj:
+                try:
+                    _key, ts, blob = line.rstrip("\n").split(" ", 2)
+                    fields = orjson.loads(blob)
+                except ValueError:
+                    continue  # a damaged index line: `verify` reports it
+                if fields.get("status") != "200" or "html" not in fields.get("mime", ""):
+                    continue
+                url, iso = fields["url"], timestamp_to_iso_date(ts)
+                title = (
+                    known.get(_earlier_key(url, iso))
+                    or lookup.get(url)
+                    or _title_at(layout, fields)
+                )
+                entry = {"url": url, "ts": iso, "title": title}
+                out.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
+    finally:
+        known.close()
     os.replace(tmp, layout.pages)
     return layout.pages
 
 
-def earlier_titles(pages: Path) -> dict[tuple[str, str], str]:
-    """Titles an earlier run already wrote, so they are not read back from the WARCs."""
-    known: dict[tuple[str, str], str] = {}
-    if not pages.exists():
-        return known
-    with open(pages, "rb") as fh:
-        for line in fh:
-            try:
-                entry = orjson.loads(line)
-                known[(entry["url"], entry["ts"])] = entry["title"]
-            except (ValueError, KeyError, TypeError):
-                continue
+def _earlier_key(url: str, iso: str) -> str:
+    return f"{iso} {url}"
+
+
+def _earlier_titles(files: Sequence[Path]) -> DiskMap:
+    """Titles earlier runs already wrote, so they are not read back from the WARCs (on
+    disk: a scheduled crawl's pages.jsonl lists every page the collection holds)."""
+    known = DiskMap()
+    for pages in files:
+        if not pages.exists():
+            continue
+        with open(pages, "rb") as fh:
+            for line in fh:
+                try:
+                    entry = orjson.loads(line)
+                    url, iso, title = entry["url"], entry["ts"], entry["title"]
+                except (ValueError, KeyError, TypeError):
+                    continue
+                if isinstance(url, str) and isinstance(iso, str) and isinstance(title, str):
+                    known[_earlier_key(url, iso)] = title
     return known
-
-
-def adopt_cdxj_lines(layout: OutputLayout, source: OutputLayout, names: set[str]) -> None:
-    """Add ``source``'s index lines of the WARC files ``names``, copied unchanged into
-    ``layout``: their offsets hold, so :func:`write_cdxj` need not read them again. Only
-    an index written after a file was closed is trusted to cover it whole."""
-    if not source.cdxj.exists():
-        return
-    written = source.cdxj.stat().st_mtime
-    trusted = {n for n in names if (source.archive / n).stat().st_mtime <= written}
-    if not trusted:
-        return
-    layout.cdxj.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        open(source.cdxj, encoding="utf-8", errors="replace") as fh,
-        open(layout.cdxj, "a", encoding="utf-8") as out,
-    ):
-        for line in fh:
-            parsed = parse_cdxj_line(line)
-            if parsed is not None and line.endswith("\n") and parsed[2]["filename"] in trusted:
-                out.write(line)
 
 
 def write_pywb_config(layout: OutputLayout) -> Path:
@@ -362,8 +457,8 @@ def write_wacz(layout: OutputLayout) -> Path:
 def finish_output(
     layout: OutputLayout,
     wacz: bool = False,
-    titles: Mapping[str, str] | None = None,
-    earlier: Mapping[tuple[str, str], str] | None = None,
+    titles: TitleLookup | None = None,
+    earlier: Sequence[Path] = (),
 ) -> dict[str, str]:
     """Write every index of a collection; returns what was written."""
     written = {

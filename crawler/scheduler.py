@@ -1,0 +1,68 @@
+"""The crawl's scheduler: Scrapy's own, with its pending requests on disk.
+
+Every index page of an autoblog links every page number, so the first page of an
+autoblog of P pages queues P requests, and a farm holds about one pending request per
+index page it has not fetched yet: ~2 KB of Python objects each (request, headers, meta,
+cached fingerprint), a queue that grows with the farm. Scrapy keeps pending requests in
+pickled disk queues when it has a ``JOBDIR``; without one, this scheduler makes itself a
+private temporary folder for them, deleted when the crawl closes it, so only the requests
+being fetched are in memory. The order is Scrapy's (its LIFO disk queues), the dupe filter
+stays in memory (a 20-byte fingerprint per request), and a request that cannot be pickled
+waits in memory, as Scrapy does. A crawl killed outright cannot remove its folder: the
+next crawl removes the folders of processes that no longer exist.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Self
+
+from scrapy.core.scheduler import Scheduler
+from scrapy.crawler import Crawler
+
+PREFIX = "autoblog-archive-queue-"  # then the owner's process id and a random part
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_orphans(base: Path) -> None:
+    """Remove the queue folders of crawls that were killed (their process is gone)."""
+    for folder in base.glob(PREFIX + "*"):
+        owner = folder.name[len(PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and not _alive(int(owner)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+class SpillingScheduler(Scheduler):
+    """Scrapy's scheduler, given a throwaway ``JOBDIR`` for its queues when none is set."""
+
+    scratch: Path | None = None  # the folder this scheduler made, removed at close
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        scheduler = super().from_crawler(crawler)
+        if scheduler.dqdir is None:
+            base = Path(tempfile.gettempdir())
+            remove_orphans(base)
+            prefix = f"{PREFIX}{os.getpid()}-"
+            scheduler.scratch = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+            scheduler.dqdir = scheduler._dqdir(str(scheduler.scratch))
+        return scheduler
+
+    def close(self, reason: str) -> Any:
+        try:
+            return super().close(reason)
+        finally:
+            if self.scratch is not None:
+                shutil.rmtree(self.scratch, ignore_errors=True)
