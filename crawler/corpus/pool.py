@@ -84,10 +84,12 @@ def _run_task(payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 def worker_context() -> mp.context.BaseContext:
     """forkserver: safe next to threads (the reactor's, the pool's), cheap respawns after a
     kill or a recycling; the server preloads the extraction modules and the language model
-    (:mod:`crawler.corpus.preload`) once, so a new worker starts warm."""
+    (:mod:`crawler.corpus.preload`) once, so a new worker starts warm. ``__main__`` is
+    preloaded too: otherwise every new worker runs the main script again (multiprocessing
+    re-imports it in each child it starts)."""
     try:
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["crawler.corpus.preload"])
+        ctx.set_forkserver_preload(["__main__", "crawler.corpus.preload"])
         return ctx
     except ValueError:
         return mp.get_context("spawn")
