@@ -266,7 +266,7 @@ def extract_page(
     if not text.strip():
         flags.append("empty_page")
     page_url = canonical_url(url)
-    parsed = parse_page(text, page_url, mark_removed=True)
+    parsed = parse_page(text, page_url, mark_removed=True, with_resources=False)
     result: dict[str, Any] = {
         "url": url,
         "key": page_url,
