@@ -232,3 +232,38 @@ def test_spider_parse_not_reused_when_the_corpus_would_parse_otherwise() -> None
     coded_parse = parse_page(coded_text, BASE + "?2")
     assert coded_parse.script_removed
     assert reuse_parse(coded, BASE + "?2", "utf-8", coded_text, coded_parse) is None
+
+
+def test_windowed_language_walk_equals_py3langid() -> None:
+    """The numpy walk (crawler.corpus.text._windowed_counts) against py3langid's own, on
+    texts of every length and script; benchmarks/langid_walk.py proves it for all texts."""
+    import random
+
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier, visit_counts
+
+    from crawler.corpus.text import _lang_identifier, _windowed_counts
+
+    plain = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    ours = _lang_identifier()
+    rnd = random.Random(7)
+    texts = [
+        "",
+        "a",
+        "Le chat dort sur le tapis, «\xa0tranquille\xa0» ce soir.",
+        "Der schnelle braune Fuchs springt über den faulen Hund. " * 40,
+        "Быстрая коричневая лиса прыгает через ленивую собаку. 素早い茶色の狐。" * 9,
+    ]
+    for _ in range(150):
+        size = rnd.choice([3, 20, 200, 3000])
+        texts.append(
+            "".join(
+                chr(rnd.choice([rnd.randrange(32, 127), rnd.randrange(160, 12000)]))
+                for _ in range(size)
+            )
+        )
+    for text in texts:
+        data = plain._encode(text)
+        want = visit_counts(plain.tk_nextmove, plain._rowbase, plain.tk_output, data)
+        got = _windowed_counts(ours, data)
+        assert (list(want.items()) if want else None) == (list(got.items()) if got else None)
+        assert ours.classify(text) == plain.classify(text)
