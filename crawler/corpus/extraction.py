@@ -89,6 +89,7 @@ EXTRACTION_INFO: dict[str, Any] = {
     "pipeline": f"autoblog-archive {crawler.__version__}",
 }
 SHORT_TEXT_WORDS = 25
+RECORD_KINDS = ("article", "index")  # the kinds of pages that give records
 # Script/style source that escaped the template cleaning would look like this.
 CODE_RESIDUE = re.compile(
     r"<script|</script|&lt;script|<style|&lt;style|jQuery\s*\(|document\.write\s*\("
@@ -276,9 +277,12 @@ def _facts(parsed: ParsedPage, text: str, encoding: str, flags: list[str]) -> Pa
     flags = list(flags)
     if not text.strip():
         flags.append("empty_page")
+    # Only article and index pages give records (extract_facts): a search page's results
+    # are not serialised for nothing (at crawl time, in the crawl's own process).
+    articles = parsed.articles if parsed.kind in RECORD_KINDS else []
     blocks = [
         BlockFacts(b.title, b.permalink, b.date_text, b.source_url, block_html(b.content))
-        for b in parsed.articles
+        for b in articles
     ]
     return PageFacts(
         parsed.url,
@@ -370,7 +374,7 @@ def extract_facts(
         flags.append("error_trailer")
     if facts.has_update_block:
         flags.append("update_block")
-    if http_status != 200 or facts.kind not in ("article", "index"):
+    if http_status != 200 or facts.kind not in RECORD_KINDS:
         return result
     record_flags = [f for f in flags if f in ("charset_fallback", "charset_unknown")]
     if facts.error_trailer:
