@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from crawler.parsing import ParsedPage
 from crawler.warc import WarcPointer
 
 # The one key under which a request's capture travels to the spider and the pipelines.
@@ -68,6 +69,10 @@ class PageItem:
     title: str | None = None
     digest: str | None = None  # normalised digest of the article blocks (crawler.history)
     article_digests: list[tuple[str, str]] = field(default_factory=list)
+    # The spider's parse of ``text`` (response.text): the corpus reuses it rather than
+    # parsing the page again in a worker; dropped once the page is queued.
+    parsed: ParsedPage | None = field(default=None, repr=False)
+    text: str | None = field(default=None, repr=False)
 
 
 @dataclass

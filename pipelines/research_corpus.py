@@ -94,9 +94,11 @@ class CorpusPipeline:
             warc_pointer=captured.pointer.as_dict()
             | {"payload_digest": captured.payload_digest, "http_status": captured.http_status},
             crawl_date=captured.warc_date,
+            parsed=item.parsed,
+            text=item.text,
         )
-        # The body is no longer needed once queued: items stay small for later stages.
-        item.body = b""
+        # Body and parse are no longer needed once queued: items stay small for later stages.
+        item.body, item.parsed, item.text = b"", None, None
         self._count("corpus/pages_queued" if queued else "corpus/pages_ignored")
         return item
 
@@ -106,5 +108,9 @@ class CorpusPipeline:
         builder, self.builder = self.builder, None
         known = self.state.articles_known_before() if self.state is not None else set()
         shards = await maybe_deferred_to_future(deferToThread(builder.close, known))
+        if self.stats is not None:  # pages whose spider parse the workers reused
+            self.stats.set_value(
+                "corpus/parses_reused", builder.stats.extra.get("parses_reused", 0)
+            )
         self.shards = [str(s) for s in shards]
         self.records = builder.stats.permalink_records + builder.stats.index_only_records

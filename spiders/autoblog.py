@@ -408,6 +408,8 @@ class AutoblogSpider(Spider):
             title=title,
             digest=digest,
             article_digests=article_digests,
+            parsed=page,
+            text=response.text,
         )
 
     def article_item(

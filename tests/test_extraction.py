@@ -7,8 +7,9 @@ import orjson
 import pytest
 from conftest import REFERENCE_PAGES
 
-from crawler.corpus.extraction import extract_page
+from crawler.corpus.extraction import extract_facts, extract_page, reuse_parse
 from crawler.corpus.text import decode_html, hamming, repair_surrogates, simhash64
+from crawler.parsing import parse_page
 from crawler.urls import canonical_url
 
 PAGES = REFERENCE_PAGES
@@ -189,3 +190,80 @@ def test_canonical_url() -> None:
         ARTICLE_URL
     )
     assert canonical_url(ARTICLE_URL) == ARTICLE_URL
+
+
+REUSE_PAGES = [
+    ("v034-fr_article.html", ARTICLE_URL),
+    ("v034-fr_index-p1.html", BASE),
+    ("v034-fr_index-p1_with-update-block.html", BASE),
+    ("v02_article_farm-rewrite.html", "http://farm.test/autoblogs/x/article-slug"),
+    ("head2025_article_iso-date.html", BASE + "?Article-8"),
+    ("v034-fr_search-q-titre.html", BASE + "?q=titre"),
+    ("v034-fr_article-404.html", BASE + "?x"),
+]
+
+
+@pytest.mark.parametrize(("name", "url"), REUSE_PAGES)
+def test_spider_parse_reused_gives_the_same_records(name: str, url: str) -> None:
+    """At crawl time the workers get the spider's parse (with its resources, without code
+    marks): the records must be those of the worker's own parse, field for field."""
+    body = page(name)
+    text = body.decode("utf-8")
+    facts = reuse_parse(body, url, "utf-8", text, parse_page(text, url))
+    assert facts is not None
+    assert extract_facts(facts, url) == extract_page(body, url, "utf-8")
+    assert extract_facts(facts, url, index_text=False) == extract_page(
+        body, url, "utf-8", index_text=False
+    )
+
+
+def test_spider_parse_not_reused_when_the_corpus_would_parse_otherwise() -> None:
+    body = page("v034-fr_article.html")
+    text = body.decode("utf-8")
+    parsed = parse_page(text, ARTICLE_URL)
+    # Another decoding (a UTF-8 page Scrapy read as Latin-1): the worker decodes the body.
+    assert reuse_parse(body, ARTICLE_URL, "utf-8", body.decode("latin-1"), parsed) is None
+    # Parsed under another URL than the canonical one the corpus parses under.
+    other = parse_page(text, ARTICLE_URL + "#x")
+    assert reuse_parse(body, ARTICLE_URL + "#x", "utf-8", text, other) is None
+    # Escaped code cut (this page has some): the corpus's parse marks where it was.
+    coded = page("v030_index-p2_div-layout.html")
+    coded_text = coded.decode("utf-8")
+    coded_parse = parse_page(coded_text, BASE + "?2")
+    assert coded_parse.script_removed
+    assert reuse_parse(coded, BASE + "?2", "utf-8", coded_text, coded_parse) is None
+
+
+def test_windowed_language_walk_equals_py3langid() -> None:
+    """The numpy walk (crawler.corpus.text._windowed_counts) against py3langid's own, on
+    texts of every length and script; benchmarks/langid_walk.py proves it for all texts."""
+    import random
+
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier, visit_counts
+
+    from crawler.corpus.text import _lang_identifier, _windowed_counts
+
+    plain = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    ours = _lang_identifier()
+    rnd = random.Random(7)
+    texts = [
+        "",
+        "a",
+        "Le chat dort sur le tapis, «\xa0tranquille\xa0» ce soir.",
+        "Der schnelle braune Fuchs springt über den faulen Hund. " * 40,
+        "Быстрая коричневая лиса прыгает через ленивую собаку. 素早い茶色の狐。" * 9,
+    ]
+    for _ in range(150):
+        size = rnd.choice([3, 20, 200, 3000])
+        texts.append(
+            "".join(
+                chr(rnd.choice([rnd.randrange(32, 127), rnd.randrange(160, 12000)]))
+                for _ in range(size)
+            )
+        )
+    for text in texts:
+        data = plain._encode(text)
+        want = visit_counts(plain.tk_nextmove, plain._rowbase, plain.tk_output, data)
+        got = _windowed_counts(ours, data)
+        assert (list(want.items()) if want else None) == (list(got.items()) if got else None)
+        assert ours.classify(text) == plain.classify(text)

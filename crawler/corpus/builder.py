@@ -27,10 +27,11 @@ import orjson
 
 from crawler.corpus.dates import utc_iso
 from crawler.corpus.dedup import NEAR_DUP_DISTANCE, Annotator, DuplicateGroups, group_duplicates
-from crawler.corpus.extraction import EXTRACTION_INFO, text_fields
+from crawler.corpus.extraction import EXTRACTION_INFO, reuse_parse, text_fields
 from crawler.corpus.pool import ExtractionPool
 from crawler.corpus.shards import RECORDS_PER_SHARD, write_shards
 from crawler.corpus.text import charset_from_content_type, repair_value
+from crawler.parsing import ParsedPage
 from crawler.settings import CORPUS_MAX_TASKS, CORPUS_TIMEOUT, CORPUS_WORKERS
 from crawler.spill import from_blob, scratch_db, to_blob
 from crawler.urls import canonical_url
@@ -282,6 +283,8 @@ class CorpusBuilder:
         warc_pointer: Mapping[str, Any] | None = None,
         crawl_date: datetime | str | None = None,
         warc_path: str | os.PathLike[str] | None = None,
+        parsed: ParsedPage | None = None,
+        text: str | None = None,
     ) -> bool:
         """Queue one captured page; returns False when it is not an HTML 200/404 page.
 
@@ -289,7 +292,9 @@ class CorpusBuilder:
         ``headers`` (the HTTP response headers) give the declared charset, ``encoding``
         overrides it. Give either ``body`` or ``warc_path`` (the worker then reads the record
         at ``warc_pointer['offset']``). ``crawl_date`` should be the record's WARC-Date so
-        that crawl-time and offline corpora match.
+        that crawl-time and offline corpora match. ``parsed`` and ``text``: the spider's
+        parse of the page and the text it parsed; the workers get that parse instead of the
+        body when it is the one they would make (:func:`~crawler.corpus.extraction.reuse_parse`).
         """
         if self._closed:
             raise RuntimeError("CorpusBuilder is closed")
@@ -310,7 +315,15 @@ class CorpusBuilder:
             payload.update(warc_path=str(warc_path), offset=pointer["offset"])
             payload["length"] = pointer["length"]
         else:
-            payload["body"] = bytes(body or b"")
+            body = bytes(body or b"")
+            facts = None
+            if parsed is not None and text is not None:
+                facts = reuse_parse(body, url, charset, text, parsed)
+            if facts is not None:
+                payload["facts"] = facts
+                self.stats.extra["parses_reused"] = self.stats.extra.get("parses_reused", 0) + 1
+            else:
+                payload["body"] = body
         for marker, seconds in self.debug_sleep.items():
             if marker in url:
                 payload["debug_sleep"] = seconds

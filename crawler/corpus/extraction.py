@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import lxml.etree
@@ -36,7 +37,7 @@ import crawler
 from crawler.corpus.dates import date_from_v01_slug, parse_engine_date
 from crawler.corpus.selfcheck import check_text, parse_block, visible_text
 from crawler.corpus.text import clean_text, decode_html, detect_language, one_line, simhash64
-from crawler.parsing import CODE_REMOVED_MARK, PAGE_QUERY, ArticleBlock, parse_page
+from crawler.parsing import CODE_REMOVED_MARK, PAGE_QUERY, ParsedPage, parse_page
 from crawler.urls import autoblog_base
 from crawler.urls import canonical_url as _canonical_url
 
@@ -88,6 +89,7 @@ EXTRACTION_INFO: dict[str, Any] = {
     "pipeline": f"autoblog-archive {crawler.__version__}",
 }
 SHORT_TEXT_WORDS = 25
+RECORD_KINDS = ("article", "index")  # the kinds of pages that give records
 # Script/style source that escaped the template cleaning would look like this.
 CODE_RESIDUE = re.compile(
     r"<script|</script|&lt;script|<style|&lt;style|jQuery\s*\(|document\.write\s*\("
@@ -179,7 +181,7 @@ def text_fields(html: str | None) -> dict[str, Any]:
 
 
 def _article_record(
-    block: ArticleBlock,
+    block: BlockFacts,
     index: int,
     page_url: str,
     from_permalink: bool,
@@ -224,11 +226,10 @@ def _article_record(
         "check": None,
         "quality_flags": flags,
     }
-    html = block_html(block.content)
     if with_text:
-        merge_text_fields(record, text_fields(html))
+        merge_text_fields(record, text_fields(block.html))
     else:
-        record["content_html"] = html  # text deferred: see CorpusBuilder.close
+        record["content_html"] = block.html  # text deferred: see CorpusBuilder.close
         record["quality_flags"] = sorted(set(flags))
     return record
 
@@ -240,6 +241,91 @@ def merge_text_fields(record: dict[str, Any], fields: dict[str, Any]) -> dict[st
     record["quality_flags"] = sorted(set(record["quality_flags"]) | set(fields["text_flags"]))
     record.pop("content_html", None)
     return record
+
+
+class BlockFacts(NamedTuple):
+    """One article block as extraction needs it: the template's fields and ``div.content``
+    serialised (:func:`block_html`), never the lxml tree (which does not pickle)."""
+
+    title: str
+    permalink: str | None
+    date_text: str
+    source_url: str | None
+    html: str | None
+
+
+@dataclass(slots=True)
+class PageFacts:
+    """What extraction needs of one decoded, parsed page: small and picklable, so a crawl
+    hands the spider's own parse to the workers (:func:`reuse_parse`) instead of the page."""
+
+    key: str  # canonical URL the page was parsed under
+    kind: str
+    engine: str | None
+    encoding: str
+    flags: list[str]
+    site_title: str | None
+    site_url: str | None
+    error_trailer: bool
+    has_update_block: bool
+    blocks: list[BlockFacts]
+
+
+def _facts(parsed: ParsedPage, text: str, encoding: str, flags: list[str]) -> PageFacts:
+    """The facts of a page parsed under its canonical URL with code marks
+    (``parse_page(..., mark_removed=True)``); ``flags`` are :func:`decode_html`'s."""
+    flags = list(flags)
+    if not text.strip():
+        flags.append("empty_page")
+    # Only article and index pages give records (extract_facts): a search page's results
+    # are not serialised for nothing (at crawl time, in the crawl's own process).
+    articles = parsed.articles if parsed.kind in RECORD_KINDS else []
+    blocks = [
+        BlockFacts(b.title, b.permalink, b.date_text, b.source_url, block_html(b.content))
+        for b in articles
+    ]
+    return PageFacts(
+        parsed.url,
+        parsed.kind,
+        parsed.engine,
+        encoding,
+        flags,
+        parsed.site_title,
+        parsed.site_url,
+        parsed.error_trailer,
+        parsed.has_update_block,
+        blocks,
+    )
+
+
+def page_facts(body: bytes | str, url: str, charset: str | None = None) -> PageFacts:
+    """Decode and parse one captured page (what a worker does with a page's bytes)."""
+    flags: list[str] = []
+    if isinstance(body, bytes):
+        text, encoding, flags = decode_html(body, charset)
+    else:
+        text, encoding = body, "unicode"
+    parsed = parse_page(text, canonical_url(url), mark_removed=True, with_resources=False)
+    return _facts(parsed, text, encoding, flags)
+
+
+def reuse_parse(
+    body: bytes, url: str, charset: str | None, text: str, parsed: ParsedPage
+) -> PageFacts | None:
+    """The facts of a page the spider already parsed (``parse_page(text, url)``), or None
+    when :func:`page_facts` would parse something else, so the worker parses the body.
+
+    The spider's parse is the corpus's when the spider read the same text (Scrapy's
+    decoding equals :func:`decode_html`'s), under the same URL, and no escaped code was cut
+    (only then would the corpus's code marks change the tree). It saves the workers a
+    quarter of their time at crawl time, and pickling whole pages to them.
+    """
+    if parsed.script_removed or parsed.url != canonical_url(url):
+        return None
+    decoded, encoding, flags = decode_html(body, charset)
+    if decoded != text:
+        return None
+    return _facts(parsed, text, encoding, flags)
 
 
 def extract_page(
@@ -258,44 +344,46 @@ def extract_page(
     carry ``content_html`` instead of text: most of them are dropped later (their
     permalink page was captured), so their extraction can wait (:func:`text_fields`).
     """
-    flags: list[str] = []
-    if isinstance(body, bytes):
-        text, encoding, flags = decode_html(body, charset)
-    else:
-        text, encoding = body, "unicode"
-    if not text.strip():
-        flags.append("empty_page")
-    page_url = canonical_url(url)
-    parsed = parse_page(text, page_url, mark_removed=True)
+    return extract_facts(page_facts(body, url, charset), url, http_status, index_text)
+
+
+def extract_facts(
+    facts: PageFacts, url: str, http_status: int = 200, index_text: bool = True
+) -> dict[str, Any]:
+    """THE extraction, from a page's facts (:func:`page_facts` or :func:`reuse_parse`):
+    see :func:`extract_page`."""
+    page_url = facts.key
+    flags = list(facts.flags)
     result: dict[str, Any] = {
         "url": url,
         "key": page_url,
         "http_status": http_status,
-        "kind": parsed.kind,
-        "engine": parsed.engine,
-        "encoding": encoding,
+        "kind": facts.kind,
+        "engine": facts.engine,
+        "encoding": facts.encoding,
         "flags": flags,
         "site": {
             "url": autoblog_base(page_url),
-            "title": one_line(parsed.site_title) or None,
-            "source": one_line(parsed.site_url) or None,
-            "engine": parsed.engine,
+            "title": one_line(facts.site_title) or None,
+            "source": one_line(facts.site_url) or None,
+            "engine": facts.engine,
         },
         "articles": [],
     }
-    if parsed.error_trailer:
+    if facts.error_trailer:
         flags.append("error_trailer")
-    if parsed.has_update_block:
+    if facts.has_update_block:
         flags.append("update_block")
-    if http_status != 200 or parsed.kind not in ("article", "index"):
+    if http_status != 200 or facts.kind not in RECORD_KINDS:
         return result
     record_flags = [f for f in flags if f in ("charset_fallback", "charset_unknown")]
-    if parsed.error_trailer:
+    if facts.error_trailer:
         record_flags.append("error_trailer")
-    single = parsed.kind == "article" and not _looks_like_index_url(page_url, parsed.engine)
-    for i, block in enumerate(parsed.articles):
+    blocks = facts.blocks
+    single = facts.kind == "article" and not _looks_like_index_url(page_url, facts.engine)
+    for i, block in enumerate(blocks):
         is_permalink = bool(block.permalink) and canonical_url(block.permalink) == page_url
-        is_permalink = is_permalink or (single and len(parsed.articles) == 1)
+        is_permalink = is_permalink or (single and len(blocks) == 1)
         result["articles"].append(
             _article_record(
                 block, i, url, is_permalink, record_flags, with_text=is_permalink or index_text

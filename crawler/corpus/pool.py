@@ -4,7 +4,8 @@ trafilatura is CPU bound, not thread-safe, has no timeout and grows in memory, s
 document is extracted in a worker process: one at a time per worker, killed and replaced
 past a time limit, recycled after N documents. ``submit`` never blocks, so a Scrapy
 reactor thread never waits on extraction; what a worker runs (:func:`process_task`) is
-the one extraction function (:func:`crawler.corpus.extraction.extract_page`).
+the one extraction function (:func:`crawler.corpus.extraction.extract_facts`, over a page
+the worker decodes and parses, or over the spider's own parse at crawl time).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import pebble
 
-from crawler.corpus.extraction import extract_page, text_fields
+from crawler.corpus.extraction import extract_facts, page_facts, text_fields
 from crawler.corpus.text import charset_from_content_type
 from crawler.settings import CORPUS_MAX_TASKS, CORPUS_TIMEOUT, CORPUS_WORKERS
 
@@ -58,14 +59,15 @@ def process_task(payload: dict[str, Any]) -> dict[str, Any]:
     if "block_html" in payload:  # deferred text of an index block (see CorpusBuilder.close)
         return text_fields(payload["block_html"])
     extra: list[str] = []
-    if "warc_path" in payload:
+    if "facts" in payload:  # the spider's own parse (crawl time; see extraction.reuse_parse)
+        facts = payload["facts"]
+    elif "warc_path" in payload:
         got = _read_warc_response(payload["warc_path"], payload["offset"], payload["length"])
-        body, charset, extra = got["body"], got["charset"], got["flags"]
+        facts = page_facts(got["body"], payload["url"], got["charset"])
+        extra = got["flags"]
     else:
-        body, charset = payload["body"], payload.get("charset")
-    result = extract_page(
-        body, payload["url"], charset, payload.get("http_status", 200), index_text=False
-    )
+        facts = page_facts(payload["body"], payload["url"], payload.get("charset"))
+    result = extract_facts(facts, payload["url"], payload.get("http_status", 200), index_text=False)
     if extra:
         result["flags"] += extra
         for art in result["articles"]:
@@ -84,10 +86,12 @@ def _run_task(payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 def worker_context() -> mp.context.BaseContext:
     """forkserver: safe next to threads (the reactor's, the pool's), cheap respawns after a
     kill or a recycling; the server preloads the extraction modules and the language model
-    (:mod:`crawler.corpus.preload`) once, so a new worker starts warm."""
+    (:mod:`crawler.corpus.preload`) once, so a new worker starts warm. ``__main__`` is
+    preloaded too: otherwise every new worker runs the main script again (multiprocessing
+    re-imports it in each child it starts)."""
     try:
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["crawler.corpus.preload"])
+        ctx.set_forkserver_preload(["__main__", "crawler.corpus.preload"])
         return ctx
     except ValueError:
         return mp.get_context("spawn")

@@ -6,10 +6,12 @@ import codecs
 import hashlib
 import re
 import unicodedata
+from collections import Counter
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from py3langid.langid import visit_counts
 from w3lib.encoding import read_bom, resolve_encoding
 
 LANG_MAX_CHARS = 10_000
@@ -150,11 +152,80 @@ def hamming(a: int, b: int) -> int:
     return (a ^ b).bit_count()
 
 
+def _trie_depth(nextmove: np.ndarray, rowbase: np.ndarray) -> int:
+    """The greatest number of steps from the root to a state of the tokenizer's automaton
+    (its longest n-gram, in bytes), breadth first; states that share a row of moves are
+    expanded once."""
+    depth = np.full(len(rowbase), -1, dtype=np.int8)
+    depth[0], frontier, level = 0, np.zeros(1, dtype=np.int64), 0
+    letters = np.arange(256, dtype=np.int64)
+    while frontier.size:
+        targets = nextmove[(np.unique(rowbase[frontier])[:, None] + letters).ravel()]
+        level += 1
+        depth[targets[depth[targets] < 0]] = level
+        frontier = np.flatnonzero(depth == level)
+    return level - 1
+
+
+def _windowed_counts(identifier: Any, data: bytes) -> Counter[int] | None:
+    """py3langid's ``visit_counts``, the same counts in the same order, without its walk.
+
+    The walk follows the n-gram automaton byte after byte, each step waiting on the last
+    one's memory lookup in a 40 MB table (a third of the extraction's language time). The
+    automaton is Aho-Corasick's: the state after a byte is the longest suffix of the text,
+    at most ``depth`` bytes, that begins an n-gram, so it is the state reached from the root
+    over the last ``depth`` bytes alone, and all positions step together with numpy
+    (benchmarks/langid_walk.py proves it for the shipped model; tests/test_extraction.py
+    compares counts). Counter keeps first-seen order, the order the scores sum in.
+    """
+    next_row, nextmove, output, depth = identifier.tables
+    n = len(data)
+    if n < 4 * depth:  # too short for numpy to pay
+        return visit_counts(identifier.tk_nextmove, identifier._rowbase, identifier.tk_output, data)
+    moves, rowbase = identifier.tk_nextmove, identifier._rowbase
+    head = []  # the first positions see fewer than ``depth`` bytes
+    for i in range(depth - 1):
+        state = 0
+        for letter in data[: i + 1]:
+            state = moves[rowbase[state] + letter]
+        head.append(state)
+    text = np.frombuffer(data, dtype=np.uint8)
+    rows = np.zeros(n - depth + 1, dtype=np.int32)  # the root's row
+    for k in range(depth - 1, 0, -1):  # byte i - k of each window, oldest first
+        rows = next_row[rows + text[depth - 1 - k : n - k]]
+    found = output[nextmove[rows + text[depth - 1 :]]]
+    visits = Counter(output[head].tolist())
+    del visits[-1]
+    visits.update(found[found >= 0].tolist())
+    return visits or None
+
+
 @lru_cache(maxsize=1)
-def _lang_identifier():
+def _lang_identifier() -> Any:
+    """py3langid's identifier (shipped model, normalised probabilities), its automaton
+    walked by :func:`_windowed_counts`."""
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    class _Identifier(LanguageIdentifier):
+        __slots__ = ("tables",)
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            nextmove = np.frombuffer(self.tk_nextmove, dtype=np.uint32)  # a view: no copy
+            rowbase = np.asarray(self._rowbase, dtype=np.int32)
+            # The row a move leads to: one lookup a byte instead of two (40 MB, loaded by
+            # the workers' fork server, so shared).
+            next_row = rowbase[nextmove]
+            output = np.asarray(self.tk_output, dtype=np.int64)
+            self.tables = (next_row, nextmove, output, _trie_depth(nextmove, rowbase))
+
+        def _raw_score(self, text: bytes) -> Any:
+            visits = _windowed_counts(self, text)
+            if visits:
+                return self._sparse_score(visits, self.nb_ptc)
+            return super()._raw_score(text)  # no feature: py3langid's own fill
+
+    return _Identifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
 def warm_up() -> None:
