@@ -86,6 +86,9 @@ class RollingWarcWriter:
     ) -> None:
         self.directory = Path(directory)
         self.observer = observer
+        # Records written but not yet told to the observer: a group cut back on a full
+        # disk must not leave index lines pointing past the end of its file.
+        self._unannounced: list[tuple[ArcWarcRecord, bytes, WarcPointer]] = []
         self.directory.mkdir(parents=True, exist_ok=True)
         self.prefix = prefix
         self.warcinfo_fields = warcinfo
@@ -124,10 +127,12 @@ class RollingWarcWriter:
             self._append(info)
         except OSError:
             # Not even the warcinfo fits: leave no torn file behind.
+            self._unannounced.clear()
             self._fh.close()
             (self.directory / (self._name + OPEN_SUFFIX)).unlink(missing_ok=True)
             self._fh, self._name = None, None
             raise
+        self._announce()
 
     def _append(self, record: ArcWarcRecord) -> WarcPointer:
         assert self._fh is not None and self._name is not None
@@ -144,9 +149,15 @@ class RollingWarcWriter:
             length=len(member),
             record_id=record.rec_headers.get_header("WARC-Record-ID"),
         )
-        if self.observer is not None:
-            self.observer.written(record, data, pointer)
+        self._unannounced.append((record, data, pointer))
         return pointer
+
+    def _announce(self) -> None:
+        """Tell the observer of the records just written, once they are sure to stay."""
+        if self.observer is not None:
+            for record, data, pointer in self._unannounced:
+                self.observer.written(record, data, pointer)
+        self._unannounced.clear()
 
     def write_group(self, records: list[ArcWarcRecord]) -> list[WarcPointer]:
         """Write records that belong together; flush so a crash loses at most this group."""
@@ -158,10 +169,12 @@ class RollingWarcWriter:
             locations = [self._append(r) for r in records]
         except OSError:
             # A full disk mid-group: cut the file back so it ends with a whole group.
+            self._unannounced.clear()
             os.ftruncate(self._fh.fileno(), start)
             self._fh.seek(start)
             self._size = start
             raise
+        self._announce()
         if self._size >= self.max_size:
             self.close()
         return locations
