@@ -206,22 +206,23 @@ def merge(
         raise UsageError(f"expected one collection in the worker folders, found {sorted(names)}")
     target = OutputLayout(output, names.pop())
     target.archive.mkdir(parents=True, exist_ok=True)
-    result = MergeResult()
+    # Every new file at once: the first capture of a duplicate is kept whichever worker's.
+    new = {p: [] for x in layouts for p in x.warcs() if not (target.archive / p.name).exists()}
+    dropped: set[str] = set()
+    if not keep_duplicates:
+        new = {p: list(members(p)) for p in new}
+        dropped = duplicates({p: list(members(p)) for p in target.warcs()}, new)
+    result = MergeResult(dropped=sorted(dropped))
+    for path, found in sorted(new.items()):
+        copy_without(path, target.archive / path.name, found, dropped)
+        result.files.append(path.name)
     for layout in layouts:
-        new = [p for p in layout.warcs() if not (target.archive / p.name).exists()]
-        if keep_duplicates:
-            found = {p: [] for p in new}
-            dropped: set[str] = set()
-        else:
-            found = {p: list(members(p)) for p in new}
-            merged = {p: list(members(p)) for p in target.warcs()}
-            dropped = duplicates(merged, found)
-        for path in new:
-            copy_without(path, target.archive / path.name, found[path], dropped)
-        whole = {p.name for p in new if not any(m.record_id in dropped for m in found[p])}
+        whole = {
+            p.name
+            for p in layout.warcs()
+            if p in new and not any(m.record_id in dropped for m in new[p])
+        }
         adopt_cdxj_lines(target, layout, whole)
-        result.files += [p.name for p in new]
-        result.dropped += sorted(dropped)
     result.written = finish_output(target, wacz=wacz, earlier=[x.pages for x in layouts])
     if keep_duplicates:
         merge_histories(target.history, [x.history for x in layouts])

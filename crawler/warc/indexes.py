@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -221,15 +221,13 @@ def closed_files(layout: OutputLayout) -> set[str]:
     return closed
 
 
-def _add_captured(layout: OutputLayout, names: set[str], lines: LineSorter) -> None:
-    """The capture-time index lines of ``names`` into ``lines``."""
-    with open(layout.capture_index, encoding="utf-8", errors="replace") as fh:
+def _lines_of(path: Path, names: set[str]) -> Iterator[str]:
+    """The whole index lines of ``path`` that point into the WARC files ``names``."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
-            if not line.endswith("\n") or line.startswith(CLOSED_MARK):
-                continue
             parsed = parse_cdxj_line(line)
-            if parsed is not None and parsed[2]["filename"] in names:
-                lines.add(line)
+            if parsed is not None and line.endswith("\n") and parsed[2]["filename"] in names:
+                yield line
 
 
 def adopt_cdxj_lines(layout: OutputLayout, source: OutputLayout, names: set[str]) -> None:
@@ -243,14 +241,8 @@ def adopt_cdxj_lines(layout: OutputLayout, source: OutputLayout, names: set[str]
     if not trusted:
         return
     layout.cdxj.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        open(source.cdxj, encoding="utf-8", errors="replace") as fh,
-        open(layout.cdxj, "a", encoding="utf-8") as out,
-    ):
-        for line in fh:
-            parsed = parse_cdxj_line(line)
-            if parsed is not None and line.endswith("\n") and parsed[2]["filename"] in trusted:
-                out.write(line)
+    with open(layout.cdxj, "a", encoding="utf-8") as out:
+        out.writelines(_lines_of(source.cdxj, trusted))
 
 
 def write_cdxj(
@@ -282,8 +274,9 @@ def write_cdxj(
                         lines.add(line if line.endswith("\n") else line + "\n")
                         indexed.add(parsed[2]["filename"])
         captured = set() if rebuild else closed_files(layout) & (present - indexed)
-        if captured:
-            _add_captured(layout, captured, lines)
+        if captured:  # closed_files found the file
+            for line in _lines_of(layout.capture_index, captured):
+                lines.add(line)
         for name in sorted(present - indexed - captured):
             _index_file(layout, name, lines, problems)
         tmp = layout.cdxj.with_suffix(".cdxj.tmp")
