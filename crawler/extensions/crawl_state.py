@@ -24,7 +24,7 @@ from scrapy.exceptions import NotConfigured
 from crawler.bounds import error_count
 from crawler.config import Incremental
 from crawler.extensions.lookup import captures_held, page_bound_reached
-from crawler.history.consistency import reconcile_with_warcs
+from crawler.history.consistency import check_history, reconcile_with_warcs
 from crawler.history.model import FAILED, FINISHED, INTERRUPTED, PARTIAL, Capture
 from crawler.history.rebuild import reconcile_files
 from crawler.history.report import build_report, write_report
@@ -40,6 +40,8 @@ from crawler.warc.recovery import repair_output
 logger = logging.getLogger(__name__)
 
 FULL, INCREMENTAL = "full", "incremental"
+# Why a crawl stops before its first request when the history could not start its run.
+HISTORY_ERROR = "history_error"
 
 
 @dataclass(frozen=True)
@@ -117,14 +119,21 @@ class CrawlState:
     # -- the run -----------------------------------------------------------------
 
     def open(self, command: str) -> None:
-        """Lock the folder (or raise ``RunLockedError``), repair it, open the history."""
+        """Lock the folder (or raise ``RunLockedError``), check the history (or raise
+        :class:`HistoryError` with nothing written), repair the folder, open the history."""
         self.lock = RunLock(self.layout.root, command).acquire()
-        for repair in repair_output(self.layout.root):
-            logger.warning("crash recovery: %s", repair.describe())
-            self._count("recovery/files")
-        self.reconciled = reconcile_with_warcs(self.layout.root)
-        self._count("history/forgotten", len(self.reconciled.forgotten))
-        self.history = History.open(self.layout.history)
+        try:
+            check_history(self.layout.root)
+            for repair in repair_output(self.layout.root):
+                logger.warning("crash recovery: %s", repair.describe())
+                self._count("recovery/files")
+            self.reconciled = reconcile_with_warcs(self.layout.root)
+            self._count("history/forgotten", len(self.reconciled.forgotten))
+            self.history = History.open(self.layout.history)
+        except BaseException:
+            # No crawl follows (Scrapy gives up on this crawler): the folder is free again.
+            self.lock.release()
+            raise
 
     def _mode(self) -> str:
         assert self.history is not None

@@ -27,6 +27,7 @@ from pathlib import Path
 from crawler.history.articles import ArticleQueries
 from crawler.history.captures import CAPTURE_LOCATIONS, CaptureQueries
 from crawler.history.model import FINISHED, PARTIAL, RESUMABLE, RUNNING, Run
+from crawler.history.validate import MAX_VALUE, HistoryError, check_connection, valid_rows
 from crawler.layout import HISTORY_NAME
 
 SCHEMA_VERSION = 1
@@ -129,6 +130,7 @@ class History(CaptureQueries, ArticleQueries):
             path = path / HISTORY_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE)  # a crafted value stays small
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a commit costs no fsync; a power cut loses at most the last
@@ -143,6 +145,12 @@ class History(CaptureQueries, ArticleQueries):
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+        else:
+            try:
+                check_connection(conn, path)  # every row, before anything reads one
+            except HistoryError:
+                conn.close()
+                raise
         conn.execute("BEGIN")
         return cls(conn, path, batch_size, batch_seconds)
 
@@ -280,10 +288,23 @@ def read_only(path: Path) -> Iterator[sqlite3.Connection]:
     """A read-only connection to a history file (``verify``, checks, a rebuild's past),
     closed on the way out; never creates the file nor takes a write lock."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE)
     try:
         yield conn
     finally:
         conn.close()
+
+
+def malformed(path: Path) -> str | None:
+    """What is malformed in a history file (:func:`check_connection`), or None; read-only."""
+    try:
+        with read_only(path) as conn:
+            check_connection(conn, path)
+    except HistoryError as exc:
+        return exc.problem
+    except sqlite3.Error:
+        return None  # unreadable as a whole: file_problem's question, not this one
+    return None
 
 
 def read_runs(path: Path) -> dict[int, dict]:
@@ -293,7 +314,8 @@ def read_runs(path: Path) -> dict[int, dict]:
     try:
         with read_only(path) as conn:
             conn.row_factory = sqlite3.Row
-            return {r["id"]: dict(r) for r in conn.execute("SELECT * FROM runs")}
+            # Only rows as the tool writes them: a rebuild never carries a crafted one over.
+            return {r["id"]: dict(r) for r in conn.execute(valid_rows("runs"))}
     except sqlite3.Error:
         return {}
 
@@ -316,8 +338,10 @@ def file_problem(path: Path) -> str | None:
 
 
 def read_capture_locations(path: Path) -> list[tuple[str, int, str, int, int]]:
-    """(url, run, file, offset, length) of every capture, read-only (``verify``)."""
+    """(url, run, file, offset, length) of every capture, read-only (``verify``); a
+    malformed history raises :class:`HistoryError`."""
     with read_only(path) as conn:
+        check_connection(conn, path)
         return conn.execute(CAPTURE_LOCATIONS).fetchall()
 
 
