@@ -349,11 +349,14 @@ def read_capture_locations(path: Path) -> list[tuple[str, int, str, int, int]]:
 STATUS_ORDER = ("running", "interrupted", "failed", "partial", "finished")
 
 
-def merge_histories(target: str | os.PathLike[str], sources: Iterable[Path]) -> None:
+def merge_histories(
+    target: str | os.PathLike[str], sources: Iterable[tuple[Path, dict[str, str]]]
+) -> None:
     """One history of the histories of processes that crawled the same runs side by side
     (``crawl --processes``): run N of each process is run N of the whole. Captures and
-    sightings are copied as they are (each WARC file is one process's), an article seen by
-    two processes keeps its earliest first and latest last sighting. Written to a
+    sightings are copied as they are (each WARC file is one process's; a file the merge
+    renamed is given its new name, as ``{old: new}`` beside each history says), an article
+    seen by two processes keeps its earliest first and latest last sighting. Written to a
     temporary file, then swapped in; much cheaper than re-reading every WARC record."""
     target = Path(target)
     tmp = target.with_name(target.name + ".merge")
@@ -363,9 +366,10 @@ def merge_histories(target: str | os.PathLike[str], sources: Iterable[Path]) -> 
     conn = history.conn
     try:
         conn.execute("COMMIT")
-        for number, source in enumerate(sources):
+        for number, (source, renamed) in enumerate(sources):
             conn.execute("ATTACH DATABASE ? AS src", (str(source),))
             conn.execute("BEGIN")
+            before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM captures").fetchone()[0]
             for row in conn.execute("SELECT * FROM src.runs").fetchall():
                 old = conn.execute("SELECT * FROM runs WHERE id = ?", (row["id"],)).fetchone()
                 if old is None:
@@ -380,6 +384,10 @@ def merge_histories(target: str | os.PathLike[str], sources: Iterable[Path]) -> 
             conn.execute(
                 f"INSERT INTO captures ({CAPTURE_COLUMNS}) SELECT {CAPTURE_COLUMNS} "
                 "FROM src.captures ORDER BY id"
+            )
+            conn.executemany(
+                "UPDATE captures SET filename = ? WHERE filename = ? AND id > ?",
+                [(new, old, before) for old, new in renamed.items()],
             )
             conn.execute(
                 "INSERT OR IGNORE INTO article_sightings SELECT * FROM src.article_sightings"
