@@ -136,7 +136,7 @@ class Intake:
 
     def refuse(self, what: str, why: str) -> None:
         message = f"{shown(what)}: {why}"
-        logger.warning("merge refused %s", message)
+        logger.info("merge refused %s", message)  # the merge prints every refusal
         self.refused.append(message)
 
     def close(self) -> None:
@@ -147,8 +147,9 @@ class Intake:
     # -- opening the folders -------------------------------------------------------------
 
     def open_worker(self, root: str, name: str | None) -> Worker | None:
-        """The worker at ``root`` with its collection ``name`` (or its only one), its lock
-        tested and held; None if it has nothing to merge (refusals noted)."""
+        """The worker at ``root``: its lock tested and held, the collections it holds
+        (``name`` only, if given), and if that is one, its archive and index opened; None
+        if it has no ``collections`` folder to take (refusals noted)."""
         from crawler.exitcodes import UsageError
 
         worker = Worker(root, Folder.open(root))

@@ -384,7 +384,7 @@ def _corpus_records(
 
 
 def _skip(result: MergeResult, message: str) -> None:
-    logger.warning("merge: corpus record skipped: %s", message)
+    logger.info("merge: corpus record skipped: %s", message)  # printed with the outcome
     result.skipped_count += 1
     if len(result.skipped) < 100:
         result.skipped.append(message)
@@ -460,6 +460,7 @@ def _merge(
             except Exception as exc:  # noqa: BLE001 - a damaged file: refused, not merged
                 intake.refuse(source.where, f"unreadable WARC file ({type(exc).__name__})")
                 new.remove(source)
+                source.target = ""  # nothing of the merge points at it
         merged = {}
         for path in target.warcs():
             with open(path, "rb") as fh:
