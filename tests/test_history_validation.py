@@ -80,6 +80,8 @@ CRAFTED = {
         "UPDATE captures SET filename = '../../elsewhere.warc.gz' WHERE id = 3"
     ),
     "captures run unknown": "UPDATE captures SET run_id = 99 WHERE id = 4",
+    # Not completed with an empty table: the runs left would be read unchecked.
+    "captures table dropped": "DROP TABLE captures",
 }
 
 
@@ -113,6 +115,16 @@ def test_crafted_history_row_stops_report_and_crawl_with_one_line(crafted, site,
     assert run_cli("report", str(root)).returncode == 0
     again = run_cli("crawl", site.url, "-o", str(root), "--name", NAME, "--fast")
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+
+
+def test_report_of_a_file_that_is_no_database_is_one_line(crawled, tmp_path):
+    root = tmp_path / "out"
+    shutil.copytree(crawled, root)
+    (root / HISTORY_NAME).write_bytes(b"not a database, " * 512)
+    report = run_cli("report", str(root))
+    assert report.returncode == 4
+    line = one_line(report)
+    assert str(root / HISTORY_NAME) in line and f"autoblog-archive reindex {root}" in line
 
 
 def test_reindex_keeps_no_crafted_run_row(crawled, tmp_path):

@@ -130,6 +130,21 @@ class History(CaptureQueries, ArticleQueries):
             path = path / HISTORY_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        try:
+            cls._prepare(conn, path)
+        except sqlite3.OperationalError:
+            conn.close()
+            raise  # locked, disk full: not the file's fault
+        except sqlite3.DatabaseError as exc:
+            conn.close()  # not a database, malformed pages
+            raise HistoryError(path, f"unreadable ({exc})") from None
+        except HistoryError:
+            conn.close()
+            raise
+        return cls(conn, path, batch_size, batch_seconds)
+
+    @staticmethod
+    def _prepare(conn: sqlite3.Connection, path: Path) -> None:
         conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE)  # a crafted value stays small
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
@@ -138,21 +153,17 @@ class History(CaptureQueries, ArticleQueries):
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         # Only a new file is written to here: `report` may open the history of a running
-        # crawl, and WAL lets it read without waiting for the crawl's open batch.
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'captures'").fetchone() is None:
+        # crawl, and WAL lets it read without waiting for the crawl's open batch. A file
+        # holding anything is checked, never completed: a crafted table stays refused.
+        if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
             conn.executescript(SCHEMA)
             conn.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
         else:
-            try:
-                check_connection(conn, path)  # every row, before anything reads one
-            except HistoryError:
-                conn.close()
-                raise
+            check_connection(conn, path)  # every row, before anything reads one
         conn.execute("BEGIN")
-        return cls(conn, path, batch_size, batch_seconds)
 
     # -- transactions ------------------------------------------------------------
 
