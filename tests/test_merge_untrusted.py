@@ -318,23 +318,28 @@ def test_name_with_a_newline_is_refused_and_forges_nothing(workers, tmp_path):
 
 
 def test_one_malformed_corpus_record_is_skipped_and_the_rest_merged(workers, tmp_path):
-    """A record whose ``quality_flags`` is not a list, and a line that is not JSON, in a
-    worker's corpus: each named (shard and line) and left out, every other record merged."""
+    """A record whose ``quality_flags`` is not a list, one whose URL is not a URL, and a
+    line that is not JSON, in a worker's corpus: each named (shard and line) and left
+    out, every other record merged."""
     a = copy_worker(workers[0], tmp_path / "a")
     (shard,) = a.root.glob("corpus/**/part-*.jsonl.gz")
     lines = gzip.decompress(shard.read_bytes()).splitlines(keepends=True)
     bad = orjson.loads(lines[1])
     bad["quality_flags"] = "not a list"
     lines[1] = orjson.dumps(bad) + b"\n"
+    bad = orjson.loads(lines[2])
+    bad["url"] = "http://[::1/"  # not a URL: canonicalising it raises
+    lines[2] = orjson.dumps(bad) + b"\n"
     lines.insert(3, b'{"id": "half a record\n')
     shard.write_bytes(gzip.compress(b"".join(lines)))
-    expected = {orjson.loads(x)["id"] for i, x in enumerate(lines) if i not in (1, 3)}
+    expected = {orjson.loads(x)["id"] for i, x in enumerate(lines) if i not in (1, 2, 3)}
 
     result = run_cli("merge", str(a.root), "-o", str(tmp_path / "m"))
 
     assert result.returncode == 1, result.stdout + result.stderr
     skipped = [x for x in result.stdout.splitlines() if x.startswith("SKIPPED")]
-    assert len(skipped) == 2, result.stdout
-    assert "line 2: quality_flags" in skipped[0] and "line 4: not JSON" in skipped[1]
+    assert len(skipped) == 3, result.stdout
+    assert "line 2: quality_flags" in skipped[0] and "line 3: url" in skipped[1]
+    assert "line 4: not JSON" in skipped[2]
     assert {r["id"] for r in corpus_records(tmp_path / "m")} == expected
     assert run_cli("verify", str(tmp_path / "m")).returncode == 0

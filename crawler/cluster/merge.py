@@ -329,11 +329,15 @@ def merge_corpora(intake: Intake, target: Path, result: MergeResult) -> int:
             if problem is not None:
                 _skip(result, f"{where}: {problem}")
                 continue
+            try:
+                url = canonical_url(rec["url"])
+            except ValueError:  # UnicodeError included
+                _skip(result, f"{where}: url is not a URL")
+                continue
             warc = rec.get("warc")
             if warc and warc.get("filename") in names:
                 rec["warc"] = warc | {"filename": names[warc["filename"]]}
             rec["dup"] = None
-            url = canonical_url(rec["url"])
             if "from_index_only" in rec["quality_flags"]:
                 if url not in index_only or rec["id"] < index_only[url]["id"]:
                     index_only[url] = rec
