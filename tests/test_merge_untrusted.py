@@ -155,13 +155,16 @@ def test_linked_open_file_never_touches_what_it_points_at(workers, tmp_path):
 
 
 def test_linked_warc_and_linked_collection_are_refused_by_name(workers, tmp_path):
-    """A WARC file that is a link to another crawl's WARC, and a worker whose collection
-    folder is a link to another crawl's collection: both refused and named, nothing of
-    what they point at is merged, the real worker is."""
+    """A WARC file that is a link to another crawl's WARC, a corpus run folder that is a
+    link to another crawl's, and a worker whose collection folder is a link to another
+    crawl's collection: each refused and named, nothing of what they point at is merged,
+    the real worker is."""
     a = copy_worker(workers[0], tmp_path / "a")
     own = the_warc(a).name
     other = OutputLayout(workers[1], NAME)
     (a.archive / "c-linked.warc.gz").symlink_to(the_warc(other))
+    (other_run,) = (workers[1] / "corpus").iterdir()
+    (a.root / "corpus" / "run-99999").symlink_to(other_run, target_is_directory=True)
     w = tmp_path / "w"
     (w / "collections").mkdir(parents=True)
     (w / "collections" / NAME).symlink_to(other.collection, target_is_directory=True)
@@ -171,9 +174,12 @@ def test_linked_warc_and_linked_collection_are_refused_by_name(workers, tmp_path
     assert result.returncode == 1, result.stdout + result.stderr
     assert refused(result, "c-linked.warc.gz"), result.stdout
     assert refused(result, f"{w}/collections/{NAME}'"), result.stdout
+    assert refused(result, "corpus/run-99999'"), result.stdout
     merged = OutputLayout(tmp_path / "m", NAME)
     assert [p.name for p in merged.warcs()] == [own]
     assert not merged_urls(merged) & {u for _, _, u, _ in records(the_warc(other))} - {""}
+    theirs = {r["id"] for r in corpus_records(workers[1])}
+    assert not {r["id"] for r in corpus_records(merged.root)} & theirs
     no_links(merged.root)
     assert run_cli("verify", str(merged.root)).returncode == 0
 

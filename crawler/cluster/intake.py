@@ -317,6 +317,9 @@ class Intake:
                     if below is not None:
                         yield from self._shards(below)
                     continue
+                if entry.kind != "file":  # a link (to a file or a folder), a FIFO, ...
+                    self.refuse(entry.path, f"a {entry.kind} in the corpus, not read")
+                    continue
                 if not (
                     entry.name.startswith(CORPUS_SHARD[0]) and entry.name.endswith(CORPUS_SHARD[1])
                 ):
