@@ -180,3 +180,20 @@ def test_crafted_deal_is_dealt_again(site, tmp_path):
     owners = orjson.loads((root / "processes" / "deal.json").read_bytes())["autoblogs"]
     assert owners and all(isinstance(v, int) for v in owners.values())
     assert run_cli("verify", str(root)).returncode == 0
+
+
+def test_lock_file_that_is_a_link_is_refused(site, crawled, tmp_path):
+    """``.lock`` is opened, truncated and written by the run that takes the folder: as a
+    link it would overwrite what it points at. Refused in one line, the target unchanged."""
+    root = tmp_path / "out"
+    shutil.copytree(crawled, root)
+    outside = tmp_path / "precious.txt"
+    outside.write_text("keep me\n")
+    (root / ".lock").unlink(missing_ok=True)
+    (root / ".lock").symlink_to(outside)
+    requests = len(site.requests())
+    crawl = run_cli("crawl", site.url, "-o", str(root), "--name", NAME, "--fast")
+    assert crawl.returncode == 4
+    assert ".lock" in one_line(crawl)
+    assert outside.read_text() == "keep me\n"
+    assert len(site.requests()) == requests
