@@ -18,7 +18,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import run_cli
+from conftest import crawl_log, run_cli
 
 from crawler.layout import HISTORY_NAME
 from crawler.samplefarm import start_farm
@@ -197,3 +197,50 @@ def test_lock_file_that_is_a_link_is_refused(site, crawled, tmp_path):
     assert ".lock" in one_line(crawl)
     assert outside.read_text() == "keep me\n"
     assert len(site.requests()) == requests
+
+
+def test_hostile_warcinfo_fields_never_make_a_history_the_check_refuses(crawled, tmp_path):
+    """``reindex`` takes run numbers, dates and modes from the WARCs' ``warcinfo``: a file
+    whose fields are not the tool's (a run number of 23 digits, a date that is no date,
+    an unknown mode) is rebuilt into a history every command accepts."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    from crawler.warc.writer import gzip_member, make_record_builder, serialize_record
+
+    root = tmp_path / "out"
+    shutil.copytree(crawled, root)
+    (warc,) = (root / "collections" / NAME / "archive").glob("*.warc.gz")
+    data = warc.read_bytes()
+    with open(warc, "rb") as fh:
+        it = ArchiveIterator(fh)
+        first = next(iter(it))
+        assert first.rec_type == "warcinfo"
+        it.read_to_end(first)
+        rest = data[it.get_record_offset() + it.get_record_length() :]
+    fields = {"crawlRun": "9" * 23, "crawlRunStarted": "yesterday", "crawlRunMode": "evil"}
+    info = make_record_builder().create_warcinfo_record(warc.name, fields)
+    warc.write_bytes(gzip_member(serialize_record(info)) + rest)
+
+    assert run_cli("reindex", str(root)).returncode in (0, 1)
+    report = run_cli("report", str(root), "--json")
+    assert report.returncode == 0, report.stdout[-2000:] + report.stderr[-2000:]
+    run = orjson.loads(report.stdout)["run"]
+    assert run["id"] < 1000 and run["started"][:4].isdigit() and run["mode"] == "full"
+
+
+def test_index_line_with_a_crafted_field_does_not_fail_the_next_run(site, crawled, tmp_path):
+    """The collection's own ``index.cdxj`` is read back at the end of every run (for
+    ``pages.jsonl``): a line whose ``mime`` is not text is passed over, not a crash that
+    leaves ``pages.jsonl`` unwritten."""
+    root = tmp_path / "out"
+    shutil.copytree(crawled, root)
+    cdxj = root / "collections" / NAME / "indexes" / "index.cdxj"
+    lines = cdxj.read_text(encoding="utf-8").splitlines(keepends=True)
+    key, stamp, blob = lines[0].split(" ", 2)
+    lines[0] = f"{key} {stamp} {orjson.dumps(orjson.loads(blob) | {'mime': 5}).decode()}\n"
+    cdxj.write_text("".join(lines), encoding="utf-8")
+    again = run_cli("crawl", site.url, "-o", str(root), "--name", NAME, "--fast")
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    # The index step runs in a signal handler: a crash there shows only in the log.
+    assert "Traceback" not in crawl_log(again)
+    assert not (root / "pages.jsonl.tmp").exists()

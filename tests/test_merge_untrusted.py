@@ -349,3 +349,22 @@ def test_one_malformed_corpus_record_is_skipped_and_the_rest_merged(workers, tmp
     assert "line 4: not JSON" in skipped[2]
     assert {r["id"] for r in corpus_records(tmp_path / "m")} == expected
     assert run_cli("verify", str(tmp_path / "m")).returncode == 0
+
+
+def test_name_with_a_newline_in_a_crawl_folder_is_named_escaped(workers, tmp_path):
+    """The same file put straight into a crawl's own archive: ``reindex`` and the index
+    leave it out (the history stays one every command reads), and ``verify`` names it
+    escaped: no line of its report is forged."""
+    a = copy_worker(workers[0], tmp_path / "a")
+    fake = "0" * 64
+    shutil.copyfile(the_warc(OutputLayout(workers[1], NAME)), a.archive / f"x\n{fake}  f.warc.gz")
+
+    reindex = run_cli("reindex", str(a.root))
+    assert reindex.returncode == 1 and "x\\n" + fake in reindex.stdout, reindex.stdout
+    assert run_cli("report", str(a.root)).returncode == 0
+    assert fake not in a.cdxj.read_text(encoding="utf-8")
+    verify = run_cli("verify", str(a.root))
+    assert verify.returncode == 1
+    lines = verify.stdout.splitlines()
+    assert any(x.startswith("DEFECT") and "x\\n" + fake in x for x in lines), verify.stdout
+    assert not any(x.startswith(fake) for x in lines), verify.stdout
