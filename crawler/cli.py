@@ -102,7 +102,13 @@ def _directory(p: argparse.ArgumentParser) -> None:
 
 def _replay(p: argparse.ArgumentParser) -> None:
     _directory(p)
-    p.add_argument("--port", type=int, default=8090)
+    # Checked by `replay` itself: a bad port is one line and exit 4, like every usage error.
+    p.add_argument("--port", default="8090", help="port on 127.0.0.1 (default 8090)")
+    p.add_argument(
+        "--log-file",
+        default=None,
+        help="append pywb's output here (default: a private temporary folder, removed at exit)",
+    )
 
 
 def _report(p: argparse.ArgumentParser) -> None:

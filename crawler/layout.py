@@ -103,10 +103,6 @@ class OutputLayout:
         return self.logs / f"crawl-{started.strftime('%Y%m%dT%H%M%SZ')}.log"
 
     @property
-    def pywb_log(self) -> Path:
-        return self.logs / "pywb.log"
-
-    @property
     def corpus(self) -> Path:
         return self.root / "corpus"
 

@@ -151,14 +151,10 @@ def replayed(root: Path, path: str) -> bytes:
     """What a real pywb serves at ``<its base URL><path>`` for the output folder ``root``."""
     import urllib.request
 
-    from crawler.replay import start_wayback
+    from crawler.replay import Wayback
 
-    proc, base = start_wayback(root)
-    try:
+    with Wayback(root) as base:
         return urllib.request.urlopen(base + path).read()
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _pywb_available() -> bool:
