@@ -5,15 +5,21 @@ warcio and checked with ``verify``.
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
+import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -32,34 +38,49 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    """A redis-server of its own, on loopback, no persistence. Missing in CI: a failure."""
+@contextmanager
+def redis_server(work: Path, *options: str, tls: Path | None = None) -> Iterator[int]:
+    """A redis-server of its own on a free loopback port, no persistence, until it says it
+    is ready; with ``tls`` (a folder of ``tls_files``) that port speaks TLS only."""
     server = shutil.which("redis-server")
     if server is None:
         if os.environ.get("CI"):
             pytest.fail("redis-server is not installed (.ci/run installs it)")
         pytest.skip("redis-server not installed (apt-get install redis-server)")
     port = _free_port()
-    work = tmp_path_factory.mktemp("redis")
+    listen = ["--port", str(port)]
+    if tls is not None:
+        listen = ["--port", "0", "--tls-port", str(port), "--tls-auth-clients", "no",
+                  "--tls-cert-file", str(tls / "server.pem"), "--tls-key-file",
+                  str(tls / "server.key"), "--tls-ca-cert-file", str(tls / "ca.pem")]  # fmt: skip
     proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(work)],
-        stdout=subprocess.DEVNULL,
+        [server, *listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(work), *options],
+        stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    for _ in range(200):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            proc.poll()
-            assert proc.returncode is None, "redis-server did not start"
-            time.sleep(0.05)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    ready = threading.Event()
+
+    def watch() -> None:  # and keep reading, so that redis-server never blocks on its log
+        for line in proc.stdout:
+            if "Ready to accept connections" in line:
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    ready.wait(60)
+    assert proc.poll() is None, "redis-server did not start"
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    """A redis-server on loopback, no password. Missing in CI: a failure."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as port:
+        yield f"redis://127.0.0.1:{port}/0"
 
 
 def workers(redis_url: str, crawl: str, folders: list[Path], *extra: str) -> list[subprocess.Popen]:
@@ -269,3 +290,153 @@ def test_cluster_table_of_the_config_file(tmp_path):
     path.write_text('farms = ["https://farm.example/"]\noutput = "o"\n[cluster]\nredis_url = "x"\n')
     with pytest.raises(ConfigError, match="cluster.redis_url"):
         load_config(path)
+
+
+# -- trust boundaries: what is read from Redis is data, the password is never shown ------
+
+
+def worker_log(folder: Path) -> str:
+    return "".join(p.read_text(errors="replace") for p in sorted((folder / "logs").glob("*.log")))
+
+
+def tls_files(folder: Path) -> Path:
+    """A CA and a certificate for 127.0.0.1 it signed, as PEM files in ``folder``."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    folder.mkdir()
+    now = datetime.datetime.now(datetime.UTC)
+
+    def cert(name: str, key, issuer, signer, ca: bool) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            import ipaddress
+
+            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+            builder = builder.add_extension(san, critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = cert("test CA", ca_key, x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")]),
+              ca_key, True)  # fmt: skip
+    server = cert("127.0.0.1", key, ca.subject, ca_key, False)
+    pem = serialization.Encoding.PEM
+    (folder / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (folder / "server.pem").write_bytes(server.public_bytes(pem))
+    (folder / "server.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return folder
+
+
+SECRET = "s3cret-Zq7-never-shown"
+ACL_SECRET = "acl-Wq9-never-shown"
+
+
+def written(folder: Path) -> Iterator[tuple[Path, bytes]]:
+    """Every file under ``folder`` as bytes (gzip files inflated too)."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            yield path, data + (gzip.decompress(data) if path.suffix == ".gz" else b"")
+
+
+def test_redis_password_is_never_written_nor_printed(tmp_path):
+    crawl = "secret"
+    # An ACL user held to this crawl's keys: what the README advises for a shared Redis.
+    alice = [
+        "alice",
+        "on",
+        f">{ACL_SECRET}",
+        f"~autoblog-archive:{crawl}:*",
+        "+@all",
+        "-@dangerous",
+    ]
+    with (
+        redis_server(tmp_path, "--requirepass", SECRET, "--user", *alice) as port,
+        start_farm(autoblogs=2, articles=4, seed=23) as farm,
+    ):
+        at = f"127.0.0.1:{port}/0"
+        wrong = run_cli(
+            "seed", farm.url, "--redis", f"redis://:x{SECRET}@{at}", "--crawl-id", crawl
+        )
+        seeded = run_cli(
+            "seed",
+            farm.url,
+            "--redis",
+            f"redis://:{SECRET}@{at}",
+            "--crawl-id",
+            crawl,
+            "--name",
+            "c",
+        )
+        assert seeded.returncode == 0, seeded.stderr
+        admin = f"--redis=redis://default:{SECRET}@{at}"
+        user = f"redis://alice:{ACL_SECRET}@{at}"
+        first, second = tmp_path / "first", tmp_path / "second"
+        cmd = ["--crawl-id", crawl, "--fast", "--set", "CLUSTER_BUSY_TTL=3"]
+        worked = run_cli("worker", "--redis", user, "-o", str(first), *cmd)
+        verbose = run_cli("worker", admin, "-o", str(second), "--verbose", *cmd)
+    assert wrong.returncode == 4 and f"redis://***@{at}" in wrong.stderr, wrong.stderr
+    assert "Traceback" not in wrong.stderr
+    assert worked.returncode == 0 and verbose.returncode == 0, worked.stderr[-3000:]
+    # Where the URL was: the command line in the history; Scrapy's settings in the log.
+    with sqlite3.connect(first / "history.sqlite") as db:
+        (command,) = db.execute("SELECT command FROM runs").fetchone()
+    assert f"--redis redis://***@{at}" in command
+    assert "Overridden settings" in worker_log(first) and "Overridden settings" in verbose.stderr
+    files = list(written(first)) + list(written(second))
+    assert any(p.name == "summary.json" for p, _ in files)
+    for secret in (SECRET, ACL_SECRET):
+        for path, data in files:
+            assert secret.encode() not in data, path
+        for result in (wrong, seeded, worked, verbose):
+            assert secret not in result.stdout + result.stderr, result.args
+
+
+def test_worker_over_tls(tmp_path):
+    tls = tls_files(tmp_path / "tls")
+    with (
+        redis_server(tmp_path, "--requirepass", SECRET, tls=tls) as port,
+        start_farm(autoblogs=1, articles=3, seed=24) as farm,
+    ):
+        with pytest.raises(redis.ConnectionError):  # the port speaks TLS only
+            redis.Redis(host="127.0.0.1", port=port, password=SECRET).ping()
+        url = f"rediss://:{SECRET}@127.0.0.1:{port}/0?ssl_ca_certs={tls / 'ca.pem'}"
+        seeded = run_cli("seed", farm.url, "--redis", url, "--crawl-id", "tls", "--name", "c")
+        assert seeded.returncode == 0, seeded.stderr
+        (proc,) = workers(url, "tls", [tmp_path / "w"])
+        out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, (out + err)[-3000:]
+    summary = json.loads((tmp_path / "w" / "summary.json").read_bytes())
+    assert summary["verdict"] == "complete" and summary["responses"] > 5
+    assert SECRET not in worker_log(tmp_path / "w")
+
+
+def test_redacted_url():
+    from crawler.redact import redacted_command, redacted_url
+
+    assert redacted_url("redis://:pw@10.0.0.5:6379/0") == "redis://***@10.0.0.5:6379/0"
+    assert redacted_url("rediss://user:pw@h:6380/1") == "rediss://***@h:6380/1"
+    assert redacted_url("redis://h/0?password=pw&db=1") == "redis://h/0?password=***&db=***"
+    assert redacted_url("redis://:p@w@h/0") == "redis://***@h/0"
+    assert redacted_url("redis://:p/w@h/0") == "redis://***"  # an unescaped / in a password
+    assert redacted_url("redis://h:6379/0") == "redis://h:6379/0"
+    assert redacted_url("https://farm.example/a?b=c") == "https://farm.example/a?b=c"
+    argv = ["worker", "--redis=redis://:pw@h/0", "--set", "X=rediss://u:pw@h", "http://f/"]
+    assert redacted_command(argv) == (
+        "worker --redis=redis://***@h/0 --set X=rediss://***@h http://f/"
+    )

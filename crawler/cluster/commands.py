@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from crawler.cluster import Keys, check_crawl_id, connect, current_run
+from crawler.cluster import Keys, check_crawl_id, check_redis_url, connect, current_run
 from crawler.exitcodes import EXIT_FAILED, EXIT_OK, UsageError
 
 
@@ -34,7 +34,7 @@ def cluster_options(args: argparse.Namespace) -> tuple[str, str, Any]:
     crawl = args.crawl_id or (config.cluster.crawl_id if config else None)
     if not redis_url or not crawl:
         raise UsageError("give --redis URL and --crawl-id NAME (or [cluster] in --config)")
-    return redis_url, check_crawl_id(crawl), config
+    return check_redis_url(redis_url), check_crawl_id(crawl), config
 
 
 def seed_run(
