@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import pickle
 import re
 import shutil
 import signal
@@ -26,8 +27,10 @@ from urllib.parse import unquote
 import pytest
 import redis
 from conftest import BIN, needs_pywb, replayed, responses, run_cli
+from hostile import HostileServer, redirect_to
 from warcio.archiveiterator import ArchiveIterator
 
+from crawler.cluster import Keys
 from crawler.corpus.shards import read_corpus
 from crawler.samplefarm import start_farm
 
@@ -295,8 +298,107 @@ def test_cluster_table_of_the_config_file(tmp_path):
 # -- trust boundaries: what is read from Redis is data, the password is never shown ------
 
 
+def plant(redis_url: str, crawl: str, *planted: bytes) -> str:
+    """Entries put into the current run's queue above every request (popped first), as
+    anyone who can write to the Redis could; returns the queue's key."""
+    client = redis.Redis.from_url(redis_url)
+    keys = Keys(crawl)
+    key = keys.requests(int(client.get(keys.run)))
+    client.zadd(key, dict.fromkeys(planted, -1000))
+    return key
+
+
+def entry(url: str, **changes: object) -> bytes:
+    """A frontier entry as a worker writes it (crawler.cluster.entries), with ``changes``."""
+    fields = {"url": url, "method": "GET", "callback": "parse", "errback": "failed",
+              "headers": {}, "meta": {}, "priority": 0, "dont_filter": False,
+              "flags": []}  # fmt: skip
+    return json.dumps(fields | changes).encode()
+
+
 def worker_log(folder: Path) -> str:
     return "".join(p.read_text(errors="replace") for p in sorted((folder / "logs").glob("*.log")))
+
+
+def crawl_with_planted(redis_url: str, crawl: str, folder: Path, farm, *planted: bytes):
+    """Seed a run, plant ``planted``, run one worker to its end: (exit code, queue key, log,
+    summary.json). The farm must still be archived whole."""
+    seeded = run_cli("seed", farm.url, "--redis", redis_url, "--crawl-id", crawl, "--name", "c")
+    assert seeded.returncode == 0, seeded.stderr
+    key = plant(redis_url, crawl, *planted)
+    (proc,) = workers(redis_url, crawl, [folder])
+    out, err = proc.communicate(timeout=300)
+    captured = {unquote(u) for u, _, _ in responses(folder / "collections" / "c" / "archive")}
+    for blog in farm.truth()["autoblogs"].values():
+        for article in blog["articles"]:
+            assert unquote(article["url"]) in captured, (out + err)[-2000:]
+    summary = json.loads((folder / "summary.json").read_bytes())
+    return proc.returncode, key, worker_log(folder), summary
+
+
+class Unpickled:
+    """Unpickling it makes a folder: what a pickled frontier entry could do to a worker."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.marker),))
+
+
+def test_pickled_frontier_entry_is_never_unpickled(redis_url, tmp_path):
+    marker = tmp_path / "code-ran"
+    with start_farm(autoblogs=1, articles=4, seed=21) as farm:
+        code, key, log, summary = crawl_with_planted(
+            redis_url, "pickled", tmp_path / "w", farm, pickle.dumps(Unpickled(marker))
+        )
+    assert not marker.exists(), "a frontier entry was unpickled"
+    assert f"dropped an entry of the shared frontier {key} (not JSON)" in log
+    assert summary["frontier_rejected"] == 1
+    assert code == 1 and summary["verdict"].startswith("partial: 1 entries of the shared")
+
+
+def test_frontier_entries_that_are_no_request_of_the_crawl_are_dropped(redis_url, tmp_path):
+    with start_farm(autoblogs=1, articles=4, seed=22) as farm:
+        planted = {
+            b"\x00\x01 not json": "not JSON",
+            entry("http://elsewhere.invalid/autoblogs/x/"): "out of scope",
+            entry("file:///etc/passwd"): "out of scope",
+            entry(f"{farm.url}?planted-post", method="POST"): "method POST",
+            entry(f"{farm.url}?planted-callback", callback="close"): "no callback 'close'",
+            entry(f"{farm.url}?planted-big", flags=["x" * 70_000]): "over CLUSTER_MAX_ENTRY_SIZE",
+            entry(f"{farm.url}?planted-proxy", meta={"proxy": "http://proxy.invalid:3128"}): (
+                "unexpected meta key 'proxy'"
+            ),
+            entry(f"{farm.url}?planted-class", _class="scrapy.FormRequest"): "not a request entry",
+        }
+        code, key, log, summary = crawl_with_planted(
+            redis_url, "planted", tmp_path / "w", farm, *planted
+        )
+        fetched = [r["path"] for r in farm.requests()]
+    named = f"dropped an entry of the shared frontier {key} ("
+    dropped = [line for line in log.splitlines() if named in line]
+    assert len(dropped) == len(planted), dropped
+    for reason, count in Counter(planted.values()).items():
+        assert sum(reason in line for line in dropped) == count, reason
+    assert summary["frontier_rejected"] == len(planted)
+    assert code == 1, summary["verdict"]
+    assert not [p for p in fetched if "planted" in p]
+
+
+def test_redirect_out_of_scope_is_skipped_not_taken_for_a_planted_entry(redis_url, tmp_path):
+    with HostileServer() as elsewhere, HostileServer() as farm:
+        base = farm.base()[len(farm.url) - 1 :]
+        farm.routes[base + "?feed"] = redirect_to(elsewhere.url + "stolen")
+        seeded = run_cli("seed", farm.url, "--redis", redis_url, "--crawl-id", "redirect")
+        assert seeded.returncode == 0, seeded.stderr
+        (proc,) = workers(redis_url, "redirect", [tmp_path / "w"])
+        out, err = proc.communicate(timeout=300)
+        assert elsewhere.requests() == []
+    summary = json.loads((tmp_path / "w" / "summary.json").read_bytes())
+    assert summary["skipped"] == {"out of scope (redirect target)": 1}
+    assert summary["frontier_rejected"] == 0
+    assert proc.returncode == 0, (out + err)[-3000:]
 
 
 def tls_files(folder: Path) -> Path:

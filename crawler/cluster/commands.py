@@ -46,10 +46,9 @@ def seed_run(
     full: bool = False,
 ) -> int:
     """Start cluster run N+1: full the first time (or with ``full``), then incremental."""
-    import redis
     from scrapy_redis.dupefilter import RFPDupeFilter
-    from scrapy_redis.queue import PriorityQueue
 
+    from crawler.cluster.frontier import seed_queue
     from crawler.run import check_urls, default_name
     from crawler.warc.indexes import check_collection_name
     from spiders.autoblog import AutoblogSpider
@@ -70,9 +69,8 @@ def seed_run(
     async def starts() -> list[Any]:
         return [request async for request in spider.start()]
 
-    raw = redis.Redis.from_url(redis_url)  # scrapy-redis stores pickled bytes
-    queue = PriorityQueue(raw, spider, keys.requests(run))
-    seen = RFPDupeFilter(raw, keys.dupefilter(run))
+    queue = seed_queue(redis_url, spider, keys.requests(run))
+    seen = RFPDupeFilter(queue.server, keys.dupefilter(run))
     for request in asyncio.run(starts()):
         if not seen.request_seen(request):
             queue.push(request)
