@@ -176,7 +176,7 @@ def print_summary(summary: dict, out: TextIO | None = None) -> None:
         print(f"  failed {count} x {reason}", file=out)
     for reason, count in sorted(summary["skipped"].items()):
         print(f"  skipped {count} x {reason}", file=out)
-    if summary.get("frontier_rejected"):
+    if summary["frontier_rejected"]:
         print(f"  dropped {summary['frontier_rejected']} x invalid frontier entry", file=out)
     if summary["from_archive"]:
         print(

@@ -149,7 +149,7 @@ def refusal(
     """Why a request must not go out, or None: the rule of the scope guard
     (:class:`crawler.middlewares.ScopeGuardMiddleware`) and of a shared frontier's entries.
 
-    Fails closed: with no scope known yet, nothing goes out but robots.txt of a seed's origin.
+    Fails closed: with no scope known yet, nothing goes out.
     """
     if max_url_length and len(url) > max_url_length:
         return f"URL longer than {max_url_length} characters"

@@ -1,8 +1,9 @@
 """The shared frontier's entries: a request as JSON data, never code.
 
 scrapy-redis pickles requests by default, and whoever can write to the Redis would run
-code in every worker that pops an entry. This module is its ``SCHEDULER_SERIALIZER``
-(``dumps``/``loads`` of ``Request.to_dict(spider=...)``): an entry is a JSON object of
+code in every worker that pops an entry. This module is the shared queue's serializer
+(scrapy-redis's ``SCHEDULER_SERIALIZER`` interface: ``dumps``/``loads`` of
+``Request.to_dict(spider=...)``), whatever that setting says: an entry is a JSON object of
 the fields below, callbacks by name, header values as latin-1 text. What a request
 carries that a worker's own components set again at download time (``download_slot``,
 ``download_timeout``, the capture of an earlier fetch, default headers they fill in
