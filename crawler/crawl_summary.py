@@ -14,7 +14,7 @@ from typing import Any, TextIO
 import orjson
 from scrapy.crawler import Crawler
 
-from crawler.bounds import error_count
+from crawler.bounds import FRONTIER_REJECTED, error_count
 from crawler.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
 from crawler.extensions import CrawlState, IndexOnClose, RunSummary
 from crawler.extensions.lookup import captures_held, item_pipeline, page_bound_reached
@@ -66,6 +66,7 @@ def summarize(crawler: Crawler) -> tuple[dict, int]:
         "warc_records": stats.get("warc/records", 0),
         "payload_bytes": stats.get("warc/payload_bytes", 0),
         "errors": error_count(stats),
+        "frontier_rejected": stats.get(FRONTIER_REJECTED, 0),
         "error_reasons": {
             k.split("/", 1)[1]: v
             for k, v in stats.items()
@@ -121,6 +122,12 @@ def verdict(summary: dict, held: int) -> tuple[int, str]:
             f"partial: the bound {summary['capped']} was reached; run the same command "
             "again to continue where this run stopped"
         )
+    if summary["frontier_rejected"]:
+        return EXIT_PARTIAL, (
+            f"partial: {summary['frontier_rejected']} entries of the shared frontier were no "
+            "request of this crawl and were dropped (named in the log): who else writes to "
+            "this Redis?"
+        )
     if summary["errors"]:
         return EXIT_PARTIAL, (
             f"partial: {summary['errors']} fetches failed, everything fetched is archived; "
@@ -169,6 +176,8 @@ def print_summary(summary: dict, out: TextIO | None = None) -> None:
         print(f"  failed {count} x {reason}", file=out)
     for reason, count in sorted(summary["skipped"].items()):
         print(f"  skipped {count} x {reason}", file=out)
+    if summary["frontier_rejected"]:
+        print(f"  dropped {summary['frontier_rejected']} x invalid frontier entry", file=out)
     if summary["from_archive"]:
         print(
             f"  {summary['from_archive']} pages captured before the interruption were read "

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
 from crawler.layout import OutputLayout
+from crawler.redact import redacted_command
 
 
 class RunLockedError(RuntimeError):
@@ -61,7 +61,7 @@ class RunLock:
     def __init__(self, output: str | os.PathLike[str], command: str | None = None) -> None:
         self.output = Path(output)
         self.path = OutputLayout(self.output).lock
-        self.command = command if command is not None else " ".join(sys.argv)
+        self.command = command if command is not None else redacted_command()
         self.info: dict | None = None
         self._lock = FileLock(
             self.path,

@@ -91,8 +91,7 @@ def missing_requests(root: str | Path, seeds: list[str], autoblogs: list[str]) -
 
 def reconcile(redis_url: str, crawl: str, root: str | Path) -> tuple[int, list[str]]:
     """Queue the missing requests in the current cluster run; returns (run, their URLs)."""
-    import redis
-    from scrapy_redis.queue import PriorityQueue
+    from crawler.cluster.frontier import seed_queue
 
     keys = Keys(check_crawl_id(crawl))
     run, info = current_run(connect(redis_url), keys)
@@ -100,7 +99,7 @@ def reconcile(redis_url: str, crawl: str, root: str | Path) -> tuple[int, list[s
     missing = missing_requests(root, seeds, autoblogs)
     if missing:
         spider = _spider(seeds, autoblogs)
-        queue = PriorityQueue(redis.Redis.from_url(redis_url), spider, keys.requests(run))
+        queue = seed_queue(redis_url, spider, keys.requests(run))
         for request in missing:
             queue.push(request)
     return run, [r.url for r in missing]

@@ -14,7 +14,6 @@ through it.
 from __future__ import annotations
 
 import logging
-import sys
 from dataclasses import dataclass
 
 from scrapy import Spider, signals
@@ -31,6 +30,7 @@ from crawler.history.report import build_report, write_report
 from crawler.history.store import History
 from crawler.items import CrawlPlan, PageItem, crawl_planned, run_started
 from crawler.layout import OutputLayout
+from crawler.redact import redacted_command
 from crawler.runlock import RunLock
 from crawler.urls import canonical_url
 from crawler.warc import WarcPointer
@@ -102,7 +102,7 @@ class CrawlState:
             crawler.stats,
         )
         state.crawler = crawler
-        state.open(" ".join(sys.argv))
+        state.open(redacted_command())
         crawler.signals.connect(state.crawl_planned, signal=crawl_planned)
         crawler.signals.connect(state.note_page, signal=signals.item_scraped)
         crawler.signals.connect(state.spider_idle, signal=signals.spider_idle)
@@ -150,7 +150,7 @@ class CrawlState:
             # Whether the lost history's last run had finished is written nowhere else.
             logger.warning("the history was rebuilt: this run is a full pass")
             mode = FULL
-        run_id = history.start_run(seeds, " ".join(sys.argv), mode=mode)
+        run_id = history.start_run(seeds, redacted_command(), mode=mode)
         run = history.get_run(run_id)
         assert run is not None
         self.run = RunInfo(run_id, mode, run.started, bool(resumable), self._archive_run(run_id))
