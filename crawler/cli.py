@@ -364,8 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from crawler.children import isolate_library_children
     from crawler.exitcodes import EXIT_FAILED, UserError
 
+    isolate_library_children()  # first, while this process has one thread
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler

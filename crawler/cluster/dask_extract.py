@@ -100,6 +100,9 @@ def extract_on_dask(
     """``<output_dir>/corpus/`` from WARC files, one Dask task per file not done yet."""
     from dask.distributed import Client, LocalCluster
 
+    from crawler.children import isolate_library_children
+
+    isolate_library_children()  # Dask's worker processes are ``python -c`` children
     files = sorted({str(Path(p).resolve()) for p in paths})
     parts = Path(output_dir) / PARTS
     parts.mkdir(parents=True, exist_ok=True)
