@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from crawler.children import python_command
+from crawler.escaping import terminal
 from crawler.exitcodes import EXIT_FAILED, EXIT_LOCKED, EXIT_USAGE, UsageError
 from crawler.urls import canonical_url
 
@@ -282,7 +283,8 @@ def run_children(commands: list[list[str]]) -> list[int]:
         for i, child in enumerate(children):
             said = child.communicate()[0].strip()
             codes.append(child.returncode)
-            print(f"process {i + 1}/{len(children)}: {said or 'exit ' + str(child.returncode)}")
+            said = said or f"exit {child.returncode}"
+            print(terminal(f"process {i + 1}/{len(children)}: {said}"))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
