@@ -109,3 +109,14 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def hold_folder(output: str | os.PathLike[str]) -> RunLock:
+    """The run lock of ``output``, taken, or a :class:`UserError` (exit 3) naming who holds
+    it: for the commands that write into a folder a crawl may be writing."""
+    from crawler.exitcodes import EXIT_LOCKED, UserError
+
+    try:
+        return RunLock(output).acquire()
+    except RunLockedError as exc:
+        raise UserError(exc.describe(), EXIT_LOCKED) from None

@@ -25,9 +25,15 @@ def farm() -> RunningFarm:
         yield f
 
 
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, timeout: float = 300, cwd: str | os.PathLike[str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(BIN / "autoblog-archive"), *args], capture_output=True, text=True, timeout=timeout
+        [str(BIN / "autoblog-archive"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
     )
 
 

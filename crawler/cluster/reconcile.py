@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from crawler.cluster import Keys, check_crawl_id, connect, current_run
+from crawler.escaping import terminal
 from crawler.urls import canonical_url
 
 
@@ -115,7 +116,7 @@ def run_reconcile(args: argparse.Namespace) -> int:
         print(f"complete: every page the captured pages list is archived in {args.merged}")
         return EXIT_OK
     for url in urls[:20]:
-        print(f"missing: {url}")
+        print(terminal(f"missing: {url}"))
     print(
         f"{len(urls)} URLs listed but not archived: queued again in run {run}; "
         "run the workers, then merge and reconcile again"
