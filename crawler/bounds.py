@@ -18,8 +18,17 @@ from scrapy import Request
 
 logger = logging.getLogger(__name__)
 
-# Stats that make a run partial: failed fetches, failed WARC writes, spider exceptions.
-ERROR_STATS = ("errors/fetch", "errors/links_cut", "warc/write_errors", "spider_exceptions/count")
+# Entries of a shared frontier a worker dropped as no request of its crawl (crawler.cluster).
+FRONTIER_REJECTED = "frontier/rejected"
+# Stats that make a run partial: failed fetches, failed WARC writes, spider exceptions,
+# frontier entries dropped (what they stood for may be missing).
+ERROR_STATS = (
+    "errors/fetch",
+    "errors/links_cut",
+    "warc/write_errors",
+    "spider_exceptions/count",
+    FRONTIER_REJECTED,
+)
 
 
 def error_count(stats: Mapping[str, Any]) -> int:

@@ -102,7 +102,13 @@ def _directory(p: argparse.ArgumentParser) -> None:
 
 def _replay(p: argparse.ArgumentParser) -> None:
     _directory(p)
-    p.add_argument("--port", type=int, default=8090)
+    # Checked by `replay` itself: a bad port is one line and exit 4, like every usage error.
+    p.add_argument("--port", default="8090", help="port on 127.0.0.1 (default 8090)")
+    p.add_argument(
+        "--log-file",
+        default=None,
+        help="append pywb's output here (default: a private temporary folder, removed at exit)",
+    )
 
 
 def _report(p: argparse.ArgumentParser) -> None:
@@ -131,6 +137,12 @@ def _extract(p: argparse.ArgumentParser) -> None:
         help="WARC files, or folders searched for *.warc.gz (an output folder will do)",
     )
     p.add_argument("--output", "-o", required=True, help="output folder (gets corpus/)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a crawl's output folder or over a corpus: its corpus/ is replaced "
+        "as a whole once the new one is complete",
+    )
     p.add_argument(
         "--workers",
         type=int,
@@ -364,8 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from crawler.children import isolate_library_children
+    from crawler.escaping import terminal
     from crawler.exitcodes import EXIT_FAILED, UserError
 
+    isolate_library_children()  # first, while this process has one thread
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
@@ -375,9 +390,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         if debug:
             raise
-        print(f"autoblog-archive {args.command}: {exc}", file=sys.stderr)
+        # Messages may name what a folder or an archive holds: one escaped line each.
+        print(terminal(f"autoblog-archive {args.command}: {exc}"), file=sys.stderr)
         if exc.hint:
-            print(f"  {exc.hint}", file=sys.stderr)
+            print(terminal(f"  {exc.hint}"), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(
@@ -389,7 +405,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Not an expected condition: still one line and a failure code, never 1 (partial).
         if debug:
             raise
-        print(f"autoblog-archive {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(
+            terminal(f"autoblog-archive {args.command}: {type(exc).__name__}: {exc}"),
+            file=sys.stderr,
+        )
         print("  run it again with --debug for the traceback", file=sys.stderr)
         return EXIT_FAILED
 

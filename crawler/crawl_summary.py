@@ -13,7 +13,8 @@ from typing import Any, TextIO
 
 from scrapy.crawler import Crawler
 
-from crawler.bounds import error_count
+from crawler.bounds import FRONTIER_REJECTED, error_count
+from crawler.escaping import terminal
 from crawler.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
 from crawler.extensions import CrawlState, IndexOnClose, RunSummary
 from crawler.extensions.crawl_state import HISTORY_ERROR
@@ -70,6 +71,7 @@ def summarize(crawler: Crawler) -> tuple[dict, int]:
         "warc_records": stats.get("warc/records", 0),
         "payload_bytes": stats.get("warc/payload_bytes", 0),
         "errors": error_count(stats),
+        "frontier_rejected": stats.get(FRONTIER_REJECTED, 0),
         "error_reasons": {
             k.split("/", 1)[1]: v
             for k, v in stats.items()
@@ -83,6 +85,7 @@ def summarize(crawler: Crawler) -> tuple[dict, int]:
         "skipped": skipped,
         "autoblogs": {b: e for b, e in sorted(autoblogs.items()) if e["engine"] or e["pages"]},
         "first_failure": found.first_failure if found is not None else None,
+        "history_error": outcome.history_error if outcome else None,
         "warc_write_error": capture.write_error if capture else None,
         "index_error": indexes.error if indexes else None,
         "written": indexes.written if indexes else {},
@@ -97,9 +100,8 @@ def verdict(summary: dict, held: int) -> tuple[int, str]:
     seeds = ", ".join(summary["seeds"])
     first_failure = summary.get("first_failure")
     if reason == HISTORY_ERROR:
-        return EXIT_FAILED, (
-            "the crawl history could not start a run (the log says why): nothing was fetched"
-        )
+        why = summary.get("history_error") or "see the log"
+        return EXIT_FAILED, f"the crawl history could not start a run ({why}): nothing was fetched"
     if not held:
         if reason in ("shutdown", "interrupted"):
             return EXIT_FAILED, "interrupted before anything was captured; the folder is unchanged"
@@ -129,6 +131,12 @@ def verdict(summary: dict, held: int) -> tuple[int, str]:
             f"partial: the bound {summary['capped']} was reached; run the same command "
             "again to continue where this run stopped"
         )
+    if summary["frontier_rejected"]:
+        return EXIT_PARTIAL, (
+            f"partial: {summary['frontier_rejected']} entries of the shared frontier were no "
+            "request of this crawl and were dropped (named in the log): who else writes to "
+            "this Redis?"
+        )
     if summary["errors"]:
         return EXIT_PARTIAL, (
             f"partial: {summary['errors']} fetches failed, everything fetched is archived; "
@@ -153,11 +161,15 @@ def share_verdict(code: int, summary: dict, who: str) -> int:
 def print_summary(summary: dict, out: TextIO | None = None) -> None:
     """The end of a run on the terminal: one line per autoblog, the report's URLs, totals."""
     out = out or sys.stdout
+
+    def say(line: str) -> None:  # URLs and reasons may come from the farm: escaped
+        print(terminal(line), file=out)
+
     run = summary["run"]
     resumed = ", resumed" if run.get("resumed") else ""
     counted = run.get("id") is not None and run.get("status") != "discarded"
     head = f"Run {run['id']} ({run['mode']}{resumed})" if counted else "Crawl"
-    print(f"{head}: {summary['verdict']}", file=out)
+    say(f"{head}: {summary['verdict']}")
     report = summary.get("report") or {}
     changes = report.get("autoblogs", {})
     for base, info in summary["autoblogs"].items():
@@ -165,34 +177,33 @@ def print_summary(summary: dict, out: TextIO | None = None) -> None:
         change = ", ".join(
             f"{len(counts[k])} {k}" for k in ("new", "changed", "gone") if counts.get(k)
         )
-        print(
+        say(
             f"  {base}  engine {info['engine'] or 'not identified'}: {info['pages']} pages, "
-            f"{info['articles']} articles" + (f" ({change})" if change else ""),
-            file=out,
+            f"{info['articles']} articles" + (f" ({change})" if change else "")
         )
     if report.get("run", {}).get("id", 1) > 1:  # a first crawl's URLs are all new: noise
         for line in list_changes(report, limit=20):
-            print(f"  {line}", file=out)
+            say(f"  {line}")
     for reason, count in sorted(summary.get("error_reasons", {}).items()):
-        print(f"  failed {count} x {reason}", file=out)
+        say(f"  failed {count} x {reason}")
     for reason, count in sorted(summary["skipped"].items()):
-        print(f"  skipped {count} x {reason}", file=out)
+        say(f"  skipped {count} x {reason}")
+    if summary["frontier_rejected"]:
+        say(f"  dropped {summary['frontier_rejected']} x invalid frontier entry")
     if summary["from_archive"]:
-        print(
+        say(
             f"  {summary['from_archive']} pages captured before the interruption were read "
-            "back from the WARCs, not fetched again",
-            file=out,
+            "back from the WARCs, not fetched again"
         )
     if summary["warc_records"]:
-        print(
+        say(
             f"WARC: {summary['responses']} responses, {summary['revisits']} revisits, "
             f"{summary['warc_records']} records in {len(summary['warc_files'])} files, "
             f"{summary['warc_bytes'] / 1e6:.2f} MB written "
-            f"({summary['payload_bytes'] / 1e6:.2f} MB of HTTP payload)",
-            file=out,
+            f"({summary['payload_bytes'] / 1e6:.2f} MB of HTTP payload)"
         )
     if summary["corpus_shards"]:
         folder = Path(summary["corpus_shards"][0]).parent
-        print(f"Corpus: {summary['corpus_records']} article records in {folder}/", file=out)
+        say(f"Corpus: {summary['corpus_records']} article records in {folder}/")
     if summary.get("log"):
-        print(f"Log: {summary['log']}", file=out)
+        say(f"Log: {summary['log']}")

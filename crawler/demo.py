@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from crawler.crawl_summary import print_summary
+from crawler.escaping import terminal
 from crawler.exitcodes import EXIT_FAILED, UsageError
 from crawler.layout import OutputLayout
 from crawler.run import run_crawl
@@ -55,7 +56,7 @@ def run_demo(args: argparse.Namespace) -> int:
     verdict = "OK" if report.ok else f"FAILED ({len(report.problems)} defects)"
     print(f"Verify: {verdict} ({report.files} WARC files, {report.records} records)")
     for problem in report.problems[:10]:
-        print(f"  DEFECT {problem}")
+        print(terminal(f"  DEFECT {problem}"))
     root = output.resolve()
     # The command as the user ran it (.venv/bin/autoblog-archive in the quick start).
     program = sys.argv[0] if sys.argv[0].endswith("autoblog-archive") else "autoblog-archive"

@@ -11,6 +11,7 @@ the same collection (which pywb needs to resolve revisit records). Beside it::
     pages.jsonl, *.wacz     page list for replay tools, optional one-file package
     corpus/run-NNNNN/       the research corpus written by each run
     .lock                   held while a run writes the folder (crawler.runlock)
+    .corpus-new-*/          a corpus `extract` is writing, renamed to corpus/ when whole
 """
 
 from __future__ import annotations
@@ -29,6 +30,26 @@ OPEN_SUFFIX = ".open"  # a WARC file still being written
 # A dataset folder written by `package` (crawler.corpus.dataset).
 MANIFEST_TXT = "MANIFEST.sha256"
 MANIFEST_JSON = "manifest.json"
+# Beside corpus/: what `extract` writes before it becomes corpus/, or the corpus it
+# replaced until removed (crawler.corpus.output).
+CORPUS_NEW_PREFIX = ".corpus-new-"
+CORPUS_OLD_PREFIX = ".corpus-old-"
+# SQLite's files beside an open database (history.sqlite-wal, ...).
+SQLITE_SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
+
+
+def is_transient(relative: str) -> bool:
+    """Whether a path (relative to an output folder, ``/``-separated) exists only while a
+    run works or because one was killed: the run lock, a WARC still being written,
+    SQLite's side files, a corpus being replaced. Never part of a dataset's manifest."""
+    top, _, _ = relative.partition("/")
+    name = relative.rsplit("/", 1)[-1]
+    return (
+        name == LOCK_NAME
+        or name.endswith(OPEN_SUFFIX)
+        or name.endswith(SQLITE_SIDE_SUFFIXES)
+        or top.startswith((CORPUS_NEW_PREFIX, CORPUS_OLD_PREFIX))
+    )
 
 
 def name_problem(name: str) -> str | None:
@@ -125,10 +146,6 @@ class OutputLayout:
 
     def crawl_log(self, started: datetime) -> Path:
         return self.logs / f"crawl-{started.strftime('%Y%m%dT%H%M%SZ')}.log"
-
-    @property
-    def pywb_log(self) -> Path:
-        return self.logs / "pywb.log"
 
     @property
     def corpus(self) -> Path:

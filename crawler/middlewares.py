@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from urllib.parse import urlsplit
 
 from scrapy import Request
 from scrapy.crawler import Crawler
@@ -20,7 +19,7 @@ from scrapy.responsetypes import responsetypes
 from crawler.extensions.crawl_state import CrawlState
 from crawler.history.model import Capture
 from crawler.items import CAPTURE_KEY, Captured, CrawlPlan, crawl_planned
-from crawler.scope import Refused, Scope, forbidden_reason
+from crawler.scope import Refused, Scope, refusal
 from crawler.urls import autoblog_base
 from crawler.warc.reader import READ_LIMIT, read_record_at
 
@@ -50,29 +49,24 @@ class ScopeGuardMiddleware:
 
     def reason(self, request: Request) -> str | None:
         """Why ``request`` must not go out, or None."""
-        url = request.url
-        if self.max_url_length and len(url) > self.max_url_length:
-            return f"URL longer than {self.max_url_length} characters"
-        scope = self.scope
-        if scope is None:
-            return "no scope known"
-        if urlsplit(url).path == "/robots.txt" and scope.allows_origin(url):
-            return None
-        reason = forbidden_reason(url, request.method)
-        if reason is None and not scope.allows(url):
-            reason = "out of scope"
+        reason = refusal(self.scope, request.url, request.method, self.max_url_length)
         if reason is not None and request.meta.get("redirect_times"):
             reason += " (redirect target)"
         return reason
 
-    def process_request(self, request: Request) -> None:
+    def refused(self, request: Request) -> str | None:
+        """Why ``request`` must not go out (counted under ``skipped``, logged), or None."""
         reason = self.reason(request)
-        if reason is None:
-            return None
-        if self.stats is not None:
-            self.stats.inc_value(f"skipped/{reason}")
-        logger.warning("not requesting %s (%s)", request.url[:300], reason)
-        raise Refused(f"{reason}: {request.url[:300]}")
+        if reason is not None:
+            if self.stats is not None:
+                self.stats.inc_value(f"skipped/{reason}")
+            logger.warning("not requesting %s (%s)", request.url[:300], reason)
+        return reason
+
+    def process_request(self, request: Request) -> None:
+        reason = self.refused(request)
+        if reason is not None:
+            raise Refused(f"{reason}: {request.url[:300]}")
 
 
 class ResumeFromArchive:

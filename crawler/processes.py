@@ -30,6 +30,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from crawler.children import python_command
+from crawler.escaping import terminal
 from crawler.exitcodes import EXIT_FAILED, EXIT_LOCKED, EXIT_PARTIAL, EXIT_USAGE, UsageError
 from crawler.urls import canonical_url
 
@@ -162,7 +164,9 @@ def child_command(
     """The ``crawl`` command line of process ``index``: the user's, into its own folder,
     with the delay between requests multiplied by N unless ``--fast`` (``delay``): the
     farm then sees the request rate its politeness settings promise, not N times it."""
-    cmd = [sys.executable, "-m", "crawler.cli", "crawl", *args.urls, "-o", str(output), "--quiet"]
+    # The operator's own directory stays theirs (relative paths in the arguments), and
+    # nothing is imported from it (python -P).
+    cmd = python_command("-m", "crawler.cli", "crawl", *args.urls, "-o", str(output), "--quiet")
     if args.config:
         cmd += ["--config", args.config]
     if args.name:
@@ -295,7 +299,8 @@ def run_children(commands: list[list[str]]) -> list[int]:
         for i, child in enumerate(children):
             said = child.communicate()[0].strip()
             codes.append(child.returncode)
-            print(f"process {i + 1}/{len(children)}: {said or 'exit ' + str(child.returncode)}")
+            said = said or f"exit {child.returncode}"
+            print(terminal(f"process {i + 1}/{len(children)}: {said}"))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

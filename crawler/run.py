@@ -25,6 +25,7 @@ from scrapy.settings import Settings
 
 from crawler.config import ConfigError, load_config
 from crawler.crawl_summary import print_summary, share_verdict, summarize, verdict
+from crawler.escaping import terminal
 from crawler.exitcodes import EXIT_FAILED, EXIT_LOCKED, UsageError, UserError
 from crawler.folder import FolderSnapshot, check_output_folder
 from crawler.layout import OutputLayout
@@ -70,14 +71,58 @@ def run_crawl(
 
     ``mode``: ``auto`` (full the first time, then incremental), ``full`` or
     ``incremental``. A run killed earlier with the same seeds is resumed. A run that
-    captured nothing leaves the folder as it found it. Scrapy's log goes to
-    ``<output>/logs/`` (to the terminal with ``verbose``).
+    captured nothing leaves the folder as it found it, and keeps no log (its verdict says
+    what went wrong). Scrapy's log goes to ``<output>/logs/`` (to the terminal with
+    ``verbose``); it is written in the temporary folder until the run has captured
+    something, and never left there unless the summary says so (a full disk).
     """
     output = check_output_folder(output)
     name = check_collection_name(name or default_name(urls[0]))
     snapshot = FolderSnapshot.take(output)
     started = datetime.now(UTC)
     log = Path(log_file) if log_file else None if verbose else _temporary_log()
+    temporary = log if log is not None and not log_file else None
+    summary: dict[str, Any] = {}
+    try:
+        move_log = temporary is not None
+        code, summary = _crawl(
+            urls,
+            output,
+            name,
+            snapshot,
+            started,
+            log,
+            move_log,
+            fast,
+            wacz,
+            autoblogs,
+            overrides,
+            mode,
+        )
+        return code, summary
+    finally:
+        # Never left behind in the temporary folder, unless the summary shows it there (a
+        # full disk kept it out of the output folder).
+        if temporary is not None and summary.get("log") != str(temporary):
+            temporary.unlink(missing_ok=True)
+
+
+def _crawl(
+    urls: list[str],
+    output: Path,
+    name: str,
+    snapshot: FolderSnapshot,
+    started: datetime,
+    log: Path | None,
+    move_log: bool,
+    fast: bool,
+    wacz: bool,
+    autoblogs: list[str] | None,
+    overrides: dict[str, Any] | None,
+    mode: str,
+) -> tuple[int, dict]:
+    """Scrapy's run, then its summary (see :func:`run_crawl`); ``move_log``: ``log`` is
+    temporary, moved into the output folder if the run captured something."""
     failures: list[Any] = []
     try:
         extra = {"WACZ_ENABLED": wacz, "CRAWL_MODE": mode}
@@ -111,9 +156,11 @@ def run_crawl(
     if log is not None:
         summary["log"] = str(log)
     if not held:
-        snapshot.restore()  # the log stays outside the folder, where the message points
+        snapshot.restore()
+        if move_log:  # nowhere to keep it: the verdict says what went wrong
+            del summary["log"]
         return code, summary
-    if log is not None and not log_file:
+    if log is not None and move_log:
         summary["log"] = str(_keep_log(log, layout.crawl_log(started)))
     try:
         layout.summary.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
@@ -141,6 +188,14 @@ def _keep_log(log: Path, target: Path) -> Path:
 
 
 SETTING_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+# What a setting of each type takes, in words.
+KINDS = {
+    "bool": "true or false",
+    "int": "an integer",
+    "float": "a number",
+    "dict": "a JSON object",
+    "list": "a JSON list",
+}
 
 
 def parse_setting(item: str, known: Settings) -> tuple[str, Any]:
@@ -170,8 +225,8 @@ def parse_setting(item: str, known: Settings) -> tuple[str, Any]:
                 raise ValueError(raw)
             return key, value
     except ValueError:
-        kind = type(default).__name__
-        raise UsageError(f"--set {key}={raw}: {key} takes a {kind} (default {default!r})") from None
+        kind = KINDS.get(type(default).__name__, f"a {type(default).__name__}")
+        raise UsageError(f"--set {key}={raw}: {key} takes {kind} (default {default!r})") from None
     return key, raw
 
 
@@ -247,7 +302,7 @@ def run_crawl_command(args: argparse.Namespace) -> int:
     if share:
         code = share_verdict(code, summary, f"process {share}")
     if args.quiet:
-        print(f"{summary['verdict']}", file=sys.stdout if code < EXIT_FAILED else sys.stderr)
+        print(terminal(summary["verdict"]), file=sys.stdout if code < EXIT_FAILED else sys.stderr)
     else:
         print_summary(summary, out=sys.stdout if code < EXIT_FAILED else sys.stderr)
     return code

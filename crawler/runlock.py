@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from filelock import FileLock, Timeout
 
 from crawler.exitcodes import UsageError
 from crawler.layout import OutputLayout
+from crawler.redact import redacted_command
 from crawler.untrusted import read_json_object, shown
 
 HOLDER_LIMIT = 1 << 16
@@ -66,7 +66,7 @@ class RunLock:
     def __init__(self, output: str | os.PathLike[str], command: str | None = None) -> None:
         self.output = Path(output)
         self.path = OutputLayout(self.output).lock
-        self.command = command if command is not None else " ".join(sys.argv)
+        self.command = command if command is not None else redacted_command()
         self.info: dict | None = None
         self._lock = FileLock(
             self.path,
@@ -117,3 +117,14 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def hold_folder(output: str | os.PathLike[str]) -> RunLock:
+    """The run lock of ``output``, taken, or a :class:`UserError` (exit 3) naming who holds
+    it: for the commands that write into a folder a crawl may be writing."""
+    from crawler.exitcodes import EXIT_LOCKED, UserError
+
+    try:
+        return RunLock(output).acquire()
+    except RunLockedError as exc:
+        raise UserError(exc.describe(), EXIT_LOCKED) from None

@@ -143,6 +143,30 @@ class Scope:
         return origin is not None and any(origin == o for o, _ in self.prefixes)
 
 
+def refusal(
+    scope: Scope | None, url: str, method: str = "GET", max_url_length: int = 0
+) -> str | None:
+    """Why a request must not go out, or None: the rule of the scope guard
+    (:class:`crawler.middlewares.ScopeGuardMiddleware`) and of a shared frontier's entries.
+
+    Fails closed: with no scope known yet, nothing goes out.
+    """
+    if max_url_length and len(url) > max_url_length:
+        return f"URL longer than {max_url_length} characters"
+    if scope is None:
+        return "no scope known"
+    try:
+        path = urlsplit(url).path
+    except ValueError:
+        return "malformed URL"
+    if path == "/robots.txt" and scope.allows_origin(url):
+        return None
+    reason = forbidden_reason(url, method)
+    if reason is None and not scope.allows(url):
+        reason = "out of scope"
+    return reason
+
+
 class Refused(IgnoreRequest):
     """A request refused on purpose (scope, forbidden URL, bound): counted under ``skipped``
     where it is refused, so the spider's errback does not count it as a failure."""

@@ -143,3 +143,6 @@ CLUSTER_MODE = "full"
 CLUSTER_WORKER = ""
 CLUSTER_BUSY_TTL = 30  # seconds a killed worker is still waited for
 CLUSTER_POLL_INTERVAL = 0.5  # seconds between an idle worker's looks at the shared queue
+# Bytes of one entry of the shared queue: a larger one is dropped unread (crawler.cluster.frontier).
+# The spider's largest request (20 redirects of URLs at URLLENGTH_LIMIT) is about 45 KB.
+CLUSTER_MAX_ENTRY_SIZE = 64 * 1024

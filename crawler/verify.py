@@ -17,8 +17,9 @@ from pathlib import Path
 from warcio.archiveiterator import ArchiveIterator
 from warcio.timeutils import iso_date_to_timestamp
 
+from crawler.escaping import terminal
 from crawler.exitcodes import UsageError
-from crawler.layout import HISTORY_NAME, OutputLayout, warc_name_problem
+from crawler.layout import HISTORY_NAME, OPEN_SUFFIX, WARC_SUFFIX, OutputLayout, warc_name_problem
 from crawler.untrusted import shown
 from crawler.warc.reader import read_record_at, record_defect, unread_tail
 
@@ -166,8 +167,17 @@ def check_history(root: Path, report: Report) -> None:
 
 
 def verify(root: str | Path) -> Report:
+    """Check an output folder, or one WARC file alone (its records, digests, pairing)."""
     report = Report()
     root = Path(root)
+    if root.is_file() and root.name.endswith((WARC_SUFFIX, WARC_SUFFIX + OPEN_SUFFIX)):
+        check_warc(root, report)
+        return report
+    if root.exists() and not root.is_dir():
+        raise UsageError(
+            f"{root} is a file, not an output folder",
+            "give the folder a crawl wrote, or one .warc.gz file",
+        )
     if not root.is_dir():
         raise UsageError(f"{root}: no such folder")
     layouts = OutputLayout.find(root)
@@ -195,10 +205,12 @@ def verify(root: str | Path) -> Report:
 def run_verify(args: argparse.Namespace) -> int:
     report = verify(args.directory)
     for problem in report.problems:
-        print(f"DEFECT  {problem}")
+        print(terminal(f"DEFECT  {problem}"))
     verdict = "OK" if report.ok else f"FAILED ({len(report.problems)} defects)"
     print(
-        f"{verdict}: {report.files} WARC files, {report.records} records, "
-        f"{report.cdxj_lines} CDXJ lines checked in {args.directory}"
+        terminal(
+            f"{verdict}: {report.files} WARC files, {report.records} records, "
+            f"{report.cdxj_lines} CDXJ lines checked in {args.directory}"
+        )
     )
     return 0 if report.ok else 1

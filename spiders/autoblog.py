@@ -69,6 +69,9 @@ def split_list(value: str | list[str] | None) -> list[str]:
 
 class AutoblogSpider(Spider):
     name = "autoblog"
+    # The methods a request may name as its callback or errback: all that an entry of a
+    # shared frontier (crawler.cluster.frontier.FrontierQueue) may ask a worker to call.
+    request_callbacks = frozenset({"parse", "failed"})
 
     def __init__(
         self,

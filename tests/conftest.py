@@ -25,9 +25,15 @@ def farm() -> RunningFarm:
         yield f
 
 
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, timeout: float = 300, cwd: str | os.PathLike[str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(BIN / "autoblog-archive"), *args], capture_output=True, text=True, timeout=timeout
+        [str(BIN / "autoblog-archive"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
     )
 
 
@@ -151,14 +157,10 @@ def replayed(root: Path, path: str) -> bytes:
     """What a real pywb serves at ``<its base URL><path>`` for the output folder ``root``."""
     import urllib.request
 
-    from crawler.replay import start_wayback
+    from crawler.replay import Wayback
 
-    proc, base = start_wayback(root)
-    try:
+    with Wayback(root) as base:
         return urllib.request.urlopen(base + path).read()
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _pywb_available() -> bool:

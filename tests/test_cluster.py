@@ -5,23 +5,32 @@ warcio and checked with ``verify``.
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
+import pickle
 import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
+import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
 import redis
 from conftest import BIN, needs_pywb, replayed, responses, run_cli
+from hostile import HostileServer, redirect_to
 from warcio.archiveiterator import ArchiveIterator
 
+from crawler.cluster import Keys
 from crawler.corpus.shards import read_corpus
 from crawler.samplefarm import start_farm
 
@@ -32,34 +41,50 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    """A redis-server of its own, on loopback, no persistence. Missing in CI: a failure."""
+@contextmanager
+def redis_server(work: Path, *options: str, tls: Path | None = None) -> Iterator[int]:
+    """A redis-server of its own on a free loopback port, no persistence, until it says it
+    is ready; with ``tls`` (a folder of ``tls_files``) that port speaks TLS only."""
     server = shutil.which("redis-server")
     if server is None:
         if os.environ.get("CI"):
             pytest.fail("redis-server is not installed (.ci/run installs it)")
         pytest.skip("redis-server not installed (apt-get install redis-server)")
     port = _free_port()
-    work = tmp_path_factory.mktemp("redis")
+    listen = ["--port", str(port)]
+    if tls is not None:
+        listen = ["--port", "0", "--tls-port", str(port), "--tls-auth-clients", "no",
+                  "--tls-cert-file", str(tls / "server.pem"), "--tls-key-file",
+                  str(tls / "server.key"), "--tls-ca-cert-file", str(tls / "ca.pem")]  # fmt: skip
     proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(work)],
-        stdout=subprocess.DEVNULL,
+        [server, *listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(work), *options],
+        stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    for _ in range(200):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            proc.poll()
-            assert proc.returncode is None, "redis-server did not start"
-            time.sleep(0.05)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    ready, said = threading.Event(), []
+
+    def watch() -> None:  # and keep reading, so that redis-server never blocks on its log
+        for line in proc.stdout:
+            said.append(line)
+            if "Ready to accept connections" in line:
+                ready.set()
+        ready.set()  # it exited
+
+    threading.Thread(target=watch, daemon=True).start()
+    ready.wait(60)
+    assert "Ready to accept connections" in "".join(said), "".join(said)[-2000:]
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    """A redis-server on loopback, no password. Missing in CI: a failure."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as port:
+        yield f"redis://127.0.0.1:{port}/0"
 
 
 def workers(redis_url: str, crawl: str, folders: list[Path], *extra: str) -> list[subprocess.Popen]:
@@ -269,3 +294,235 @@ def test_cluster_table_of_the_config_file(tmp_path):
     path.write_text('farms = ["https://farm.example/"]\noutput = "o"\n[cluster]\nredis_url = "x"\n')
     with pytest.raises(ConfigError, match="cluster.redis_url"):
         load_config(path)
+
+
+# -- trust boundaries: what is read from Redis is data, the password is never shown ------
+
+
+def plant(redis_url: str, crawl: str, *planted: bytes) -> str:
+    """Entries put into the current run's queue above every request (popped first), as
+    anyone who can write to the Redis could; returns the queue's key."""
+    client = redis.Redis.from_url(redis_url)
+    keys = Keys(crawl)
+    key = keys.requests(int(client.get(keys.run)))
+    client.zadd(key, dict.fromkeys(planted, -1000))
+    return key
+
+
+def entry(url: str, **changes: object) -> bytes:
+    """A frontier entry as a worker writes it (crawler.cluster.entries), with ``changes``."""
+    fields = {"url": url, "method": "GET", "callback": "parse", "errback": "failed",
+              "headers": {}, "meta": {}, "priority": 0, "dont_filter": False,
+              "flags": []}  # fmt: skip
+    return json.dumps(fields | changes).encode()
+
+
+def worker_log(folder: Path) -> str:
+    return "".join(p.read_text(errors="replace") for p in sorted((folder / "logs").glob("*.log")))
+
+
+def crawl_with_planted(redis_url: str, crawl: str, folder: Path, farm, *planted: bytes):
+    """Seed a run, plant ``planted``, run one worker to its end: (exit code, queue key, log,
+    summary.json). The farm must still be archived whole."""
+    seeded = run_cli("seed", farm.url, "--redis", redis_url, "--crawl-id", crawl, "--name", "c")
+    assert seeded.returncode == 0, seeded.stderr
+    key = plant(redis_url, crawl, *planted)
+    (proc,) = workers(redis_url, crawl, [folder])
+    out, err = proc.communicate(timeout=300)
+    captured = {unquote(u) for u, _, _ in responses(folder / "collections" / "c" / "archive")}
+    for blog in farm.truth()["autoblogs"].values():
+        for article in blog["articles"]:
+            assert unquote(article["url"]) in captured, (out + err)[-2000:]
+    summary = json.loads((folder / "summary.json").read_bytes())
+    return proc.returncode, key, worker_log(folder), summary
+
+
+class Unpickled:
+    """Unpickling it makes a folder: what a pickled frontier entry could do to a worker."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.marker),))
+
+
+def test_pickled_frontier_entry_is_never_unpickled(redis_url, tmp_path):
+    marker = tmp_path / "code-ran"
+    with start_farm(autoblogs=1, articles=4, seed=21) as farm:
+        code, key, log, summary = crawl_with_planted(
+            redis_url, "pickled", tmp_path / "w", farm, pickle.dumps(Unpickled(marker))
+        )
+    assert not marker.exists(), "a frontier entry was unpickled"
+    assert f"dropped an entry of the shared frontier {key} (not JSON)" in log
+    assert summary["frontier_rejected"] == 1
+    assert code == 1 and summary["verdict"].startswith("partial: 1 entries of the shared")
+
+
+def test_frontier_entries_that_are_no_request_of_the_crawl_are_dropped(redis_url, tmp_path):
+    with start_farm(autoblogs=1, articles=4, seed=22) as farm:
+        planted = {
+            b"\x00\x01 not json": "not JSON",
+            entry("http://elsewhere.invalid/autoblogs/x/"): "out of scope",
+            entry("file:///etc/passwd"): "out of scope",
+            entry(f"{farm.url}?planted-post", method="POST"): "method POST",
+            entry(f"{farm.url}?planted-callback", callback="close"): "no callback 'close'",
+            entry(f"{farm.url}?planted-big", flags=["x" * 70_000]): "over CLUSTER_MAX_ENTRY_SIZE",
+            entry(f"{farm.url}?planted-proxy", meta={"proxy": "http://proxy.invalid:3128"}): (
+                "unexpected meta key 'proxy'"
+            ),
+            entry(f"{farm.url}?planted-class", _class="scrapy.FormRequest"): "not a request entry",
+        }
+        code, key, log, summary = crawl_with_planted(
+            redis_url, "planted", tmp_path / "w", farm, *planted
+        )
+        fetched = [r["path"] for r in farm.requests()]
+    named = f"dropped an entry of the shared frontier {key} ("
+    dropped = [line for line in log.splitlines() if named in line]
+    assert len(dropped) == len(planted), dropped
+    for reason, count in Counter(planted.values()).items():
+        assert sum(reason in line for line in dropped) == count, reason
+    assert summary["frontier_rejected"] == len(planted)
+    assert code == 1, summary["verdict"]
+    assert not [p for p in fetched if "planted" in p]
+
+
+def test_redirect_out_of_scope_is_skipped_not_taken_for_a_planted_entry(redis_url, tmp_path):
+    with HostileServer() as elsewhere, HostileServer() as farm:
+        base = farm.base()[len(farm.url) - 1 :]
+        farm.routes[base + "?feed"] = redirect_to(elsewhere.url + "stolen")
+        seeded = run_cli("seed", farm.url, "--redis", redis_url, "--crawl-id", "redirect")
+        assert seeded.returncode == 0, seeded.stderr
+        (proc,) = workers(redis_url, "redirect", [tmp_path / "w"])
+        out, err = proc.communicate(timeout=300)
+        assert elsewhere.requests() == []
+    summary = json.loads((tmp_path / "w" / "summary.json").read_bytes())
+    assert summary["skipped"] == {"out of scope (redirect target)": 1}
+    assert summary["frontier_rejected"] == 0
+    assert proc.returncode == 0, (out + err)[-3000:]
+
+
+def tls_files(folder: Path) -> Path:
+    """A CA and a certificate for 127.0.0.1 it signed, as PEM files in ``folder``."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    folder.mkdir()
+    now = datetime.datetime.now(datetime.UTC)
+
+    def cert(name: str, key, issuer, signer, ca: bool) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            import ipaddress
+
+            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+            builder = builder.add_extension(san, critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = cert("test CA", ca_key, x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")]),
+              ca_key, True)  # fmt: skip
+    server = cert("127.0.0.1", key, ca.subject, ca_key, False)
+    pem = serialization.Encoding.PEM
+    (folder / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (folder / "server.pem").write_bytes(server.public_bytes(pem))
+    (folder / "server.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return folder
+
+
+SECRET = "s3cret-Zq7-never-shown"
+ACL_SECRET = "acl-Wq9-never-shown"
+
+
+def written(folder: Path) -> Iterator[tuple[Path, bytes]]:
+    """Every file under ``folder`` as bytes (gzip files inflated too)."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            yield path, data + (gzip.decompress(data) if path.suffix == ".gz" else b"")
+
+
+def test_redis_password_is_never_written_nor_printed(tmp_path):
+    crawl = "secret"
+    # An ACL user held to this crawl's keys: what the README advises for a shared Redis.
+    alice = f"alice on >{ACL_SECRET} ~autoblog-archive:{crawl}:* +@all -@dangerous".split()
+    with (
+        redis_server(tmp_path, "--requirepass", SECRET, "--user", *alice) as port,
+        start_farm(autoblogs=2, articles=4, seed=23) as farm,
+    ):
+        at = f"127.0.0.1:{port}/0"
+        seed = ["seed", farm.url, "--crawl-id", crawl, "--name", "c"]
+        wrong = run_cli(*seed, "--redis", f"redis://:x{SECRET}@{at}")
+        seeded = run_cli(*seed, "--redis", f"redis://:{SECRET}@{at}")
+        assert seeded.returncode == 0, seeded.stderr
+        admin = f"--redis=redis://default:{SECRET}@{at}"
+        user = f"redis://alice:{ACL_SECRET}@{at}"
+        first, second = tmp_path / "first", tmp_path / "second"
+        cmd = ["--crawl-id", crawl, "--fast", "--set", "CLUSTER_BUSY_TTL=3"]
+        worked = run_cli("worker", "--redis", user, "-o", str(first), *cmd)
+        verbose = run_cli("worker", admin, "-o", str(second), "--verbose", *cmd)
+    assert wrong.returncode == 4 and f"redis://***@{at}" in wrong.stderr, wrong.stderr
+    assert "Traceback" not in wrong.stderr
+    assert worked.returncode == 0 and verbose.returncode == 0, worked.stderr[-3000:]
+    # Where the URL was: the command line in the history; Scrapy's settings in the log.
+    with sqlite3.connect(first / "history.sqlite") as db:
+        (command,) = db.execute("SELECT command FROM runs").fetchone()
+    assert f"--redis redis://***@{at}" in command
+    assert "Overridden settings" in worker_log(first) and "Overridden settings" in verbose.stderr
+    files = list(written(first)) + list(written(second))
+    assert any(p.name == "summary.json" for p, _ in files)
+    for secret in (SECRET, ACL_SECRET):
+        for path, data in files:
+            assert secret.encode() not in data, path
+        for result in (wrong, seeded, worked, verbose):
+            assert secret not in result.stdout + result.stderr, result.args
+
+
+def test_worker_over_tls(tmp_path):
+    tls = tls_files(tmp_path / "tls")
+    with (
+        redis_server(tmp_path, "--requirepass", SECRET, tls=tls) as port,
+        start_farm(autoblogs=1, articles=3, seed=24) as farm,
+    ):
+        with pytest.raises(redis.ConnectionError):  # the port speaks TLS only
+            redis.Redis(host="127.0.0.1", port=port, password=SECRET).ping()
+        url = f"rediss://:{SECRET}@127.0.0.1:{port}/0?ssl_ca_certs={tls / 'ca.pem'}"
+        seeded = run_cli("seed", farm.url, "--redis", url, "--crawl-id", "tls", "--name", "c")
+        assert seeded.returncode == 0, seeded.stderr
+        (proc,) = workers(url, "tls", [tmp_path / "w"])
+        out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, (out + err)[-3000:]
+    summary = json.loads((tmp_path / "w" / "summary.json").read_bytes())
+    assert summary["verdict"] == "complete" and summary["responses"] > 5
+    assert SECRET not in worker_log(tmp_path / "w")
+
+
+def test_redacted_url():
+    from crawler.redact import redacted_command, redacted_url
+
+    assert redacted_url("redis://:pw@10.0.0.5:6379/0") == "redis://***@10.0.0.5:6379/0"
+    assert redacted_url("rediss://user:pw@h:6380/1") == "rediss://***@h:6380/1"
+    assert redacted_url("redis://h/0?password=pw&db=1") == "redis://h/0?password=***&db=***"
+    assert redacted_url("redis://:p@w@h/0") == "redis://***@h/0"
+    assert redacted_url("redis://:p/w@h/0") == "redis://***"  # an unescaped / in a password
+    assert redacted_url("redis://h:6379/0") == "redis://h:6379/0"
+    assert redacted_url("https://farm.example/a?b=c") == "https://farm.example/a?b=c"
+    argv = ["worker", "--redis=redis://:pw@h/0", "--set", "X=rediss://u:pw@h", "http://f/"]
+    assert redacted_command(argv) == (
+        "worker --redis=redis://***@h/0 --set X=rediss://***@h http://f/"
+    )

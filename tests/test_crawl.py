@@ -237,10 +237,9 @@ def test_verify_detects_a_damaged_archive(tmp_path):
 
 @needs_pywb
 def test_replay_in_pywb(crawled):
-    from crawler.replay import start_wayback
+    from crawler.replay import Wayback
 
-    proc, base = start_wayback(crawled["out"])
-    try:
+    with Wayback(crawled["out"]) as base:
         checked = 0
         for folder, blog in crawled["truth"].items():
             if blog["disabled"] or folder == list(crawled["truth"])[1]:
@@ -254,9 +253,6 @@ def test_replay_in_pywb(crawled):
                 assert _html_escape(article["title"]) in page
                 checked += 1
         assert checked >= 10
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _html_escape(text: str) -> str:

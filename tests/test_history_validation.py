@@ -163,7 +163,7 @@ def test_a_run_the_history_cannot_start_fetches_nothing(site, crawled, tmp_path)
     crawl = run_cli("crawl", site.url, "-o", str(root), "--name", NAME, "--fast")
 
     assert crawl.returncode == 2, crawl.stdout + crawl.stderr
-    assert "could not start a run" in crawl.stdout + crawl.stderr
+    assert "could not start a run (IntegrityError: CHECK constraint" in crawl.stdout + crawl.stderr
     assert len(site.requests()) == requests
     assert folder_state(root) == before
 

@@ -263,16 +263,12 @@ def test_both_colliding_files_replay_in_pywb(collided):
     the merged folder: neither file replaced the other."""
     import urllib.request
 
-    from crawler.replay import start_wayback
+    from crawler.replay import Wayback
 
-    proc, base = start_wayback(collided["merged"].root)
-    try:
+    with Wayback(collided["merged"].root) as base:
         for worker in (collided["a"], collided["b"]):
             uri, stamp, body = first_page(the_warc(worker))
             assert urllib.request.urlopen(f"{base}{NAME}/{stamp}id_/{uri}").read() == body
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_collided_names_follow_in_a_processes_merge(workers, tmp_path):

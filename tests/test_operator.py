@@ -88,8 +88,9 @@ def test_help_lists_the_exit_codes_and_version_answers():
     "args, message",
     [
         (["--set", "DOWNLOAD_DELAY"], "expected NAME=VALUE"),
-        (["--set", "DOWNLOAD_DELAY=abc"], "DOWNLOAD_DELAY takes a float"),
-        (["--set", "CONCURRENT_REQUESTS=many"], "takes a int"),
+        (["--set", "DOWNLOAD_DELAY=abc"], "DOWNLOAD_DELAY takes a number (default"),
+        (["--set", "CONCURRENT_REQUESTS=many"], "CONCURRENT_REQUESTS takes an integer (default"),
+        (["--set", "ROBOTSTXT_OBEY=maybe"], "ROBOTSTXT_OBEY takes true or false (default"),
         (["--set", "DOWNLAOD_DELAY=2"], "did you mean DOWNLOAD_DELAY"),
         (["--bogus-option"], "unrecognized arguments"),
     ],

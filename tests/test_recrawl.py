@@ -152,12 +152,11 @@ def page_url(blog: dict, n: int) -> str:
 
 @needs_pywb
 def test_pywb_replays_the_new_last_page(recrawl):
-    from crawler.replay import start_wayback
+    from crawler.replay import Wayback
 
     base = recrawl["grown_base"]
     last = base + "?9"
-    proc, wayback = start_wayback(recrawl["out"])
-    try:
+    with Wayback(recrawl["out"]) as wayback:
         # The newest first page links to page 9, and the archive answers for it.
         first = urllib.request.urlopen(f"{wayback}r/2100id_/{base}").read()
         assert b'href="./?9"' in first
@@ -167,9 +166,6 @@ def test_pywb_replays_the_new_last_page(recrawl):
             a["title"] for a in recrawl["truth_after"][next(iter(recrawl["truth"]))]["articles"]
         ]
         assert html.escape(titles[-1], quote=False).encode() in replayed  # the oldest article
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_report_lists_exactly_the_new_articles(recrawl):
@@ -215,7 +211,7 @@ def test_unchanged_content_is_written_as_revisits(recrawl):
 
 @needs_pywb
 def test_revisits_replay_in_pywb(recrawl):
-    from crawler.replay import start_wayback
+    from crawler.replay import Wayback
 
     records = records_by_run(recrawl["out"] / "collections" / "r" / "archive")
     # An unchanged autoblog's first page, fetched again by run 2 and stored as a revisit.
@@ -226,15 +222,11 @@ def test_revisits_replay_in_pywb(recrawl):
     )
     uri, headers = revisit[2], revisit[3]
     stamp = headers["WARC-Date"].replace("-", "").replace(":", "").replace("T", "")[:14]
-    proc, base = start_wayback(recrawl["out"])
-    try:
+    with Wayback(recrawl["out"]) as base:
         raw = urllib.request.urlopen(f"{base}r/{stamp}id_/{uri}").read()
         assert raw == urllib.request.urlopen(uri).read()
         memento = urllib.request.urlopen(f"{base}r/{stamp}/{uri}")
         assert memento.headers.get("Memento-Datetime")
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_reindex_rebuilds_the_history(recrawl, tmp_path):

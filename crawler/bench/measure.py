@@ -7,11 +7,12 @@ import platform
 import shutil
 import statistics
 import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from crawler.children import python_command
 
 # ---------------------------------------------------------------- measuring processes
 
@@ -53,7 +54,7 @@ def measure(cmd: Sequence[str], log: Path) -> Run:
     figures = log.with_suffix(".rusage")
     with open(log, "wb") as out:
         subprocess.run(
-            [sys.executable, "-S", "-c", LAUNCHER, str(figures), *cmd],
+            python_command("-S", "-c", LAUNCHER, str(figures), *cmd),
             stdout=out,
             stderr=subprocess.STDOUT,
             check=True,

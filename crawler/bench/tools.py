@@ -9,7 +9,6 @@ import http.client
 import random
 import re
 import shutil
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from crawler.bench import (
     NAME,
 )
 from crawler.bench.measure import Run, measure
+from crawler.children import python_command
 from crawler.settings import FAST_SETTINGS
 
 # ---------------------------------------------------------------- the farm
@@ -136,7 +136,7 @@ def count_responses(files: list[Path]) -> int:
 
 def run_plain(urls_file: Path, stats_file: Path, log: Path) -> Run:
     """:class:`PlainSpider` in its own process (``python -m crawler.bench plain``)."""
-    cmd = [sys.executable, "-m", "crawler.bench", "plain", str(urls_file), str(stats_file)]
+    cmd = python_command("-m", "crawler.bench", "plain", str(urls_file), str(stats_file))
     run = measure(cmd, log)
     if run.exit_code != 0 or not stats_file.exists():
         raise RuntimeError(f"plain Scrapy failed ({run.exit_code}); see {log}")

@@ -2,7 +2,9 @@
 
 Off unless a worker is started with ``--redis URL``: the single-process crawl never
 imports this package. Every Redis key of one distributed crawl starts with
-``autoblog-archive:<crawl id>:`` so several crawls can share one Redis.
+``autoblog-archive:<crawl id>:`` so several crawls can share one Redis (and a Redis ACL
+can hold a crawl's user to its own keys). The URL's password is never shown or stored
+(:mod:`crawler.redact`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from crawler.redact import redacted_url
 
 PREFIX = "autoblog-archive"
 CRAWL_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -69,17 +73,41 @@ def check_crawl_id(crawl: str) -> str:
     return crawl
 
 
-def connect(url: str) -> Any:
-    """A Redis client (str answers); fails with exit 4 when Redis does not answer."""
+def check_redis_url(url: str) -> str:
+    """``url`` if redis-py reads it as a Redis URL whose password ends where it seems to.
+
+    A password holding ``/ ? # @`` must be percent-escaped: unescaped, part of it would
+    be read as the host or the database, and shown wherever the URL is.
+    """
+    from redis.connection import parse_url
+
+    from crawler.exitcodes import UsageError
+
+    shown = redacted_url(url)
+    try:
+        parse_url(url)
+    except ValueError:
+        raise UsageError(f"--redis {shown}: not a redis://, rediss:// or unix:// URL") from None
+    if shown.endswith("://***"):
+        raise UsageError(
+            f"--redis {shown}: not a URL redis://[[user]:password@]host[:port][/db]",
+            "percent-escape / ? # @ in a password (%2F %3F %23 %40)",
+        )
+    return url
+
+
+def connect(url: str, decode: bool = True) -> Any:
+    """A Redis client (str answers unless ``decode`` is false); exit 4 when Redis does not
+    answer. The URL is shown redacted, never with its password."""
     import redis
 
     from crawler.exitcodes import UsageError
 
-    client = redis.Redis.from_url(url, decode_responses=True)
+    client = redis.Redis.from_url(url, decode_responses=decode)
     try:
         client.ping()
     except redis.RedisError as exc:
-        raise UsageError(f"--redis {url}: {exc}") from None
+        raise UsageError(f"--redis {redacted_url(url)}: {exc}") from None
     return client
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from crawler.cluster import Keys, check_crawl_id, connect, current_run
+from crawler.cluster import Keys, check_crawl_id, check_redis_url, connect, current_run
 from crawler.exitcodes import EXIT_FAILED, EXIT_OK, UsageError
 
 
@@ -34,7 +34,7 @@ def cluster_options(args: argparse.Namespace) -> tuple[str, str, Any]:
     crawl = args.crawl_id or (config.cluster.crawl_id if config else None)
     if not redis_url or not crawl:
         raise UsageError("give --redis URL and --crawl-id NAME (or [cluster] in --config)")
-    return redis_url, check_crawl_id(crawl), config
+    return check_redis_url(redis_url), check_crawl_id(crawl), config
 
 
 def seed_run(
@@ -46,10 +46,9 @@ def seed_run(
     full: bool = False,
 ) -> int:
     """Start cluster run N+1: full the first time (or with ``full``), then incremental."""
-    import redis
     from scrapy_redis.dupefilter import RFPDupeFilter
-    from scrapy_redis.queue import PriorityQueue
 
+    from crawler.cluster.frontier import seed_queue
     from crawler.run import check_urls, default_name
     from crawler.warc.indexes import check_collection_name
     from spiders.autoblog import AutoblogSpider
@@ -70,9 +69,8 @@ def seed_run(
     async def starts() -> list[Any]:
         return [request async for request in spider.start()]
 
-    raw = redis.Redis.from_url(redis_url)  # scrapy-redis stores pickled bytes
-    queue = PriorityQueue(raw, spider, keys.requests(run))
-    seen = RFPDupeFilter(raw, keys.dupefilter(run))
+    queue = seed_queue(redis_url, spider, keys.requests(run))
+    seen = RFPDupeFilter(queue.server, keys.dupefilter(run))
     for request in asyncio.run(starts()):
         if not seen.request_seen(request):
             queue.push(request)

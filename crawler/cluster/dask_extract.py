@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,8 @@ from typing import Any
 import orjson
 
 from crawler.corpus.from_warcs import queue_pages, scan_warc
+from crawler.corpus.output import replaced_corpus
+from crawler.escaping import terminal
 
 PARTS = "corpus-parts"
 
@@ -100,6 +101,9 @@ def extract_on_dask(
     """``<output_dir>/corpus/`` from WARC files, one Dask task per file not done yet."""
     from dask.distributed import Client, LocalCluster
 
+    from crawler.children import isolate_library_children
+
+    isolate_library_children()  # Dask's worker processes are ``python -c`` children
     files = sorted({str(Path(p).resolve()) for p in paths})
     parts = Path(output_dir) / PARTS
     parts.mkdir(parents=True, exist_ok=True)
@@ -117,15 +121,16 @@ def extract_on_dask(
             client.gather(futures)
         if cluster is not None:
             cluster.close()
-    builder = _builder(output_dir, {})
-    pages, problems = 0, []
-    for f in files:
-        with gzip.open(parts / part_name(f)) as fh:
-            data = orjson.loads(fh.read())
-        builder.pool.results.update({k: tuple(v) for k, v in data["results"].items()})
-        pages += queue_pages(builder, data["entries"])
-        problems += data["problems"]
-    shards = builder.close()
+    with replaced_corpus(output_dir) as corpus_dir:
+        builder = _builder(output_dir, {}, corpus_dir=corpus_dir)
+        pages, problems = 0, []
+        for f in files:
+            with gzip.open(parts / part_name(f)) as fh:
+                data = orjson.loads(fh.read())
+            builder.pool.results.update({k: tuple(v) for k, v in data["results"].items()})
+            pages += queue_pages(builder, data["entries"])
+            problems += data["problems"]
+        shards = builder.close()
     return {
         "files": len(files),
         "computed": len(todo),
@@ -133,12 +138,13 @@ def extract_on_dask(
         "records": builder.stats.permalink_records + builder.stats.index_only_records,
         "skipped_pages": builder.stats.failures,
         "problems": problems,
-        "shards": [str(p) for p in shards],
+        "shards": [str(Path(output_dir) / "corpus" / p.name) for p in shards],
     }
 
 
 def run_extract(args: argparse.Namespace) -> int:
     from crawler import settings
+    from crawler.corpus.from_warcs import extract_into, log_to_terminal
     from crawler.corpus.from_warcs import run_extract as run_offline
     from crawler.exitcodes import EXIT_OK, EXIT_PARTIAL
 
@@ -148,14 +154,17 @@ def run_extract(args: argparse.Namespace) -> int:
     args.max_tasks_per_worker = args.max_tasks_per_worker or settings.CORPUS_MAX_TASKS
     if not args.dask:
         return run_offline(args)
-    paths = [str(p) for w in args.warcs for p in (sorted(Path(w).rglob("*.warc.gz")) or [w])]
-    result = extract_on_dask(paths, args.output, args.dask, args.workers)
+    log_to_terminal()
+    result = extract_into(
+        args, lambda paths, output: extract_on_dask(paths, output, args.dask, args.workers)
+    )
     for problem in result["problems"]:
-        print(f"PROBLEM  {problem}")
+        print(terminal(f"PROBLEM  {problem}"))
     print(
-        f"{result['records']} records from {result['pages']} pages in {result['files']} WARC "
-        f"files ({result['computed']} extracted now, the rest done before), "
-        f"{result['skipped_pages']} skipped -> {args.output}/corpus/",
-        file=sys.stdout,
+        terminal(
+            f"{result['records']} records from {result['pages']} pages in {result['files']} "
+            f"WARC files ({result['computed']} extracted now, the rest done before), "
+            f"{result['skipped_pages']} skipped -> {args.output}/corpus/"
+        )
     )
     return EXIT_PARTIAL if result["problems"] or result["skipped_pages"] else EXIT_OK

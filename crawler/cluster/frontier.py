@@ -3,7 +3,9 @@
 A worker is an ordinary crawl (``crawler.run.run_crawl``) whose Scrapy settings swap in
 scrapy-redis's scheduler and dupe filter (one queue and one seen-set per cluster run,
 persistent, so the first worker to finish does not wipe them) and the cluster's crawl
-state; the spider, capture, corpus and indexes are the single-process ones.
+state; the spider, capture, corpus and indexes are the single-process ones. The queue
+holds JSON entries (:mod:`crawler.cluster.entries`), each checked as it is popped
+(:class:`FrontierQueue`): the Redis is shared, what is read from it is data, never code.
 """
 
 from __future__ import annotations
@@ -17,10 +19,28 @@ from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DontCloseSpider, NotConfigured
 from scrapy.utils.httpobj import urlparse_cached
+from scrapy.utils.request import request_from_dict
+from scrapy_redis.queue import PriorityQueue
 
-from crawler.cluster import Keys, connect
+from crawler.bounds import FRONTIER_REJECTED
+from crawler.cluster import Keys, connect, entries
+from crawler.middlewares import ScopeGuardMiddleware
+from crawler.scope import refusal
 
 logger = logging.getLogger(__name__)
+
+# scrapy-redis's pop (the entry of highest priority: ZRANGE, ZREMRANGEBYRANK), run in Redis
+# so that an entry over the size bound is removed there and only its size comes back: a
+# worker never reads more than the bound. A key that is no sorted set is removed (-1).
+POP = """
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind == 'none' then return false end
+if kind ~= 'zset' then redis.call('DEL', KEYS[1]); return -1 end
+local entry = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, 0)
+if string.len(entry) > tonumber(ARGV[1]) then return string.len(entry) end
+return entry
+"""
 
 
 def worker_settings(
@@ -33,6 +53,7 @@ def worker_settings(
     extensions = {k: v for k, v in EXTENSIONS.items() if k != "crawler.extensions.CrawlState"}
     return {
         "SCHEDULER": "scrapy_redis.scheduler.Scheduler",
+        "SCHEDULER_QUEUE_CLASS": __name__ + ".FrontierQueue",
         "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
         "SCHEDULER_PERSIST": True,
         "SCHEDULER_QUEUE_KEY": keys.requests(run),
@@ -58,6 +79,71 @@ def cluster_of(settings: Any) -> tuple[Any, Keys]:
     if not settings.get("CLUSTER_CRAWL_ID"):
         raise NotConfigured
     return connect(settings["REDIS_URL"]), Keys(settings["CLUSTER_CRAWL_ID"])
+
+
+def seed_queue(redis_url: str, spider: Spider, key: str) -> PriorityQueue:
+    """The queue as ``seed`` and ``reconcile`` push their own spider's requests to it."""
+    return PriorityQueue(connect(redis_url, decode=False), spider, key, serializer=entries)
+
+
+class FrontierQueue(PriorityQueue):
+    """scrapy-redis's priority queue of a worker (``SCHEDULER_QUEUE_CLASS``): JSON entries
+    (:mod:`crawler.cluster.entries`, whatever ``SCHEDULER_SERIALIZER`` says), each checked
+    as it is popped.
+
+    An entry that is no request of this crawl (not JSON of the entries' shape, larger than
+    ``CLUSTER_MAX_ENTRY_SIZE``, a URL the scope guard refuses, a callback the spider does
+    not offer in ``request_callbacks``) is dropped, logged with the queue's key, and
+    counted under ``FRONTIER_REJECTED``, which makes the run partial; the worker goes on
+    with the next entry. So that whatever is in the queue out of scope was put there by
+    someone else, a request the scope guard would refuse at download (a redirect out of
+    the farm) is refused before it is shared, counted under ``skipped`` as it would be.
+    """
+
+    def __init__(self, server: Any, spider: Spider, key: str, serializer: Any = None) -> None:
+        super().__init__(server, spider, key, entries)
+        crawler = spider.crawler
+        self.stats = crawler.stats
+        self.max_size = crawler.settings.getint("CLUSTER_MAX_ENTRY_SIZE")
+        self.guard = crawler.get_downloader_middleware(ScopeGuardMiddleware)
+        self._pop = server.register_script(POP)
+
+    def push(self, request: Request) -> None:
+        if self.guard is None or self.guard.refused(request) is None:
+            super().push(request)
+
+    def pop(self, timeout: int = 0) -> Request | None:
+        while True:  # past every bad entry: one never stalls the worker
+            entry = self._pop(keys=[self.key], args=[self.max_size])
+            if entry is None:
+                return None
+            request = self._decode_request(entry)
+            if request is not None:
+                return request
+
+    def _decode_request(self, entry: bytes | int) -> Request | None:
+        spider = self.spider
+        try:
+            if isinstance(entry, int):
+                raise entries.BadEntry(
+                    f"{entry} bytes, over CLUSTER_MAX_ENTRY_SIZE={self.max_size}"
+                    if entry > 0
+                    else "the key held no sorted set: removed"
+                )
+            data = entries.loads(entry)
+            for name in (data["callback"], data["errback"]):
+                if name is not None and name not in spider.request_callbacks:
+                    raise entries.BadEntry(f"no callback {name[:80]!r} on the spider")
+            request = request_from_dict(data, spider=spider)
+            why = refusal(spider.scope, request.url, request.method, spider.max_url_length)
+            if why is not None:
+                raise entries.BadEntry(why)
+        except (ValueError, TypeError) as exc:
+            shown = "" if isinstance(entry, int) else f": {entry[:100]!r}"
+            logger.error("dropped an entry of the shared frontier %s (%s)%s", self.key, exc, shown)
+            self.stats.inc_value(FRONTIER_REJECTED)
+            return None
+        return request
 
 
 class ClusterIdle:

@@ -295,27 +295,32 @@ class Intake:
         return target
 
     def corpus_shards(self, worker: Worker) -> Iterator[tuple[str, BinaryIO]]:
-        """(path for messages, open file) of every ``corpus/**/part-*.jsonl.gz``, in the
-        order of their paths (as :func:`crawler.corpus.shards.read_corpus` reads them)."""
+        """(path for messages, open file) of every shard of the worker's corpus, in the
+        order of their paths, as :func:`crawler.corpus.shards.corpus_shards` finds them
+        (its walk skips links silently; this one names them)."""
         try:
             corpus = worker.folder.folder("corpus")
         except Refused as exc:
             self.refuse(exc.path, exc.why)
             return
         if corpus is not None:
-            yield from self._shards(corpus)
+            yield from self._shards(corpus, 1)
 
-    def _shards(self, folder: Folder) -> Iterator[tuple[str, BinaryIO]]:
+    def _shards(self, folder: Folder, depth: int) -> Iterator[tuple[str, BinaryIO]]:
+        """The shards ``corpus_shards`` would read: ``part-*`` here and ``depth`` levels
+        of folders below (``corpus/run-NNNNN/part-*``)."""
         with folder:
             for entry in folder.entries():
                 if entry.kind == "directory":
+                    if not depth:
+                        continue
                     try:
                         below = folder.folder(entry.name)
                     except Refused as exc:
                         self.refuse(exc.path, exc.why)
                         continue
                     if below is not None:
-                        yield from self._shards(below)
+                        yield from self._shards(below, depth - 1)
                     continue
                 if entry.kind != "file":  # a link (to a file or a folder), a FIFO, ...
                     self.refuse(entry.path, f"a {entry.kind} in the corpus, not read")

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from crawler.cluster import Keys, check_crawl_id, connect, current_run
+from crawler.escaping import terminal
 from crawler.urls import canonical_url
 
 
@@ -91,8 +92,7 @@ def missing_requests(root: str | Path, seeds: list[str], autoblogs: list[str]) -
 
 def reconcile(redis_url: str, crawl: str, root: str | Path) -> tuple[int, list[str]]:
     """Queue the missing requests in the current cluster run; returns (run, their URLs)."""
-    import redis
-    from scrapy_redis.queue import PriorityQueue
+    from crawler.cluster.frontier import seed_queue
 
     keys = Keys(check_crawl_id(crawl))
     run, info = current_run(connect(redis_url), keys)
@@ -100,7 +100,7 @@ def reconcile(redis_url: str, crawl: str, root: str | Path) -> tuple[int, list[s
     missing = missing_requests(root, seeds, autoblogs)
     if missing:
         spider = _spider(seeds, autoblogs)
-        queue = PriorityQueue(redis.Redis.from_url(redis_url), spider, keys.requests(run))
+        queue = seed_queue(redis_url, spider, keys.requests(run))
         for request in missing:
             queue.push(request)
     return run, [r.url for r in missing]
@@ -116,7 +116,7 @@ def run_reconcile(args: argparse.Namespace) -> int:
         print(f"complete: every page the captured pages list is archived in {args.merged}")
         return EXIT_OK
     for url in urls[:20]:
-        print(f"missing: {url}")
+        print(terminal(f"missing: {url}"))
     print(
         f"{len(urls)} URLs listed but not archived: queued again in run {run}; "
         "run the workers, then merge and reconcile again"

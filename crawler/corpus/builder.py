@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import tempfile
 import threading
 from collections import defaultdict
@@ -271,6 +272,9 @@ class CorpusBuilder:
         self._next_id = 0
         self._closed = False
         self.stats = CorpusStats()
+        # The first failure to store a result (a full disk): the corpus cannot be whole,
+        # so later results are dropped and close() raises it; never once per page.
+        self.write_error: OSError | sqlite3.Error | None = None
 
     # -- input
     def add_page(
@@ -339,39 +343,48 @@ class CorpusBuilder:
     def _on_result(self, task_id: int, ok: bool, value: Any) -> None:
         with self._lock:
             meta = self._meta.pop(task_id)
-            if isinstance(meta, int):  # deferred text of index block ``meta``
-                self._block_text[meta] = value if ok else None
-                if not ok:
-                    logger.warning("corpus: index block text failed (%s)", value)
+            if self.write_error is not None:
                 return
-            key = canonical_url(meta.url)
+            try:
+                self._take_result(meta, ok, value)
+            except (OSError, sqlite3.Error) as exc:
+                self.write_error = exc
+
+    def _take_result(self, meta: _Meta | int, ok: bool, value: Any) -> None:
+        """Spool the records of one result (the caller holds the lock)."""
+        if isinstance(meta, int):  # deferred text of index block ``meta``
+            self._block_text[meta] = value if ok else None
             if not ok:
-                self.stats.failures += 1
-                reason = "extraction_timeout" if value == "timeout" else "extraction_failed"
-                self._problems[key].add(f"permalink_{reason}")
-                logger.warning("corpus: skipped %s (%s: %s)", meta.url, reason, value)
-                self._skipped.append(
-                    {"url": meta.url, "reason": reason, "detail": str(value), "warc": meta.warc}
-                )
-                return
-            page = value
-            if page["http_status"] == 404 or page["kind"] == "not_found":
-                self._problems[key].add("permalink_404")
-            elif "empty_page" in page["flags"]:
-                self._problems[key].add("permalink_empty_page")
-            elif not page["articles"]:
-                # e.g. an article titled "2024": its permalink ?2024 serves page 2024
-                self._problems[key].add(f"permalink_{page['kind']}_page")
-            for art in page["articles"]:
-                record = self._record(meta, page, art)
-                kind = "permalink" if art["from_permalink"] else "index"
-                art_key = key if kind == "permalink" else art["permalink"] or record["url"]
-                order = (meta.url, (meta.warc or {}).get("record_id", ""), art["fragment"])
-                entry = _Entry(kind, art_key, order, 0, 0)
-                if kind == "permalink":  # an index sighting's text comes later, if ever
-                    entry.describe(record)
-                self._store(entry, record)
-                self._entries.add(entry)
+                logger.warning("corpus: index block text failed (%s)", value)
+            return
+        key = canonical_url(meta.url)
+        if not ok:
+            self.stats.failures += 1
+            reason = "extraction_timeout" if value == "timeout" else "extraction_failed"
+            self._problems[key].add(f"permalink_{reason}")
+            logger.warning("corpus: skipped %s (%s: %s)", meta.url, reason, value)
+            self._skipped.append(
+                {"url": meta.url, "reason": reason, "detail": str(value), "warc": meta.warc}
+            )
+            return
+        page = value
+        if page["http_status"] == 404 or page["kind"] == "not_found":
+            self._problems[key].add("permalink_404")
+        elif "empty_page" in page["flags"]:
+            self._problems[key].add("permalink_empty_page")
+        elif not page["articles"]:
+            # e.g. an article titled "2024": its permalink ?2024 serves page 2024
+            self._problems[key].add(f"permalink_{page['kind']}_page")
+        for art in page["articles"]:
+            record = self._record(meta, page, art)
+            kind = "permalink" if art["from_permalink"] else "index"
+            art_key = key if kind == "permalink" else art["permalink"] or record["url"]
+            order = (meta.url, (meta.warc or {}).get("record_id", ""), art["fragment"])
+            entry = _Entry(kind, art_key, order, 0, 0)
+            if kind == "permalink":  # an index sighting's text comes later, if ever
+                entry.describe(record)
+            self._store(entry, record)
+            self._entries.add(entry)
 
     def _store(self, entry: _Entry, record: dict[str, Any]) -> None:
         """Append ``record`` to the spool; ``entry`` points at it."""
@@ -426,6 +439,10 @@ class CorpusBuilder:
             return sorted(self.corpus_dir.glob("part-*.jsonl.gz"))
         self.pool.join()
         self._closed = True
+        if self.write_error is not None:
+            self._entries.close()
+            self._spool.close()
+            raise self.write_error
         chosen = self._entries.index_only(archived_before)
         self._fill_deferred_text(chosen)
         for tie, (key, e) in enumerate(chosen.items()):

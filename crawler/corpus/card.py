@@ -1,5 +1,8 @@
 """The dataset card of ``package``: what each field and flag means, and the corpus's counts
-(records, duplicate groups, per site), so a researcher can cite and filter it."""
+(records, duplicate groups, per site), so a researcher can cite and filter it.
+
+Every value that comes from the pages (an autoblog's name, its URLs) or from the command
+line goes through :func:`crawler.escaping.markdown`: it renders as the text it is."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import crawler
+from crawler.escaping import markdown
 from crawler.layout import MANIFEST_JSON, MANIFEST_TXT
 
 
@@ -157,26 +161,32 @@ FIELDS = _table(["field", "type", "meaning"], FIELD_ROWS)
 FLAGS = _table(["flag", "meaning"], FLAG_ROWS)
 
 
+def _cells(*values: object) -> str:
+    """A table row of values from outside, each escaped (``None`` as an empty cell)."""
+    return "| " + " | ".join(markdown("" if v is None else v) for v in values) + " |"
+
+
 def dataset_card(counts: dict[str, Any], records: list[dict[str, Any]], title: str) -> str:
     ext = records[0]["extraction"] if records else {}
     site_rows = "\n".join(
-        f"| {url} | {s['title'] or ''} | {s['source'] or ''} | {s['engine']} | {s['records']} |"
+        _cells(url, s["title"], s["source"], s["engine"], s["records"])
         for url, s in sorted(counts["sites"].items())
     )
-    flags = ", ".join(f"`{k}` {v}" for k, v in counts["quality_flags"].items()) or "none"
-    crawl = counts["crawl_dates"] or ["?", "?"]
-    dates = counts["article_dates"] or ["?", "?"]
-    return f"""# {title}
+    flags = ", ".join(f"{markdown(k)} {v}" for k, v in counts["quality_flags"].items()) or "none"
+    crawl = [markdown(d) for d in counts["crawl_dates"] or ["?", "?"]]
+    dates = [markdown(d) for d in counts["article_dates"] or ["?", "?"]]
+    farms = ", ".join(markdown(f) for f in counts["farms"]) or "?"
+    return f"""# {markdown(title)}
 
 Articles mirrored by Projet Autoblog (VroumVroumBlog) farms, captured as WARC files and
 extracted article by article. Every record points back to its raw capture (`warc`).
 
 ## What, when, how
-- **Farms**: {", ".join(counts["farms"]) or "?"}; **autoblogs**: {counts["autoblogs"]};
+- **Farms**: {farms}; **autoblogs**: {counts["autoblogs"]};
   **records**: {counts["records"]} ({counts["words"]} words).
 - **Captured** between {crawl[0]} and {crawl[1]} (UTC); article dates {dates[0]} – {dates[1]}.
-- **Software**: autoblog-archive {crawler.__version__}; text by {ext.get("tool")}
-  {ext.get("version")} on the article's own content block only (cut with the engine's
+- **Software**: autoblog-archive {crawler.__version__}; text by {markdown(ext.get("tool"))}
+  {markdown(ext.get("version"))} on the article's own content block only (cut with the engine's
   template; `deduplicate` off), options in `extraction`. Title, date, permalink and source
   URL come from the autoblog template, not from trafilatura.
 - **One record per article per capture** of its permalink page; articles only ever seen on

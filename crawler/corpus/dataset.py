@@ -22,9 +22,10 @@ import orjson
 import crawler
 from crawler.corpus.card import corpus_counts, dataset_card, duplicate_groups
 from crawler.corpus.dedup import annotate_duplicates
-from crawler.corpus.shards import read_corpus
+from crawler.corpus.shards import corpus_shards, read_corpus
+from crawler.escaping import checksum_line, has_control, terminal
 from crawler.exitcodes import UsageError
-from crawler.layout import MANIFEST_JSON, MANIFEST_TXT
+from crawler.layout import MANIFEST_JSON, MANIFEST_TXT, is_transient
 
 PARQUET_ROWS = 100_000
 
@@ -153,24 +154,68 @@ def write_parquet(records: list[dict[str, Any]], directory: Path, rows: int) -> 
     return paths
 
 
+def manifest_files(directory: Path) -> list[str]:
+    """Every regular file below ``directory`` a manifest lists, relative, sorted: not the
+    manifests, not what exists only while a run works (:func:`~crawler.layout.is_transient`),
+    not symbolic links (never followed: they could point anywhere)."""
+    found = []
+    for folder, dirs, files in os.walk(directory):
+        rel_folder = Path(folder).relative_to(directory)
+        dirs[:] = [d for d in dirs if not is_transient((rel_folder / d).as_posix())]
+        for name in files:
+            path = Path(folder, name)
+            rel = (rel_folder / name).as_posix()
+            if path.is_symlink() or not path.is_file() or is_transient(rel):
+                continue
+            if rel not in (MANIFEST_TXT, MANIFEST_JSON):
+                found.append(rel)
+    return sorted(found)
+
+
+def check_file_names(directory: Path) -> None:
+    """A manifest line cannot carry a control character other than those ``sha256sum``
+    escapes (newline, carriage return): such a file is bad usage, before anything is
+    written."""
+    for rel in manifest_files(directory):
+        if has_control(rel.replace("\n", "").replace("\r", "")):
+            raise UsageError(
+                f"{directory}: the name of {rel} holds a control character; "
+                "a manifest cannot list it",
+                "rename or remove that file, then package again",
+            )
+
+
 def write_manifest(directory: Path) -> dict[str, Any]:
-    """sha256 and size of every file under ``directory`` (the manifests excepted)."""
+    """sha256 and size of every file :func:`manifest_files` lists."""
     entries = []
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        rel = path.relative_to(directory).as_posix()
-        if rel in (MANIFEST_TXT, MANIFEST_JSON) or rel.endswith(".open"):
-            continue
+    for rel in manifest_files(directory):
+        path = directory / rel
         h = hashlib.sha256()
         with open(path, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
         entries.append({"path": rel, "size": path.stat().st_size, "sha256": h.hexdigest()})
     (directory / MANIFEST_TXT).write_text(
-        "".join(f"{e['sha256']}  {e['path']}\n" for e in entries), encoding="utf-8"
+        "".join(checksum_line(e["sha256"], e["path"]) for e in entries), encoding="utf-8"
     )
     manifest = {"files": entries, "generator": f"autoblog-archive {crawler.__version__}"}
     (directory / MANIFEST_JSON).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     return manifest
+
+
+def check_each_record_once(records: list[dict[str, Any]]) -> None:
+    """A record id is one capture's article: twice means two corpora of the same captures
+    (an ``extract`` written beside a crawl's corpus before ``extract`` refused that), and a
+    dataset that would count every article twice. Bad usage, before anything is written."""
+    seen: set[str] = set()
+    for record in records:
+        if record["id"] in seen:
+            raise UsageError(
+                f"record {record['id']} is in the corpus twice: the folder holds two corpora "
+                "of the same captures (corpus/part-* from `extract`, corpus/run-*/ from a crawl)",
+                "keep one: remove the other, or extract again with --force (it replaces corpus/)",
+            )
+        seen.add(record["id"])
 
 
 def package_dataset(
@@ -181,12 +226,14 @@ def package_dataset(
 ) -> dict[str, Any]:
     """Write card, counts, annotations, Parquet and manifest into ``directory``."""
     base = Path(directory)
-    records = read_corpus(base)
-    if not records and not list(base.glob("corpus/**/part-*.jsonl.gz")):
+    if not corpus_shards(base):
         raise UsageError(
             f"{base}: no corpus (corpus/run-*/part-*.jsonl.gz or corpus/part-*.jsonl.gz)",
             "give the output folder of a crawl, or the folder `extract --output` wrote",
         )
+    check_file_names(base)
+    records = read_corpus(base)
+    check_each_record_once(records)
     records.sort(key=lambda r: (r["url"], r["id"]))
     annotate_duplicates(records)  # across everything packaged (several crawls, farms)
     exact, near = duplicate_groups(records)
@@ -214,17 +261,25 @@ def package_dataset(
 
 def run_package(args: argparse.Namespace) -> int:
     """Handler of ``autoblog-archive package``."""
+    from crawler.runlock import hold_folder
+
     if not Path(args.directory).is_dir():
         raise UsageError(f"{args.directory}: no such folder")
-    result = package_dataset(
-        args.directory,
-        parquet=not args.no_parquet,
-        parquet_rows=args.parquet_rows or PARQUET_ROWS,
-        title=args.title,
-    )
+    lock = hold_folder(args.directory)  # never beside a crawl writing its corpus
+    try:
+        result = package_dataset(
+            args.directory,
+            parquet=not args.no_parquet,
+            parquet_rows=args.parquet_rows or PARQUET_ROWS,
+            title=args.title,
+        )
+    finally:
+        lock.release()
     print(
-        f"{result['records']} records, {result['exact_groups']} exact-duplicate groups, "
-        f"{result['near_clusters']} near-duplicate clusters; manifest of {result['files']} "
-        f"files in {args.directory}"
+        terminal(
+            f"{result['records']} records, {result['exact_groups']} exact-duplicate groups, "
+            f"{result['near_clusters']} near-duplicate clusters; manifest of "
+            f"{result['files']} files in {args.directory}"
+        )
     )
     return 0

@@ -6,20 +6,27 @@ must equal the crawl-time one: so this only scans WARC files for HTML ``response
 crawl uses. The files are scanned in this process while the workers extract what was
 found; each worker process reads its own record straight from the file
 (``offset``/``length`` of the gzip member), so page bodies never travel between processes.
+
+The corpus is written aside and replaces ``<output>/corpus`` whole when complete
+(:mod:`crawler.corpus.output`): a failed run leaves the folder's corpus as it was.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from crawler.corpus.builder import CorpusBuilder, is_html
-from crawler.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, UsageError
+from crawler.corpus.output import check_extract_output, remove_leftovers, replaced_corpus
+from crawler.escaping import TerminalFormatter, terminal
+from crawler.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, UsageError, UserError
 from crawler.settings import CORPUS_MAX_TASKS, CORPUS_TIMEOUT
 
 logger = logging.getLogger(__name__)
@@ -113,27 +120,31 @@ def extract_warcs(
     max_tasks_per_worker: int = CORPUS_MAX_TASKS,
     debug_sleep: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Write ``<output_dir>/corpus/`` from WARC files; returns counts and timings."""
+    """Write ``<output_dir>/corpus/`` from WARC files (replacing the corpus there, whole,
+    once the new one is complete); returns counts and timings."""
     files = sorted({str(Path(p)) for p in paths})
     started = time.monotonic()
-    builder = CorpusBuilder(
-        output_dir,
-        workers=workers,
-        timeout=timeout,
-        max_tasks_per_worker=max_tasks_per_worker,
-        debug_sleep=debug_sleep,
-    )
-    # Files are scanned here, one after the other, while the workers already extract what
-    # was found: scanning only reads headers, and the workers have the cores.
-    pages, problems, unreadable, scan_s = 0, [], 0, 0.0
-    for path in files:
-        scan_started = time.monotonic()
-        entries, found = scan_warc(path)
-        scan_s += time.monotonic() - scan_started
-        problems += found
-        unreadable += bool(found and not entries)
-        pages += queue_pages(builder, entries)
-    shards = builder.close()
+    with replaced_corpus(output_dir) as corpus_dir:
+        builder = CorpusBuilder(
+            output_dir,
+            workers=workers,
+            timeout=timeout,
+            max_tasks_per_worker=max_tasks_per_worker,
+            debug_sleep=debug_sleep,
+            corpus_dir=corpus_dir,
+        )
+        # Files are scanned here, one after the other, while the workers already extract
+        # what was found: scanning only reads headers, and the workers have the cores.
+        pages, problems, unreadable, scan_s = 0, [], 0, 0.0
+        for path in files:
+            scan_started = time.monotonic()
+            entries, found = scan_warc(path)
+            scan_s += time.monotonic() - scan_started
+            problems += found
+            unreadable += bool(found and not entries)
+            pages += queue_pages(builder, entries)
+        shards = builder.close()
+    corpus = Path(output_dir) / "corpus"
     elapsed = time.monotonic() - started
     return {
         "files": len(files),
@@ -144,18 +155,17 @@ def extract_warcs(
         "problems": problems,
         # Files that gave nothing at all (not a WARC, damaged from the start).
         "unreadable_files": unreadable,
-        "shards": [str(p) for p in shards],
+        "shards": [str(corpus / p.name) for p in shards],
         "scan_seconds": round(scan_s, 3),
         "seconds": round(elapsed, 3),
         "pool": dict(builder.pool.stats),
     }
 
 
-def run_extract(args: argparse.Namespace) -> int:
-    """Handler of ``autoblog-archive extract``."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def warc_paths(given: Iterable[str]) -> list[str]:
+    """The WARC files given: files as they are, folders searched for ``*.warc.gz``."""
     paths: list[str] = []
-    for w in args.warcs:
+    for w in given:
         p = Path(w)
         if p.is_dir():
             # A folder: its WARCs, or an output folder's (collections/*/archive/).
@@ -167,19 +177,62 @@ def run_extract(args: argparse.Namespace) -> int:
             raise UsageError(f"{w}: no such file or folder")
         else:
             paths.append(w)
-    result = extract_warcs(
-        paths,
-        args.output,
-        workers=args.workers,
-        timeout=args.timeout,
-        max_tasks_per_worker=args.max_tasks_per_worker,
+    return paths
+
+
+def log_to_terminal() -> None:
+    """``extract`` prints its own lines; warnings (a page skipped) go to stderr, escaped,
+    and nothing less (the counts are in the last line)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(TerminalFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+
+
+def extract_into(args: argparse.Namespace, work: Callable[[list[str], Path], dict]) -> dict:
+    """What ``extract`` does around its work, on one engine or the other: the inputs and
+    the output checked before anything is written, the output folder held (one run at a
+    time), what a killed run left removed, and a failure to write as one line (exit 2)."""
+    from crawler.runlock import hold_folder
+
+    paths = warc_paths(args.warcs)
+    output = check_extract_output(args.output, args.force)
+    lock = hold_folder(output)
+    try:
+        remove_leftovers(output)
+        return work(paths, output)
+    except (OSError, sqlite3.Error) as exc:
+        full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UserError(
+            f"writing the corpus into {output} failed ({why}); its corpus/ was left as it "
+            f"was; {'free space and ' if full else ''}run the same command again",
+            EXIT_FAILED,
+        ) from None
+    finally:
+        lock.release()
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    """Handler of ``autoblog-archive extract`` (without ``--dask``)."""
+    log_to_terminal()
+    result = extract_into(
+        args,
+        lambda paths, output: extract_warcs(
+            paths,
+            output,
+            workers=args.workers,
+            timeout=args.timeout,
+            max_tasks_per_worker=args.max_tasks_per_worker,
+        ),
     )
     for problem in result["problems"]:
-        print(f"PROBLEM  {problem}")
+        print(terminal(f"PROBLEM  {problem}"))
     print(
-        f"{result['records']} records ({result['index_only_records']} from index pages only) "
-        f"from {result['pages']} pages in {result['files']} WARC files, "
-        f"{result['skipped_pages']} skipped, {result['seconds']}s -> {args.output}/corpus/"
+        terminal(
+            f"{result['records']} records ({result['index_only_records']} from index pages "
+            f"only) from {result['pages']} pages in {result['files']} WARC files, "
+            f"{result['skipped_pages']} skipped, {result['seconds']}s -> {args.output}/corpus/"
+        )
     )
     if result["unreadable_files"] == result["files"]:
         return EXIT_FAILED  # nothing readable at all (not a WARC file, say): said above

@@ -23,6 +23,7 @@ from typing import Any
 
 import pebble
 
+from crawler.children import isolate_library_children
 from crawler.corpus.extraction import extract_facts, page_facts, text_fields
 from crawler.corpus.text import charset_from_content_type
 from crawler.settings import CORPUS_MAX_TASKS, CORPUS_TIMEOUT, CORPUS_WORKERS
@@ -88,7 +89,9 @@ def worker_context() -> mp.context.BaseContext:
     kill or a recycling; the server preloads the extraction modules and the language model
     (:mod:`crawler.corpus.preload`) once, so a new worker starts warm. ``__main__`` is
     preloaded too: otherwise every new worker runs the main script again (multiprocessing
-    re-imports it in each child it starts)."""
+    re-imports it in each child it starts). The fork server is a ``python -c`` child: it
+    must not import from the current directory (:mod:`crawler.children`)."""
+    isolate_library_children()
     try:
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(["__main__", "crawler.corpus.preload"])
@@ -126,6 +129,9 @@ class ExtractionPool:
         self._cond = threading.Condition()
         self._done_by: Counter[int] = Counter()  # worker pid -> documents done
         self.stats = {"timeouts": 0, "crashes": 0, "errors": 0, "recycled": 0, "spawned": 0}
+        # Chosen here, on the caller's thread: choosing it sets the environment the fork
+        # server inherits, which is best not done while other threads may read it.
+        self._context = worker_context()
 
     def submit(self, task_id: int, payload: dict[str, Any]) -> None:
         with self._cond:
@@ -164,7 +170,7 @@ class ExtractionPool:
                         pool = pebble.ProcessPool(
                             max_workers=self.n_workers,
                             max_tasks=self.max_tasks,
-                            context=worker_context(),
+                            context=self._context,
                         )
                     future = pool.schedule(_run_task, (payload,), timeout=self.timeout)
                 except Exception as exc:  # noqa: BLE001 - a broken pool: fail, never hang

@@ -13,6 +13,7 @@ import orjson
 from crawler.corpus.text import repair_value
 
 RECORDS_PER_SHARD = 50_000
+SUFFIX = ".jsonl.gz"
 
 
 def write_shards(records: Iterable[dict[str, Any]], directory: Path, per_shard: int) -> list[Path]:
@@ -84,12 +85,38 @@ def _is_hex(text: str) -> bool:
     return text.isascii() and all(c in "0123456789abcdefABCDEF" for c in text)
 
 
-def read_corpus(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """All records of ``<directory>/corpus/[run-*/]part-*.jsonl.gz`` (or of ``directory``)."""
+def _shards_below(folder: Path, depth: int) -> list[Path]:
+    """``part-*.jsonl.gz`` files in ``folder`` and ``depth`` levels of folders below it;
+    symbolic links are neither followed nor read (a link could list a corpus twice, or
+    point outside the folder)."""
+    found: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return found
+    for entry in entries:
+        if entry.is_symlink():
+            continue
+        if entry.is_file() and entry.name.startswith("part-") and entry.name.endswith(SUFFIX):
+            found.append(Path(entry.path))
+        elif depth and entry.is_dir():
+            found += _shards_below(Path(entry.path), depth - 1)
+    return found
+
+
+def corpus_shards(directory: str | os.PathLike[str]) -> list[Path]:
+    """The shards of the corpus in ``directory``: ``corpus/part-*`` (``extract``),
+    ``corpus/run-NNNNN/part-*`` (a crawl's runs), or ``part-*`` (a corpus folder itself)."""
     base = Path(directory)
-    shards = sorted(base.glob("corpus/**/part-*.jsonl.gz")) or sorted(base.glob("part-*.jsonl.gz"))
+    if Path(base, "corpus").is_symlink():
+        return []
+    return sorted(_shards_below(base / "corpus", 1)) or sorted(_shards_below(base, 0))
+
+
+def read_corpus(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """All records of the corpus in ``directory`` (:func:`corpus_shards`)."""
     out: list[dict[str, Any]] = []
-    for shard in shards:
+    for shard in corpus_shards(directory):
         with gzip.open(shard, "rb") as fh:
             out.extend(orjson.loads(line) for line in fh if line.strip())
     return out

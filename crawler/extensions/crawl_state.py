@@ -14,7 +14,6 @@ through it.
 from __future__ import annotations
 
 import logging
-import sys
 from dataclasses import dataclass
 
 from scrapy import Spider, signals
@@ -31,6 +30,7 @@ from crawler.history.report import build_report, write_report
 from crawler.history.store import History
 from crawler.items import CrawlPlan, PageItem, crawl_planned, run_started
 from crawler.layout import OutputLayout
+from crawler.redact import redacted_command
 from crawler.runlock import RunLock
 from crawler.urls import canonical_url
 from crawler.warc import WarcPointer
@@ -64,6 +64,7 @@ class RunOutcome:
 
     status: str | None = None  # finished | partial | interrupted | failed | discarded
     report: str | None = None  # path of report.json
+    history_error: str | None = None  # why the history could not start the run
 
 
 class CrawlState:
@@ -104,7 +105,7 @@ class CrawlState:
             crawler.stats,
         )
         state.crawler = crawler
-        state.open(" ".join(sys.argv))
+        state.open(redacted_command())
         crawler.signals.connect(state.crawl_planned, signal=crawl_planned)
         crawler.signals.connect(state.note_page, signal=signals.item_scraped)
         crawler.signals.connect(state.spider_idle, signal=signals.spider_idle)
@@ -146,7 +147,17 @@ class CrawlState:
         return FULL if rule.full_pass_due(self.history.runs_since_full()) else INCREMENTAL
 
     def crawl_planned(self, plan: CrawlPlan) -> None:
-        """Start the run for the spider's seeds (or resume the same seeds' unfinished one)."""
+        """Start the run for the spider's seeds (or resume the same seeds' unfinished one).
+        If that fails, :attr:`run` stays None and the spider stops before its first
+        request; the reason goes to the verdict (Scrapy would only log it)."""
+        try:
+            self._start_run(plan)
+        except Exception as exc:
+            logger.exception("the history could not start the run")
+            self.run = None
+            self.outcome.history_error = f"{type(exc).__name__}: {exc}"
+
+    def _start_run(self, plan: CrawlPlan) -> None:
         history = self.history
         assert history is not None and self.reconciled is not None
         seeds = list(plan.seeds)
@@ -159,7 +170,7 @@ class CrawlState:
             # Whether the lost history's last run had finished is written nowhere else.
             logger.warning("the history was rebuilt: this run is a full pass")
             mode = FULL
-        run_id = history.start_run(seeds, " ".join(sys.argv), mode=mode)
+        run_id = history.start_run(seeds, redacted_command(), mode=mode)
         run = history.get_run(run_id)
         assert run is not None
         self.run = RunInfo(run_id, mode, run.started, bool(resumable), self._archive_run(run_id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from crawler.escaping import terminal
 from crawler.history.rebuild import rebuild_from_indexes
 from crawler.layout import OutputLayout, warc_name_problem
 from crawler.untrusted import shown
@@ -41,7 +42,7 @@ def _reindex(root: Path, layouts: list[OutputLayout]) -> int:
     for layout in layouts:
         # Under the run lock, an .open file is a killed crawl's: repair it, then index it.
         for repair in repair_directory(layout.archive):
-            print(f"repaired {repair.describe()}")
+            print(terminal(f"repaired {repair.describe()}"))
         for path in layout.warcs():
             problem = warc_name_problem(path.name)
             if problem is not None:  # write_cdxj and the rebuild leave it out: say so
@@ -52,7 +53,7 @@ def _reindex(root: Path, layouts: list[OutputLayout]) -> int:
     report = rebuild_from_indexes(root)
     report.problems[:0] = problems
     for problem in report.problems:
-        print(f"PROBLEM  {problem}")
+        print(terminal(f"PROBLEM  {problem}"))
     print(
         f"Rebuilt {OutputLayout(root).history}: {report.runs} runs, {report.captures} captures, "
         f"{report.articles} articles from {report.files} WARC files "

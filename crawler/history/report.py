@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from crawler.escaping import terminal
 from crawler.exitcodes import UsageError
 from crawler.history.model import FINISHED, Capture
 from crawler.history.store import History
@@ -181,7 +182,8 @@ def build_report(history: History, run_id: int | None = None) -> dict:
 
 
 def format_report(report: dict, limit: int = 20) -> str:
-    """A readable summary: counts per autoblog, then the URLs that matter (new, changed, gone)."""
+    """A readable summary for a terminal: counts per autoblog, then the URLs that matter
+    (new, changed, gone)."""
     run = report["run"]
     totals = report["totals"]
     lines = [
@@ -200,7 +202,8 @@ def format_report(report: dict, limit: int = 20) -> str:
         lines.append("  articles: " + _counts(entry["articles"]))
         lines.append("  pages:    " + _counts(entry["pages"]))
         lines.extend("    " + line for line in entry_changes(entry, limit))
-    return "\n".join(lines) + "\n"
+    # URLs come from the archive (a rebuilt history holds what the WARCs say): escaped.
+    return "".join(terminal(line) + "\n" for line in lines)
 
 
 def entry_changes(entry: dict, limit: int) -> list[str]:

@@ -108,7 +108,9 @@ def start_farm(**options: Any) -> RunningFarm:
     """Launch ``python -m crawler.samplefarm --port 0 ...`` and wait for its URL line."""
     options.setdefault("host", "127.0.0.1")
     options["port"] = options.get("port", 0)
-    cmd = [sys.executable, "-m", "crawler.samplefarm", *farm_argv(**options)]
+    # -P: nothing imported from the current directory (what crawler.children does for the
+    # crawler's own children; the oracle imports nothing from the crawler).
+    cmd = [sys.executable, "-P", "-m", "crawler.samplefarm", *farm_argv(**options)]
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")

@@ -13,7 +13,6 @@ import io
 import logging
 import os
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.recordloader import ArcWarcRecord
 from warcio.timeutils import timestamp_to_iso_date
 
+from crawler.children import python_command
 from crawler.layout import OutputLayout, warc_name_problem
 from crawler.parsing import parse_page
 from crawler.spill import DiskMap
@@ -448,20 +448,20 @@ def write_pywb_config(layout: OutputLayout) -> Path:
 
 def write_wacz(layout: OutputLayout) -> Path:
     """One-file package (WARCs, CDXJ, pages, datapackage with digests) via py-wacz."""
-    cmd = [
-        sys.executable,
+    cmd = python_command(
         "-m",
         "wacz.main",
         "create",
         "-o",
-        str(layout.wacz),
+        str(layout.wacz.resolve()),
         "-p",
-        str(layout.pages),
+        str(layout.pages.resolve()),
         "--title",
         layout.name,
-        *[str(p) for p in layout.warcs()],
-    ]
-    subprocess.run(cmd, check=True, capture_output=True)
+        *[str(p.resolve()) for p in layout.warcs()],
+    )
+    # Run from the output folder (every path above is absolute): a known directory.
+    subprocess.run(cmd, check=True, capture_output=True, cwd=layout.root)
     return layout.wacz
 
 
