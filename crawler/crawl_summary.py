@@ -11,23 +11,27 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-import orjson
 from scrapy.crawler import Crawler
 
 from crawler.bounds import FRONTIER_REJECTED, error_count
 from crawler.escaping import terminal
 from crawler.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
 from crawler.extensions import CrawlState, IndexOnClose, RunSummary
+from crawler.extensions.crawl_state import HISTORY_ERROR
 from crawler.extensions.lookup import captures_held, item_pipeline, page_bound_reached
 from crawler.history.report import list_changes
+from crawler.untrusted import read_json_object
 from pipelines.research_corpus import CorpusPipeline
 from pipelines.warc_capture import WarcCapture
 
+REPORT_LIMIT = 1 << 28  # a report lists URLs: a big run's is tens of MB
+
 
 def _read_report(path: str | None) -> dict | None:
-    if not path or not Path(path).exists():
+    """The run's report.json, read back as any state file (not followed, bounded)."""
+    if not path:
         return None
-    return orjson.loads(Path(path).read_bytes())
+    return read_json_object(path, REPORT_LIMIT)
 
 
 def summarize(crawler: Crawler) -> tuple[dict, int]:
@@ -81,6 +85,7 @@ def summarize(crawler: Crawler) -> tuple[dict, int]:
         "skipped": skipped,
         "autoblogs": {b: e for b, e in sorted(autoblogs.items()) if e["engine"] or e["pages"]},
         "first_failure": found.first_failure if found is not None else None,
+        "history_error": outcome.history_error if outcome else None,
         "warc_write_error": capture.write_error if capture else None,
         "index_error": indexes.error if indexes else None,
         "written": indexes.written if indexes else {},
@@ -94,6 +99,9 @@ def verdict(summary: dict, held: int) -> tuple[int, str]:
     reason = summary["finish_reason"]
     seeds = ", ".join(summary["seeds"])
     first_failure = summary.get("first_failure")
+    if reason == HISTORY_ERROR:
+        why = summary.get("history_error") or "see the log"
+        return EXIT_FAILED, f"the crawl history could not start a run ({why}): nothing was fetched"
     if not held:
         if reason in ("shutdown", "interrupted"):
             return EXIT_FAILED, "interrupted before anything was captured; the folder is unchanged"

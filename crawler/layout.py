@@ -52,6 +52,30 @@ def is_transient(relative: str) -> bool:
     )
 
 
+def name_problem(name: str) -> str | None:
+    """Why ``name`` is not a plain file name the tool takes in, or None.
+
+    A name is written into indexes, manifests and terminal lines, one per line: a newline
+    or any other control character in it would forge one of them, a separator would
+    point elsewhere. Non-printable characters (``str.isprintable``: control, format,
+    line and paragraph separators, undecodable bytes) are refused with them.
+    """
+    if name in ("", ".", ".."):
+        return "not a file name"
+    if "/" in name or "\\" in name:
+        return "a path separator in its name"
+    if not name.isprintable():
+        return "a control or non-printable character in its name"
+    return None
+
+
+def warc_name_problem(name: str) -> str | None:
+    """Why ``name`` is not the plain name of a closed WARC file, or None."""
+    if not name.endswith(WARC_SUFFIX) or name == WARC_SUFFIX:
+        return f"not a {WARC_SUFFIX} name"
+    return name_problem(name)
+
+
 class OutputLayout:
     """Paths of one output folder (one farm's crawl history) and one of its collections."""
 

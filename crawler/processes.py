@@ -32,7 +32,7 @@ import orjson
 
 from crawler.children import python_command
 from crawler.escaping import terminal
-from crawler.exitcodes import EXIT_FAILED, EXIT_LOCKED, EXIT_USAGE, UsageError
+from crawler.exitcodes import EXIT_FAILED, EXIT_LOCKED, EXIT_PARTIAL, EXIT_USAGE, UsageError
 from crawler.urls import canonical_url
 
 logger = logging.getLogger(__name__)
@@ -92,11 +92,24 @@ class Share:
 
 
 def read_deal(path: Path) -> dict[str, Any]:
-    try:
-        data = orjson.loads(path.read_bytes())
-    except (OSError, ValueError):
+    """``processes/deal.json`` as the tool writes it, or ``{}`` (then the deal is made
+    again): a process count, and each autoblog's process number. Read as any state file
+    (not followed, bounded), and only entries of the right types are kept."""
+    from crawler.untrusted import read_json_object
+
+    data = read_json_object(path) or {}
+    count = data.get("processes")
+    owners = data.get("autoblogs")
+    if not isinstance(count, int) or isinstance(count, bool) or not isinstance(owners, dict):
         return {}
-    return data if isinstance(data, dict) else {}
+    return {
+        "processes": count,
+        "autoblogs": {
+            base: owner
+            for base, owner in owners.items()
+            if isinstance(owner, int) and not isinstance(owner, bool) and 0 <= owner < count
+        },
+    }
 
 
 def listed_autoblogs(url: str, max_bytes: int, timeout: float, user_agent: str) -> list[str]:
@@ -133,7 +146,7 @@ def deal(listed: list[str], count: int, earlier: dict[str, Any]) -> dict[str, in
     """Each listed autoblog's process: the one it had (same N), else the least loaded."""
     owners: dict[str, int] = {}
     if earlier.get("processes") == count:
-        owners = {b: int(i) for b, i in earlier.get("autoblogs", {}).items() if 0 <= int(i) < count}
+        owners = dict(earlier.get("autoblogs", {}))  # checked by read_deal
     load = [0] * count
     for owner in owners.values():
         load[owner] += 1
@@ -210,7 +223,7 @@ def run_in_processes(job: Job) -> int:
 def _crawl_and_merge(job: Job) -> tuple[int, bool]:
     from scrapy.settings import Settings
 
-    from crawler.cluster.merge import merge
+    from crawler.cluster.merge import merge, print_outcome
 
     args, urls, output = job.args, job.urls, job.output
 
@@ -239,13 +252,16 @@ def _crawl_and_merge(job: Job) -> tuple[int, bool]:
     refused = [code for code in codes if code in (EXIT_LOCKED, EXIT_USAGE)]
     if refused:
         return max(refused), False
-    kept = [f for f in folders if (f / "summary.json").exists()]
-    summaries = [orjson.loads((f / "summary.json").read_bytes()) for f in kept]
+    summaries = {f: read_summary(f / "summary.json") for f in folders}
+    kept = [f for f, s in summaries.items() if s is not None]
     if not kept:
         return EXIT_FAILED, False
     result = merge(kept, output, job.name, wacz=job.wacz, keep_duplicates=True)
-    summary = merged_summary(summaries, result.corpus_records)
+    summary = merged_summary([s for s in summaries.values() if s], result.corpus_records)
     code = max(codes)
+    if not result.complete:
+        print_outcome(result)
+        code = max(code, EXIT_PARTIAL)
     if not summary["autoblogs"] and code < EXIT_FAILED:
         code = EXIT_FAILED
         print(f"no autoblog found at {', '.join(urls)}: is it a Projet Autoblog farm root?")
@@ -292,6 +308,23 @@ def run_children(commands: list[list[str]]) -> list[int]:
 
 
 SUMMED = ("requests", "responses", "revisits", "warc_records", "payload_bytes", "errors")
+
+
+def read_summary(path: Path) -> dict | None:
+    """A process's ``summary.json`` (it captured something), kept only in the shape the
+    merged summary reads: counts that are numbers, autoblogs an object."""
+    from crawler.untrusted import read_json_object
+
+    data = read_json_object(path)
+    if data is None:
+        return None
+    for key in SUMMED:
+        value = data.get(key, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            data[key] = 0
+    if not isinstance(data.get("autoblogs"), dict):
+        data["autoblogs"] = {}
+    return data
 
 
 def merged_summary(summaries: list[dict], corpus_records: int) -> dict:

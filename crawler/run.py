@@ -142,6 +142,9 @@ def _crawl(
             # Raised by CrawlState, the first component built: nothing of ours was written,
             # and the folder is another run's (never undo anything in it).
             raise UserError(failure.value.describe(), EXIT_LOCKED)
+        if failure.check(UserError):
+            # Refused before the run started (a malformed history): leave no trace.
+            snapshot.restore()
         failure.raiseException()
     summary, held = summarize(crawler_)
     summary |= {"started": started.isoformat(), "finished": datetime.now(UTC).isoformat()}

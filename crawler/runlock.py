@@ -17,8 +17,12 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from crawler.exitcodes import UsageError
 from crawler.layout import OutputLayout
 from crawler.redact import redacted_command
+from crawler.untrusted import read_json_object, shown
+
+HOLDER_LIMIT = 1 << 16
 
 
 class RunLockedError(RuntimeError):
@@ -33,26 +37,27 @@ class RunLockedError(RuntimeError):
         if not self.holder:
             who = "another process (it has not written its details yet)"
         else:
-            who = (
-                f"pid {self.holder.get('pid')} on {self.holder.get('host')}, "
-                f"started {self.holder.get('started')}"
+            # The file is read back: a value is printed escaped if it is not plain text.
+            pid, host, started, command = (
+                _plain(self.holder.get(k)) for k in ("pid", "host", "started", "command")
             )
+            who = f"pid {pid} on {host}, started {started}"
             if self.holder.get("command"):
-                who += f", command: {self.holder['command']}"
+                who += f", command: {command}"
         return (
             f"{self.output} is in use by another autoblog-archive run ({who}). "
             "Two runs on one output folder are refused; wait for it to finish or stop it."
         )
 
 
+def _plain(value: object) -> str:
+    text = str(value)
+    return text if text.isprintable() else shown(text)
+
+
 def read_holder(output: str | os.PathLike[str]) -> dict | None:
     """The details the current holder wrote (or a killed one left), or None."""
-    try:
-        text = OutputLayout(output).lock.read_text(encoding="utf-8")
-        data = json.loads(text)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_json_object(OutputLayout(output).lock, HOLDER_LIMIT)
 
 
 class RunLock:
@@ -88,6 +93,9 @@ class RunLock:
     def acquire(self) -> RunLock:
         """Take the lock now or raise :class:`RunLockedError` naming the holder."""
         self.output.mkdir(parents=True, exist_ok=True)
+        if self.path.is_symlink() or (self.path.exists() and not self.path.is_file()):
+            # filelock opens and truncates the path: a link would truncate its target.
+            raise UsageError(f"{shown(self.path)} is not a regular file: remove it")
         try:
             self._lock.acquire(timeout=0)
         except Timeout:

@@ -19,7 +19,8 @@ from warcio.timeutils import iso_date_to_timestamp
 
 from crawler.escaping import terminal
 from crawler.exitcodes import UsageError
-from crawler.layout import HISTORY_NAME, OPEN_SUFFIX, WARC_SUFFIX, OutputLayout
+from crawler.layout import HISTORY_NAME, OPEN_SUFFIX, WARC_SUFFIX, OutputLayout, warc_name_problem
+from crawler.untrusted import shown
 from crawler.warc.reader import read_record_at, record_defect, unread_tail
 
 CHUNK = 1 << 20
@@ -139,12 +140,17 @@ def check_history(root: Path, report: Report) -> None:
     """Every capture ``history.sqlite`` lists is in a WARC and in the index."""
     from crawler.history.consistency import unheld_captures
     from crawler.history.store import read_capture_locations
+    from crawler.history.validate import HistoryError
 
     path = OutputLayout(root).history
     if not path.exists():
         return  # optional: rebuilt from the WARCs by the next crawl or `reindex`
     try:
         unheld = unheld_captures(read_capture_locations(path), root)
+    except HistoryError as exc:
+        # A defect of the archive like any other: the WARCs are still checked and listed.
+        report.problems.append(str(exc))
+        return
     except sqlite3.Error as exc:
         report.problems.append(f"{HISTORY_NAME}: unreadable ({exc}); run `reindex` to rebuild it")
         return
@@ -179,11 +185,16 @@ def verify(root: str | Path) -> Report:
         report.problems.append(f"{root}: no collections/ folder, nothing to verify")
     for layout in layouts:
         for leftover in layout.open_warcs():
-            report.problems.append(f"{leftover.name}: unfinished .open file")
+            report.problems.append(f"{shown(leftover.name)}: unfinished .open file")
         warcs = layout.warcs()
         if not warcs:
             report.problems.append(f"{layout.archive}: no WARC files")
         for path in warcs:
+            problem = warc_name_problem(path.name)
+            if problem is not None:
+                # Named quoted and escaped: a raw newline would forge a line of this report.
+                report.problems.append(f"{shown(path)}: {problem}, left out of the indexes")
+                continue
             check_warc(path, report)
         check_cdxj(layout, report)
     if layouts:

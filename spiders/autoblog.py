@@ -23,11 +23,11 @@ from urllib.parse import urljoin, urlsplit
 
 from scrapy import Request, Selector, Spider
 from scrapy.downloadermiddlewares.retry import get_retry_request
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import CloseSpider, IgnoreRequest
 from scrapy.http import Response, TextResponse
 
 from crawler.bounds import bounded_links
-from crawler.extensions.crawl_state import CrawlState
+from crawler.extensions.crawl_state import HISTORY_ERROR, CrawlState
 from crawler.failures import failure_reason
 from crawler.history.digests import page_digests
 from crawler.items import (
@@ -126,6 +126,10 @@ class AutoblogSpider(Spider):
             return
         plan = CrawlPlan(seeds=list(self.seeds), scope=self.scope)
         crawler.signals.send_catch_log(crawl_planned, plan=plan)
+        if self.state is not None and self.state.run is None:
+            # The history could not start a run (the error is in the log): nothing may be
+            # fetched outside it, or later runs would not know what this one archived.
+            raise CloseSpider(HISTORY_ERROR)
 
     # -- requests ---------------------------------------------------------------
 

@@ -44,6 +44,47 @@ def write_shards(records: Iterable[dict[str, Any]], directory: Path, per_shard: 
     return paths
 
 
+def record_problem(rec: Any) -> str | None:
+    """Why a record read back is not one the corpus tools can use as they are (a corpus
+    part handed over by someone else), or None. Checks what merging and deduplicating read."""
+    from crawler.layout import warc_name_problem
+
+    if not isinstance(rec, dict):
+        return "not a JSON object"
+    for key in ("id", "url"):
+        if not isinstance(rec.get(key), str) or not rec[key]:
+            return f"no {key}"
+    if not isinstance(rec.get("crawl_date"), str | None):
+        return "crawl_date is not text"
+    if not isinstance(rec.get("text"), str | None):
+        return "text is not text"
+    flags = rec.get("quality_flags")
+    if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
+        return "quality_flags is not a list of text"
+    warc = rec.get("warc")
+    if warc is not None:
+        if not isinstance(warc, dict):
+            return "warc is not an object"
+        if not isinstance(warc.get("payload_digest"), str | None):
+            return "warc.payload_digest is not text"
+        name = warc.get("filename")
+        if name is not None and (not isinstance(name, str) or warc_name_problem(name)):
+            return "warc.filename is not a WARC file name"
+    hashes = rec.get("hashes")
+    if not isinstance(hashes, dict):
+        return "no hashes"
+    simhash = hashes.get("simhash")
+    if not (isinstance(simhash, str) and 0 < len(simhash) <= 16 and _is_hex(simhash)):
+        return "hashes.simhash is not 64 bits of hex"
+    if rec["text"] and not isinstance(hashes.get("text_sha256"), str):
+        return "hashes.text_sha256 is not text"
+    return None
+
+
+def _is_hex(text: str) -> bool:
+    return text.isascii() and all(c in "0123456789abcdefABCDEF" for c in text)
+
+
 def _shards_below(folder: Path, depth: int) -> list[Path]:
     """``part-*.jsonl.gz`` files in ``folder`` and ``depth`` levels of folders below it;
     symbolic links are neither followed nor read (a link could list a corpus twice, or

@@ -23,7 +23,7 @@ from scrapy.exceptions import NotConfigured
 from crawler.bounds import error_count
 from crawler.config import Incremental
 from crawler.extensions.lookup import captures_held, page_bound_reached
-from crawler.history.consistency import reconcile_with_warcs
+from crawler.history.consistency import check_history, reconcile_with_warcs
 from crawler.history.model import FAILED, FINISHED, INTERRUPTED, PARTIAL, Capture
 from crawler.history.rebuild import reconcile_files
 from crawler.history.report import build_report, write_report
@@ -40,6 +40,8 @@ from crawler.warc.recovery import repair_output
 logger = logging.getLogger(__name__)
 
 FULL, INCREMENTAL = "full", "incremental"
+# Why a crawl stops before its first request when the history could not start its run.
+HISTORY_ERROR = "history_error"
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class RunOutcome:
 
     status: str | None = None  # finished | partial | interrupted | failed | discarded
     report: str | None = None  # path of report.json
+    history_error: str | None = None  # why the history could not start the run
 
 
 class CrawlState:
@@ -117,14 +120,21 @@ class CrawlState:
     # -- the run -----------------------------------------------------------------
 
     def open(self, command: str) -> None:
-        """Lock the folder (or raise ``RunLockedError``), repair it, open the history."""
+        """Lock the folder (or raise ``RunLockedError``), check the history (or raise
+        :class:`HistoryError` with nothing written), repair the folder, open the history."""
         self.lock = RunLock(self.layout.root, command).acquire()
-        for repair in repair_output(self.layout.root):
-            logger.warning("crash recovery: %s", repair.describe())
-            self._count("recovery/files")
-        self.reconciled = reconcile_with_warcs(self.layout.root)
-        self._count("history/forgotten", len(self.reconciled.forgotten))
-        self.history = History.open(self.layout.history)
+        try:
+            check_history(self.layout.root)
+            for repair in repair_output(self.layout.root):
+                logger.warning("crash recovery: %s", repair.describe())
+                self._count("recovery/files")
+            self.reconciled = reconcile_with_warcs(self.layout.root)
+            self._count("history/forgotten", len(self.reconciled.forgotten))
+            self.history = History.open(self.layout.history)
+        except BaseException:
+            # No crawl follows (Scrapy gives up on this crawler): the folder is free again.
+            self.lock.release()
+            raise
 
     def _mode(self) -> str:
         assert self.history is not None
@@ -137,7 +147,17 @@ class CrawlState:
         return FULL if rule.full_pass_due(self.history.runs_since_full()) else INCREMENTAL
 
     def crawl_planned(self, plan: CrawlPlan) -> None:
-        """Start the run for the spider's seeds (or resume the same seeds' unfinished one)."""
+        """Start the run for the spider's seeds (or resume the same seeds' unfinished one).
+        If that fails, :attr:`run` stays None and the spider stops before its first
+        request; the reason goes to the verdict (Scrapy would only log it)."""
+        try:
+            self._start_run(plan)
+        except Exception as exc:
+            logger.exception("the history could not start the run")
+            self.run = None
+            self.outcome.history_error = f"{type(exc).__name__}: {exc}"
+
+    def _start_run(self, plan: CrawlPlan) -> None:
         history = self.history
         assert history is not None and self.reconciled is not None
         seeds = list(plan.seeds)

@@ -66,6 +66,15 @@ def history_problem(root: Path) -> str | None:
     return file_problem(path)
 
 
+def check_history(root: Path) -> None:
+    """Raise :class:`crawler.history.validate.HistoryError` if a history the next run would
+    trust as it is holds a malformed row; a missing, emptied or corrupt one is rebuilt
+    from the WARCs instead (:func:`reconcile_with_warcs`)."""
+    path = OutputLayout(root).history
+    if path.exists() and history_problem(root) is None:
+        History.open(path).close()  # every row checked on the way in
+
+
 def rebuild_history(root: Path, problem: str) -> str:
     """Put an untrustworthy history aside and rebuild it from the WARCs; one line on it."""
     path = OutputLayout(root).history

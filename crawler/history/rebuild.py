@@ -28,8 +28,9 @@ from crawler.history.model import (
     RUN_MODE_FIELD,
     RUN_STARTED_FIELD,
 )
-from crawler.history.store import History, read_runs
-from crawler.layout import OutputLayout
+from crawler.history.store import History, malformed, read_runs
+from crawler.history.validate import MAX_ID, MODES, is_stamp
+from crawler.layout import OutputLayout, warc_name_problem
 from crawler.parsing import parse_page
 from crawler.urls import autoblog_base
 from crawler.warc.reader import READ_LIMIT, read_limited
@@ -238,12 +239,17 @@ def _note_articles(history: History, found: FoundRecord, run_id: int) -> None:
         history.note_article(permalink, autoblog_base(found.url), run_id, digest)
 
 
+def _run_number(key: str) -> int | None:
+    """The run number a warcinfo ``crawlRun`` field names, if it is one the history holds."""
+    if not (key.isascii() and key.isdigit() and len(key) <= 10):
+        return None
+    number = int(key)
+    return number if 0 < number < MAX_ID else None
+
+
 def _run_for_key(history: History, key: str, default: int) -> int:
-    try:
-        wanted = int(key)
-    except ValueError:
-        return default
-    return wanted if history.get_run(wanted) is not None else default
+    wanted = _run_number(key)
+    return wanted if wanted is not None and history.get_run(wanted) is not None else default
 
 
 @dataclass
@@ -272,6 +278,8 @@ def _cdxj_entries(layout: OutputLayout) -> dict[str, list[tuple[int, int]]]:
                 if fields.get("mime") in ("application/warc-fields",):
                     continue
                 entry = (int(fields["offset"]), int(fields["length"]))
+                if entry[0] < 0 or entry[1] < 1:
+                    continue
                 by_file.setdefault(str(fields["filename"]), []).append(entry)
             except (IndexError, ValueError, KeyError, TypeError, AttributeError):
                 continue  # a damaged index line: `verify` reports it
@@ -305,6 +313,10 @@ def _read_at(
                 found = _read_found(record, path, offset, length, run)
                 if not (found.url and found.warc_date and found.record_id):
                     raise ValueError("no target URI, date or record id")
+                if not is_stamp(found.warc_date):
+                    raise ValueError(f"WARC-Date {found.warc_date[:80]!r} is not an ISO date")
+                if found.status is not None and not 0 <= found.status < MAX_ID:
+                    found.status = None  # a status line no server sends: not a number to keep
             except READ_ERRORS as exc:
                 problems.append(f"{path.name} offset {offset}: unreadable record skipped ({exc})")
                 continue
@@ -328,6 +340,8 @@ def rebuild_from_indexes(output_dir: str | os.PathLike[str]) -> RebuildReport:
     for leftover in (tmp, Path(str(tmp) + "-wal"), Path(str(tmp) + "-shm")):
         leftover.unlink(missing_ok=True)
     old_runs = read_runs(target)
+    if target.exists() and (bad := malformed(target)) is not None:
+        report.problems.append(f"{target.name}: {bad}; its malformed rows are not kept")
     # First pass: group the records by run key, in file order.
     groups: dict[str, list[FoundRecord]] = {}
     started: dict[str, str] = {}
@@ -339,6 +353,10 @@ def rebuild_from_indexes(output_dir: str | os.PathLike[str]) -> RebuildReport:
             entries = by_file.get(path.name)
             if not entries:
                 continue
+            problem = warc_name_problem(path.name)
+            if problem is not None:
+                report.problems.append(f"{path.name!r}: {problem}, not in the history")
+                continue
             report.files += 1
             try:
                 for found in _read_at(path, entries, report.problems):
@@ -347,15 +365,18 @@ def rebuild_from_indexes(output_dir: str | os.PathLike[str]) -> RebuildReport:
                         m = PID_IN_NAME.search(path.name)
                         key = f"pid:{m.group(2)}" if m else f"file:{path.name}"
                     groups.setdefault(key, []).append(found)
-                    first = found.run_started or found.warc_date
+                    # warcinfo fields are read from the file: kept only if they are the
+                    # tool's, so that the history rebuilt passes its own check.
+                    first = found.run_started
+                    first = first if is_stamp(first) else found.warc_date
                     started[key] = min(started.get(key, first), first)
-                    if found.run_mode:
+                    if found.run_mode in MODES:
                         modes[key] = found.run_mode
             except READ_ERRORS as exc:
                 report.problems.append(f"{path.name}: unreadable, skipped ({exc})")
     history = History.open(tmp, batch_size=5000, batch_seconds=60)
     try:
-        numeric = {k: int(k) for k in groups if k.isdigit()}
+        numeric = {k: int(k) for k in groups if _run_number(k) is not None}
         next_id = max([*numeric.values(), *old_runs.keys(), 0]) + 1
         ordered = sorted(groups, key=lambda k: (started[k], k))
         for key in ordered:

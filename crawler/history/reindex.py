@@ -7,7 +7,8 @@ from pathlib import Path
 
 from crawler.escaping import terminal
 from crawler.history.rebuild import rebuild_from_indexes
-from crawler.layout import OutputLayout
+from crawler.layout import OutputLayout, warc_name_problem
+from crawler.untrusted import shown
 from crawler.warc.indexes import write_cdxj
 from crawler.warc.reader import warc_defects
 
@@ -43,6 +44,10 @@ def _reindex(root: Path, layouts: list[OutputLayout]) -> int:
         for repair in repair_directory(layout.archive):
             print(terminal(f"repaired {repair.describe()}"))
         for path in layout.warcs():
+            problem = warc_name_problem(path.name)
+            if problem is not None:  # write_cdxj and the rebuild leave it out: say so
+                problems.append(f"{shown(path.name)}: {problem}, left out of the indexes")
+                continue
             problems.extend(warc_defects(path))  # damage the index alone would pass over
         write_cdxj(layout, rebuild=True, problems=problems)
     report = rebuild_from_indexes(root)

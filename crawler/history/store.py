@@ -27,6 +27,7 @@ from pathlib import Path
 from crawler.history.articles import ArticleQueries
 from crawler.history.captures import CAPTURE_LOCATIONS, CaptureQueries
 from crawler.history.model import FINISHED, PARTIAL, RESUMABLE, RUNNING, Run
+from crawler.history.validate import MAX_VALUE, HistoryError, check_connection, valid_rows
 from crawler.layout import HISTORY_NAME
 
 SCHEMA_VERSION = 1
@@ -129,6 +130,22 @@ class History(CaptureQueries, ArticleQueries):
             path = path / HISTORY_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        try:
+            cls._prepare(conn, path)
+        except sqlite3.OperationalError:
+            conn.close()
+            raise  # locked, disk full: not the file's fault
+        except sqlite3.DatabaseError as exc:
+            conn.close()  # not a database, malformed pages
+            raise HistoryError(path, f"unreadable ({exc})") from None
+        except HistoryError:
+            conn.close()
+            raise
+        return cls(conn, path, batch_size, batch_seconds)
+
+    @staticmethod
+    def _prepare(conn: sqlite3.Connection, path: Path) -> None:
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE)  # a crafted value stays small
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a commit costs no fsync; a power cut loses at most the last
@@ -136,15 +153,17 @@ class History(CaptureQueries, ArticleQueries):
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         # Only a new file is written to here: `report` may open the history of a running
-        # crawl, and WAL lets it read without waiting for the crawl's open batch.
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'captures'").fetchone() is None:
+        # crawl, and WAL lets it read without waiting for the crawl's open batch. A file
+        # holding anything is checked, never completed: a crafted table stays refused.
+        if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
             conn.executescript(SCHEMA)
             conn.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+        else:
+            check_connection(conn, path)  # every row, before anything reads one
         conn.execute("BEGIN")
-        return cls(conn, path, batch_size, batch_seconds)
 
     # -- transactions ------------------------------------------------------------
 
@@ -280,10 +299,23 @@ def read_only(path: Path) -> Iterator[sqlite3.Connection]:
     """A read-only connection to a history file (``verify``, checks, a rebuild's past),
     closed on the way out; never creates the file nor takes a write lock."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE)
     try:
         yield conn
     finally:
         conn.close()
+
+
+def malformed(path: Path) -> str | None:
+    """What is malformed in a history file (:func:`check_connection`), or None; read-only."""
+    try:
+        with read_only(path) as conn:
+            check_connection(conn, path)
+    except HistoryError as exc:
+        return exc.problem
+    except sqlite3.Error:
+        return None  # unreadable as a whole: file_problem's question, not this one
+    return None
 
 
 def read_runs(path: Path) -> dict[int, dict]:
@@ -293,7 +325,8 @@ def read_runs(path: Path) -> dict[int, dict]:
     try:
         with read_only(path) as conn:
             conn.row_factory = sqlite3.Row
-            return {r["id"]: dict(r) for r in conn.execute("SELECT * FROM runs")}
+            # Only rows as the tool writes them: a rebuild never carries a crafted one over.
+            return {r["id"]: dict(r) for r in conn.execute(valid_rows("runs"))}
     except sqlite3.Error:
         return {}
 
@@ -316,8 +349,10 @@ def file_problem(path: Path) -> str | None:
 
 
 def read_capture_locations(path: Path) -> list[tuple[str, int, str, int, int]]:
-    """(url, run, file, offset, length) of every capture, read-only (``verify``)."""
+    """(url, run, file, offset, length) of every capture, read-only (``verify``); a
+    malformed history raises :class:`HistoryError`."""
     with read_only(path) as conn:
+        check_connection(conn, path)
         return conn.execute(CAPTURE_LOCATIONS).fetchall()
 
 
@@ -325,11 +360,14 @@ def read_capture_locations(path: Path) -> list[tuple[str, int, str, int, int]]:
 STATUS_ORDER = ("running", "interrupted", "failed", "partial", "finished")
 
 
-def merge_histories(target: str | os.PathLike[str], sources: Iterable[Path]) -> None:
+def merge_histories(
+    target: str | os.PathLike[str], sources: Iterable[tuple[Path, dict[str, str]]]
+) -> None:
     """One history of the histories of processes that crawled the same runs side by side
     (``crawl --processes``): run N of each process is run N of the whole. Captures and
-    sightings are copied as they are (each WARC file is one process's), an article seen by
-    two processes keeps its earliest first and latest last sighting. Written to a
+    sightings are copied as they are (each WARC file is one process's; a file the merge
+    renamed is given its new name, as ``{old: new}`` beside each history says), an article
+    seen by two processes keeps its earliest first and latest last sighting. Written to a
     temporary file, then swapped in; much cheaper than re-reading every WARC record."""
     target = Path(target)
     tmp = target.with_name(target.name + ".merge")
@@ -339,9 +377,10 @@ def merge_histories(target: str | os.PathLike[str], sources: Iterable[Path]) -> 
     conn = history.conn
     try:
         conn.execute("COMMIT")
-        for number, source in enumerate(sources):
+        for number, (source, renamed) in enumerate(sources):
             conn.execute("ATTACH DATABASE ? AS src", (str(source),))
             conn.execute("BEGIN")
+            before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM captures").fetchone()[0]
             for row in conn.execute("SELECT * FROM src.runs").fetchall():
                 old = conn.execute("SELECT * FROM runs WHERE id = ?", (row["id"],)).fetchone()
                 if old is None:
@@ -356,6 +395,10 @@ def merge_histories(target: str | os.PathLike[str], sources: Iterable[Path]) -> 
             conn.execute(
                 f"INSERT INTO captures ({CAPTURE_COLUMNS}) SELECT {CAPTURE_COLUMNS} "
                 "FROM src.captures ORDER BY id"
+            )
+            conn.executemany(
+                "UPDATE captures SET filename = ? WHERE filename = ? AND id > ?",
+                [(new, old, before) for old, new in renamed.items()],
             )
             conn.execute(
                 "INSERT OR IGNORE INTO article_sightings SELECT * FROM src.article_sightings"

@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, BinaryIO, Protocol
 
 import orjson
 from cdxj_indexer.main import CDXJIndexer, write_cdx_index
@@ -25,7 +25,7 @@ from warcio.recordloader import ArcWarcRecord
 from warcio.timeutils import timestamp_to_iso_date
 
 from crawler.children import python_command
-from crawler.layout import OutputLayout
+from crawler.layout import OutputLayout, warc_name_problem
 from crawler.parsing import parse_page
 from crawler.spill import DiskMap
 from crawler.warc import WarcPointer
@@ -259,7 +259,9 @@ def write_cdxj(
     the number of captures.
     """
     layout.cdxj.parent.mkdir(parents=True, exist_ok=True)
-    present = {p.name for p in layout.warcs()}
+    # A file whose name is not a plain WARC name (put there by hand: merge refuses them)
+    # is left out of the index, as out of the history; `verify` names it.
+    present = {p.name for p in layout.warcs() if warc_name_problem(p.name) is None}
     indexed: set[str] = set()
     with LineSorter(layout.cdxj.parent) as lines:
         if not rebuild and layout.cdxj.exists():
@@ -330,6 +332,8 @@ TITLE_READ_LIMIT = 1 << 20  # a title is in the first megabyte of any page worth
 
 def _title_at(layout: OutputLayout, fields: dict) -> str:
     """The page's title from a bounded prefix of its record; its URL if none is readable."""
+    if warc_name_problem(fields["filename"]) is not None:
+        return fields["url"]  # an index line never points out of the archive folder
     try:
         record = read_record_at(
             layout.archive / fields["filename"], int(fields["offset"]), TITLE_READ_LIMIT
@@ -356,7 +360,9 @@ class TitleLookup(Protocol):
 
 
 def write_pages(
-    layout: OutputLayout, titles: TitleLookup | None = None, earlier: Sequence[Path] = ()
+    layout: OutputLayout,
+    titles: TitleLookup | None = None,
+    earlier: Sequence[Path | BinaryIO] = (),
 ) -> Path:
     """pages.jsonl (url, ISO ``ts``, title) for every HTML 200 capture in the CDXJ.
 
@@ -371,14 +377,17 @@ def write_pages(
         with open(tmp, "wb") as out, open(layout.cdxj, encoding="utf-8") as cdxj:
             out.write(orjson.dumps(PAGES_HEADER, option=orjson.OPT_APPEND_NEWLINE))
             for line in cdxj:
-                try:
-                    _key, ts, blob = line.rstrip("\n").split(" ", 2)
-                    fields = orjson.loads(blob)
-                except ValueError:
+                parsed = parse_cdxj_line(line)
+                if parsed is None:
                     continue  # a damaged index line: `verify` reports it
-                if fields.get("status") != "200" or "html" not in fields.get("mime", ""):
+                _key, ts, fields = parsed
+                mime = fields.get("mime")
+                if fields.get("status") != "200" or not isinstance(mime, str) or "html" not in mime:
                     continue
-                url, iso = fields["url"], timestamp_to_iso_date(ts)
+                try:
+                    url, iso = fields["url"], timestamp_to_iso_date(ts)
+                except ValueError:
+                    continue
                 title = (
                     known.get(_earlier_key(url, iso))
                     or lookup.get(url)
@@ -396,23 +405,32 @@ def _earlier_key(url: str, iso: str) -> str:
     return f"{iso} {url}"
 
 
-def _earlier_titles(files: Sequence[Path]) -> DiskMap:
+def _earlier_titles(files: Sequence[Path | BinaryIO]) -> DiskMap:
     """Titles earlier runs already wrote, so they are not read back from the WARCs (on
-    disk: a scheduled crawl's pages.jsonl lists every page the collection holds)."""
+    disk: a scheduled crawl's pages.jsonl lists every page the collection holds). A file
+    may be given open (``merge`` opens a worker's without following a link)."""
     known = DiskMap()
     for pages in files:
-        if not pages.exists():
-            continue
-        with open(pages, "rb") as fh:
-            for line in fh:
-                try:
-                    entry = orjson.loads(line)
-                    url, iso, title = entry["url"], entry["ts"], entry["title"]
-                except (ValueError, KeyError, TypeError):
-                    continue
-                if isinstance(url, str) and isinstance(iso, str) and isinstance(title, str):
-                    known[_earlier_key(url, iso)] = title
+        if isinstance(pages, Path):
+            if not pages.exists():
+                continue
+            with open(pages, "rb") as fh:
+                _add_titles(known, fh)
+        else:
+            pages.seek(0)
+            _add_titles(known, pages)
     return known
+
+
+def _add_titles(known: DiskMap, fh: BinaryIO) -> None:
+    for line in fh:
+        try:
+            entry = orjson.loads(line)
+            url, iso, title = entry["url"], entry["ts"], entry["title"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if isinstance(url, str) and isinstance(iso, str) and isinstance(title, str):
+            known[_earlier_key(url, iso)] = title
 
 
 def write_pywb_config(layout: OutputLayout) -> Path:
@@ -451,7 +469,7 @@ def finish_output(
     layout: OutputLayout,
     wacz: bool = False,
     titles: TitleLookup | None = None,
-    earlier: Sequence[Path] = (),
+    earlier: Sequence[Path | BinaryIO] = (),
 ) -> dict[str, str]:
     """Write every index of a collection; returns what was written."""
     written = {

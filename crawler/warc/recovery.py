@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
+from typing import BinaryIO
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
@@ -162,20 +163,25 @@ def _raw_members(fh) -> Iterator[tuple[int, int | None, bytes, str | None]]:
 
 def scan_members(path: str | os.PathLike[str]) -> Scan:
     """Every good member from the start of the file up to the first bad one."""
-    path = Path(path)
-    members: list[Member] = []
-    scan = Scan(members=members, size=path.stat().st_size)
     with open(path, "rb") as fh:
-        for start, end, data, error in _raw_members(fh):
-            if error is None:
-                try:
-                    rec_type, rid, concurrent, target = _parse_member(data)
-                except (ArchiveLoadFailed, ValueError, EOFError, OSError) as exc:
-                    error = f"unreadable record ({exc})"
-            if error is not None or end is None:
-                scan.stop_offset, scan.stop_reason = start, error
-                break
-            members.append(Member(start, end, rec_type, rid, concurrent, target))
+        return scan_stream(fh)
+
+
+def scan_stream(fh: BinaryIO) -> Scan:
+    """:func:`scan_members` of a file already open (read from its start)."""
+    members: list[Member] = []
+    scan = Scan(members=members, size=os.fstat(fh.fileno()).st_size)
+    fh.seek(0)
+    for start, end, data, error in _raw_members(fh):
+        if error is None:
+            try:
+                rec_type, rid, concurrent, target = _parse_member(data)
+            except (ArchiveLoadFailed, ValueError, EOFError, OSError) as exc:
+                error = f"unreadable record ({exc})"
+        if error is not None or end is None:
+            scan.stop_offset, scan.stop_reason = start, error
+            break
+        members.append(Member(start, end, rec_type, rid, concurrent, target))
     return scan
 
 
@@ -266,6 +272,32 @@ def cut_back(path: Path, final: Path) -> Repair:
         os.replace(path, final)
     _fsync_dir(path.parent)
     return Repair(path, "closed", final, size, cut, kept, captures, len(dropped), reason, dropped)
+
+
+def copy_whole_prefix(source: BinaryIO, name: str, target: Path) -> Repair:
+    """Copy the complete groups of a torn ``.open`` file (``source``, open for reading and
+    named ``name``) to ``target``, checked end to end, leaving the file itself untouched:
+    ``merge`` recovers a killed worker's files this way, writing only in its own output.
+    ``action`` is ``closed`` (``target`` written) or ``deleted`` (no capture: nothing)."""
+    scan = scan_stream(source)
+    cut, kept = cut_point(scan.members)
+    dropped = [f"{m.rec_type} {m.target_uri}" for m in scan.members[kept:]]
+    reason = scan.stop_reason or ("last group incomplete" if dropped else None)
+    captures = sum(1 for m in scan.members[:kept] if m.rec_type in PAIRED)
+    path = Path(name)
+    if captures == 0:
+        return Repair(path, "deleted", None, scan.size, 0, 0, 0, len(dropped), reason, dropped)
+    source.seek(0)
+    with open(target, "xb") as out:
+        left = cut
+        while left:
+            chunk = source.read(min(CHUNK, left))
+            if not chunk:
+                raise ValueError(f"{name}: shorter than its own scan")
+            out.write(chunk)
+            left -= len(chunk)
+    _check_whole(target, cut)
+    return Repair(path, "closed", target, scan.size, cut, kept, captures, len(dropped), reason)
 
 
 def repair_directory(directory: str | os.PathLike[str]) -> list[Repair]:
