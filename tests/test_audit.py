@@ -134,6 +134,7 @@ def test_links_cut_by_a_bound_are_named_then_fetched_first_by_the_next_run(tmp_p
         truth = farm.truth()["autoblogs"]
         cut = crawl(farm.url, tmp_path, "--set", "MAX_LINKS_PER_PAGE=5")
         named = audit_named(tmp_path)
+        report = json.loads((tmp_path / "report.json").read_text())
         kept = held(tmp_path)
         missing = summary(tmp_path)["audit"]["missing"]
         seen = len(farm.requests())
@@ -146,6 +147,8 @@ def test_links_cut_by_a_bound_are_named_then_fetched_first_by_the_next_run(tmp_p
     assert all(m["autoblog"] in bases and m["why"] for m in missing)
     for item in missing[:20]:
         assert f"missing {item['what']} {item['url']} ({item['why']})" in cut.stdout
+    assert report["run"]["status"] == "partial"
+    assert report["crawl_stats"]["missing"] == len(named)
     assert f"... and {len(missing) - 20} more missing items (summary.json)" in cut.stdout
 
     assert after.returncode == 0, after.stdout[-3000:] + after.stderr[-2000:]

@@ -18,7 +18,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
 from scrapy import Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
@@ -228,15 +227,17 @@ class CrawlState:
         self.outcome.report = str(write_report(self.layout, report))
 
     def close_with_audit(self, files: list[Path] | None = None) -> None:
-        """The audit that closes a run that finished, once its WARC files are closed (so
-        their records can be read): what the farm declares against what the archive holds.
-        What is missing makes the run partial, goes into its report, and is kept for the
-        next run to fetch first (crawler.history.audit)."""
+        """The audit that closes a run whose spider finished (a bound reached included),
+        once its WARC files are closed so their records can be read: what the farm
+        declares against what the archive holds. What is missing makes a finished run
+        partial (its report counts it) and is kept for the next run to fetch first
+        (crawler.history.audit); the summary names it."""
         run, history, plan, bounds = self.run, self.history, self.plan, self.audit_bounds
         if run is None or history is None or plan is None or bounds is None:
             return
-        if self.outcome.status not in (FINISHED, PARTIAL) or self.outcome.report is None:
-            return
+        reason = self.stats.get_value("finish_reason") if self.stats is not None else None
+        if reason != "finished" or self.outcome.report is None:
+            return  # interrupted, failed, or discarded: nothing closes yet
         keeps = None
         if plan.share is not None:
             keeps = functools.partial(plan.share.keeps, reason="farm list")
@@ -244,23 +245,19 @@ class CrawlState:
         view = ArchiveView(history.conn, [self.layout.archive], bounds.read_limit)
         audit = self.audit = audit_archive(view, scope, bounds)
         save_audit(history.conn, run.id, audit)
-        finished = self.outcome.status
-        if not audit.complete:
-            self.outcome.status = PARTIAL
-        stats = (history.get_run(run.id) or run).stats
-        history.finish_run(run.id, self.outcome.status, {**stats, "missing": audit.missing_total})
-        if self.outcome.status != finished:
-            report = build_report(history, run.id)  # no longer a finished pass: "gone" differs
-        else:
-            report = orjson.loads(Path(self.outcome.report).read_bytes())
-        report["audit"] = audit.as_dict()
-        write_report(self.layout, report)
         logger.info(
             "audit: %d autoblogs, %d declared items checked, %d missing",
             audit.autoblogs,
             audit.checked,
             audit.missing_total,
         )
+        if audit.complete:
+            return
+        if self.outcome.status == FINISHED:
+            self.outcome.status = PARTIAL
+        stats = (history.get_run(run.id) or run).stats
+        history.finish_run(run.id, self.outcome.status, {**stats, "missing": audit.missing_total})
+        write_report(self.layout, build_report(history, run.id))  # its status, "gone" rule
 
     def engine_stopped(self) -> None:
         if self.history is not None:
