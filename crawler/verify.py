@@ -4,8 +4,9 @@ Checks what a preservation audit asks: every WARC readable to its end with valid
 block and payload digests, a ``warcinfo`` record first, every response paired with
 its request (adjacent, ``WARC-Concurrent-To``, same date and target), no ``.open``
 leftovers, and every CDXJ line pointing at a real record of the named file; then that
-every capture the history lists is still in a WARC file, and the audit that closes every
-crawl (crawler.history.audit): each item the farm declared that the archive lacks.
+every capture the history lists is still in a WARC file. Then the audit that closes every
+crawl (crawler.history.audit), on what the WARC files hold now: each item the farm
+declared that the archive lacks is one ``MISSING`` line (a shortfall, not damage).
 """
 
 from __future__ import annotations
@@ -37,10 +38,20 @@ class Report:
     records: int = 0
     cdxj_lines: int = 0
     problems: list[str] = field(default_factory=list)
+    # What the farm declared that the archive lacks (the audit): not damage, a shortfall.
+    missing: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems and not self.missing
+
+    @property
+    def verdict(self) -> str:
+        if self.ok:
+            return "OK"
+        found = [f"{len(self.problems)} defects"] if self.problems else []
+        found += [f"{len(self.missing)} missing items"] if self.missing else []
+        return f"FAILED ({', '.join(found)})"
 
 
 def check_warc(path: Path, report: Report) -> None:
@@ -170,7 +181,7 @@ def check_history(root: Path, report: Report) -> list[Unheld] | None:
 
 def check_audit(root: Path, report: Report, unheld: list[Unheld]) -> None:
     """The audit that closes every crawl (crawler.history.audit), run on what the WARC
-    files hold now: one defect per item the farm declared that the archive lacks."""
+    files hold now: one missing item per item the farm declared that the archive lacks."""
     from scrapy.settings import Settings
 
     from crawler.history.audit import (
@@ -206,11 +217,10 @@ def check_audit(root: Path, report: Report, unheld: list[Unheld]) -> None:
     except (sqlite3.Error, ValueError) as exc:
         report.problems.append(f"{HISTORY_NAME}: cannot be audited ({exc})")
         return
-    for item in audit.missing:
-        report.problems.append(f"{item.line()}, autoblog {item.autoblog}")
+    report.missing += [f"{item.line()}, autoblog {item.autoblog}" for item in audit.missing]
     if audit.missing_total > len(audit.missing):
         more = audit.missing_total - len(audit.missing)
-        report.problems.append(f"and {more} more missing items (AUDIT_MAX_MISSING)")
+        report.missing.append(f"and {more} more (AUDIT_MAX_MISSING)")
 
 
 def verify(root: str | Path) -> Report:
@@ -250,10 +260,11 @@ def run_verify(args: argparse.Namespace) -> int:
     report = verify(args.directory)
     for problem in report.problems:
         print(terminal(f"DEFECT  {problem}"))
-    verdict = "OK" if report.ok else f"FAILED ({len(report.problems)} defects)"
+    for item in report.missing:
+        print(terminal(f"MISSING  {item}"))
     print(
         terminal(
-            f"{verdict}: {report.files} WARC files, {report.records} records, "
+            f"{report.verdict}: {report.files} WARC files, {report.records} records, "
             f"{report.cdxj_lines} CDXJ lines checked in {args.directory}"
         )
     )

@@ -197,7 +197,7 @@ def test_verify_names_the_articles_a_removed_warc_file_held(tmp_path):
     lines = result.stdout.splitlines()
     for url in sorted(lost):
         assert any(
-            line.startswith(f"DEFECT  missing article {url} (")
+            line.startswith(f"MISSING  article {url} (")
             and line.endswith(f", autoblog {articles[url]}")
             for line in lines
         ), (url, lines[:10])

@@ -93,14 +93,16 @@ def fetch_errors(out: Path) -> dict[str, list[str]]:
 
 
 def assert_verified(result: subprocess.CompletedProcess | Measured, out: Path) -> None:
-    """`verify` found no defect but the items the last crawl's own audit named missing
-    (crawler.history.audit): what a partial run left out, not damage."""
+    """`verify` found no defect, and as missing exactly the items the last crawl's own
+    audit named (crawler.history.audit): what a partial run left out."""
     named = {
-        f"DEFECT  missing {m['what']} {m['url']} ({m['why']}), autoblog {m['autoblog']}"
+        f"MISSING  {m['what']} {m['url']} ({m['why']}), autoblog {m['autoblog']}"
         for m in summary(out)["audit"]["missing"]
     }
-    defects = [line for line in result.stdout.splitlines() if line.startswith("DEFECT")]
-    assert set(defects) == named and len(defects) == len(named), result.stdout[-2000:]
+    lines = result.stdout.splitlines()
+    assert not [line for line in lines if line.startswith("DEFECT")], result.stdout[-2000:]
+    missing = [line for line in lines if line.startswith("MISSING")]
+    assert set(missing) == named and len(missing) == len(named), result.stdout[-2000:]
     assert result.returncode == (1 if named else 0), result.stdout[-2000:]
 
 

@@ -106,7 +106,7 @@ class Missing:
     why: str
 
     def line(self) -> str:
-        return f"missing {self.what} {self.url} ({self.why})"
+        return f"{self.what} {self.url} ({self.why})"
 
 
 @dataclass
