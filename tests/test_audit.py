@@ -213,7 +213,7 @@ def _database(rows: list[str] | None = None, view: bool = False) -> bytes:
     if view:
         db.execute(
             "CREATE VIEW articles AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
-            "SELECT x + 1 FROM c) SELECT x AS id, 'slug-' || x AS uri FROM c"
+            "SELECT x + 1 FROM c) SELECT x AS id, 'slug-' || x AS uri FROM c ORDER BY x DESC"
         )
     else:
         db.execute("CREATE TABLE articles (id INTEGER PRIMARY KEY, uri TEXT)")

@@ -43,6 +43,7 @@ def crawls(tmp_path_factory):
             "first": first,
             "corpus_first": by_url_and_text(base / "two"),
             "verify_first": run_cli("verify", str(base / "two")),
+            "summary_first": orjson.loads((base / "two" / "summary.json").read_bytes()),
             "captured_first": Counter(
                 unquote(u) for u, _, _ in responses(base / "two/collections/c/archive")
             ),
@@ -67,6 +68,9 @@ def test_two_processes_capture_what_one_process_captures(crawls):
     twice = {u for u, n in captured.items() if n > 1}
     assert all("/autoblogs/" not in u for u in twice), sorted(twice)[:5]
     assert crawls["corpus_first"] == by_url_and_text(crawls["base"] / "single")
+    # Each process audits only the autoblogs dealt to it: together, every one, none missing.
+    audit = crawls["summary_first"]["audit"]
+    assert audit["complete"] and audit["autoblogs"] == len(crawls["truth"]), audit
 
 
 def test_each_autoblog_is_crawled_by_exactly_one_process(crawls):
