@@ -89,6 +89,8 @@ def summarize(crawler: Crawler) -> tuple[dict, int]:
         "warc_write_error": capture.write_error if capture else None,
         "index_error": indexes.error if indexes else None,
         "written": indexes.written if indexes else {},
+        # What the farm declares that the archive lacks (crawler.history.audit).
+        "audit": state.audit.as_dict() if state is not None and state.audit else None,
     }
     return summary, captures_held(crawler)
 
@@ -142,6 +144,12 @@ def verdict(summary: dict, held: int) -> tuple[int, str]:
             f"partial: {summary['errors']} fetches failed, everything fetched is archived; "
             "the next run fetches them again"
         )
+    missing = (summary.get("audit") or {}).get("missing_total")
+    if missing:
+        return EXIT_PARTIAL, (
+            f"partial: {missing} items the farm declares are not in the archive (listed "
+            "below and in summary.json); the next run fetches them first"
+        )
     return EXIT_OK, "complete"
 
 
@@ -156,6 +164,17 @@ def share_verdict(code: int, summary: dict, who: str) -> int:
         summary["verdict"] = "partial" if summary["errors"] else "complete"
         summary["verdict"] += f": {who}'s share held no autoblog page"
     return code
+
+
+def audit_lines(audit: dict | None, limit: int = 20) -> list[str]:
+    """The audit's missing items (the first ``limit``) and the caps it reached."""
+    if not audit:
+        return []
+    lines = [f"missing {m['what']} {m['url']} ({m['why']})" for m in audit["missing"][:limit]]
+    more = audit["missing_total"] - min(limit, len(audit["missing"]))
+    if more > 0:
+        lines.append(f"... and {more} more missing items (summary.json)")
+    return lines + [f"audit: {note}" for note in audit["notes"][:limit]]
 
 
 def print_summary(summary: dict, out: TextIO | None = None) -> None:
@@ -190,6 +209,8 @@ def print_summary(summary: dict, out: TextIO | None = None) -> None:
         say(f"  skipped {count} x {reason}")
     if summary["frontier_rejected"]:
         say(f"  dropped {summary['frontier_rejected']} x invalid frontier entry")
+    for line in audit_lines(summary.get("audit")):
+        say(f"  {line}")
     if summary["from_archive"]:
         say(
             f"  {summary['from_archive']} pages captured before the interruption were read "

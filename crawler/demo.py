@@ -53,10 +53,11 @@ def run_demo(args: argparse.Namespace) -> int:
         )
     print_summary(summary)
     report = verify(output)
-    verdict = "OK" if report.ok else f"FAILED ({len(report.problems)} defects)"
-    print(f"Verify: {verdict} ({report.files} WARC files, {report.records} records)")
+    print(f"Verify: {report.verdict} ({report.files} WARC files, {report.records} records)")
     for problem in report.problems[:10]:
         print(terminal(f"  DEFECT {problem}"))
+    for item in report.missing[:10]:
+        print(terminal(f"  MISSING {item}"))
     root = output.resolve()
     # The command as the user ran it (.venv/bin/autoblog-archive in the quick start).
     program = sys.argv[0] if sys.argv[0].endswith("autoblog-archive") else "autoblog-archive"

@@ -7,14 +7,16 @@ job or a systemd unit acts on. One table for every command, printed by ``--help`
 from __future__ import annotations
 
 EXIT_OK = 0  # complete: every fetch (or check) succeeded
-EXIT_PARTIAL = 1  # partial: some fetches failed, everything fetched is archived
+EXIT_PARTIAL = 1  # partial: some fetches failed or items are missing; the fetched are kept
 EXIT_FAILED = 2  # failed or interrupted: run the same command again to resume
 EXIT_LOCKED = 3  # another run holds the output folder; nothing was done
 EXIT_USAGE = 4  # bad usage or configuration, found before anything was written
 
 EXIT_CODES_HELP = """exit codes:
   0  complete
-  1  partial: some fetches failed, everything fetched is archived (or defects found)
+  1  partial: some fetches failed, or the farm declares items the archive lacks (named;
+     the next run fetches them first); everything fetched is archived (verify: defects
+     or missing items found)
   2  failed or interrupted: run the same command again to resume
   3  another run holds the output folder; nothing was done
   4  bad usage or configuration, found before anything was written"""

@@ -52,6 +52,8 @@ class CrawlPlan:
 
     seeds: list[str]
     scope: Any  # crawler.scope.Scope
+    named: list[str] = field(default_factory=list)  # autoblog bases named (--autoblogs)
+    share: Any = None  # crawler.processes.Share: crawl --processes, this process's autoblogs
 
 
 @dataclass

@@ -39,6 +39,16 @@ ERROR_TRAILER = "Error happened!"
 ERROR_TRAILER_RE = re.compile(r"Error happened\s*!")
 NOT_ARTICLE_TITLES = {"Mise à jour", "Introuvable", "Recherche"}
 
+# What each engine serves beside its pages, linked or not (0.1 links only its feed): the
+# spider fetches them on an autoblog's first sight, the audit checks the archive holds them.
+ENGINE_FILES = {
+    "0.3": ("?feed", "?opml", "?media", "vvb.ini", "articles.db"),
+    "2025": ("?feed", "?opml", "?media", "vvb.ini", "articles.db"),
+    "0.3.0": ("?feed", "?opml", "?media", "vvb.ini", "articles.db"),
+    "0.2": ("?feed", "vvb.ini", "articles.db"),
+    "0.1": ("?feed", "vvb.ini", "articles.db"),
+}
+
 # Pages of one autoblog; whole query string selects the page (no ?page= parameter).
 PAGE_QUERY = re.compile(r"^(?:page)?\d+$")
 V01_PERMALINK = re.compile(r"^\d{8}_\d{6}_")

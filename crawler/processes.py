@@ -337,6 +337,19 @@ def merged_summary(summaries: list[dict], corpus_records: int) -> dict:
         {"output": s.get("output"), "verdict": s.get("verdict"), "run": s.get("run")}
         for s in summaries
     ]
+    # Each process audits its own autoblogs (crawler.history.audit): together, the farm.
+    audits = [s["audit"] for s in summaries if s.get("audit")]
+    merged["audit"] = (
+        {
+            **{key: sum(a[key] for a in audits) for key in ("autoblogs", "checked")},
+            "complete": all(a["complete"] for a in audits),
+            "missing_total": sum(a["missing_total"] for a in audits),
+            "missing": [m for a in audits for m in a["missing"]],
+            "notes": [n for a in audits for n in a["notes"]],
+        }
+        if audits
+        else None
+    )
     return merged
 
 

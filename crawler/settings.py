@@ -111,6 +111,14 @@ CRAWL_MODE = "auto"  # auto: full the first time, then incremental; or full / in
 FULL_PASS_EVERY = 0  # with auto: a full pass after this many incremental runs (0: never)
 INCREMENTAL_MARGIN_PAGES = 1  # pages walked past the first page holding only known articles
 
+# The audit that closes every run (crawler.history.audit): what the farm declares (farm
+# index, pagination, feed, articles.db) against what the archive holds. Declared facts come
+# from farm pages, so each source is read at most AUDIT_MAX_DECLARED items deep, and at
+# most AUDIT_MAX_MISSING missing items are named (the rest counted) and fetched next run.
+AUDIT_ENABLED = True
+AUDIT_MAX_DECLARED = 200_000
+AUDIT_MAX_MISSING = 10_000
+
 # WARC capture (pipelines.warc_capture): into the collection's archive/ folder (crawler.layout)
 WARC_ENABLED = True
 WARC_PREFIX = ""  # file name prefix; empty: the collection's name

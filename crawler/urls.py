@@ -27,3 +27,13 @@ def autoblog_base(url: str) -> str:
     parts = urlsplit(canonical_url(url))
     path = parts.path[: parts.path.rfind("/") + 1] or "/"
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def page_number(url: str) -> tuple[str, int] | None:
+    """(prefix, N) of a URL that ends in a page number (``…/?12``, ``…?page12``, ``…/12``),
+    or None. Linear in the URL's length: URLs come from farm pages."""
+    prefix = url.rstrip("0123456789")
+    digits = url[len(prefix) :]
+    if not digits or len(digits) > 12:
+        return None
+    return prefix, int(digits)

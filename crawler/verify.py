@@ -3,7 +3,10 @@
 Checks what a preservation audit asks: every WARC readable to its end with valid
 block and payload digests, a ``warcinfo`` record first, every response paired with
 its request (adjacent, ``WARC-Concurrent-To``, same date and target), no ``.open``
-leftovers, and every CDXJ line pointing at a real record of the named file.
+leftovers, and every CDXJ line pointing at a real record of the named file; then that
+every capture the history lists is still in a WARC file. Then the audit that closes every
+crawl (crawler.history.audit), on what the WARC files hold now: each item the farm
+declared that the archive lacks is one ``MISSING`` line (a shortfall, not damage).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.timeutils import iso_date_to_timestamp
@@ -23,6 +27,9 @@ from crawler.layout import HISTORY_NAME, OPEN_SUFFIX, WARC_SUFFIX, OutputLayout,
 from crawler.untrusted import shown
 from crawler.warc.reader import read_record_at, record_defect, unread_tail
 
+if TYPE_CHECKING:
+    from crawler.history.consistency import Unheld
+
 CHUNK = 1 << 20
 
 
@@ -32,10 +39,20 @@ class Report:
     records: int = 0
     cdxj_lines: int = 0
     problems: list[str] = field(default_factory=list)
+    # What the farm declared that the archive lacks (the audit): not damage, a shortfall.
+    missing: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems and not self.missing
+
+    @property
+    def verdict(self) -> str:
+        if self.ok:
+            return "OK"
+        found = [f"{len(self.problems)} defects"] if self.problems else []
+        found += [f"{len(self.missing)} missing items"] if self.missing else []
+        return f"FAILED ({', '.join(found)})"
 
 
 def check_warc(path: Path, report: Report) -> None:
@@ -136,15 +153,16 @@ def check_cdxj(layout: OutputLayout, report: Report) -> None:
                 report.problems.append(f"{where}: points at {uri} {date}, not {url}")
 
 
-def check_history(root: Path, report: Report) -> None:
-    """Every capture ``history.sqlite`` lists is in a WARC and in the index."""
+def check_history(root: Path, report: Report) -> list[Unheld] | None:
+    """Every capture ``history.sqlite`` lists is in a WARC and in the index; returns the
+    captures that are not (None: no readable history)."""
     from crawler.history.consistency import unheld_captures
     from crawler.history.store import read_capture_locations
     from crawler.history.validate import HistoryError
 
     path = OutputLayout(root).history
     if not path.exists():
-        return  # optional: rebuilt from the WARCs by the next crawl or `reindex`
+        return None  # optional: rebuilt from the WARCs by the next crawl or `reindex`
     try:
         unheld = unheld_captures(read_capture_locations(path), root)
     except HistoryError as exc:
@@ -153,7 +171,7 @@ def check_history(root: Path, report: Report) -> None:
         return
     except sqlite3.Error as exc:
         report.problems.append(f"{HISTORY_NAME}: unreadable ({exc}); run `reindex` to rebuild it")
-        return
+        return None
     by_reason: dict[str, list] = {}
     for capture in unheld:
         by_reason.setdefault(capture.reason, []).append(capture)
@@ -164,6 +182,51 @@ def check_history(root: Path, report: Report) -> None:
             f"{HISTORY_NAME}: {len(captures)} captures it lists are missing ({reason}): "
             f"{examples}{more}"
         )
+    return unheld
+
+
+def check_audit(root: Path, report: Report, unheld: list[Unheld]) -> None:
+    """The audit that closes every crawl (crawler.history.audit), run on what the WARC
+    files hold now: one missing item per item the farm declared that the archive lacks."""
+    from scrapy.settings import Settings
+
+    from crawler.history.audit import (
+        ArchiveView,
+        AuditBounds,
+        AuditScope,
+        audit_archive,
+        missing_before,
+    )
+    from crawler.history.store import read_only
+    from crawler.scope import Scope
+    from crawler.urls import autoblog_base
+
+    settings = Settings()
+    settings.setmodule("crawler.settings")
+    bounds = AuditBounds.from_settings(settings)
+    # Captures not in the index are still in their file: held, only not replayable.
+    lost = frozenset((u.filename, u.offset) for u in unheld if u.reason != "not in the index")
+    archives = [layout.archive for layout in OutputLayout.find(root)]
+    try:
+        with read_only(OutputLayout(root).history) as conn:
+            conn.row_factory = sqlite3.Row
+            seeds: set[str] = set()
+            for (raw,) in conn.execute("SELECT seeds FROM runs"):
+                listed = json.loads(raw or "[]")
+                seeds.update(s for s in listed if isinstance(s, str))
+            # Autoblogs named with --autoblogs are written nowhere but in what the last
+            # crawl's audit found missing of them.
+            named = [m.url for m in missing_before(conn) if m.what == "autoblog"]
+            scope = AuditScope(sorted(seeds), Scope(autoblog_base(s) for s in seeds), named)
+            view = ArchiveView(conn, archives, bounds.read_limit, lost)
+            audit = audit_archive(view, scope, bounds)
+    except (sqlite3.Error, ValueError) as exc:
+        report.problems.append(f"{HISTORY_NAME}: cannot be audited ({exc})")
+        return
+    report.missing += [f"{item.line()}, autoblog {item.autoblog}" for item in audit.missing]
+    if audit.missing_total > len(audit.missing):
+        more = audit.missing_total - len(audit.missing)
+        report.missing.append(f"and {more} more (AUDIT_MAX_MISSING)")
 
 
 def verify(root: str | Path) -> Report:
@@ -198,7 +261,9 @@ def verify(root: str | Path) -> Report:
             check_warc(path, report)
         check_cdxj(layout, report)
     if layouts:
-        check_history(root, report)
+        unheld = check_history(root, report)
+        if unheld is not None:
+            check_audit(root, report, unheld)
     return report
 
 
@@ -206,10 +271,11 @@ def run_verify(args: argparse.Namespace) -> int:
     report = verify(args.directory)
     for problem in report.problems:
         print(terminal(f"DEFECT  {problem}"))
-    verdict = "OK" if report.ok else f"FAILED ({len(report.problems)} defects)"
+    for item in report.missing:
+        print(terminal(f"MISSING  {item}"))
     print(
         terminal(
-            f"{verdict}: {report.files} WARC files, {report.records} records, "
+            f"{report.verdict}: {report.files} WARC files, {report.records} records, "
             f"{report.cdxj_lines} CDXJ lines checked in {args.directory}"
         )
     )

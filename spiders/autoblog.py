@@ -39,24 +39,24 @@ from crawler.items import (
     crawl_planned,
     fetch_failed,
 )
-from crawler.parsing import ParsedPage, export_autoblog_links, farm_autoblog_links, parse_page
+from crawler.parsing import (
+    ENGINE_FILES,
+    ParsedPage,
+    export_autoblog_links,
+    farm_autoblog_links,
+    parse_page,
+)
 from crawler.processes import Share
 from crawler.scope import Refused, Scope, forbidden_reason
-from crawler.urls import autoblog_base
+from crawler.urls import autoblog_base, canonical_url
 
 logger = logging.getLogger(__name__)
 
+# What the last run's audit found missing goes out before anything else of this run.
+MISSING_PRIORITY = 10
 FARM_EXPORTS = ("?export", "?exportopml", "?sitemap", "?rss")
 # Re-rooted on the autoblog base: 0.2 pages link "?feed" relative to every page.
 AUTOBLOG_QUERY_RESOURCES = {"feed", "opml", "media"}
-# What each engine serves beside its pages, linked or not (0.1 links only its feed).
-ENGINE_FILES = {
-    "0.3": ("?feed", "?opml", "?media", "vvb.ini", "articles.db"),
-    "2025": ("?feed", "?opml", "?media", "vvb.ini", "articles.db"),
-    "0.3.0": ("?feed", "?opml", "?media", "vvb.ini", "articles.db"),
-    "0.2": ("?feed", "vvb.ini", "articles.db"),
-    "0.1": ("?feed", "vvb.ini", "articles.db"),
-}
 
 
 def split_list(value: str | list[str] | None) -> list[str]:
@@ -93,6 +93,8 @@ class AutoblogSpider(Spider):
         self._known_pages: Counter[str] = Counter()
         # URLs of links every page repeats, once requested: see _follow_new.
         self._requested: set[str] = set()
+        # Autoblog base -> whether this incremental run walks it in full (see first_walk).
+        self._first_walk: dict[str, bool] = {}
         self.share: Share | None = None  # crawl --processes: the autoblogs this one crawls
 
     @classmethod
@@ -105,14 +107,29 @@ class AutoblogSpider(Spider):
 
     async def start(self) -> AsyncIterator[Request]:
         self.send_plan()
+        for request in self.missing_requests():
+            yield request
         for seed in self.seeds:
             yield self._request(seed, "seed")
-            if self.extra_autoblogs:
-                for folder in self.extra_autoblogs:
-                    target = folder if "://" in folder else f"autoblogs/{folder.strip('/')}/"
-                    base = urljoin(seed, target)
-                    if self.share is None or self.share.keeps(base, "listed autoblog"):
-                        yield self._request(base, "listed autoblog")
+            for base in self.named_on(seed):
+                if self.share is None or self.share.keeps(base, "listed autoblog"):
+                    yield self._request(base, "listed autoblog")
+
+    def named_on(self, seed: str) -> list[str]:
+        """The base URLs of the autoblogs named with ``autoblogs`` (hidden ones) on a seed."""
+        return [
+            urljoin(seed, folder if "://" in folder else f"autoblogs/{folder.strip('/')}/")
+            for folder in self.extra_autoblogs
+        ]
+
+    def missing_requests(self) -> Iterator[Request]:
+        """What the last run's audit found missing (crawler.history.audit), first, whatever
+        this run's mode: nothing else would fetch it again."""
+        if self.state is None:
+            return
+        for item in self.state.missing_before():
+            for request in self._follow(item.url, f"missing {item.what}", refresh=True):
+                yield request.replace(priority=MISSING_PRIORITY)
 
     def send_plan(self) -> None:
         """Before any request: the plan starts the run (CrawlState) and arms the scope
@@ -124,7 +141,8 @@ class AutoblogSpider(Spider):
             self.state = crawler.get_extension(CrawlState)
         except RuntimeError:  # built by get_crawler, no extensions: nobody listens
             return
-        plan = CrawlPlan(seeds=list(self.seeds), scope=self.scope)
+        named = [base for seed in self.seeds for base in self.named_on(seed)]
+        plan = CrawlPlan(seeds=list(self.seeds), scope=self.scope, named=named, share=self.share)
         crawler.signals.send_catch_log(crawl_planned, plan=plan)
         if self.state is not None and self.state.run is None:
             # The history could not start a run (the error is in the log): nothing may be
@@ -297,6 +315,7 @@ class AutoblogSpider(Spider):
         yield from self.unarchived_pages(response, page, base)
         if self.unchanged_since_last_run(response, base, digest):
             return
+        yield from self.old_last_page(response, page, base)
         if first_sight:
             for name in ENGINE_FILES.get(page.engine, ()):
                 yield from self._follow(base + name, "engine file", refresh=True)
@@ -341,6 +360,8 @@ class AutoblogSpider(Spider):
         state = self.state
         if state is None or not state.incremental or response.url != base:
             return
+        if self.first_walk(base):
+            return  # walked in full: its pages are not tail pages
         for link in page.page_links:
             if link != base and state.archived_before(link) is None:
                 self.crawler.stats.inc_value("incremental/unarchived_pages")
@@ -350,13 +371,18 @@ class AutoblogSpider(Spider):
         """All listed pages in a full pass; newest first, until known articles, otherwise.
 
         An incremental run follows "older" only while pages still show articles no
-        earlier run archived, plus ``INCREMENTAL_MARGIN_PAGES`` pages of margin.
+        earlier run archived, plus ``INCREMENTAL_MARGIN_PAGES`` pages of margin, and
+        always into a page no run captured. An autoblog no earlier run archived is
+        walked in full (:meth:`first_walk`).
         """
         state = self.state
-        if state is None or not state.incremental:
+        if state is None or not state.incremental or self.first_walk(base):
             return page.page_links
         if page.kind != "index" or page.next_page is None:
             return []
+        if state.archived_before(page.next_page) is None:
+            # Past where earlier walks ended: a 0.1 engine's new tail is only reached so.
+            return [page.next_page]
         if any(a.permalink and not state.article_known_before(a.permalink) for a in page.articles):
             self._known_pages[base] = 0
         else:
@@ -365,6 +391,33 @@ class AutoblogSpider(Spider):
             self.crawler.stats.inc_value("incremental/walks_stopped")
             return []
         return [page.next_page]
+
+    def first_walk(self, base: str) -> bool:
+        """Whether this incremental run walks an autoblog in full: no earlier run archived
+        its first page, so there is nothing known to stop at. (A 0.1 engine links only the
+        next page: cut where the incremental rule stops, it stayed cut for good.)"""
+        state = self.state
+        if state is None or not state.incremental:
+            return False
+        if base not in self._first_walk:
+            self._first_walk[base] = state.archived_before(base) is None
+        return self._first_walk[base]
+
+    def old_last_page(self, response: Response, page: ParsedPage, base: str) -> Iterator[Request]:
+        """Incremental runs, an engine that links only the next page (0.1), first page
+        changed: the last page an earlier run archived is fetched again. Growth pushed
+        articles past it onto pages page 1 does not name; from it the walk goes on into
+        the pages no run captured (:meth:`pages_to_walk`)."""
+        state = self.state
+        following = page.next_page
+        if state is None or not state.incremental or response.url != base or following is None:
+            return
+        if set(page.page_links) != {following} or self.first_walk(base):
+            return
+        last = state.last_numbered_page(following)
+        if last is not None and last != canonical_url(following):
+            self.crawler.stats.inc_value("incremental/old_last_pages")
+            yield from self._follow(last, "last archived page", refresh=True)
 
     @staticmethod
     def autoblog_files(links: list[str], base: str) -> list[str]:

@@ -43,6 +43,7 @@ def crawls(tmp_path_factory):
             "first": first,
             "corpus_first": by_url_and_text(base / "two"),
             "verify_first": run_cli("verify", str(base / "two")),
+            "summary_first": orjson.loads((base / "two" / "summary.json").read_bytes()),
             "captured_first": Counter(
                 unquote(u) for u, _, _ in responses(base / "two/collections/c/archive")
             ),
@@ -67,6 +68,9 @@ def test_two_processes_capture_what_one_process_captures(crawls):
     twice = {u for u, n in captured.items() if n > 1}
     assert all("/autoblogs/" not in u for u in twice), sorted(twice)[:5]
     assert crawls["corpus_first"] == by_url_and_text(crawls["base"] / "single")
+    # Each process audits only the autoblogs dealt to it: together, every one, none missing.
+    audit = crawls["summary_first"]["audit"]
+    assert audit["complete"] and audit["autoblogs"] == len(crawls["truth"]), audit
 
 
 def test_each_autoblog_is_crawled_by_exactly_one_process(crawls):
@@ -145,7 +149,10 @@ def test_ctrl_c_stops_every_process_and_the_next_run_completes(tmp_path):
         assert proc.returncode == 2, (stdout, stderr[-2000:])
         assert "Traceback" not in stdout + stderr
         assert "interrupted" in stdout
-        assert run_cli("verify", str(out)).returncode == 0
+        # Sound, but short of what the farm declares until the same command resumes it.
+        halfway = run_cli("verify", str(out))
+        assert halfway.returncode == 1 and "MISSING  " in halfway.stdout, halfway.stdout[-2000:]
+        assert "DEFECT" not in halfway.stdout, halfway.stdout[-2000:]
         final = run_cli(*crawl[1:], farm.url)
     assert final.returncode == 0, final.stdout + final.stderr[-2000:]
     assert run_cli("verify", str(out)).returncode == 0

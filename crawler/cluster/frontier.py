@@ -65,6 +65,9 @@ def worker_settings(
         "CLUSTER_WORKER": worker,
         # The worker id in every WARC file name: files of all workers merge into one folder.
         "WARC_PREFIX": f"{name}-{worker}",
+        # A worker's history holds its own captures only: the cluster's completeness is
+        # reconcile's to judge, on the merged folder.
+        "AUDIT_ENABLED": False,
         "EXTENSIONS": extensions
         | {
             "crawler.cluster.shared_history.ClusterCrawlState": 50,

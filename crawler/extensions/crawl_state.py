@@ -13,8 +13,10 @@ through it.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from scrapy import Spider, signals
 from scrapy.crawler import Crawler
@@ -23,16 +25,26 @@ from scrapy.exceptions import NotConfigured
 from crawler.bounds import error_count
 from crawler.config import Incremental
 from crawler.extensions.lookup import captures_held, page_bound_reached
+from crawler.history.audit import (
+    ArchiveView,
+    Audit,
+    AuditBounds,
+    AuditScope,
+    Missing,
+    audit_archive,
+    missing_before,
+    save_audit,
+)
 from crawler.history.consistency import check_history, reconcile_with_warcs
 from crawler.history.model import FAILED, FINISHED, INTERRUPTED, PARTIAL, Capture
 from crawler.history.rebuild import reconcile_files
 from crawler.history.report import build_report, write_report
 from crawler.history.store import History
-from crawler.items import CrawlPlan, PageItem, crawl_planned, run_started
+from crawler.items import CrawlPlan, PageItem, crawl_planned, run_started, warc_files_closed
 from crawler.layout import OutputLayout
 from crawler.redact import redacted_command
 from crawler.runlock import RunLock
-from crawler.urls import canonical_url
+from crawler.urls import canonical_url, page_number
 from crawler.warc import WarcPointer
 from crawler.warc.reader import read_record_at
 from crawler.warc.recovery import repair_output
@@ -91,6 +103,10 @@ class CrawlState:
         self.outcome = RunOutcome()
         self.captured_this_run: set[str] = set()
         self.has_earlier_captures = False
+        self.plan: CrawlPlan | None = None
+        # The audit that closes the run (crawler.history.audit): its bounds, its result.
+        self.audit_bounds: AuditBounds | None = None
+        self.audit: Audit | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CrawlState:
@@ -105,12 +121,15 @@ class CrawlState:
             crawler.stats,
         )
         state.crawler = crawler
+        if settings.getbool("AUDIT_ENABLED"):
+            state.audit_bounds = AuditBounds.from_settings(settings)
         state.open(redacted_command())
         crawler.signals.connect(state.crawl_planned, signal=crawl_planned)
         crawler.signals.connect(state.note_page, signal=signals.item_scraped)
         crawler.signals.connect(state.spider_idle, signal=signals.spider_idle)
         crawler.signals.connect(state.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(state.engine_stopped, signal=signals.engine_stopped)
+        crawler.signals.connect(state.close_with_audit, signal=warc_files_closed)
         return state
 
     def _count(self, key: str, value: int = 1) -> None:
@@ -160,6 +179,7 @@ class CrawlState:
     def _start_run(self, plan: CrawlPlan) -> None:
         history = self.history
         assert history is not None and self.reconciled is not None
+        self.plan = plan
         seeds = list(plan.seeds)
         resumable = history.resumable_run(seeds)
         mode = resumable.mode if resumable else self._mode()
@@ -225,6 +245,39 @@ class CrawlState:
         report = build_report(self.history, self.run.id)
         self.outcome.status = status
         self.outcome.report = str(write_report(self.layout, report))
+
+    def close_with_audit(self, files: list[Path] | None = None) -> None:
+        """The audit that closes a run whose spider finished (a bound reached included),
+        once its WARC files are closed so their records can be read: what the farm
+        declares against what the archive holds. What is missing makes a finished run
+        partial (its report counts it) and is kept for the next run to fetch first
+        (crawler.history.audit); the summary names it."""
+        run, history, plan, bounds = self.run, self.history, self.plan, self.audit_bounds
+        if run is None or history is None or plan is None or bounds is None:
+            return
+        reason = self.stats.get_value("finish_reason") if self.stats is not None else None
+        if reason != "finished" or self.outcome.report is None:
+            return  # interrupted, failed, or discarded: nothing closes yet
+        keeps = None
+        if plan.share is not None:
+            keeps = functools.partial(plan.share.keeps, reason="farm list")
+        scope = AuditScope(list(plan.seeds), plan.scope, list(plan.named), keeps)
+        view = ArchiveView(history.conn, [self.layout.archive], bounds.read_limit)
+        audit = self.audit = audit_archive(view, scope, bounds)
+        save_audit(history.conn, run.id, audit)
+        logger.info(
+            "audit: %d autoblogs, %d declared items checked, %d missing",
+            audit.autoblogs,
+            audit.checked,
+            audit.missing_total,
+        )
+        if audit.complete:
+            return
+        if self.outcome.status == FINISHED:
+            self.outcome.status = PARTIAL
+        stats = (history.get_run(run.id) or run).stats
+        history.finish_run(run.id, self.outcome.status, {**stats, "missing": audit.missing_total})
+        write_report(self.layout, build_report(history, run.id))  # its status, "gone" rule
 
     def engine_stopped(self) -> None:
         if self.history is not None:
@@ -338,6 +391,26 @@ class CrawlState:
             return False
         article = self.history.article(permalink)
         return article is not None and article["first_seen_run"] < self.run.id
+
+    def missing_before(self) -> list[Missing]:
+        """What the last run's audit named missing that is still not held: the spider
+        fetches it first."""
+        if self.run is None or self.history is None or self.audit_bounds is None:
+            return []
+        return missing_before(self.history.conn)
+
+    def last_numbered_page(self, page: str) -> str | None:
+        """The highest-numbered page an earlier run archived among those numbered like
+        ``page`` (the same URL up to its trailing number): an engine's old last page."""
+        numbered = page_number(canonical_url(page))
+        if self.run is None or self.history is None or numbered is None:
+            return None
+        prefix, best = numbered[0], None
+        for url in self.history.urls_starting_with(prefix, self.run.id):
+            found = page_number(url)
+            if found is not None and found[0] == prefix and (best is None or found[1] > best[1]):
+                best = (url, found[1])
+        return best[0] if best else None
 
     def articles_known_before(self) -> set[str]:
         """Permalinks earlier runs saw (the corpus marks what is new in this run)."""

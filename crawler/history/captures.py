@@ -97,6 +97,16 @@ class CaptureQueries:
         row = self.conn.execute("SELECT 1 FROM captures WHERE run_id < ? LIMIT 1", (run_id,))
         return row.fetchone() is not None
 
+    def urls_starting_with(self, prefix: str, before_run: int) -> Iterator[str]:
+        """URLs (canonical) starting with ``prefix`` that a run before ``before_run``
+        captured with 200-399: an autoblog's numbered pages, read off the URL index."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT url FROM captures WHERE url >= ? AND url < ? AND run_id < ? "
+            "AND status BETWEEN 200 AND 399",
+            (prefix, prefix + "\x7f", before_run),
+        )
+        return (row[0] for row in rows)
+
     def latest_complete(self, url: str, before_run: int) -> Capture | None:
         """The newest full 200 response of ``url`` before a run (where its validators are)."""
         row = self.conn.execute(

@@ -193,6 +193,9 @@ def format_report(report: dict, limit: int = 20) -> str:
         "  articles: " + _counts(totals["articles"]),
         "  pages:    " + _counts(totals["pages"]),
     ]
+    missing = (report.get("crawl_stats") or {}).get("missing")
+    if missing:  # crawler.history.audit
+        lines.append(f"  missing:  {missing} items the farm declares (named in summary.json)")
     for base, entry in report["autoblogs"].items():
         lines.append("")
         lines.append(

@@ -86,6 +86,21 @@ class RunningFarm:
         q = f"n={int(n)}" + (f"&autoblog={urllib.request.quote(autoblog)}" if autoblog else "")
         return json.loads(self._get(f"_farm/delete?{q}", method="POST"))
 
+    def add(self, engine: str = "0.3.4", n: int = 12) -> dict:
+        """A new autoblog of ``n`` articles; returns its folder and base URL."""
+        q = f"engine={urllib.request.quote(engine)}&n={int(n)}"
+        return json.loads(self._get(f"_farm/add?{q}", method="POST"))
+
+    def remove(self, autoblog: str) -> dict:
+        """Delete an autoblog: unlisted, its URLs answer 404."""
+        q = f"autoblog={urllib.request.quote(autoblog)}"
+        return json.loads(self._get(f"_farm/remove?{q}", method="POST"))
+
+    def fault(self, autoblog: str, fault: str) -> dict:
+        """Switch one of an autoblog's faults (``error=1``, ``error=0``, ``latency=200``...)."""
+        q = f"autoblog={urllib.request.quote(autoblog)}&fault={urllib.request.quote(fault)}"
+        return json.loads(self._get(f"_farm/fault?{q}", method="POST"))
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()

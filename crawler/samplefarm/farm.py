@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, quote, quote_plus, unquote
 
 from . import render as R
 from .content import BASE_NOW, PARIS, Article, Autoblog, load_seed, media_name
-from .options import AutoblogSettings, FarmConfig
+from .options import ENGINES, AutoblogSettings, FarmConfig
 
 HTML = "text/html; charset=UTF-8"
 EDIT_TEXT = "Correction : ajout d’un paragraphe."
@@ -84,7 +84,7 @@ class Farm:
     def __init__(self, cfg: FarmConfig) -> None:
         self.cfg = cfg
         self.now = BASE_NOW - (cfg.seed % 1000) * 3607
-        seed_data = load_seed()
+        self.seed_data = load_seed()
         self.autoblogs: list[Autoblog] = []
         for i in range(cfg.autoblogs):
             s = AutoblogSettings(**vars(cfg.defaults))
@@ -92,7 +92,13 @@ class Farm:
                 if f.target in ("*", str(i)):
                     s.apply(f.kind, f.value)
             ab = Autoblog(
-                cfg.seed, i, cfg.engines[i % len(cfg.engines)], cfg.articles, s, self.now, seed_data
+                cfg.seed,
+                i,
+                cfg.engines[i % len(cfg.engines)],
+                cfg.articles,
+                s,
+                self.now,
+                self.seed_data,
             )
             for f in cfg.faults:  # folder targets, matched once folders are known
                 if f.target in (ab.folder, ab.folder.removesuffix(".disabled")):
@@ -101,6 +107,7 @@ class Farm:
                 ab.folder += ".disabled"
             self.autoblogs.append(ab)
         self.by_folder = {ab.folder: ab for ab in self.autoblogs}
+        self._next_index = cfg.autoblogs  # the index of the next autoblog added (add())
         self._db_cache: dict[str, tuple[int, bytes]] = {}
         self._edited: dict[str, dict[int, Article]] = {}  # see edit()
         self.farm_engine_02 = all(ab.engine == "0.2" for ab in self.autoblogs)
@@ -553,7 +560,9 @@ class Farm:
                         "text": a.text,
                         "kind": ab.shape_of(c) or ab.kind_of(c),
                         "media": a.media,
-                        "reachable": a.reachable,
+                        # A numeric slug is served as a page number, but a 0.1
+                        # permalink puts the date before it.
+                        "reachable": a.reachable or ab.engine == "0.1",
                     }
                 )
             out[ab.folder] = {
@@ -634,6 +643,38 @@ class Farm:
             self._edited.get(ab.folder, {}).pop(c, None)
         self._db_cache.pop(ab.folder, None)
         return {"autoblog": ab.folder, "count": ab.count, "articles": listing}
+
+    def add(self, engine: str, n: int, host: str) -> dict:
+        """A new autoblog of ``n`` articles (the admin adds a feed): listed from now on."""
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}")
+        settings = AutoblogSettings(**vars(self.cfg.defaults))
+        index, self._next_index = self._next_index, self._next_index + 1
+        ab = Autoblog(self.cfg.seed, index, engine, max(0, n), settings, self.now, self.seed_data)
+        self.autoblogs.append(ab)
+        self.by_folder[ab.folder] = ab
+        return {"autoblog": ab.folder, "base_url": self.base_url(ab, host), "count": ab.count}
+
+    def remove(self, folder: str | None) -> dict:
+        """The admin deletes an autoblog's folder: unlisted, and every URL of it answers 404."""
+        ab = self._find(folder)
+        self.autoblogs.remove(ab)
+        del self.by_folder[ab.folder]
+        self._db_cache.pop(ab.folder, None)
+        self._edited.pop(ab.folder, None)
+        return {"autoblog": ab.folder, "count": ab.count}
+
+    def fault(self, folder: str | None, spec: str) -> dict:
+        """Switch a fault of an autoblog on or off while the farm runs (``error=1``: every
+        request answers 500 or 503; ``error=0``: it recovers). Only the faults that leave
+        the autoblog's identity and articles as they are (not ``disabled``, ``archived``,
+        ``type`` nor ``shapes``)."""
+        ab = self._find(folder)
+        kind, _, value = spec.partition("=")
+        if kind in ("disabled", "archived", "type", "shapes"):
+            raise ValueError(f"{kind} cannot change while the farm runs")
+        ab.settings.apply(kind, value if _ else None)
+        return {"autoblog": ab.folder, "settings": vars(ab.settings)}
 
     def _pinned(self, ab: Autoblog) -> dict[int, Article]:
         """Edited articles of ``ab``, served in place of the generated (and cached) ones."""

@@ -214,7 +214,8 @@ class FarmServer:
 
     def control(self, method: str, target: str, host: str) -> Response:
         """The control interface (never faulted, never logged): GET requests and truth;
-        POST grow, edit, delete (the farm changes as a live one would) and reset-log."""
+        POST grow, edit, delete, add, remove, fault (the farm changes as a live one would)
+        and reset-log."""
         path, _, query = target.partition("?")
         q = {k: v[0] for k, v in parse_qs(query).items()}
         js = [("Content-Type", "application/json")]
@@ -242,6 +243,24 @@ class FarmServer:
         if path == "/_farm/delete" and method == "POST":
             try:
                 data = self.farm.delete(q.get("autoblog"), int(q.get("n", "1")), host)
+            except (KeyError, ValueError) as exc:
+                return Response(404, orjson.dumps({"error": str(exc)}), js)
+            return Response(200, orjson.dumps(data), js)
+        if path == "/_farm/add" and method == "POST":
+            try:
+                data = self.farm.add(q.get("engine", "0.3.4"), int(q.get("n", "12")), host)
+            except ValueError as exc:
+                return Response(404, orjson.dumps({"error": str(exc)}), js)
+            return Response(200, orjson.dumps(data), js)
+        if path == "/_farm/remove" and method == "POST":
+            try:
+                data = self.farm.remove(q.get("autoblog"))
+            except KeyError as exc:
+                return Response(404, orjson.dumps({"error": str(exc)}), js)
+            return Response(200, orjson.dumps(data), js)
+        if path == "/_farm/fault" and method == "POST":
+            try:
+                data = self.farm.fault(q.get("autoblog"), q.get("fault", ""))
             except (KeyError, ValueError) as exc:
                 return Response(404, orjson.dumps({"error": str(exc)}), js)
             return Response(200, orjson.dumps(data), js)

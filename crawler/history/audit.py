@@ -1,0 +1,509 @@
+"""The audit that closes every run: what the farm declares, against what the archive holds.
+
+A run's own errors are not the whole truth. A walk cut short (``MAX_LINKS_PER_PAGE``, an
+incremental run's stop rule, a killed worker) leaves pages and articles no fetch failed
+for, and no later run would look at again. So every run ends by reading, per autoblog,
+what the farm itself declared in the captures the archive holds (the newest good capture
+of each URL, whichever run made it) and checking every declared item against the history:
+
+- autoblogs: the farm index and ``?export`` of each seed, the seeds themselves, and the
+  autoblogs named with ``--autoblogs`` / ``hidden_autoblogs``;
+- index pages: every page up to the last page number page 1 lists; for an engine that
+  links only the next page (0.1), the chain of "older" links through the archived pages;
+- files: what the autoblog's engine serves beside its pages (:data:`ENGINE_FILES`);
+- articles: every permalink an archived page listed; on an autoblog whose first page lists
+  articles, the entries of its Atom feed (0.3.x, 2025) and the rows of its ``articles.db``
+  (every engine but 0.1, whose permalinks are not its database's ``uri``).
+
+Nothing the engine legitimately never serves is asked for: pages past the last one,
+numeric slugs (the engine serves ``?2024`` as a page number), a 0.1 or 0.2 engine's feed
+links, URLs the scope or the forbidden-URL rules keep the crawler from. An item is held
+when the newest capture of its URL answered below 500: a 404 permalink is what the engine
+serves, while after a 5xx the page as the farm serves it now is unknown (and the crawl
+fetches it again: ``CrawlState.archived_before``). What is missing is named (autoblog,
+what, URL, why), makes the run partial, and is fetched first by the next run
+(:func:`save_audit`, :func:`missing_before`); ``verify`` runs the same audit offline, on
+what the WARC files still hold.
+
+Everything read here came from the farm: every source is read at most ``max_declared``
+items deep and ``read_limit`` bytes long, at most ``max_missing`` items are named (the
+rest counted), and a cap reached is said (:attr:`Audit.notes`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from scrapy import Request, Selector
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Response, TextResponse
+from warcio.exceptions import ArchiveLoadFailed
+
+from crawler.history.captures import _capture_from_row
+from crawler.history.model import Capture
+from crawler.parsing import (
+    ENGINE_FILES,
+    PAGE_QUERY,
+    ParsedPage,
+    export_autoblog_links,
+    farm_autoblog_links,
+    parse_page,
+)
+from crawler.scope import Scope, forbidden_reason
+from crawler.urls import autoblog_base, canonical_url, page_number
+
+logger = logging.getLogger(__name__)
+
+# Engines whose feed links each entry to its permalink (``?<slug>``, as their pages do).
+FEED_PERMALINKS = ("0.3", "2025", "0.3.0")
+# Who named an autoblog (the "why" of a missing autoblog).
+NAMED = "named with --autoblogs (or hidden_autoblogs)"
+SEEDED = "named on the command line"
+# sqlite's progress handler runs every this many virtual-machine steps while articles.db
+# is read; the read is interrupted past max_declared calls.
+DB_STEPS = 1000
+
+TABLE = (
+    "CREATE TABLE IF NOT EXISTS audit_missing (run_id INTEGER NOT NULL, autoblog TEXT NOT NULL,"
+    " what TEXT NOT NULL, url TEXT NOT NULL, why TEXT NOT NULL)"
+)
+
+
+@dataclass(frozen=True)
+class AuditBounds:
+    """How deep the audit reads what a farm declares (``AUDIT_*`` settings)."""
+
+    max_declared: int  # AUDIT_MAX_DECLARED: items read from one source of one autoblog
+    max_missing: int  # AUDIT_MAX_MISSING: missing items named (the rest are counted)
+    max_url_length: int  # URLLENGTH_LIMIT: longer URLs are never requested (0: none)
+    read_limit: int  # DOWNLOAD_MAXSIZE: bytes read of one record
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> AuditBounds:
+        return cls(
+            settings.getint("AUDIT_MAX_DECLARED"),
+            settings.getint("AUDIT_MAX_MISSING"),
+            settings.getint("URLLENGTH_LIMIT"),
+            settings.getint("DOWNLOAD_MAXSIZE"),
+        )
+
+
+@dataclass(frozen=True)
+class Missing:
+    """One item the farm declares that no capture holds."""
+
+    autoblog: str
+    what: str  # autoblog | seed | index page | file | article
+    url: str
+    why: str
+
+    def line(self) -> str:
+        return f"{self.what} {self.url} ({self.why})"
+
+
+@dataclass
+class Audit:
+    """The audit of one archive: what it checked and what is missing."""
+
+    autoblogs: int = 0  # autoblogs whose declarations were read
+    checked: int = 0  # declared items checked against the archive
+    missing_total: int = 0
+    missing: list[Missing] = field(default_factory=list)  # the first max_missing
+    notes: list[str] = field(default_factory=list)  # caps reached, sources unreadable
+
+    @property
+    def complete(self) -> bool:
+        return self.missing_total == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "complete": self.complete,
+            "autoblogs": self.autoblogs,
+            "checked": self.checked,
+            "missing_total": self.missing_total,
+            "missing": [asdict(m) for m in self.missing],
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class AuditScope:
+    """What the audited runs were asked to crawl."""
+
+    seeds: list[str]
+    scope: Scope
+    named: list[str] = field(default_factory=list)  # autoblog bases named by the user
+    keeps: Callable[[str], bool] | None = None  # crawl --processes: this process's autoblogs
+
+
+class ArchiveView:
+    """What the archive holds, as the audit asks it: the history's captures (less ``lost``
+    ones, whose WARC file is gone: ``verify``) and their records, read back bounded.
+
+    ``conn`` is the history's connection (rows as :class:`sqlite3.Row`).
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        archives: Iterable[Path],
+        read_limit: int,
+        lost: frozenset[tuple[str, int]] = frozenset(),
+    ) -> None:
+        self.conn = conn
+        self.archives = list(archives)
+        self.lost = lost
+        self.read_limit = read_limit
+
+    def held(self, url: str) -> bool:
+        """The newest capture of ``url`` (canonical) still in its file answered below 500.
+
+        A 404 is what the engine serves; a 5xx says nothing of the page, and the crawl
+        does not count it as archived either (``CrawlState.archived_before``)."""
+        rows = self.conn.execute(
+            "SELECT status, filename, offset FROM captures WHERE url = ? "
+            "ORDER BY warc_date DESC, id DESC",
+            (url,),
+        )
+        for status, name, offset in rows:
+            if (name, offset) not in self.lost:
+                return status is not None and status < 500
+        return False
+
+    def newest(self, url: str) -> Capture | None:
+        """The newest capture of ``url`` that answered 200 and is held (a revisit: its
+        original, which holds the same payload)."""
+        rows = self.conn.execute(
+            "SELECT * FROM captures WHERE url = ? AND status = 200 "
+            "ORDER BY warc_date DESC, id DESC",
+            (canonical_url(url),),
+        )
+        for row in rows:
+            capture = _capture_from_row(row)
+            if capture.record_type == "revisit":
+                found = self.conn.execute(
+                    "SELECT * FROM captures WHERE record_id = ?", (capture.refers_to,)
+                ).fetchone()
+                if found is None:
+                    continue
+                capture = _capture_from_row(found)
+            if (capture.filename, capture.offset) not in self.lost:
+                return capture
+        return None
+
+    def read(self, capture: Capture) -> Response | None:
+        """The capture as the crawl's Scrapy response (decoded as the spider saw it), or
+        None when its record cannot be read within ``read_limit``."""
+        from crawler.middlewares import read_response  # it imports the crawl's extensions
+
+        path = self._path(capture.filename)
+        if path is None:
+            return None
+        try:
+            return read_response(path, capture, Request(capture.url), self.read_limit)
+        except (IgnoreRequest, ArchiveLoadFailed, OSError, ValueError, EOFError, zlib.error):
+            return None
+
+    def _path(self, name: str) -> Path | None:
+        if Path(name).name != name:
+            return None
+        for archive in self.archives:
+            path = archive / name
+            if path.is_file() and not path.is_symlink():
+                return path
+        return None
+
+    def known_autoblogs(self) -> Iterator[str]:
+        """Every URL that some capture shows as its own autoblog base (a full scan, once)."""
+        rows = self.conn.execute("SELECT DISTINCT url FROM captures WHERE url = autoblog")
+        return (row[0] for row in rows)
+
+    def sighted(self, autoblog: str) -> Iterator[str]:
+        """Permalinks the archived pages of an autoblog listed, in any run."""
+        rows = self.conn.execute(
+            "SELECT permalink FROM articles WHERE autoblog = ? ORDER BY permalink", (autoblog,)
+        )
+        return (row[0] for row in rows)
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+
+def database_uris(data: bytes, limit: int) -> Iterator[str]:
+    """The ``uri`` of each row of an engine's ``articles.db`` (at most ``limit`` + 1).
+
+    The file came from the farm: it is opened in memory, read-only, with schema code
+    distrusted, page checks on and a budget of steps; only a real ``articles`` table is
+    read, never a view or a virtual table. Raises ``sqlite3.Error`` when it is no such
+    database, or the budget ran out.
+    """
+    conn = sqlite3.connect(":memory:")
+    calls = 0
+
+    def budget() -> int:
+        nonlocal calls
+        calls += 1
+        return 1 if calls > max(limit, 1000) else 0
+
+    try:
+        conn.deserialize(data)
+        conn.execute("PRAGMA trusted_schema = OFF")
+        conn.execute("PRAGMA cell_size_check = ON")
+        conn.execute("PRAGMA query_only = ON")
+        conn.set_progress_handler(budget, DB_STEPS)
+        row = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'articles'"
+        ).fetchone()
+        if row is None or not str(row[0]).upper().startswith("CREATE TABLE"):
+            raise sqlite3.DatabaseError("no articles table")
+        for (uri,) in conn.execute("SELECT uri FROM articles LIMIT ?", (limit + 1,)):
+            if isinstance(uri, str):
+                yield uri
+    finally:
+        conn.close()
+
+
+class Auditor:
+    """One audit: reads the declarations, checks each item, names what is missing."""
+
+    def __init__(self, view: ArchiveView, scope: AuditScope, bounds: AuditBounds) -> None:
+        self.view = view
+        self.scope = scope
+        self.bounds = bounds
+        self.audit = Audit()
+        self._named: set[str] = set()  # URLs already named missing
+
+    # -- the items ---------------------------------------------------------------
+
+    def fetchable(self, url: str) -> bool:
+        """What the crawler would request at all (scope, forbidden URLs, URL length)."""
+        limit = self.bounds.max_url_length
+        if limit and len(url) > limit:
+            return False
+        return forbidden_reason(url) is None and self.scope.scope.allows(url)
+
+    def check(self, autoblog: str, what: str, url: str, why: str) -> bool:
+        """Whether the archive holds ``url``, or need not; names it missing otherwise."""
+        limit = self.bounds.max_url_length
+        if limit and len(url) > limit:
+            return True  # before canonical_url reads it: a database row may be megabytes
+        url = canonical_url(url)
+        if not self.fetchable(url):
+            return True
+        self.audit.checked += 1
+        if self.view.held(url):
+            return True
+        self.missing(Missing(autoblog, what, url, why))
+        return False
+
+    def missing(self, item: Missing) -> None:
+        if item.url in self._named:
+            return
+        self._named.add(item.url)
+        self.audit.missing_total += 1
+        if len(self.audit.missing) < self.bounds.max_missing:
+            self.audit.missing.append(item)
+
+    def note(self, text: str) -> None:
+        if len(self.audit.notes) < self.bounds.max_missing:
+            self.audit.notes.append(text)
+            logger.warning("audit: %s", text)
+
+    def capped(self, items: Iterable[str], autoblog: str, source: str) -> Iterator[str]:
+        """At most ``max_declared`` of a source's items, saying so when there were more."""
+        for count, item in enumerate(items):
+            if count >= self.bounds.max_declared:
+                self.note(
+                    f"{autoblog}: {source} declares more than {self.bounds.max_declared} items;"
+                    " the audit checked the first ones (AUDIT_MAX_DECLARED)"
+                )
+                return
+            yield item
+
+    def page(self, url: str) -> tuple[Response, ParsedPage] | None:
+        """The newest good capture of ``url``, read and parsed as an engine page."""
+        capture = self.view.newest(url)
+        response = self.view.read(capture) if capture is not None else None
+        if not isinstance(response, TextResponse):
+            return None
+        return response, parse_page(response.text, capture.url, with_resources=False)
+
+    def body(self, url: str) -> bytes | None:
+        capture = self.view.newest(url)
+        response = self.view.read(capture) if capture is not None else None
+        return response.body if response is not None else None
+
+    # -- the audit -----------------------------------------------------------------
+
+    def run(self) -> Audit:
+        autoblogs: dict[str, str] = {}  # base -> who declares it ("": the history only)
+        for seed in self.scope.seeds:
+            self.seed(canonical_url(seed), autoblogs)
+        for base in self.scope.named:
+            autoblogs.setdefault(canonical_url(base), NAMED)
+        for base in self.view.known_autoblogs():
+            autoblogs.setdefault(base, "")
+        keeps = self.scope.keeps
+        for base, why in sorted(autoblogs.items()):
+            if self.fetchable(base) and (keeps is None or keeps(base)):
+                self.autoblog(base, why)
+        return self.audit
+
+    def seed(self, seed: str, autoblogs: dict[str, str]) -> None:
+        found = self.page(seed)
+        if found is None:
+            self.check(autoblog_base(seed), "seed", seed, SEEDED)
+            return
+        response, page = found
+        if page.kind != "farm":
+            if page.engine:
+                autoblogs.setdefault(autoblog_base(seed), SEEDED)
+            return
+        root = urljoin(seed, "./")
+        listed = farm_autoblog_links(response.text, seed)
+        for base in self.capped(listed, root, "the farm index"):
+            autoblogs.setdefault(canonical_url(base), "listed by the farm index")
+        export = root + "?export"
+        if not self.check(root, "file", export, "the farm's list of autoblogs"):
+            return
+        data = _json(self.body(export) or b"")
+        if data is None:
+            return
+        for base in self.capped(export_autoblog_links(data, root), root, "?export"):
+            autoblogs.setdefault(canonical_url(base), "listed in the farm's ?export")
+
+    def autoblog(self, base: str, why: str) -> None:
+        if why:
+            self.check(base, "autoblog", base, why)
+        found = self.page(base)  # its last good first page, even if it failed since
+        if found is None:
+            return
+        _, page = found
+        if not page.engine or page.kind == "farm":
+            return
+        self.audit.autoblogs += 1
+        for name in ENGINE_FILES.get(page.engine, ()):
+            self.check(base, "file", base + name, f"an autoblog of the {page.engine} engine")
+        if page.next_page is None:
+            pass  # one page: without a pagination, digits in its links are article titles
+        elif set(page.page_links) == {page.next_page}:
+            self.page_chain(base, page)
+        else:
+            self.page_range(base, page)
+        for permalink in self.capped(self.view.sighted(base), base, "its archived pages"):
+            self.check(base, "article", permalink, "listed on an archived page")
+        if page.kind != "index" or not page.articles:
+            return  # an error page, a first visit: the engine lists no article (yet)
+        if page.engine in FEED_PERMALINKS:
+            self.feed(base)
+        if page.engine != "0.1":
+            self.database(base, page.engine)
+
+    def page_range(self, base: str, page: ParsedPage) -> None:
+        """Pages 2 to the last page number page 1 lists (all of them, in any engine's nav)."""
+        numbered = [n for n in map(page_number, page.page_links) if n is not None]
+        if not numbered:
+            return
+        prefix, last = max(numbered, key=lambda n: n[1])
+        top = min(last, self.bounds.max_declared + 1)
+        if top < last:
+            self.note(
+                f"{base}: page 1 lists {last} pages; the audit checked the first {top} "
+                "(AUDIT_MAX_DECLARED)"
+            )
+        why = f"page 1 lists pages up to {last}"
+        for number in range(2, top + 1):
+            self.check(base, "index page", f"{prefix}{number}", why)
+
+    def page_chain(self, base: str, page: ParsedPage) -> None:
+        """An engine that links only the next page: each archived page names the next."""
+        url, number = page.next_page, 1
+        for step in range(self.bounds.max_declared + 1):
+            found = page_number(url) if url else None
+            if found is None or found[1] <= number:
+                return  # no next page, or a link back: the chain ends
+            if step == self.bounds.max_declared:
+                self.note(
+                    f"{base}: its chain of pages is longer than {step}; the audit checked the "
+                    "first ones (AUDIT_MAX_DECLARED)"
+                )
+                return
+            why = f"page {number} links to it as the next page"
+            if not self.check(base, "index page", url, why):
+                return
+            following = self.page(url)
+            if following is None:
+                return
+            url, number = following[1].next_page, found[1]
+
+    def feed(self, base: str) -> None:
+        capture = self.view.newest(base + "?feed")
+        response = self.view.read(capture) if capture is not None else None
+        if not isinstance(response, TextResponse):
+            return
+        selector = Selector(text=response.text, type="xml")
+        links = selector.xpath(
+            "//*[local-name()='entry']/*[local-name()='link'][@rel='alternate']/@href"
+        ).getall()
+        for href in self.capped(links, base, "its feed"):
+            # Re-rooted on the autoblog: the engine prints the host it believes it has.
+            query = urlsplit(href.strip()).query
+            if query and not PAGE_QUERY.match(query):
+                self.check(base, "article", f"{base}?{query}", "listed in its feed")
+
+    def database(self, base: str, engine: str) -> None:
+        data = self.body(base + "articles.db")
+        if not data:
+            return
+        uris = database_uris(data, self.bounds.max_declared)
+        try:
+            for uri in self.capped(uris, base, "articles.db"):
+                if not uri or uri.isdigit():
+                    continue  # a numeric slug is served as a page number
+                permalink = f"{base}{uri}" if engine == "0.2" else f"{base}?{uri}"
+                self.check(base, "article", permalink, "listed in its articles.db")
+        except sqlite3.Error as exc:
+            self.note(f"{base}: its articles.db could not be read ({exc})")
+
+
+def audit_archive(view: ArchiveView, scope: AuditScope, bounds: AuditBounds) -> Audit:
+    """What the farm declares that the archive does not hold (see the module's docstring)."""
+    return Auditor(view, scope, bounds).run()
+
+
+# -- between runs: the next run fetches first what this one found missing -------------
+
+
+def save_audit(conn: sqlite3.Connection, run_id: int, audit: Audit) -> None:
+    """Keep the missing items named by the audit of ``run_id`` (replacing earlier ones)."""
+    conn.execute(TABLE)
+    conn.execute("DELETE FROM audit_missing")
+    conn.executemany(
+        "INSERT INTO audit_missing (run_id, autoblog, what, url, why) VALUES (?, ?, ?, ?, ?)",
+        [(run_id, m.autoblog, m.what, m.url, m.why) for m in audit.missing],
+    )
+
+
+def missing_before(conn: sqlite3.Connection) -> list[Missing]:
+    """What the last audit named missing that no capture holds yet (none before any audit)."""
+    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'audit_missing'").fetchone()
+    if exists is None:
+        return []
+    rows = conn.execute(
+        "SELECT autoblog, what, url, why FROM audit_missing m WHERE COALESCE(("
+        "  SELECT c.status FROM captures c WHERE c.url = m.url"
+        "  ORDER BY c.warc_date DESC, c.id DESC LIMIT 1), 500) >= 500 ORDER BY rowid"
+    )
+    return [Missing(*row) for row in rows]
