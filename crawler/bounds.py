@@ -18,8 +18,10 @@ from scrapy import Request
 
 logger = logging.getLogger(__name__)
 
-# Stats that make a run partial: failed fetches, failed WARC writes, spider exceptions.
-ERROR_STATS = ("errors/fetch", "errors/links_cut", "warc/write_errors", "spider_exceptions/count")
+# Stats that make a run partial: failed fetches, failed WARC writes, spider exceptions,
+# autoblog bases that gave no autoblog page, a corpus far short of the article pages.
+ERROR_STATS = ("errors/fetch", "errors/links_cut", "warc/write_errors", "spider_exceptions/count",
+               "autoblogs/not_archived", "corpus/shortfall")  # fmt: skip
 
 
 def error_count(stats: Mapping[str, Any]) -> int:

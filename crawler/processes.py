@@ -238,6 +238,11 @@ def _crawl_and_merge(job: Job) -> tuple[int, bool]:
     kept = [f for f in folders if (f / "summary.json").exists()]
     summaries = [orjson.loads((f / "summary.json").read_bytes()) for f in kept]
     if not kept:
+        print(
+            f"nothing was captured: no process found an autoblog page at {', '.join(urls)}; "
+            "the output folder was left as it was",
+            file=sys.stderr,
+        )
         return EXIT_FAILED, False
     result = merge(kept, output, job.name, wacz=job.wacz, keep_duplicates=True)
     summary = merged_summary(summaries, result.corpus_records)

@@ -99,6 +99,9 @@ CORPUS_ENABLED = True
 CORPUS_WORKERS = 2
 CORPUS_TIMEOUT = 30.0  # seconds per document before its worker is killed
 CORPUS_MAX_TASKS = 500  # documents before a worker is recycled (trafilatura grows in memory)
+# A run whose corpus holds records for fewer than this share of the article pages it
+# captured is partial (exit 1): extraction failed far more than a hostile page now and then.
+CORPUS_MIN_RECORDS = 0.9
 
 # Output: OUTPUT_DIR is a pywb root; WARCs go to collections/<CRAWL_NAME>/archive/.
 OUTPUT_DIR = "output/crawl"
