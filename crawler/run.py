@@ -26,9 +26,9 @@ from scrapy.settings import Settings
 from crawler.config import ConfigError, load_config
 from crawler.crawl_summary import print_summary, share_verdict, summarize, verdict
 from crawler.exitcodes import EXIT_FAILED, EXIT_LOCKED, UsageError, UserError
-from crawler.folder import FolderSnapshot, check_output_folder
+from crawler.folder import FolderSnapshot, check_log_file, check_output_folder
 from crawler.layout import OutputLayout
-from crawler.processes import Job, check_processes, run_in_processes
+from crawler.processes import Job, check_processes, run_in_processes, share_label
 from crawler.runlock import RunLockedError
 from crawler.warc.indexes import check_collection_name
 from spiders.autoblog import AutoblogSpider
@@ -157,10 +157,11 @@ def parse_setting(item: str, known: Settings) -> tuple[str, Any]:
             if raw.strip().lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
                 raise ValueError(raw)
             return key, raw.strip().lower() in ("1", "true", "yes", "on")
-        if isinstance(default, int):
-            return key, int(raw)
-        if isinstance(default, float):
-            return key, float(raw)
+        if isinstance(default, int | float):
+            value = type(default)(raw)
+            if value != value or value in (float("inf"), float("-inf")):  # nan, inf
+                raise ValueError(raw)
+            return key, _in_range(key, value, known.getdict("SETTING_RANGES"))
         if isinstance(default, dict | list):
             value = orjson.loads(raw)
             if not isinstance(value, type(default)):
@@ -169,7 +170,21 @@ def parse_setting(item: str, known: Settings) -> tuple[str, Any]:
     except ValueError:
         kind = type(default).__name__
         raise UsageError(f"--set {key}={raw}: {key} takes a {kind} (default {default!r})") from None
+    choices = known.getdict("SETTING_CHOICES").get(key)
+    if choices and raw not in choices:
+        raise UsageError(f"--set {key}={raw}: {key} takes one of {', '.join(choices)}")
     return key, raw
+
+
+def _in_range(key: str, value: float, ranges: dict[str, Any]) -> float:
+    """A number of ``--set`` within its declared range (``SETTING_RANGES``; not negative
+    when none is declared), or bad usage."""
+    low, high = ranges.get(key, (0, None))
+    if low is not None and value < low:
+        raise UsageError(f"--set {key}={value}: {key} must be at least {low}")
+    if high is not None and value > high:
+        raise UsageError(f"--set {key}={value}: {key} must be at most {high}")
+    return value
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -184,7 +199,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def check_urls(urls: list[str]) -> list[str]:
-    """Farm URLs must be http(s) with a host: anything else is bad usage, not a dead farm."""
+    """Farm URLs must be http(s) with a host and a valid port: anything else is bad usage,
+    not a dead farm."""
     for url in urls:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -192,6 +208,12 @@ def check_urls(urls: list[str]) -> list[str]:
                 f"{url!r} is not an http(s) URL",
                 "give a farm root like https://autoblog.example.org/",
             )
+        try:
+            bad_port = parts.port == 0
+        except ValueError:  # not a number, or past 65535
+            bad_port = True
+        if bad_port:
+            raise UsageError(f"{url!r}: the port must be a number from 1 to 65535")
     return urls
 
 
@@ -218,19 +240,20 @@ def run_crawl_command(args: argparse.Namespace) -> int:
             mode = overrides.pop("CRAWL_MODE")
     if not urls:
         raise UsageError("give at least one farm URL, or --config FILE")
+    # Every option value is checked before anything starts (exit 4, one line).
     check_urls(urls)
     overrides.update(overrides_from_args(args))
-    output = output or "output/crawl"
+    output_dir = check_output_folder(output or "output/crawl")
+    name = check_collection_name(name or default_name(urls[0]))
+    check_log_file(args.log_file)
     processes = check_processes(args.processes)
     if processes > 1:
-        output_dir = check_output_folder(output)
-        name = check_collection_name(name or default_name(urls[0]))
-        return run_in_processes(Job(args, urls, output_dir, name, wacz, overrides))
+        return run_in_processes(Job(args, urls, output_dir, name, wacz, overrides, processes))
     if args.quiet:
         overrides["PROGRESS_LIVE"] = False
     code, summary = run_crawl(
         urls,
-        output,
+        output_dir,
         name=name,
         fast=args.fast,
         wacz=wacz,
@@ -242,7 +265,7 @@ def run_crawl_command(args: argparse.Namespace) -> int:
     )
     share = overrides.get("PROCESS_SHARE")
     if share:
-        code = share_verdict(code, summary, f"process {share}")
+        code = share_verdict(code, summary, share_label(share))
     if args.quiet:
         print(f"{summary['verdict']}", file=sys.stdout if code < EXIT_FAILED else sys.stderr)
     else:

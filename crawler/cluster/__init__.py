@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 PREFIX = "autoblog-archive"
 CRAWL_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -67,6 +68,31 @@ def check_crawl_id(crawl: str) -> str:
     if not CRAWL_ID.match(crawl or ""):
         raise UsageError(f"--crawl-id {crawl!r}: use letters, digits, '.', '_' or '-'")
     return crawl
+
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def check_redis_url(url: str) -> str:
+    """``--redis URL`` as redis-py reads it, checked before anything starts: a bad one is
+    bad usage (exit 4, one line), never an exception from the client."""
+    from redis.connection import parse_url
+
+    from crawler.exitcodes import UsageError
+
+    hint = "expected redis://[:password@]host[:port][/db], rediss://... or unix:///path"
+    parts = urlsplit(url)
+    if parts.scheme not in REDIS_SCHEMES or not (parts.hostname or parts.path):
+        raise UsageError(f"--redis {url!r}: {hint}")
+    try:
+        port = parts.port
+        parse_url(url)
+    except ValueError as exc:
+        raise UsageError(f"--redis {url!r}: {exc}") from None
+    db = parts.path.strip("/")
+    if port == 0 or (parts.scheme != "unix" and db and not db.isdigit()):
+        raise UsageError(f"--redis {url!r}: the port and the database must be numbers; {hint}")
+    return url
 
 
 def connect(url: str) -> Any:
