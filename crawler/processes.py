@@ -202,6 +202,10 @@ def run_in_processes(job: Job) -> int:
         lock.release()
     if not merged:
         snapshot.restore()
+    if code == EXIT_FAILED and merged:
+        from crawler.run import resume_line
+
+        print(resume_line(), file=sys.stderr)
     return code
 
 

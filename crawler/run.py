@@ -11,7 +11,9 @@ import difflib
 import logging
 import os
 import re
+import shlex
 import shutil
+import signal
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -26,11 +28,13 @@ from scrapy.settings import Settings
 from crawler.config import ConfigError, load_config
 from crawler.crawl_summary import print_summary, share_verdict, summarize, verdict
 from crawler.exitcodes import EXIT_FAILED, EXIT_LOCKED, UsageError, UserError
+from crawler.extensions.lookup import item_pipeline
 from crawler.folder import FolderSnapshot, check_log_file, check_output_folder
 from crawler.layout import OutputLayout
 from crawler.processes import Job, check_processes, run_in_processes, share_label
 from crawler.runlock import RunLockedError
 from crawler.warc.indexes import check_collection_name
+from pipelines.research_corpus import CorpusPipeline
 from spiders.autoblog import AutoblogSpider
 
 logger = logging.getLogger(__name__)
@@ -88,8 +92,12 @@ def run_crawl(
         crawler_ = process.create_crawler(AutoblogSpider)
         done = process.crawl(crawler_, urls=list(urls), autoblogs=autoblogs or [])
         done.addErrback(failures.append)
+        _stop_extraction_on_shutdown(crawler_)
         process.start()
     finally:
+        # The crawl is over (or never started): a Ctrl-C now would only interrupt the
+        # summary, or land in Scrapy's handler with no reactor left to stop.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         for handler in logging.root.handlers:
             handler.flush()
     for failure in failures:
@@ -117,6 +125,21 @@ def run_crawl(
     except OSError as exc:
         logger.error("could not write summary.json: %s", exc)
     return code, summary
+
+
+def _stop_extraction_on_shutdown(crawler_: Any) -> None:
+    """Ctrl-C once stops the crawl gracefully (the corpus is written); twice stops the
+    reactor now. The extraction workers are then stopped before the reactor waits for its
+    threads (the corpus's close among them), so "now" does not wait for extraction; the
+    resumed run writes this run's corpus whole."""
+    from twisted.internet import reactor
+
+    def abandon() -> None:
+        corpus = item_pipeline(crawler_, CorpusPipeline)
+        if corpus is not None:
+            corpus.abandon()
+
+    reactor.addSystemEventTrigger("before", "shutdown", abandon)
 
 
 def _temporary_log() -> Path:
@@ -270,4 +293,13 @@ def run_crawl_command(args: argparse.Namespace) -> int:
         print(f"{summary['verdict']}", file=sys.stdout if code < EXIT_FAILED else sys.stderr)
     else:
         print_summary(summary, out=sys.stdout if code < EXIT_FAILED else sys.stderr)
+    run = summary["run"]
+    if code == EXIT_FAILED and not share and run["id"] is not None and run["status"] != "discarded":
+        print(resume_line(), file=sys.stderr)  # a run to resume exists
     return code
+
+
+def resume_line() -> str:
+    """Exit 2 is "run the same command again": the command, as it was typed."""
+    program = sys.argv[0] if sys.argv[0].endswith("autoblog-archive") else "autoblog-archive"
+    return "Resume: " + shlex.join([program, *sys.argv[1:]])

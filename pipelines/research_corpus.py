@@ -146,3 +146,10 @@ class CorpusPipeline:
             why,
         )
         self._count("corpus/shortfall")
+
+    def abandon(self) -> None:
+        """The crawl is stopped now (a second Ctrl-C): stop the extraction workers, write
+        no corpus (the resumed run writes this run's corpus whole)."""
+        builder, self.builder = self.builder, None
+        if builder is not None:
+            builder.pool.stop()
