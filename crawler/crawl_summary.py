@@ -214,8 +214,11 @@ def print_summary(summary: dict, out: TextIO | None = None) -> None:
     # A discarded run's captures are gone, a stopped one's are completed by its resumption:
     # their verdict alone says what to do.
     if counted and summary["finish_reason"] == "finished":
-        for line in problem_lines(summary):
+        problems = problem_lines(summary)
+        for line in problems[:20]:  # a hostile farm may list thousands
             print(f"  {line}", file=out)
+        if len(problems) > 20:
+            print(f"  ... and {len(problems) - 20} more in summary.json", file=out)
     for reason, count in sorted(summary["skipped"].items()):
         print(f"  skipped {count} x {reason}", file=out)
     if summary["from_archive"]:
