@@ -64,11 +64,6 @@ ENGINE_FILES = {
 }
 
 
-def _folder(base: str) -> str:
-    """An autoblog base URL's folder name (``.../autoblogs/<folder>/`` -> ``<folder>``)."""
-    return base.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-
-
 def split_list(value: str | list[str] | None) -> list[str]:
     if not value:
         return []
@@ -101,9 +96,6 @@ class AutoblogSpider(Spider):
         # URLs of links every page repeats, once requested: see _follow_new.
         self._requested: set[str] = set()
         self.share: Share | None = None  # crawl --processes: the autoblogs this one crawls
-        # Folder names the farm's index lists: its ?export names folders, not addresses
-        # (a 0.2 autoblog is at /<sha1>/, its export key autoblogs/<sha1>).
-        self._farm_listed: set[str] = set()
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> AutoblogSpider:
@@ -239,8 +231,6 @@ class AutoblogSpider(Spider):
         if asked is None:
             return
         found = BaseFound(asked[0], asked[1], kind, why)
-        if not found.ok and asked[1] == "farm export" and _folder(asked[0]) in self._farm_listed:
-            return  # the export's name of a folder the index lists at its own address
         if count and not found.ok:
             self.crawler.stats.inc_value("autoblogs/not_archived")
         self.crawler.signals.send_catch_log(base_found, found=found)
@@ -260,6 +250,10 @@ class AutoblogSpider(Spider):
             found = "autoblog"
         if status < 400 and (found == "autoblog" or (found == "farm" and asked[1] == "seed")):
             self._base_answered(response.request, found)
+            return
+        if status == 404 and asked[1] == "farm export":
+            # ?export names folders, not addresses: a 0.2 autoblog is at /<sha1>/, its
+            # export key autoblogs/<sha1>; the farm's index lists it where it is.
             return
         if page is None:
             why = f"answered {status} {ctype}, not an HTML page"
@@ -452,7 +446,6 @@ class AutoblogSpider(Spider):
     def parse_farm(self, response: TextResponse) -> Iterator[Request]:
         root = response.urljoin("./")
         for base in farm_autoblog_links(response.text, response.url):
-            self._farm_listed.add(_folder(base))
             yield from self._follow(base, "farm list", refresh=True)
         linked = set(response.xpath("//a/@href").getall())
         for export in FARM_EXPORTS:
