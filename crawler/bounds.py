@@ -21,13 +21,16 @@ logger = logging.getLogger(__name__)
 # Entries of a shared frontier a worker dropped as no request of its crawl (crawler.cluster).
 FRONTIER_REJECTED = "frontier/rejected"
 # Stats that make a run partial: failed fetches, failed WARC writes, spider exceptions,
-# frontier entries dropped (what they stood for may be missing).
+# frontier entries dropped (what they stood for may be missing), autoblog bases that gave
+# no autoblog page, a corpus far short of the article pages.
 ERROR_STATS = (
     "errors/fetch",
     "errors/links_cut",
     "warc/write_errors",
     "spider_exceptions/count",
     FRONTIER_REJECTED,
+    "autoblogs/not_archived",
+    "corpus/shortfall",
 )
 
 

@@ -377,12 +377,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from crawler.children import isolate_library_children
+    from crawler.exitcodes import EXIT_FAILED
+
+    isolate_library_children()  # first, while this process has one thread
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:  # Ctrl-C before anything started: one line, no traceback
+        print("autoblog-archive: interrupted", file=sys.stderr)
+        return EXIT_FAILED
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from crawler.escaping import terminal
     from crawler.exitcodes import EXIT_FAILED, UserError
 
-    isolate_library_children()  # first, while this process has one thread
-    parser = build_parser()
-    args = parser.parse_args(argv)
     handler: Handler = args.handler
     debug = bool(getattr(args, "debug", False))
     try:

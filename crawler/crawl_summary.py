@@ -15,7 +15,7 @@ from scrapy.crawler import Crawler
 
 from crawler.bounds import FRONTIER_REJECTED, error_count
 from crawler.escaping import terminal
-from crawler.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
+from crawler.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 from crawler.extensions import CrawlState, IndexOnClose, RunSummary
 from crawler.extensions.crawl_state import HISTORY_ERROR
 from crawler.extensions.lookup import captures_held, item_pipeline, page_bound_reached
@@ -86,6 +86,9 @@ def summarize(crawler: Crawler) -> tuple[dict, int]:
         "autoblogs": {b: e for b, e in sorted(autoblogs.items()) if e["engine"] or e["pages"]},
         "first_failure": found.first_failure if found is not None else None,
         "history_error": outcome.history_error if outcome else None,
+        "seeds_found": {u: vars(f) for u, f in found.seeds.items()} if found is not None else {},
+        "not_archived": [vars(f) for f in found.not_archived.values()] if found else [],
+        "corpus_shortfall": corpus.shortfall if corpus else None,
         "warc_write_error": capture.write_error if capture else None,
         "index_error": indexes.error if indexes else None,
         "written": indexes.written if indexes else {},
@@ -107,8 +110,7 @@ def verdict(summary: dict, held: int) -> tuple[int, str]:
     if not held:
         if reason in ("shutdown", "interrupted"):
             return EXIT_FAILED, "interrupted before anything was captured; the folder is unchanged"
-        why = first_failure or f"{seeds} did not answer"
-        return EXIT_FAILED, f"nothing was captured ({why}); the output folder was left as it was"
+        return _nothing_captured(summary, first_failure or f"{seeds} did not answer")
     if reason in ("shutdown", "interrupted"):
         return EXIT_FAILED, "interrupted: run the same command again to resume"
     if reason == "warc_write_error":
@@ -139,6 +141,10 @@ def verdict(summary: dict, held: int) -> tuple[int, str]:
             "request of this crawl and were dropped (named in the log): who else writes to "
             "this Redis?"
         )
+    problems = problem_lines(summary)
+    if problems:
+        more = f" (and {len(problems) - 1} more, below)" if len(problems) > 1 else ""
+        return EXIT_PARTIAL, f"partial: {problems[0]}{more}"
     if summary["errors"]:
         return EXIT_PARTIAL, (
             f"partial: {summary['errors']} fetches failed, everything fetched is archived; "
@@ -151,6 +157,44 @@ def verdict(summary: dict, held: int) -> tuple[int, str]:
             "below and in summary.json); the next run fetches them first"
         )
     return EXIT_OK, "complete"
+
+
+def _nothing_captured(summary: dict, fallback: str) -> tuple[int, str]:
+    """No autoblog page: a seed that answered with something else is a wrong URL (exit 4,
+    fix the command); one that did not answer, or a farm none of whose autoblogs gave a
+    page, is a failure (exit 2, try again)."""
+    left = "the output folder was left as it was"
+    seeds = summary.get("seeds_found", {})
+    wrong = [f"{u} {f['why']}" for u, f in seeds.items() if f["kind"] == "not_autoblog"]
+    if wrong:
+        return EXIT_USAGE, f"{'; '.join(wrong)}; nothing was captured, {left}"
+    why = [f"{u} {f['why']}" for u, f in seeds.items() if f["kind"] == "failed"]
+    farm = next((u for u, f in seeds.items() if f["kind"] == "farm"), None)
+    if not why and farm is not None:
+        bases = summary.get("not_archived") or []
+        first = f" (first: {bases[0]['url']} {bases[0]['why']})" if bases else ""
+        why = [f"{farm} is an autoblog farm, but no autoblog of it gave a page{first}"]
+        if not bases:
+            why = [f"{farm} is an autoblog farm listing no autoblog (name hidden ones with "
+                   "--autoblogs)"]  # fmt: skip
+    return EXIT_FAILED, f"nothing was captured ({'; '.join(why) or fallback}); {left}"
+
+
+def problem_lines(summary: dict) -> list[str]:
+    """What a run that holds pages failed to archive, each named (each makes it partial):
+    seeds and autoblog bases that gave no autoblog page, a corpus far short of the pages."""
+    lines = [
+        f"not archived: {p['url']} ({p['asked_as']}) {p['why']}"
+        for p in summary.get("not_archived", [])
+    ]
+    short = summary.get("corpus_shortfall")
+    if short:
+        lines.append(
+            f"corpus short: {short['records']} records for the {short['article_pages']} "
+            f"article pages captured ({short['why']}); the WARCs hold every page: rebuild "
+            "it with `autoblog-archive extract`"
+        )
+    return lines
 
 
 def share_verdict(code: int, summary: dict, who: str) -> int:
@@ -205,6 +249,14 @@ def print_summary(summary: dict, out: TextIO | None = None) -> None:
             say(f"  {line}")
     for reason, count in sorted(summary.get("error_reasons", {}).items()):
         say(f"  failed {count} x {reason}")
+    # A discarded run's captures are gone, a stopped one's are completed by its resumption:
+    # their verdict alone says what to do.
+    if counted and summary["finish_reason"] == "finished":
+        problems = problem_lines(summary)
+        for line in problems[:20]:  # a hostile farm may list thousands
+            say(f"  {line}")
+        if len(problems) > 20:
+            say(f"  ... and {len(problems) - 20} more in summary.json")
     for reason, count in sorted(summary["skipped"].items()):
         say(f"  skipped {count} x {reason}")
     if summary["frontier_rejected"]:
@@ -216,14 +268,14 @@ def print_summary(summary: dict, out: TextIO | None = None) -> None:
             f"  {summary['from_archive']} pages captured before the interruption were read "
             "back from the WARCs, not fetched again"
         )
-    if summary["warc_records"]:
+    if summary["warc_records"] and counted:
         say(
             f"WARC: {summary['responses']} responses, {summary['revisits']} revisits, "
             f"{summary['warc_records']} records in {len(summary['warc_files'])} files, "
             f"{summary['warc_bytes'] / 1e6:.2f} MB written "
             f"({summary['payload_bytes'] / 1e6:.2f} MB of HTTP payload)"
         )
-    if summary["corpus_shards"]:
+    if summary["corpus_shards"] and counted:
         folder = Path(summary["corpus_shards"][0]).parent
         say(f"Corpus: {summary['corpus_records']} article records in {folder}/")
     if summary.get("log"):

@@ -10,6 +10,7 @@ from pathlib import Path
 from crawler.crawl_summary import print_summary
 from crawler.escaping import terminal
 from crawler.exitcodes import EXIT_FAILED, UsageError
+from crawler.folder import check_log_file, check_output_folder
 from crawler.layout import OutputLayout
 from crawler.run import run_crawl
 from crawler.verify import verify
@@ -17,8 +18,7 @@ from crawler.verify import verify
 
 def prepare_output(output: Path, keep: bool) -> None:
     """Start afresh in a folder the demo made before; never touch anyone else's."""
-    if output.exists() and not output.is_dir():
-        raise UsageError(f"{output} exists and is not a folder", "choose another --output")
+    check_output_folder(output)  # a file, a read-only folder: bad usage, before anything
     # The demo marks the folders it creates: the only folders it will ever delete.
     mark = OutputLayout(output).demo_mark
     ours = mark.exists()
@@ -38,6 +38,9 @@ def run_demo(args: argparse.Namespace) -> int:
     from crawler.samplefarm import start_farm
 
     output = Path(args.output)
+    if args.autoblogs < 1 or args.articles < 0:
+        raise UsageError("--autoblogs must be 1 or more and --articles 0 or more")
+    check_log_file(args.log_file)
     prepare_output(output, args.keep)
     engines = ["0.3.4", "0.3.0", "0.2", "0.1", "2025"]
     with start_farm(autoblogs=args.autoblogs, articles=args.articles, engine=engines) as farm:

@@ -19,7 +19,8 @@ EXIT_CODES_HELP = """exit codes:
      or missing items found)
   2  failed or interrupted: run the same command again to resume
   3  another run holds the output folder; nothing was done
-  4  bad usage or configuration, found before anything was written"""
+  4  bad usage or configuration (no farm or autoblog at the URL included), found before
+     anything was written"""
 
 
 class UserError(Exception):

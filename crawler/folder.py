@@ -35,6 +35,24 @@ def check_output_folder(path: str | os.PathLike[str]) -> Path:
     return folder
 
 
+def check_log_file(path: str | os.PathLike[str] | None) -> Path | None:
+    """``--log-file``: a file (new or to append to) in an existing, writable folder; bad
+    usage otherwise, said before the crawl starts rather than by Scrapy's logging."""
+    if path is None:
+        return None
+    log = Path(path)
+    if log.is_dir():
+        raise UsageError(f"--log-file {log} is a folder", "give a file name in it")
+    if log.exists() and not log.is_file():
+        raise UsageError(f"--log-file {log} is not a regular file")
+    folder = log.parent
+    if not folder.is_dir():
+        raise UsageError(f"--log-file {log}: no such folder {folder}")
+    if not os.access(log if log.exists() else folder, os.W_OK):
+        raise UsageError(f"--log-file {log} is not writable")
+    return log
+
+
 @dataclass
 class FolderSnapshot:
     """What an output folder held before a run (paths only: runs never rewrite old files

@@ -93,11 +93,29 @@ class ArticleItem:
     captured: Captured | None
 
 
+@dataclass(frozen=True)
+class BaseFound:
+    """What answered at a seed or at an autoblog's base URL (listed by the farm, or named
+    with ``--autoblogs``): the summary names every one that gave no autoblog page."""
+
+    url: str  # as asked, before any redirect
+    asked_as: str  # why it was asked for (REASON_KEY): seed, listed autoblog, farm list...
+    kind: str  # farm | autoblog | not_autoblog (answered something else) | failed (no answer)
+    why: str = ""  # what answered instead, for not_autoblog and failed
+
+    @property
+    def ok(self) -> bool:
+        return self.kind in ("farm", "autoblog")
+
+
 # Sent by the spider before its first request: crawl_planned(plan=CrawlPlan).
 crawl_planned = object()
 # Sent by CrawlState once the run is known: run_started(run=crawler.extensions.RunInfo).
 run_started = object()
 # Sent by the spider for a fetch that failed: fetch_failed(request=Request, reason=str).
 fetch_failed = object()
+# Sent by the spider once it knows what answered at a seed or an autoblog's base URL:
+# base_found(found=BaseFound).
+base_found = object()
 # Sent by WarcCapture once its files are closed: warc_files_closed(files=list[Path]).
 warc_files_closed = object()

@@ -11,7 +11,9 @@ import difflib
 import logging
 import os
 import re
+import shlex
 import shutil
+import signal
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -27,11 +29,13 @@ from crawler.config import ConfigError, load_config
 from crawler.crawl_summary import print_summary, share_verdict, summarize, verdict
 from crawler.escaping import terminal
 from crawler.exitcodes import EXIT_FAILED, EXIT_LOCKED, UsageError, UserError
-from crawler.folder import FolderSnapshot, check_output_folder
+from crawler.extensions.lookup import item_pipeline
+from crawler.folder import FolderSnapshot, check_log_file, check_output_folder
 from crawler.layout import OutputLayout
-from crawler.processes import Job, check_processes, run_in_processes
+from crawler.processes import Job, check_processes, run_in_processes, share_label
 from crawler.runlock import RunLockedError
 from crawler.warc.indexes import check_collection_name
+from pipelines.research_corpus import CorpusPipeline
 from spiders.autoblog import AutoblogSpider
 
 logger = logging.getLogger(__name__)
@@ -133,8 +137,12 @@ def _crawl(
         crawler_ = process.create_crawler(AutoblogSpider)
         done = process.crawl(crawler_, urls=list(urls), autoblogs=autoblogs or [])
         done.addErrback(failures.append)
+        _stop_extraction_on_shutdown(crawler_)
         process.start()
     finally:
+        # The crawl is over (or never started): a Ctrl-C now would only interrupt the
+        # summary, or land in Scrapy's handler with no reactor left to stop.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         for handler in logging.root.handlers:
             handler.flush()
     for failure in failures:
@@ -167,6 +175,21 @@ def _crawl(
     except OSError as exc:
         logger.error("could not write summary.json: %s", exc)
     return code, summary
+
+
+def _stop_extraction_on_shutdown(crawler_: Any) -> None:
+    """Ctrl-C once stops the crawl gracefully (the corpus is written); twice stops the
+    reactor now. The extraction workers are then stopped before the reactor waits for its
+    threads (the corpus's close among them), so "now" does not wait for extraction; the
+    resumed run writes this run's corpus whole."""
+    from twisted.internet import reactor
+
+    def abandon() -> None:
+        corpus = item_pipeline(crawler_, CorpusPipeline)
+        if corpus is not None:
+            corpus.abandon()
+
+    reactor.addSystemEventTrigger("before", "shutdown", abandon)
 
 
 def _temporary_log() -> Path:
@@ -215,10 +238,11 @@ def parse_setting(item: str, known: Settings) -> tuple[str, Any]:
             if raw.strip().lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
                 raise ValueError(raw)
             return key, raw.strip().lower() in ("1", "true", "yes", "on")
-        if isinstance(default, int):
-            return key, int(raw)
-        if isinstance(default, float):
-            return key, float(raw)
+        if isinstance(default, int | float):
+            value = type(default)(raw)
+            if value != value or value in (float("inf"), float("-inf")):  # nan, inf
+                raise ValueError(raw)
+            return key, _in_range(key, value, known.getdict("SETTING_RANGES"))
         if isinstance(default, dict | list):
             value = orjson.loads(raw)
             if not isinstance(value, type(default)):
@@ -227,7 +251,21 @@ def parse_setting(item: str, known: Settings) -> tuple[str, Any]:
     except ValueError:
         kind = KINDS.get(type(default).__name__, f"a {type(default).__name__}")
         raise UsageError(f"--set {key}={raw}: {key} takes {kind} (default {default!r})") from None
+    choices = known.getdict("SETTING_CHOICES").get(key)
+    if choices and raw not in choices:
+        raise UsageError(f"--set {key}={raw}: {key} takes one of {', '.join(choices)}")
     return key, raw
+
+
+def _in_range(key: str, value: float, ranges: dict[str, Any]) -> float:
+    """A number of ``--set`` within its declared range (``SETTING_RANGES``; not negative
+    when none is declared), or bad usage."""
+    low, high = ranges.get(key, (0, None))
+    if low is not None and value < low:
+        raise UsageError(f"--set {key}={value}: {key} must be at least {low}")
+    if high is not None and value > high:
+        raise UsageError(f"--set {key}={value}: {key} must be at most {high}")
+    return value
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -242,7 +280,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def check_urls(urls: list[str]) -> list[str]:
-    """Farm URLs must be http(s) with a host: anything else is bad usage, not a dead farm."""
+    """Farm URLs must be http(s) with a host and a valid port: anything else is bad usage,
+    not a dead farm."""
     for url in urls:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -250,6 +289,12 @@ def check_urls(urls: list[str]) -> list[str]:
                 f"{url!r} is not an http(s) URL",
                 "give a farm root like https://autoblog.example.org/",
             )
+        try:
+            bad_port = parts.port == 0
+        except ValueError:  # not a number, or past 65535
+            bad_port = True
+        if bad_port:
+            raise UsageError(f"{url!r}: the port must be a number from 1 to 65535")
     return urls
 
 
@@ -276,19 +321,20 @@ def run_crawl_command(args: argparse.Namespace) -> int:
             mode = overrides.pop("CRAWL_MODE")
     if not urls:
         raise UsageError("give at least one farm URL, or --config FILE")
+    # Every option value is checked before anything starts (exit 4, one line).
     check_urls(urls)
     overrides.update(overrides_from_args(args))
-    output = output or "output/crawl"
+    output_dir = check_output_folder(output or "output/crawl")
+    name = check_collection_name(name or default_name(urls[0]))
+    check_log_file(args.log_file)
     processes = check_processes(args.processes)
     if processes > 1:
-        output_dir = check_output_folder(output)
-        name = check_collection_name(name or default_name(urls[0]))
-        return run_in_processes(Job(args, urls, output_dir, name, wacz, overrides))
+        return run_in_processes(Job(args, urls, output_dir, name, wacz, overrides, processes))
     if args.quiet:
         overrides["PROGRESS_LIVE"] = False
     code, summary = run_crawl(
         urls,
-        output,
+        output_dir,
         name=name,
         fast=args.fast,
         wacz=wacz,
@@ -300,9 +346,18 @@ def run_crawl_command(args: argparse.Namespace) -> int:
     )
     share = overrides.get("PROCESS_SHARE")
     if share:
-        code = share_verdict(code, summary, f"process {share}")
+        code = share_verdict(code, summary, share_label(share))
     if args.quiet:
         print(terminal(summary["verdict"]), file=sys.stdout if code < EXIT_FAILED else sys.stderr)
     else:
         print_summary(summary, out=sys.stdout if code < EXIT_FAILED else sys.stderr)
+    run = summary["run"]
+    if code == EXIT_FAILED and not share and run["id"] is not None and run["status"] != "discarded":
+        print(resume_line(), file=sys.stderr)  # a run to resume exists
     return code
+
+
+def resume_line() -> str:
+    """Exit 2 is "run the same command again": the command, as it was typed."""
+    program = sys.argv[0] if sys.argv[0].endswith("autoblog-archive") else "autoblog-archive"
+    return "Resume: " + shlex.join([program, *sys.argv[1:]])

@@ -99,6 +99,9 @@ CORPUS_ENABLED = True
 CORPUS_WORKERS = 2
 CORPUS_TIMEOUT = 30.0  # seconds per document before its worker is killed
 CORPUS_MAX_TASKS = 500  # documents before a worker is recycled (trafilatura grows in memory)
+# A run whose corpus holds records for fewer than this share of the article pages it
+# captured is partial (exit 1): extraction failed far more than a hostile page now and then.
+CORPUS_MIN_RECORDS = 0.9
 
 # Output: OUTPUT_DIR is a pywb root; WARCs go to collections/<CRAWL_NAME>/archive/.
 OUTPUT_DIR = "output/crawl"
@@ -129,6 +132,36 @@ WARC_DESCRIPTION = "Projet Autoblog farm crawl"
 # Live progress (crawler.extensions.Progress): a rich line on a terminal, log lines otherwise.
 PROGRESS_INTERVAL = 10.0
 PROGRESS_LIVE = True
+
+# What `--set NAME=VALUE` accepts (crawler.run.parse_setting), read from here alone: a
+# value of the default's type; a number within its range below (inclusive, None: no
+# bound), and a number not listed here may not be negative (bounds, counts, delays,
+# sizes: 0 is "none" where the setting says so); a word among its choices below.
+SETTING_RANGES = {
+    "CONCURRENT_REQUESTS": (1, None),
+    "CONCURRENT_REQUESTS_PER_DOMAIN": (1, None),
+    "CONCURRENT_ITEMS": (1, None),
+    "REACTOR_THREADPOOL_MAXSIZE": (1, None),
+    "CORPUS_WORKERS": (1, None),
+    "CORPUS_MAX_TASKS": (1, None),
+    "CORPUS_TIMEOUT": (0.001, None),
+    "CORPUS_MIN_RECORDS": (0, 1),
+    "DOWNLOAD_DELAY_JITTER": (0, 1),
+    "AUTOTHROTTLE_TARGET_CONCURRENCY": (0.001, None),
+    "WARC_MAX_SIZE": (1, None),
+    "PROGRESS_INTERVAL": (0.1, None),
+    "CLUSTER_BUSY_TTL": (1, None),
+    "CLUSTER_POLL_INTERVAL": (0.01, None),
+    "MAIL_PORT": (1, 65535),
+    # Scrapy's request priorities: either sign
+    "DEPTH_PRIORITY": (None, None),
+    "REDIRECT_PRIORITY_ADJUST": (None, None),
+    "RETRY_PRIORITY_ADJUST": (None, None),
+}
+SETTING_CHOICES = {
+    "CRAWL_MODE": ("auto", "full", "incremental"),
+    "LOG_LEVEL": ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"),
+}
 
 FAST_SETTINGS = {
     "DOWNLOAD_DELAY": 0,

@@ -32,16 +32,21 @@ logger = logging.getLogger(__name__)
 class CorpusPipeline:
     """Queues every archived page for extraction; writes the run's corpus at the end."""
 
-    def __init__(self, layout: OutputLayout, workers: int = 2, timeout: float = 30.0) -> None:
+    def __init__(
+        self, layout: OutputLayout, workers: int = 2, timeout: float = 30.0, min_share: float = 0.9
+    ) -> None:
         self.layout = layout
         self.workers = workers
         self.timeout = timeout
+        self.min_share = min_share  # CORPUS_MIN_RECORDS: below it the run is partial
         self.stats = None
         self.state: CrawlState | None = None  # the crawl history, if the crawl keeps one
         self.run_id: int | None = None
         self.builder: CorpusBuilder | None = None
         self.shards: list[str] = []
         self.records = 0
+        self.article_pages = 0  # article pages (HTTP 200) queued for extraction
+        self.shortfall: dict[str, Any] | None = None  # see close_spider
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CorpusPipeline:
@@ -52,6 +57,7 @@ class CorpusPipeline:
             OutputLayout(settings["OUTPUT_DIR"], settings["CRAWL_NAME"]),
             settings.getint("CORPUS_WORKERS"),
             settings.getfloat("CORPUS_TIMEOUT"),
+            settings.getfloat("CORPUS_MIN_RECORDS"),
         )
         pipeline.stats = crawler.stats
         pipeline.state = crawler.get_extension(CrawlState)
@@ -100,17 +106,50 @@ class CorpusPipeline:
         # Body and parse are no longer needed once queued: items stay small for later stages.
         item.body, item.parsed, item.text = b"", None, None
         self._count("corpus/pages_queued" if queued else "corpus/pages_ignored")
+        if queued and item.kind == "article" and item.http_status == 200:
+            self.article_pages += 1
         return item
 
     async def close_spider(self, spider: Spider | None = None) -> None:
         if self.builder is None:
             return
-        builder, self.builder = self.builder, None
+        builder = self.builder
         known = self.state.articles_known_before() if self.state is not None else set()
-        shards = await maybe_deferred_to_future(deferToThread(builder.close, known))
+        try:
+            shards = await maybe_deferred_to_future(deferToThread(builder.close, known))
+        except Exception as exc:  # noqa: BLE001 - said in the verdict, never a silent loss
+            logger.exception("corpus: writing the run's corpus failed")
+            self._short(0, f"writing the corpus failed: {type(exc).__name__}: {exc}")
+            return
+        finally:
+            self.builder = None
         if self.stats is not None:  # pages whose spider parse the workers reused
             self.stats.set_value(
                 "corpus/parses_reused", builder.stats.extra.get("parses_reused", 0)
             )
         self.shards = [str(s) for s in shards]
         self.records = builder.stats.permalink_records + builder.stats.index_only_records
+        made = builder.stats.permalink_records
+        if made < self.min_share * self.article_pages:
+            why = builder.stats.first_failure or "extraction gave no record for them"
+            self._short(made, f"{builder.stats.failures} pages failed extraction, first: {why}")
+
+    def _short(self, records: int, why: str) -> None:
+        """Far fewer records than article pages: the run is partial (``corpus/shortfall``).
+
+        The WARCs hold every page, so ``autoblog-archive extract`` rebuilds the corpus."""
+        self.shortfall = {"article_pages": self.article_pages, "records": records, "why": why}
+        logger.error(
+            "corpus: %d records for %d article pages captured (%s)",
+            records,
+            self.article_pages,
+            why,
+        )
+        self._count("corpus/shortfall")
+
+    def abandon(self) -> None:
+        """The crawl is stopped now (a second Ctrl-C): stop the extraction workers, write
+        no corpus (the resumed run writes this run's corpus whole)."""
+        builder, self.builder = self.builder, None
+        if builder is not None:
+            builder.pool.stop()

@@ -33,8 +33,10 @@ from crawler.history.digests import page_digests
 from crawler.items import (
     REASON_KEY,
     ArticleItem,
+    BaseFound,
     CrawlPlan,
     PageItem,
+    base_found,
     captured_of,
     crawl_planned,
     fetch_failed,
@@ -55,6 +57,9 @@ logger = logging.getLogger(__name__)
 # What the last run's audit found missing goes out before anything else of this run.
 MISSING_PRIORITY = 10
 FARM_EXPORTS = ("?export", "?exportopml", "?sitemap", "?rss")
+# Why a seed or an autoblog's base URL is asked for: what answers there is reported
+# (``base_found``), so an autoblog that gives no page is named, never silently missing.
+BASE_REASONS = ("seed", "listed autoblog", "farm list", "farm export")
 # Re-rooted on the autoblog base: 0.2 pages link "?feed" relative to every page.
 AUTOBLOG_QUERY_RESOURCES = {"feed", "opml", "media"}
 
@@ -207,10 +212,16 @@ class AutoblogSpider(Spider):
 
     def failed(self, failure: Any) -> None:
         request = getattr(failure, "request", None)
-        if failure.check(Refused) or (
-            failure.check(IgnoreRequest) and "robots.txt" in str(failure.value)
-        ):
-            return  # refused on purpose (scope, bound, robots.txt): counted under skipped
+        robots = failure.check(IgnoreRequest) and "robots.txt" in str(failure.value)
+        if failure.check(Refused) or robots:
+            # Refused on purpose (scope, bound, robots.txt): counted under skipped. A seed
+            # or an autoblog refused so is still named (a bound is reported as such).
+            if request is not None and robots:
+                self._base_answered(request, "failed", "refused by the farm's robots.txt")
+            elif request is not None and request.meta.get("redirect_times"):
+                why = f"redirects to {request.url[:300]}, out of scope (give that URL instead)"
+                self._base_answered(request, "not_autoblog", why)
+            return
         reason = failure_reason(failure, self.crawler.settings.getint("DOWNLOAD_MAXSIZE"))
         detail = str(failure.value).strip()[:300]
         if reason == type(failure.value).__name__ and detail:
@@ -223,6 +234,63 @@ class AutoblogSpider(Spider):
         self.crawler.stats.inc_value(f"errors/{reason}")
         if request is not None:
             self.crawler.signals.send_catch_log(fetch_failed, request=request, reason=reason_text)
+            self._base_answered(request, "failed", f"did not answer ({reason_text})")
+
+    # -- what answered at a seed or an autoblog's base URL ---------------------------
+
+    @staticmethod
+    def _asked_base(request: Request) -> tuple[str, str] | None:
+        """(URL as asked, why) when ``request`` asks for a seed or an autoblog's base."""
+        reason = request.meta.get(REASON_KEY)
+        if reason not in BASE_REASONS:
+            return None
+        url = (request.meta.get("redirect_urls") or [request.url])[0]
+        return None if "?" in url else (url, reason)  # the farm's ?export is no autoblog
+
+    def _base_answered(
+        self, request: Request, kind: str, why: str = "", count: bool = False
+    ) -> None:
+        """Report what answered; ``count`` a failure not counted yet (an answer, not a
+        failed fetch) under ``autoblogs/not_archived``, which makes the run partial."""
+        asked = self._asked_base(request)
+        if asked is None:
+            return
+        found = BaseFound(asked[0], asked[1], kind, why)
+        if count and not found.ok:
+            self.crawler.stats.inc_value("autoblogs/not_archived")
+        self.crawler.signals.send_catch_log(base_found, found=found)
+
+    def _base_read(self, response: Response, page: ParsedPage | None) -> None:
+        """A seed must hold a farm or an autoblog, an autoblog's base an autoblog page;
+        anything else (a 404, a server error, a PNG, another site) is named and makes the
+        run partial (``autoblogs/not_archived``)."""
+        asked = self._asked_base(response.request) if response.request is not None else None
+        if asked is None:
+            return
+        status = response.status
+        ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").split(";")[0]
+        ctype = ctype.strip().lower() or "with no Content-Type"
+        found = page.kind if page is not None and page.kind == "farm" else None
+        if page is not None and page.engine and found is None:
+            found = "autoblog"
+        if status < 400 and (found == "autoblog" or (found == "farm" and asked[1] == "seed")):
+            self._base_answered(response.request, found)
+            return
+        if status == 404 and asked[1] == "farm export":
+            # ?export names folders, not addresses: a 0.2 autoblog is at /<sha1>/, its
+            # export key autoblogs/<sha1>; the farm's index lists it where it is.
+            return
+        if page is None:
+            why = f"answered {status} {ctype}, not an HTML page"
+        elif found == "farm":
+            why = f"answered {status} {ctype}: the farm's index, not an autoblog"
+        elif found is None:
+            what = "an autoblog farm or autoblog" if asked[1] == "seed" else "an autoblog"
+            why = f"answered {status} {ctype} but is not {what} (no VroumVroumBlog markup)"
+        else:
+            why = f"answered {status} {ctype}"
+        kind = "failed" if status >= 500 else "not_autoblog"
+        self._base_answered(response.request, kind, why, count=True)
 
     # -- parsing ----------------------------------------------------------------
 
@@ -257,6 +325,7 @@ class AutoblogSpider(Spider):
             else:
                 logger.warning("gave up on %s: body truncated on every attempt", response.url)
                 self.crawler.stats.inc_value("errors/fetch")
+                self._base_answered(response.request, "failed", "body cut short on every attempt")
             return
         ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
         query = urlsplit(response.url).query
@@ -266,6 +335,8 @@ class AutoblogSpider(Spider):
             yield from self.parse_sitemap(response)
         elif isinstance(response, TextResponse) and "html" in ctype:
             yield from self.parse_html(response)
+            return
+        self._base_read(response, None)
 
     def parse_json(self, response: Response) -> Iterator[Request]:
         try:
@@ -301,6 +372,7 @@ class AutoblogSpider(Spider):
     def parse_html(self, response: TextResponse) -> Iterator[Any]:
         page = parse_page(response.text, response.url)
         self.crawler.stats.inc_value(f"pages/{page.kind}")
+        self._base_read(response, page)
         # Digests only of archived pages: the history keeps them per capture.
         captured = captured_of(response.meta) is not None
         digest, article_digests = page_digests(page) if captured else (None, [])

@@ -208,8 +208,10 @@ def test_a_url_that_is_not_a_farm_fails_with_a_hint(tmp_path):
         result = crawl(f"http://127.0.0.1:{server.server_address[1]}/", tmp_path / "out")
     finally:
         server.shutdown()
-    assert result.returncode == EXIT_FAILED
-    assert "no autoblog found" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == EXIT_USAGE  # the wrong URL: fix the command
+    assert "but is not an autoblog farm or autoblog" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_second_run_on_a_busy_folder_exits_3(tmp_path):

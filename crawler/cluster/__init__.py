@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from crawler.redact import redacted_url
 
@@ -73,8 +74,12 @@ def check_crawl_id(crawl: str) -> str:
     return crawl
 
 
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
 def check_redis_url(url: str) -> str:
-    """``url`` if redis-py reads it as a Redis URL whose password ends where it seems to.
+    """``--redis URL`` as redis-py reads it, checked before anything starts: a bad one is
+    bad usage (exit 4, one line), never an exception from the client.
 
     A password holding ``/ ? # @`` must be percent-escaped: unescaped, part of it would
     be read as the host or the database, and shown wherever the URL is.
@@ -84,7 +89,12 @@ def check_redis_url(url: str) -> str:
     from crawler.exitcodes import UsageError
 
     shown = redacted_url(url)
+    hint = "expected redis://[[user]:password@]host[:port][/db], rediss://... or unix:///path"
+    parts = urlsplit(url)
+    if parts.scheme not in REDIS_SCHEMES or not (parts.hostname or parts.path):
+        raise UsageError(f"--redis {shown}: {hint}")
     try:
+        port = parts.port
         parse_url(url)
     except ValueError:
         raise UsageError(f"--redis {shown}: not a redis://, rediss:// or unix:// URL") from None
@@ -93,6 +103,9 @@ def check_redis_url(url: str) -> str:
             f"--redis {shown}: not a URL redis://[[user]:password@]host[:port][/db]",
             "percent-escape / ? # @ in a password (%2F %3F %23 %40)",
         )
+    db = parts.path.strip("/")
+    if port == 0 or (parts.scheme != "unix" and db and not db.isdigit()):
+        raise UsageError(f"--redis {shown}: the port and the database must be numbers; {hint}")
     return url
 
 

@@ -54,9 +54,9 @@ def seed_run(
     from spiders.autoblog import AutoblogSpider
 
     keys = Keys(check_crawl_id(crawl))
-    client = connect(redis_url)
     spider = AutoblogSpider(urls=check_urls(urls), autoblogs=autoblogs or [])
     name = check_collection_name(name or default_name(spider.seeds[0]))
+    client = connect(redis_url)
     run = int(client.incr(keys.run))
     info = {
         "mode": "full" if full or run == 1 else "incremental",
@@ -99,10 +99,10 @@ def default_worker_id(output: str) -> str:
 def run_worker(args: argparse.Namespace) -> int:
     from crawler.cluster.frontier import worker_settings
     from crawler.crawl_summary import print_summary, share_verdict
+    from crawler.folder import check_log_file, check_output_folder
     from crawler.run import overrides_from_args, run_crawl
 
     redis_url, crawl, config = cluster_options(args)
-    run, info = current_run(connect(redis_url), Keys(crawl))
     worker = args.worker_id or default_worker_id(args.output)
     if not all(c.isalnum() or c in ".-" for c in worker):
         raise UsageError(f"--worker-id {worker!r}: use letters, digits, '.' or '-'")
@@ -110,6 +110,9 @@ def run_worker(args: argparse.Namespace) -> int:
     overrides = config.scrapy_overrides() if config is not None else {}
     overrides.pop("CRAWL_MODE", None)  # the cluster run's, from `seed`
     overrides |= overrides_from_args(args)
+    check_output_folder(args.output)
+    check_log_file(args.log_file)
+    run, info = current_run(connect(redis_url), Keys(crawl))
     overrides |= worker_settings(redis_url, crawl, run, info["mode"], worker, info["name"])
     if args.quiet:
         overrides["PROGRESS_LIVE"] = False

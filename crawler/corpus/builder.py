@@ -233,6 +233,7 @@ class CorpusStats:
     permalink_records: int = 0
     index_only_records: int = 0
     failures: int = 0
+    first_failure: str | None = None  # why the first page failed extraction
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -360,6 +361,7 @@ class CorpusBuilder:
         key = canonical_url(meta.url)
         if not ok:
             self.stats.failures += 1
+            self.stats.first_failure = self.stats.first_failure or str(value)
             reason = "extraction_timeout" if value == "timeout" else "extraction_failed"
             self._problems[key].add(f"permalink_{reason}")
             logger.warning("corpus: skipped %s (%s: %s)", meta.url, reason, value)

@@ -15,6 +15,7 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import signal
 import threading
 import time
 from collections import Counter
@@ -100,6 +101,33 @@ def worker_context() -> mp.context.BaseContext:
         return mp.get_context("spawn")
 
 
+def start_worker_server() -> None:
+    """Start the fork server (and multiprocessing's resource tracker) with SIGINT ignored.
+
+    Ctrl-C on a terminal reaches the whole process group. A process started while SIGINT
+    is ignored keeps it ignored (Python installs its KeyboardInterrupt handler only over
+    the default), so the fork server never gets a KeyboardInterrupt while it preloads the
+    extraction modules (it ignores SIGINT only after), and restores "ignored" in every
+    worker it forks: no worker is interrupted, before pebble's own SIG_IGN or after. The
+    crawl stops them (:meth:`ExtractionPool.join`, :meth:`ExtractionPool.stop`). Only the
+    main thread may touch signal handlers; elsewhere the server starts on first use.
+    """
+    ctx = worker_context()
+    if ctx.get_start_method() != "forkserver":
+        return
+    if threading.current_thread() is not threading.main_thread():
+        return
+    from multiprocessing import forkserver
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    except Exception as exc:  # noqa: BLE001 - the pool fails each task, saying why
+        logger.warning("corpus: the extraction workers' fork server did not start (%r)", exc)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class ExtractionPool:
     """Worker processes with a per-document time limit and recycling (pebble's ProcessPool).
 
@@ -108,8 +136,9 @@ class ExtractionPool:
     ``value`` is the result dict, or a reason string (``timeout``, ``worker_died``,
     ``ExceptionName: message``). A document's time limit
     counts from when a worker takes it, so a worker still starting on a busy machine is not
-    killed for its start-up time. Workers ignore SIGINT (Ctrl-C reaches the whole process
-    group: the crawl decides when they stop) and leave quietly when the crawl is gone.
+    killed for its start-up time. Workers never see SIGINT (Ctrl-C reaches the whole
+    process group: the crawl decides when they stop, :meth:`stop` stops them now) and
+    leave quietly when the crawl is gone.
     """
 
     def __init__(
@@ -128,6 +157,8 @@ class ExtractionPool:
         self._pending = 0
         self._cond = threading.Condition()
         self._done_by: Counter[int] = Counter()  # worker pid -> documents done
+        self._futures: dict[int, Any] = {}  # task id -> pebble future, until settled
+        self._stopped = False
         self.stats = {"timeouts": 0, "crashes": 0, "errors": 0, "recycled": 0, "spawned": 0}
         # Chosen here, on the caller's thread: choosing it sets the environment the fork
         # server inherits, which is best not done while other threads may read it.
@@ -137,6 +168,7 @@ class ExtractionPool:
         with self._cond:
             self._pending += 1
             if self._feeder is None:
+                start_worker_server()
                 self._feeder = threading.Thread(
                     target=self._feed, name="extraction-feeder", daemon=True
                 )
@@ -157,6 +189,24 @@ class ExtractionPool:
             self._queue.put(None)
             feeder.join()
 
+    def stop(self) -> None:
+        """Stop now (a crawl stopped by a second Ctrl-C): the workers are terminated, and
+        every task not done yet fails, so :meth:`join` returns at once.
+
+        The feeder thread alone stops and joins the pebble pool (two threads joining one
+        pool race inside pebble); pebble leaves the futures of a stopped pool unsettled,
+        so they are cancelled here."""
+        with self._cond:
+            self._stopped = True
+            feeder = self._feeder
+        self._queue.put(None)
+        if feeder is not None:
+            feeder.join()
+        with self._cond:
+            futures = list(self._futures.values())
+        for future in futures:
+            future.cancel()
+
     def _feed(self) -> None:
         """Hand the tasks to pebble, in this thread: starting the pool waits for the fork
         server to load the extraction modules, and payloads are pickled here, never on
@@ -166,6 +216,8 @@ class ExtractionPool:
             while (item := self._queue.get()) is not None:
                 task_id, payload = item
                 try:
+                    if self._stopped:
+                        raise RuntimeError("extraction stopped")
                     if pool is None:  # started on the first page: no idle workers before
                         pool = pebble.ProcessPool(
                             max_workers=self.n_workers,
@@ -174,14 +226,21 @@ class ExtractionPool:
                         )
                     future = pool.schedule(_run_task, (payload,), timeout=self.timeout)
                 except Exception as exc:  # noqa: BLE001 - a broken pool: fail, never hang
-                    logger.warning("corpus: extraction task %s not scheduled (%r)", task_id, exc)
+                    if not self._stopped:
+                        logger.warning("corpus: task %s not scheduled (%r)", task_id, exc)
                     self.stats["errors"] += 1
-                    self._finish(task_id, False, f"{type(exc).__name__}: {exc}")
+                    why = str(exc) or repr(exc.__cause__ or exc.__context__)  # pebble's are bare
+                    self._finish(task_id, False, f"{type(exc).__name__}: {why}")
                     continue
+                with self._cond:
+                    self._futures[task_id] = future
                 future.add_done_callback(functools.partial(self._done, task_id))
         finally:
             if pool is not None:
-                pool.close()
+                if self._stopped:
+                    pool.stop()
+                else:
+                    pool.close()
                 pool.join()
 
     def _done(self, task_id: int, future: Any) -> None:
@@ -216,5 +275,6 @@ class ExtractionPool:
         except Exception:  # noqa: BLE001 - a bad result must not stop the pool
             logger.exception("corpus: result handler failed for task %s", task_id)
         with self._cond:
+            self._futures.pop(task_id, None)
             self._pending -= 1
             self._cond.notify_all()

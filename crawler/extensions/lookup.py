@@ -29,13 +29,21 @@ def _engine_component(get: Callable[[type[T]], T | None], cls: type[T]) -> T | N
 
 
 def captures_held(crawler: Crawler) -> int:
-    """Captures this crawl holds: written now, or read back in a resumed run.
+    """What makes this crawl a run: the autoblog pages it holds (captured now, or read back
+    in a resumed run).
 
-    Zero means the run fetched nothing worth keeping: nothing it did may stay behind.
+    Zero means the run found nothing worth keeping (a dead URL, a plain web site, a farm
+    whose autoblogs all failed): nothing it did may stay behind, or the next crawl into
+    the folder would run as incremental on top of it. A cluster worker keeps every
+    capture: the shared queue gave that request to no other worker.
     """
+    from crawler.extensions.run_summary import RunSummary
     from crawler.middlewares import ResumeFromArchive
     from pipelines.warc_capture import WarcCapture
 
+    found = crawler.get_extension(RunSummary)
+    if found is not None and not crawler.settings.get("CLUSTER_CRAWL_ID"):
+        return found.autoblog_pages
     capture = crawler.get_extension(WarcCapture)
     resume = downloader_middleware(crawler, ResumeFromArchive)
     return (capture.captured if capture else 0) + (resume.read_back if resume else 0)

@@ -1,8 +1,9 @@
 """What the crawl found, per autoblog, and the first thing that went wrong: for the summary
 the command line prints and writes to ``summary.json``.
 
-Built from the spider's items (``item_scraped``) and failed fetches (``fetch_failed``),
-never from the spider's own attributes. Which permalinks were already counted is asked of
+Built from the spider's items (``item_scraped``), failed fetches (``fetch_failed``) and
+what answered at the seeds and the autoblogs' base URLs (``base_found``), never from the
+spider's own attributes. Which permalinks were already counted is asked of
 a :class:`crawler.spill.DiskMap`: a set of every article's URL would grow with the crawl.
 """
 
@@ -12,17 +13,25 @@ from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.http import Request
 
-from crawler.items import ArticleItem, PageItem, fetch_failed
+from crawler.items import ArticleItem, BaseFound, PageItem, base_found, fetch_failed
 from crawler.spill import DiskMap
 
 
 class RunSummary:
-    """Per autoblog: engine, pages read, distinct articles seen; the first failed fetch."""
+    """Per autoblog: engine, pages read, distinct articles seen; the first failed fetch;
+    what answered at each seed, and every autoblog base that gave no autoblog page."""
 
     def __init__(self, stats=None) -> None:
         self.stats = stats
         self.autoblogs: dict[str, dict] = {}
         self.first_failure: str | None = None
+        # Autoblog pages this crawl holds (captured, or read back in a resumed run): a run
+        # exists only once it holds one (crawler.extensions.lookup.captures_held).
+        self.autoblog_pages = 0
+        self.seeds: dict[str, BaseFound] = {}  # what answered at each seed
+        # Autoblog bases (and seeds) that gave no autoblog page; one per farm listing at
+        # most (every base is asked for once, the scheduler's dupe filter sees to it).
+        self.not_archived: dict[str, BaseFound] = {}
         self._permalinks = DiskMap()  # permalinks counted, used as a set
 
     @classmethod
@@ -30,6 +39,7 @@ class RunSummary:
         ext = cls(crawler.stats)
         crawler.signals.connect(ext.item_scraped, signal=signals.item_scraped)
         crawler.signals.connect(ext.fetch_failed, signal=fetch_failed)
+        crawler.signals.connect(ext.base_found, signal=base_found)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext
 
@@ -41,6 +51,8 @@ class RunSummary:
             entry = self._entry(item.autoblog)
             entry["engine"] = entry["engine"] or item.engine
             entry["pages"] += 1
+            if item.captured is not None:
+                self.autoblog_pages += 1
         elif isinstance(item, ArticleItem) and item.permalink:
             if not self._permalinks.add(item.permalink):
                 return
@@ -55,3 +67,11 @@ class RunSummary:
     def fetch_failed(self, request: Request, reason: str) -> None:
         if self.first_failure is None:
             self.first_failure = f"{request.url}: {reason}"
+
+    def base_found(self, found: BaseFound) -> None:
+        if found.asked_as == "seed":
+            self.seeds[found.url] = found
+        if found.ok:
+            self.not_archived.pop(found.url, None)
+        else:
+            self.not_archived.setdefault(found.url, found)

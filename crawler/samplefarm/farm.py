@@ -165,12 +165,22 @@ class Farm:
         ab = self.by_folder.get(unquote(m.group(1)))
         if ab is None or (ab.engine == "0.2") != (not path.startswith("/autoblogs/")):
             return self.plain_404(path)
+        if ab.settings.status == 404:  # the folder is gone: the web server's own 404
+            return self.plain_404(path)
+        if ab.settings.status:
+            body = f"<html><body><h1>Error {ab.settings.status}</h1></body></html>".encode()
+            return Response(ab.settings.status, body, [("Content-Type", HTML)], ab)
         rest = m.group(2)
         if rest is None:  # no trailing slash: Apache redirects
             loc = f"http://{host}{path}/" + (f"?{query}" if has_q else "")
             return Response(301, b"", [("Location", loc), ("Content-type", HTML)], ab)
         resp = self.autoblog(ab, rest[1:], query, has_q, host, target)
         resp.autoblog = ab
+        if ab.settings.content_type:  # its pages, as a misconfigured server labels them
+            resp.headers = [
+                (k, ab.settings.content_type if v.startswith("text/html") else v)
+                for k, v in resp.headers
+            ]
         return resp
 
     def plain_404(self, path: str) -> Response:

@@ -23,6 +23,10 @@ Per-autoblog settings: --fault TARGET:KIND[=VALUE] (repeatable). TARGET is an au
   trailer=KIND    'strftime': stop after the header with the PHP 8.1 "Error happened!"
                   (0.3.0-0.3.3 style); 'footer': append "Error happened!" after the footer
   disabled        hide from the farm index and exports (folder renamed .disabled), still served
+  status=N        answer every request under the autoblog's folder with HTTP status N
+                  (404: an autoblog the admin deleted, 500: a broken one)
+  ctype=TYPE      serve the autoblog's pages with Content-Type TYPE (e.g. image/png: a
+                  misconfigured server; the body stays the page)
   archived        archived empty shaarli: no articles, "Archive" mark
   type=T          site type (generic, shaarli, microblog, twitter, youtube): articles per page
   shapes          ordinary articles cycle through the real-world content shapes of the
@@ -46,6 +50,8 @@ class AutoblogSettings:
     archived: bool = False
     site_type: str | None = None
     shapes: bool = False
+    status: int = 0  # every request under the folder answers this status (0: normal)
+    content_type: str | None = None  # the pages' Content-Type instead of text/html
 
     def apply(self, kind: str, value: str | None) -> None:
         """Apply one ``KIND[=VALUE]`` fault specification."""
@@ -65,6 +71,14 @@ class AutoblogSettings:
             if value not in SITE_TYPES:
                 raise ValueError(f"type must be one of {SITE_TYPES}")
             self.site_type = value
+        elif kind == "status":
+            if not (value or "").isdigit() or not 200 <= int(value or 0) <= 599:
+                raise ValueError("status must be an HTTP status from 200 to 599")
+            self.status = int(value or 0)
+        elif kind == "ctype":
+            if not value or not value.isprintable():
+                raise ValueError("ctype must be a Content-Type, e.g. image/png")
+            self.content_type = value
         else:
             raise ValueError(f"unknown fault kind {kind!r}")
 
@@ -111,13 +125,20 @@ class FarmConfig:
     quiet: bool = True
 
 
+def port_number(text: str) -> int:
+    """argparse type for --port: 0 (any free port) to 65535."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: a port from 0 (any free port) to 65535")
+    return int(text)
+
+
 def add_farm_arguments(parser: argparse.ArgumentParser) -> None:
     """Add every sample-farm option to ``parser`` (fixed interface used by crawler.cli)."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = FAULT_HELP
     g = parser.add_argument_group("farm")
     g.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    g.add_argument("--port", type=int, default=8080, help="port (0 = any free port)")
+    g.add_argument("--port", type=port_number, default=8080, help="port (0 = any free port)")
     g.add_argument("--seed", type=int, default=1, help="seed of all generated content")
     g.add_argument("--autoblogs", type=int, default=3, help="number of autoblogs")
     g.add_argument("--articles", type=int, default=12, help="articles per autoblog")
