@@ -37,30 +37,43 @@ class HeadersTooLarge(Exception):
 
 
 class BoundedDownloadHandler(HTTP11DownloadHandler):
-    """Scrapy's HTTP/1.1 handler, with response headers counted and bounded."""
+    """Scrapy's HTTP/1.1 handler, with response headers counted and bounded while they
+    are parsed (one handler per scheme: the signals side is :class:`FetchBounds`)."""
 
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler)
         settings = crawler.settings
-        self.max_size = settings.getint("DOWNLOAD_MAXSIZE")
-        self.robots_max_size = settings.getint("ROBOTSTXT_MAX_SIZE")
-        limits = (settings.getint("MAX_RESPONSE_HEADERS"), self.max_size)
+        limits = (settings.getint("MAX_RESPONSE_HEADERS"), settings.getint("DOWNLOAD_MAXSIZE"))
         # The pool builds a protocol per connection and each protocol a parser per response:
         # Scrapy swaps in its lenient parser the same way (scrapy/.../http11.py).
         self._pool._factory = lambda *args: _BoundedClientFactory(*args, limits=limits)
-        crawler.signals.connect(self.headers_received, signal=signals.headers_received)
-        crawler.signals.connect(self.bytes_received, signal=signals.bytes_received)
+
+
+class FetchBounds:
+    """What a fetch may read once its headers are in: the body gets what the headers left
+    of ``DOWNLOAD_MAXSIZE``; a robots.txt download stops past ``ROBOTSTXT_MAX_SIZE``."""
+
+    def __init__(self, max_size: int, robots_max_size: int) -> None:
+        self.max_size = max_size
+        self.robots_max_size = robots_max_size
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> FetchBounds:
+        settings = crawler.settings
+        bounds = cls(settings.getint("DOWNLOAD_MAXSIZE"), settings.getint("ROBOTSTXT_MAX_SIZE"))
+        crawler.signals.connect(bounds.headers_received, signal=signals.headers_received)
+        crawler.signals.connect(bounds.bytes_received, signal=signals.bytes_received)
+        return bounds
 
     def headers_received(self, headers: Headers, body_length: int, request: Request) -> None:
-        """The body may take what the headers left of ``DOWNLOAD_MAXSIZE``: Scrapy reads
-        ``download_maxsize`` from the request right after this signal."""
+        """Scrapy reads ``download_maxsize`` from the request right after this signal."""
         if not self.max_size:
             return
         used = sum(len(k) + 4 + len(v) for k, values in headers.items() for v in values)
         request.meta["download_maxsize"] = max(self.max_size - used, 1)
 
     def bytes_received(self, data: bytes, request: Request) -> None:
-        """Stops a robots.txt download at ``ROBOTSTXT_MAX_SIZE``, keeping what was read."""
+        """Stops a robots.txt download past ``ROBOTSTXT_MAX_SIZE``, keeping what was read."""
         if not self.robots_max_size or not is_robots_request(request):
             return
         read = request.meta.get(ROBOTS_READ_KEY, 0) + len(data)

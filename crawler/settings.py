@@ -91,6 +91,7 @@ DOWNLOADER_MIDDLEWARES = {
 # locked and repaired before any other component is built.
 EXTENSIONS = {
     "crawler.extensions.CrawlState": 50,
+    "crawler.download.FetchBounds": 60,
     "pipelines.warc_capture.WarcCapture": 100,
     "crawler.extensions.CrawlDelay": 200,
     "crawler.extensions.RunSummary": 300,
