@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from scrapy import Request
@@ -21,11 +22,13 @@ logger = logging.getLogger(__name__)
 # Entries of a shared frontier a worker dropped as no request of its crawl (crawler.cluster).
 FRONTIER_REJECTED = "frontier/rejected"
 # Stats that make a run partial: failed fetches, failed WARC writes, spider exceptions,
+# links left out, pages and robots.txt files read in part (each named under "skipped"),
 # frontier entries dropped (what they stood for may be missing), autoblog bases that gave
 # no autoblog page, a corpus far short of the article pages.
 ERROR_STATS = (
     "errors/fetch",
     "errors/links_cut",
+    "errors/read_in_part",
     "warc/write_errors",
     "spider_exceptions/count",
     FRONTIER_REJECTED,
@@ -39,6 +42,15 @@ def error_count(stats: Mapping[str, Any]) -> int:
     return sum(int(stats.get(key, 0) or 0) for key in ERROR_STATS)
 
 
+@dataclass(frozen=True)
+class LinksCut:
+    """Yielded by a callback beside its requests: ``count`` links it left out at the source
+    (a sitemap, an export, a page's lists past ``MAX_LINKS_PER_PAGE``) without building
+    them; :func:`bounded_links` adds them to what it cuts and reports both once."""
+
+    count: int
+
+
 def bounded_links(results: Iterable[Any], limit: int, stats: Any, url: str) -> Iterator[Any]:
     """A callback's output with at most ``limit`` requests (0 = all); items always pass.
 
@@ -47,6 +59,9 @@ def bounded_links(results: Iterable[Any], limit: int, stats: Any, url: str) -> I
     """
     sent = dropped = 0
     for result in results:
+        if isinstance(result, LinksCut):
+            dropped += result.count
+            continue
         if isinstance(result, Request) and limit:
             if sent >= limit:
                 dropped += 1
@@ -57,3 +72,11 @@ def bounded_links(results: Iterable[Any], limit: int, stats: Any, url: str) -> I
         logger.warning("%s: %d links past MAX_LINKS_PER_PAGE=%d not followed", url, dropped, limit)
         stats.inc_value(f"skipped/bound: MAX_LINKS_PER_PAGE={limit}", count=dropped)
         stats.inc_value("errors/links_cut")
+
+
+def read_in_part(stats: Any, url: str, bound: str) -> None:
+    """Counts a page or file read only up to ``bound`` (named under "skipped"): the run
+    is partial, since the archive holds it whole but the crawl did not follow all of it."""
+    logger.warning("%s: read up to %s only", url, bound)
+    stats.inc_value(f"skipped/bound: {bound}")
+    stats.inc_value("errors/read_in_part")

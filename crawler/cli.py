@@ -285,6 +285,12 @@ def _bench(parser: argparse.ArgumentParser) -> None:
         help="folder for <version>.json and .md (default benchmarks/results)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs)")
+    parser.add_argument(
+        "--hostile",
+        action="store_true",
+        help="only the hostile shapes of issue 19 at full size (time and memory against "
+        "their budgets; with --quick at a hundredth): <version>-hostile.json and .md",
+    )
 
 
 # name: (help, arguments, module, function run with the parsed arguments)

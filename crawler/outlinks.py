@@ -43,8 +43,9 @@ def _join(base: str, link: str) -> str:
     return urljoin(base, link)
 
 
-def page_outlinks(response: Response) -> list[str]:
-    """Every distinct absolute link (href/src/action) of an HTML response, in page order.
+def page_outlinks(response: Response, limit: int = 0) -> tuple[list[str], bool]:
+    """Every distinct absolute link (href/src/action) of an HTML response, in page order,
+    at most ``limit`` of them (0: all); and whether links were left out.
 
     A regular expression over the raw markup rather than a parse: this runs on every
     capture, in the reactor thread, and a full lxml parse tripled its cost. Outlinks
@@ -52,19 +53,23 @@ def page_outlinks(response: Response) -> list[str]:
     """
     ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
     if "html" not in ctype:
-        return []
+        return [], False
     coding = response.headers.get(b"Content-Encoding", b"").decode("latin-1")
     try:
         body = decoded_body(response.body, coding)
     except zlib.error:
-        return []
+        return [], False
     seen: dict[str, None] = {}
     # Fragments and empty hrefs are skipped, so no join depends on the page's query.
     base = response.url.split("?", 1)[0].split("#", 1)[0]
-    # Each distinct attribute value once, in page order (an index page repeats every
-    # page number's link, the stylesheet, the feed...): same links, same order.
-    for quoted in dict.fromkeys(LINK_ATTR.findall(body)):
-        raw = (quoted[0] or quoted[1]).decode("utf-8", "replace").strip()
+    # One match at a time, nothing kept but the links: an index page repeats every page
+    # number's link, the stylesheet, the feed (each joined once, see _join), and a hostile
+    # page may hold a million attribute values.
+    for match in LINK_ATTR.finditer(body):
+        quoted = match.group(1)
+        if quoted is None:
+            quoted = match.group(2)
+        raw = quoted.decode("utf-8", "replace").strip()
         if not raw or raw.startswith(("#", "javascript:", "data:", "mailto:")):
             continue
         try:
@@ -72,5 +77,7 @@ def page_outlinks(response: Response) -> list[str]:
         except ValueError:
             continue
         if link.startswith(("http://", "https://")):
+            if limit and len(seen) >= limit and link not in seen:
+                return list(seen), True
             seen.setdefault(link, None)
-    return list(seen)
+    return list(seen), False

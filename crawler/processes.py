@@ -138,9 +138,9 @@ def listed_autoblogs(url: str, max_bytes: int, timeout: float, user_agent: str) 
         return []
     if len(body) > max_bytes:
         return []
-    from crawler.parsing import farm_autoblog_links
+    from crawler.parsing import read_farm_page
 
-    return [canonical_url(b) for b in farm_autoblog_links(body, url)]
+    return [canonical_url(b) for b in read_farm_page(body, url).autoblogs]
 
 
 def deal(listed: list[str], count: int, earlier: dict[str, Any]) -> dict[str, int]:

@@ -16,6 +16,10 @@ USER_AGENT = (
     "archival crawler for Projet Autoblog farms)"
 )
 ROBOTSTXT_OBEY = True
+# robots.txt is read up to this many bytes, the rest ignored, as Google reads 500 KiB
+# (crawler.download): a 50 MB robots.txt took 1.2 GB to parse whole.
+ROBOTSTXT_MAX_SIZE = 500 * 1024
+ROBOTSTXT_PARSER = "crawler.download.BoundedRobotParser"
 
 # Politeness: one connection per host, a delay, and AutoThrottle backing off under load.
 CONCURRENT_REQUESTS = 8
@@ -41,6 +45,13 @@ DOWNLOAD_TIMEOUT = 60
 # also the most any command reads back of one stored payload (crawler.warc.reader.READ_LIMIT),
 # so a compressed bomb captured in a WARC is never inflated whole.
 DOWNLOAD_MAXSIZE = 64 * 1024 * 1024
+# Response headers count towards DOWNLOAD_MAXSIZE too, and a response may carry at most this
+# many header lines (Twisted keeps every one: a million took 923 MB). crawler.download.
+MAX_RESPONSE_HEADERS = 500
+DOWNLOAD_HANDLERS = {
+    "http": "crawler.download.BoundedDownloadHandler",
+    "https": "crawler.download.BoundedDownloadHandler",
+}
 # A body cut short is still delivered (flagged "dataloss"): the capture records it with
 # WARC-Truncated, and the spider asks again for a complete copy.
 DOWNLOAD_FAIL_ON_DATALOSS = False
@@ -61,7 +72,9 @@ METAREFRESH_ENABLED = False
 # are read back from the WARCs, not fetched again, and do not count towards the bound.
 MAX_PAGES_PER_RUN = 20_000  # network fetches in one run, whole farm
 MAX_PAGES_PER_AUTOBLOG = 5_000  # network fetches of one autoblog in one run
-MAX_LINKS_PER_PAGE = 5_000  # links followed from one page; the rest are reported, not fetched
+# Links followed from one page (a sitemap, an export and the farm's list included); the rest
+# are reported, not fetched. Also the most outlinks a page's WARC metadata record lists.
+MAX_LINKS_PER_PAGE = 5_000
 URLLENGTH_LIMIT = 2083  # longer URLs are skipped (and reported)
 REACTOR_THREADPOOL_MAXSIZE = 4
 DNSCACHE_ENABLED = True
@@ -78,6 +91,7 @@ DOWNLOADER_MIDDLEWARES = {
 # locked and repaired before any other component is built.
 EXTENSIONS = {
     "crawler.extensions.CrawlState": 50,
+    "crawler.download.FetchBounds": 60,
     "pipelines.warc_capture.WarcCapture": 100,
     "crawler.extensions.CrawlDelay": 200,
     "crawler.extensions.RunSummary": 300,

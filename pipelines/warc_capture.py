@@ -60,13 +60,25 @@ def warcinfo_fields(settings, name: str) -> dict[str, str]:
     }
 
 
+def cut_short(response: Response) -> bool:
+    """The body is not the whole of what the server sent: the connection was lost, or
+    the download was stopped on purpose (robots.txt past ROBOTSTXT_MAX_SIZE) before the
+    end the server announced (or before any announced end)."""
+    if "dataloss" in response.flags:
+        return True
+    if "download_stopped" not in response.flags:
+        return False
+    length = response.headers.get(b"Content-Length")
+    return length is None or length != str(len(response.body)).encode()
+
+
 class WarcCapture:
     """Writes every downloaded exchange to rolling WARC files of the collection."""
 
-    def __init__(self, writer: RollingWarcWriter, stats=None) -> None:
+    def __init__(self, writer: RollingWarcWriter, stats=None, max_outlinks: int = 0) -> None:
         self.writer = writer
         self.stats = stats
-        self.records = CaptureRecords()
+        self.records = CaptureRecords(max_outlinks)
         self.state: CrawlState | None = None  # the history, if the crawl keeps one
         self.crawler: Crawler | None = None
         self.captured = 0  # response and revisit records written
@@ -86,7 +98,8 @@ class WarcCapture:
             max_size=settings.getint("WARC_MAX_SIZE"),
             observer=CaptureIndex(layout.capture_index),
         )
-        ext = cls(writer, crawler_.stats)
+        # A page's metadata record lists as many outlinks as the spider may follow from it.
+        ext = cls(writer, crawler_.stats, settings.getint("MAX_LINKS_PER_PAGE"))
         ext.crawler = crawler_
         crawler_.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler_.signals.connect(ext.run_started, signal=run_started)
@@ -132,7 +145,7 @@ class WarcCapture:
         latency = float(request.meta.get("download_latency") or 0.0)
         warc_date = warc_date_now(seconds_ago=latency)
         digest = payload_digest(response.body)
-        truncated = "dataloss" in response.flags
+        truncated = cut_short(response)
         original = None
         # Revisits only for real content: not for cut bodies, empty bodies or 304s.
         if self.state is not None and not truncated and response.body and response.status < 300:

@@ -14,19 +14,18 @@ what earlier runs archived.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from scrapy import Request, Selector, Spider
+from scrapy import Request, Spider
 from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.exceptions import CloseSpider, IgnoreRequest
 from scrapy.http import Response, TextResponse
 
-from crawler.bounds import bounded_links
+from crawler.bounds import LinksCut, bounded_links, read_in_part
 from crawler.extensions.crawl_state import HISTORY_ERROR, CrawlState
 from crawler.failures import failure_reason
 from crawler.history.digests import page_digests
@@ -43,10 +42,14 @@ from crawler.items import (
 )
 from crawler.parsing import (
     ENGINE_FILES,
+    MAX_TAGS,
+    NestedTooDeeply,
     ParsedPage,
-    export_autoblog_links,
-    farm_autoblog_links,
     parse_page,
+    read_export,
+    read_farm_page,
+    read_media_list,
+    read_sitemap,
 )
 from crawler.processes import Share
 from crawler.scope import Refused, Scope, forbidden_reason
@@ -338,47 +341,57 @@ class AutoblogSpider(Spider):
             return
         self._base_read(response, None)
 
-    def parse_json(self, response: Response) -> Iterator[Request]:
-        try:
-            data = json.loads(response.body)
-        except ValueError:
-            logger.warning("not JSON: %s", response.url)
+    def parse_json(self, response: Response) -> Iterator[Request | LinksCut]:
+        query = urlsplit(response.url).query
+        if query not in ("export", "media"):
             return
-        except RecursionError:
+        limit = getattr(self, "max_links", 0)
+        try:
+            if query == "export":
+                bases, cut = read_export(response.body, response.urljoin("./"), limit)
+            else:
+                folder, names, cut = read_media_list(response.body, limit)
+        except NestedTooDeeply:
             logger.error("JSON nested too deeply to read: %s", response.url)
             self.crawler.stats.inc_value("errors/fetch")
             self.crawler.stats.inc_value("errors/JSON nested too deeply")
             return
-        query = urlsplit(response.url).query
+        except ValueError:
+            logger.warning("not JSON: %s", response.url)
+            return
+        if cut:
+            yield LinksCut(cut)
         if query == "export":
-            for base in export_autoblog_links(data, response.urljoin("./")):
+            for base in bases:
                 yield from self._follow(base, "farm export", refresh=True)
-        elif query == "media" and isinstance(data, dict):
-            files = data.get("files") or {}
-            names = files.values() if isinstance(files, dict) else files
-            folder = data.get("url")
-            if not isinstance(folder, str) or not self.scope.allows(folder):
-                # The listed folder is the farm's own idea of its host name; keep ours.
-                folder = urljoin(autoblog_base(response.url), "media/")
-            for name in names:
-                if isinstance(name, str) and name and not name.startswith("."):
-                    yield from self._follow(urljoin(folder, name), "media list")
+            return
+        if not isinstance(folder, str) or not self.scope.allows(folder):
+            # The listed folder is the farm's own idea of its host name; keep ours.
+            folder = urljoin(autoblog_base(response.url), "media/")
+        for name in names:
+            yield from self._follow(urljoin(folder, name), "media list")
 
-    def parse_sitemap(self, response: Response) -> Iterator[Request]:
-        selector = Selector(text=response.body.decode("utf-8", "replace"), type="xml")
-        for loc in selector.xpath("//*[local-name()='loc']/text()").getall():
-            yield from self._follow(loc.strip(), "sitemap", refresh=True)
+    def parse_sitemap(self, response: Response) -> Iterator[Request | LinksCut]:
+        locs, cut = read_sitemap(response.body, getattr(self, "max_links", 0))
+        if cut:
+            yield LinksCut(cut)
+        for loc in locs:
+            yield from self._follow(loc, "sitemap", refresh=True)
 
     def parse_html(self, response: TextResponse) -> Iterator[Any]:
-        page = parse_page(response.text, response.url)
+        page = parse_page(response.text, response.url, max_links=getattr(self, "max_links", 0))
         self.crawler.stats.inc_value(f"pages/{page.kind}")
         self._base_read(response, page)
+        if page.kind == "farm":  # its list is read whole, apart from this parse
+            yield from self.parse_farm(response)
+            return
+        if page.tags_cut:
+            read_in_part(self.crawler.stats, response.url, f"page of more than {MAX_TAGS} tags")
+        if page.links_cut:
+            yield LinksCut(page.links_cut)
         # Digests only of archived pages: the history keeps them per capture.
         captured = captured_of(response.meta) is not None
         digest, article_digests = page_digests(page) if captured else (None, [])
-        if page.kind == "farm":
-            yield from self.parse_farm(response)
-            return
         base = autoblog_base(response.url)
         yield self.page_item(response, page, base, digest, article_digests)
         first_sight = bool(page.engine) and base not in self._engines
@@ -503,16 +516,20 @@ class AutoblogSpider(Spider):
                 found.append(link)
         return found
 
-    def parse_farm(self, response: TextResponse) -> Iterator[Request]:
+    def parse_farm(self, response: TextResponse) -> Iterator[Request | LinksCut]:
         root = response.urljoin("./")
-        for base in farm_autoblog_links(response.text, response.url):
+        farm = read_farm_page(
+            response.text, response.url, getattr(self, "max_links", 0), FARM_EXPORTS
+        )
+        if farm.cut:
+            yield LinksCut(farm.cut)
+        for base in farm.autoblogs:
             yield from self._follow(base, "farm list", refresh=True)
-        linked = set(response.xpath("//a/@href").getall())
         for export in FARM_EXPORTS:
-            if export in linked or export == "?export":
+            if export in farm.linked or export == "?export":
                 yield from self._follow(root + export, "farm export", refresh=True)
-        for src in response.xpath("//img/@src | //link[@rel='stylesheet']/@href").getall():
-            yield from self._follow(response.urljoin(src), "page requisite")
+        for src in farm.requisites:
+            yield from self._follow_new(src, "page requisite")
 
     def page_item(
         self,

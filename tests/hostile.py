@@ -8,15 +8,14 @@ what tells whether a forbidden or off-scope URL was requested.
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from crawler.bench.measure import Measured, run_measured  # noqa: F401 - for the tests
 from crawler.samplefarm.farm import Farm
 from crawler.samplefarm.options import FarmConfig
 
@@ -64,6 +63,7 @@ class HostileServer:
         autoblogs: int = 1,
         articles: int = 6,
         engine: str = "0.3.4",
+        hostile: dict[str, int] | None = None,
     ) -> None:
         self.routes: dict[str, Route] = routes if routes is not None else {}
         self.prefix_routes: dict[str, Route] = {}  # tried in order, after the exact routes
@@ -75,6 +75,7 @@ class HostileServer:
         self.url = f"http://{host}:{self.port}/"
         cfg = FarmConfig(host=host, port=self.port, autoblogs=autoblogs, articles=articles)
         cfg.engines = [engine]
+        cfg.hostile = hostile or {}  # the farm's own hostile shapes (crawler.samplefarm.hostile)
         self.farm = Farm(cfg)
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -173,81 +174,3 @@ def loopback_alias_available(host: str = "127.0.0.2") -> bool:
         return True
     except OSError:
         return False
-
-
-# -- memory of a command and its children ------------------------------------------------
-
-
-def _tree_memory_kb(root: int) -> dict[int, tuple[int, int]]:
-    """(PSS, VmHWM) in kB of ``root`` and every descendant now (Linux /proc).
-
-    PSS shares a page between the processes mapping it, so forked workers' sums are real.
-    """
-    children: dict[int, list[int]] = {}
-    memory: dict[int, tuple[int, int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/status") as fh:
-                fields = dict(line.split(":", 1) for line in fh if ":" in line)
-            pss = 0
-            with open(f"/proc/{entry}/smaps_rollup") as fh:
-                for line in fh:
-                    if line.startswith("Pss:"):
-                        pss = int(line.split()[1])
-            memory[int(entry)] = (pss, int(fields.get("VmHWM", "0 kB").split()[0]))
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    tree: dict[int, tuple[int, int]] = {}
-    todo = [root]
-    while todo:
-        pid = todo.pop()
-        if pid in memory:
-            tree[pid] = memory[pid]
-        todo.extend(children.get(pid, []))
-    return tree
-
-
-@dataclass
-class Measured:
-    returncode: int
-    stdout: str
-    stderr: str
-    peak_process_mb: float  # the largest peak (VmHWM) of any process of the tree
-    peak_tree_mb: float  # the largest sampled sum of proportional memory (PSS) over the tree
-
-
-def run_measured(argv: list[str], timeout: float = 300) -> Measured:
-    """Run a command, watching the memory of its whole process tree every 10 ms.
-
-    ``getrusage`` only sees children that were waited for, and extraction workers are
-    children of a forkserver: so each process's own high-water mark is read from /proc.
-    """
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    hwm: dict[int, int] = {}
-    tree_peak = 0
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal tree_peak
-        while not done.is_set():
-            tree = _tree_memory_kb(proc.pid)
-            tree_peak = max(tree_peak, sum(pss for pss, _ in tree.values()))
-            for pid, (_, high) in tree.items():
-                hwm[pid] = max(hwm.get(pid, 0), high)
-            done.wait(0.01)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        done.set()
-        sampler.join()
-    return Measured(
-        proc.returncode, out, err, max(hwm.values(), default=0) / 1024, tree_peak / 1024
-    )

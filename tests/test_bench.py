@@ -50,3 +50,20 @@ def test_bench_tiny_configuration(tmp_path):
     table = (tmp_path / f"{crawler.__version__}.md").read_text()
     assert "| ours_warc |" in table and "vs plain Scrapy" in table
     assert table in result.stdout
+
+
+def test_bench_hostile_quick(tmp_path):
+    """``bench --hostile --quick``: every shape of issue 19 (at a hundredth of its size)
+    parsed and crawled, each figure beside its budget."""
+    result = run_cli("bench", "--hostile", "--quick", "--output", str(tmp_path), timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = orjson.loads((tmp_path / f"{crawler.__version__}-hostile-quick.json").read_bytes())
+    assert {p["kind"] for p in data["parse"]} == {"escaped-script", "links", "farm-index"}
+    crawls = {(c["kind"], c["command"]) for c in data["crawl"]}
+    kinds = ("escaped-script", "farm-index", "sitemap", "links", "robots", "headers", "export")
+    assert crawls == {(k, "crawl") for k in kinds} | {("links", "reindex")}
+    for c in data["crawl"]:
+        assert c["exit_code"] in (0, 1) and c["seconds"] > 0 and c["peak_tree_mb"] > 0, c
+    assert data["budgets"]["tree_mb"] == 500
+    table = (tmp_path / f"{crawler.__version__}-hostile-quick.md").read_text()
+    assert "| sitemap=9000 | crawl |" in table and table in result.stdout

@@ -7,6 +7,8 @@ import platform
 import shutil
 import statistics
 import subprocess
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -65,6 +67,91 @@ def measure(cmd: Sequence[str], log: Path) -> Run:
         cpu_seconds=round(float(cpu), 3),
         peak_rss_mb=round(int(rss_kib) / 1024, 1),  # KiB on Linux
         exit_code=int(code),
+    )
+
+
+# ---------------------------------------------------------------- a process tree's memory
+
+
+def tree_memory_kb(root: int) -> dict[int, tuple[int, int]]:
+    """(PSS, VmHWM) in kB of ``root`` and every descendant now (Linux /proc).
+
+    PSS shares a page between the processes mapping it, so forked workers' sums are real.
+    """
+    children: dict[int, list[int]] = {}
+    memory: dict[int, tuple[int, int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/status") as fh:
+                fields = dict(line.split(":", 1) for line in fh if ":" in line)
+            pss = 0
+            with open(f"/proc/{entry}/smaps_rollup") as fh:
+                for line in fh:
+                    if line.startswith("Pss:"):
+                        pss = int(line.split()[1])
+            memory[int(entry)] = (pss, int(fields.get("VmHWM", "0 kB").split()[0]))
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    tree: dict[int, tuple[int, int]] = {}
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        if pid in memory:
+            tree[pid] = memory[pid]
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+@dataclass
+class Measured:
+    returncode: int
+    stdout: str
+    stderr: str
+    peak_process_mb: float  # the largest peak (VmHWM) of any process of the tree
+    peak_tree_mb: float  # the largest sampled sum of proportional memory (PSS) over the tree
+    seconds: float = 0.0  # wall time
+
+
+def run_measured(argv: list[str], timeout: float = 300) -> Measured:
+    """Run a command, watching the memory of its whole process tree every 10 ms.
+
+    ``getrusage`` only sees children that were waited for, and extraction workers are
+    children of a forkserver: so each process's own high-water mark is read from /proc.
+    """
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    hwm: dict[int, int] = {}
+    tree_peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal tree_peak
+        while not done.is_set():
+            tree = tree_memory_kb(proc.pid)
+            tree_peak = max(tree_peak, sum(pss for pss, _ in tree.values()))
+            for pid, (_, high) in tree.items():
+                hwm[pid] = max(hwm.get(pid, 0), high)
+            done.wait(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        done.set()
+        sampler.join()
+    return Measured(
+        proc.returncode,
+        out,
+        err,
+        max(hwm.values(), default=0) / 1024,
+        tree_peak / 1024,
+        round(time.perf_counter() - started, 3),
     )
 
 

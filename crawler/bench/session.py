@@ -32,6 +32,7 @@ from crawler.bench import (
     QUICK,
     UNBOUNDED,
 )
+from crawler.bench.hostile import QUICK_SCALE, hostile_markdown, run_hostile
 from crawler.bench.measure import Run, machine, summarize_runs
 from crawler.bench.results import markdown, ratios, targets
 from crawler.bench.tools import (
@@ -245,6 +246,19 @@ class Bench:
         return full["pages"] / (self.config.autoblogs * self.config.articles)
 
 
+def hostile_session(scratch: Path, say: Callable[[str], None], scale: float) -> dict[str, Any]:
+    """``bench --hostile``: the shapes of issue 19 alone (crawler/bench/hostile.py)."""
+    result: dict[str, Any] = {
+        "version": crawler.__version__,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": "hostile",
+        "machine": machine(),
+    }
+    result.update(run_hostile(scratch, say, scale))
+    result["machine"]["loadavg_after"] = list(os.getloadavg())
+    return result
+
+
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
     from crawler.exitcodes import UsageError
 
@@ -273,15 +287,20 @@ def run_bench(args: argparse.Namespace) -> int:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
     try:
-        result = Bench(config, scratch, say).run()
+        if args.hostile:
+            result = hostile_session(scratch, say, QUICK_SCALE if args.quick else 1.0)
+        else:
+            result = Bench(config, scratch, say).run()
     finally:
         if args.keep:
             say(f"scratch folder kept: {scratch}")
         else:
             shutil.rmtree(scratch, ignore_errors=True)
-    stem = result["version"] + ("-quick" if config.quick else "")
+    stem = (
+        result["version"] + ("-hostile" if args.hostile else "") + ("-quick" if args.quick else "")
+    )
     (output / f"{stem}.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-    table = markdown(result)
+    table = hostile_markdown(result) if args.hostile else markdown(result)
     (output / f"{stem}.md").write_text(table)
     print(table)
     say(f"written {output / stem}.json and .md")

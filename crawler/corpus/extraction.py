@@ -90,12 +90,31 @@ EXTRACTION_INFO: dict[str, Any] = {
 }
 SHORT_TEXT_WORDS = 25
 RECORD_KINDS = ("article", "index")  # the kinds of pages that give records
-# Script/style source that escaped the template cleaning would look like this.
+# Script/style source that escaped the template cleaning would look like this, or like
+# "function name(...) {", which has_code_residue finds in one pass: as one more branch of
+# this pattern, "[^)]*" ran from every "function f(" to the end of a text without ")".
 CODE_RESIDUE = re.compile(
-    r"<script|</script|&lt;script|<style|&lt;style|jQuery\s*\(|document\.write\s*\("
-    r"|\bfunction\s+\w+\s*\([^)]*\)\s*\{",
+    r"<script|</script|&lt;script|<style|&lt;style|jQuery\s*\(|document\.write\s*\(",
     re.IGNORECASE,
 )
+FUNCTION_HEAD = re.compile(r"\bfunction\s+\w+\s*\(", re.IGNORECASE)
+BRACE_NEXT = re.compile(r"\s*\{")
+
+
+def has_code_residue(text: str) -> bool:
+    """Whether ``text`` shows script or style source; linear in the text."""
+    if CODE_RESIDUE.search(text):
+        return True
+    close = -1  # the ")" that closes the heads found so far, none followed by "{"
+    for head in FUNCTION_HEAD.finditer(text):
+        if head.end() <= close:
+            continue  # its first ")" is the one already tried
+        close = text.find(")", head.end())
+        if close < 0:
+            return False  # no ")" after this head, nor after any later one
+        if BRACE_NEXT.match(text, close + 1):
+            return True
+    return False
 
 
 # A page's URL and its blocks' permalinks are canonicalised several times each.
@@ -152,7 +171,7 @@ def checked_block_text(html: str | None) -> tuple[str, list[str], dict[str, Any]
         text, check_flags, check = check_text(text, block)
         text = clean_text(text)
         flags += check_flags
-    if CODE_RESIDUE.search(text):
+    if has_code_residue(text):
         flags.append("code_residue")
     return text, flags, check
 

@@ -32,7 +32,6 @@ rest counted), and a cap reached is said (:attr:`Audit.notes`).
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import zlib
@@ -52,10 +51,11 @@ from crawler.history.model import Capture
 from crawler.parsing import (
     ENGINE_FILES,
     PAGE_QUERY,
+    NestedTooDeeply,
     ParsedPage,
-    export_autoblog_links,
-    farm_autoblog_links,
     parse_page,
+    read_export,
+    read_farm_page,
 )
 from crawler.scope import Scope, forbidden_reason
 from crawler.urls import autoblog_base, canonical_url, page_number
@@ -234,13 +234,6 @@ class ArchiveView:
         return (row[0] for row in rows)
 
 
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-
-
 def database_uris(data: bytes, limit: int) -> Iterator[str]:
     """The ``uri`` of each row of an engine's ``articles.db`` (at most ``limit`` + 1).
 
@@ -372,16 +365,19 @@ class Auditor:
                 autoblogs.setdefault(autoblog_base(seed), SEEDED)
             return
         root = urljoin(seed, "./")
-        listed = farm_autoblog_links(response.text, seed)
+        # One more than the cap, so that capped() sees there were more.
+        limit = self.bounds.max_declared + 1
+        listed = read_farm_page(response.text, seed, limit).autoblogs
         for base in self.capped(listed, root, "the farm index"):
             autoblogs.setdefault(canonical_url(base), "listed by the farm index")
         export = root + "?export"
         if not self.check(root, "file", export, "the farm's list of autoblogs"):
             return
-        data = _json(self.body(export) or b"")
-        if data is None:
+        try:
+            bases, _ = read_export(self.body(export) or b"", root, limit)
+        except (NestedTooDeeply, ValueError):
             return
-        for base in self.capped(export_autoblog_links(data, root), root, "?export"):
+        for base in self.capped(bases, root, "?export"):
             autoblogs.setdefault(canonical_url(base), "listed in the farm's ?export")
 
     def autoblog(self, base: str, why: str) -> None:

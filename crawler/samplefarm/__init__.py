@@ -30,13 +30,14 @@ __all__ = ["RunningFarm", "start_farm", "farm_argv"]
 
 def farm_argv(**options: Any) -> list[str]:
     """Keyword options -> CLI flags (``error_rate=0.1`` -> ``--error-rate 0.1``; lists of
-    engines become one ``--engine a b``; ``fault=[...]`` repeats ``--fault``)."""
+    engines become one ``--engine a b``; ``fault=[...]`` repeats ``--fault``, ``hostile=[...]``
+    ``--hostile``)."""
     argv: list[str] = []
     for key, value in options.items():
         flag = "--" + key.replace("_", "-")
-        if key in ("fault", "faults"):
+        if key in ("fault", "faults", "hostile"):
             for f in [value] if isinstance(value, str) else value:
-                argv += ["--fault", f]
+                argv += ["--hostile" if key == "hostile" else "--fault", f]
         elif key in ("engine", "engines"):
             argv += ["--engine", *([value] if isinstance(value, str) else value)]
         elif value is True:

@@ -137,6 +137,14 @@ class Farm:
 
     # ------------------------------------------------------------------ routing
     def handle(self, method: str, target: str, host: str) -> Response:
+        resp = self._handle(method, target, host)
+        if self.cfg.hostile:  # --hostile KIND=N: the response grown by a hostile shape
+            from .hostile import reshape
+
+            resp = reshape(self, target, host, resp)
+        return resp
+
+    def _handle(self, method: str, target: str, host: str) -> Response:
         path, _, query = target.partition("?")
         has_q = "?" in target
         if path == "/" or path == "/index.php":

@@ -123,6 +123,7 @@ class FarmConfig:
     content_length: bool = True
     keep_alive: bool = False
     quiet: bool = True
+    hostile: dict[str, int] = field(default_factory=dict)  # --hostile KIND=N
 
 
 def port_number(text: str) -> int:
@@ -169,6 +170,14 @@ def add_farm_arguments(parser: argparse.ArgumentParser) -> None:
         help="omit Content-Length like PHP's built-in server (body ends at close)",
     )
     f.add_argument("--keep-alive", action="store_true", help="honour HTTP/1.1 keep-alive")
+    f.add_argument(
+        "--hostile",
+        type=_hostile,
+        action="append",
+        default=[],
+        metavar="KIND=N",
+        help="serve a hostile shape (repeatable): " + ", ".join(_hostile_kinds()),
+    )
     f.add_argument("--log-requests", action="store_true", help="print each request on stderr")
 
 
@@ -197,4 +206,20 @@ def config_from_args(args: argparse.Namespace) -> FarmConfig:
         content_length=not args.no_content_length,
         keep_alive=args.keep_alive,
         quiet=not args.log_requests,
+        hostile=dict(args.hostile),
     )
+
+
+def _hostile_kinds() -> list[str]:
+    from .hostile import HOSTILE_KINDS
+
+    return [f"{kind}=N ({what})" for kind, what in HOSTILE_KINDS.items()]
+
+
+def _hostile(text: str) -> tuple[str, int]:
+    from .hostile import parse_hostile
+
+    try:
+        return parse_hostile(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

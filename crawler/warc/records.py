@@ -96,8 +96,9 @@ def _fields_payload(lines: list[str]) -> bytes:
 class CaptureRecords:
     """Builds the records of captures; holds nothing but warcio's record builder."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_outlinks: int = 0) -> None:
         self.builder = make_record_builder()
+        self.max_outlinks = max_outlinks  # 0: all of a page's
 
     def response(
         self, response: Response, warc_date: str, digest: str, truncated: bool
@@ -146,8 +147,10 @@ class CaptureRecords:
         reason = request.meta.get(REASON_KEY)
         if reason:
             lines.append(f"hopsFromSeed: {reason}")
-        for link in page_outlinks(response):
-            lines.append(f"outlink: {link}")
+        links, cut = page_outlinks(response, self.max_outlinks)
+        lines.extend(f"outlink: {link}" for link in links)
+        if cut:
+            lines.append(f"outlinksCut: only the first {self.max_outlinks} are listed")
         return self._fields(
             response.url, {"WARC-Date": warc_date, "WARC-Concurrent-To": refers_to}, lines
         )
