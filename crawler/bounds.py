@@ -76,7 +76,8 @@ def bounded_links(results: Iterable[Any], limit: int, stats: Any, url: str) -> I
 
 def read_in_part(stats: Any, url: str, bound: str) -> None:
     """Counts a page or file read only up to ``bound`` (named under "skipped"): the run
-    is partial, since the archive holds it whole but the crawl did not follow all of it."""
+    is partial, since what lies past the bound was not followed (a page) or not obeyed
+    (robots.txt)."""
     logger.warning("%s: read up to %s only", url, bound)
     stats.inc_value(f"skipped/bound: {bound}")
     stats.inc_value("errors/read_in_part")

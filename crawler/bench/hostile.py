@@ -60,6 +60,7 @@ def run_hostile(scratch: Path, say: Callable[[str], None], scale: float = 1.0) -
     """Every shape (its size times ``scale``): its parse, then its crawl; the figures
     against the budgets."""
     result: dict[str, Any] = {"budgets": budgets(), "scale": scale, "parse": [], "crawl": []}
+    parse_shape("links", 1)  # warm: the first extraction loads trafilatura's and langid's data
     for kind, size in PARSE_SHAPES:
         size = max(1, round(size * scale))
         say(f"hostile: parse of {kind}={size}")

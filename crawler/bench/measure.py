@@ -118,7 +118,8 @@ class Measured:
 
 
 def run_measured(argv: list[str], timeout: float = 300) -> Measured:
-    """Run a command, watching the memory of its whole process tree every 10 ms.
+    """Run a command, watching the memory of its whole process tree every 10 ms; past
+    ``timeout`` seconds it is killed (its return code then says so).
 
     ``getrusage`` only sees children that were waited for, and extraction workers are
     children of a forkserver: so each process's own high-water mark is read from /proc.
@@ -142,6 +143,11 @@ def run_measured(argv: list[str], timeout: float = 300) -> Measured:
     sampler.start()
     try:
         out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # A stall guard: the command is stopped (not left running) and says so.
+        proc.kill()
+        out, err = proc.communicate()
+        err += f"\n[run_measured: killed after {timeout} s]"
     finally:
         done.set()
         sampler.join()
