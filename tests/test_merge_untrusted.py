@@ -364,3 +364,48 @@ def test_name_with_a_newline_in_a_crawl_folder_is_named_escaped(workers, tmp_pat
     lines = verify.stdout.splitlines()
     assert any(x.startswith("DEFECT") and "x\\n" + fake in x for x in lines), verify.stdout
     assert not any(x.startswith(fake) for x in lines), verify.stdout
+
+
+def test_killed_workers_open_files_are_recovered_into_the_output_only(workers, tmp_path):
+    """A killed worker's ``.open`` files (one torn mid-record, one holding no whole
+    capture): the whole groups of the first are merged, the second is left out, and the
+    worker's folder is not touched (it used to be repaired in place)."""
+    a = copy_worker(workers[0], tmp_path / "a")
+    warc = the_warc(a)
+    data = warc.read_bytes()
+    torn = a.archive / (warc.name + ".open")
+    torn.write_bytes(data[: len(data) * 2 // 3])
+    warc.unlink()
+    (a.archive / "c-00000000000000000-00000-x-1.warc.gz.open").write_bytes(data[:300])
+    worker_before = snapshot(a.root)
+
+    result = run_cli("merge", str(a.root), "-o", str(tmp_path / "m"))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [x for x in result.stdout.splitlines() if x.startswith("RECOVERED")], result.stdout
+    assert snapshot(a.root) == worker_before
+    merged = OutputLayout(tmp_path / "m", NAME)
+    assert [p.name for p in merged.warcs()] == [warc.name]
+    kept = records(merged.archive / warc.name)
+    assert 3 < len(kept) and kept == records_of_prefix(data, len(kept))
+    assert run_cli("verify", str(merged.root)).returncode == 0
+
+
+def records_of_prefix(data: bytes, count: int) -> list[tuple[str, str, str, str]]:
+    """The first ``count`` records of a WARC file's bytes, as :func:`records` lists them."""
+    import io
+
+    out = []
+    for record in ArchiveIterator(io.BytesIO(data)):
+        h = record.rec_headers
+        out.append(
+            (
+                record.rec_type,
+                h.get_header("WARC-Record-ID"),
+                h.get_header("WARC-Target-URI") or "",
+                h.get_header("WARC-Payload-Digest") or "",
+            )
+        )
+        if len(out) == count:
+            break
+    return out

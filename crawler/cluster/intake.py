@@ -19,6 +19,7 @@ import fcntl
 import logging
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,8 +247,7 @@ class Intake:
         if fh is None:
             return
         with fh:
-            folder = Path(self.scratch, f"recovered-{len(self.recovered)}")
-            folder.mkdir()
+            folder = Path(tempfile.mkdtemp(prefix="recovered-", dir=self.scratch))
             try:
                 repair = copy_whole_prefix(fh, name, folder / base)
             except Exception as exc:  # noqa: BLE001 - a file that cannot be cut back: refused
