@@ -238,6 +238,17 @@ def test_a_malformed_redis_url_is_bad_usage(tmp_path, url, message):
     assert not out.exists()
 
 
+def test_reconcile_checks_its_folder_before_asking_redis(tmp_path):
+    """Port 1 has no Redis: asked first, the error would be the connection's."""
+    missing = tmp_path / "merged"
+    result = run_cli(
+        "reconcile", str(missing), "--redis", "redis://127.0.0.1:1/0", "--crawl-id", "x"
+    )
+    assert result.returncode == EXIT_USAGE, said(result)
+    assert f"{missing}: no such folder" in result.stderr and "connecting" not in result.stderr
+    assert not missing.exists()
+
+
 @pytest.mark.skipif(not IS_ROOT, reason="mounting a read-only filesystem needs root")
 def test_demo_into_a_read_only_folder_is_bad_usage(tmp_path):
     with tmpfs(tmp_path / "ro", "ro,size=64k") as ro:
