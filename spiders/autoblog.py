@@ -244,7 +244,9 @@ class AutoblogSpider(Spider):
             return
         status = response.status
         ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").split(";")[0]
-        ctype = ctype.strip().lower() or "with no Content-Type"
+        # The server's words go into the summary and the terminal: short and printable.
+        ctype = "".join(c for c in ctype.strip().lower()[:80] if c.isprintable())
+        ctype = ctype or "with no Content-Type"
         found = page.kind if page is not None and page.kind == "farm" else None
         if page is not None and page.engine and found is None:
             found = "autoblog"
@@ -264,7 +266,9 @@ class AutoblogSpider(Spider):
             why = f"answered {status} {ctype} but is not {what} (no VroumVroumBlog markup)"
         else:
             why = f"answered {status} {ctype}"
-        kind = "failed" if status >= 500 else "not_autoblog"
+        # A server error or "too many requests / too slow" is no answer yet (2: try again);
+        # anything else says the address is wrong (4: fix the command).
+        kind = "failed" if status >= 500 or status in (408, 429) else "not_autoblog"
         self._base_answered(response.request, kind, why, count=True)
 
     # -- parsing ----------------------------------------------------------------
