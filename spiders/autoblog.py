@@ -190,12 +190,16 @@ class AutoblogSpider(Spider):
         robots = failure.check(IgnoreRequest) and "robots.txt" in str(failure.value)
         if failure.check(Refused) or robots:
             # Refused on purpose (scope, bound, robots.txt): counted under skipped. A seed
-            # or an autoblog refused so is still named (a bound is reported as such).
-            if request is not None and robots:
-                self._base_answered(request, "failed", "refused by the farm's robots.txt")
-            elif request is not None and request.meta.get("redirect_times"):
+            # robots.txt forbids, a seed or an autoblog redirecting off scope is still
+            # named (a bound is reported as such; autoblogs robots.txt forbids, skipped).
+            if request is None:
+                return
+            if robots and request.meta.get(REASON_KEY) == "seed":
+                why = "refused by the farm's robots.txt"
+                self._base_answered(request, "failed", why, count=True)
+            elif not robots and request.meta.get("redirect_times"):
                 why = f"redirects to {request.url[:300]}, out of scope (give that URL instead)"
-                self._base_answered(request, "not_autoblog", why)
+                self._base_answered(request, "not_autoblog", why, count=True)
             return
         reason = failure_reason(failure, self.crawler.settings.getint("DOWNLOAD_MAXSIZE"))
         detail = str(failure.value).strip()[:300]
