@@ -35,6 +35,14 @@ def check_output_folder(path: str | os.PathLike[str]) -> Path:
     return folder
 
 
+def check_crawl_folder(path: str | os.PathLike[str]) -> Path:
+    """A folder a command reads (a crawl's output, a merged folder): it must exist."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such folder", "give the folder a crawl or merge wrote")
+    return folder
+
+
 def check_log_file(path: str | os.PathLike[str] | None) -> Path | None:
     """``--log-file``: a file (new or to append to) in an existing, writable folder; bad
     usage otherwise, said before the crawl starts rather than by Scrapy's logging."""

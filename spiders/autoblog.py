@@ -218,12 +218,16 @@ class AutoblogSpider(Spider):
         robots = failure.check(IgnoreRequest) and "robots.txt" in str(failure.value)
         if failure.check(Refused) or robots:
             # Refused on purpose (scope, bound, robots.txt): counted under skipped. A seed
-            # or an autoblog refused so is still named (a bound is reported as such).
-            if request is not None and robots:
-                self._base_answered(request, "failed", "refused by the farm's robots.txt")
-            elif request is not None and request.meta.get("redirect_times"):
+            # robots.txt forbids, a seed or an autoblog redirecting off scope is still
+            # named (a bound is reported as such; autoblogs robots.txt forbids, skipped).
+            if request is None:
+                return
+            if robots and request.meta.get(REASON_KEY) == "seed":
+                why = "refused by the farm's robots.txt"
+                self._base_answered(request, "failed", why, count=True)
+            elif not robots and request.meta.get("redirect_times"):
                 why = f"redirects to {request.url[:300]}, out of scope (give that URL instead)"
-                self._base_answered(request, "not_autoblog", why)
+                self._base_answered(request, "not_autoblog", why, count=True)
             return
         reason = failure_reason(failure, self.crawler.settings.getint("DOWNLOAD_MAXSIZE"))
         detail = str(failure.value).strip()[:300]
@@ -272,7 +276,9 @@ class AutoblogSpider(Spider):
             return
         status = response.status
         ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").split(";")[0]
-        ctype = ctype.strip().lower() or "with no Content-Type"
+        # The server's words go into the summary and the terminal: short and printable.
+        ctype = "".join(c for c in ctype.strip().lower()[:80] if c.isprintable())
+        ctype = ctype or "with no Content-Type"
         found = page.kind if page is not None and page.kind == "farm" else None
         if page is not None and page.engine and found is None:
             found = "autoblog"
@@ -292,7 +298,9 @@ class AutoblogSpider(Spider):
             why = f"answered {status} {ctype} but is not {what} (no VroumVroumBlog markup)"
         else:
             why = f"answered {status} {ctype}"
-        kind = "failed" if status >= 500 else "not_autoblog"
+        # A server error or "too many requests / too slow" is no answer yet (2: try again);
+        # anything else says the address is wrong (4: fix the command).
+        kind = "failed" if status >= 500 or status in (408, 429) else "not_autoblog"
         self._base_answered(response.request, kind, why, count=True)
 
     # -- parsing ----------------------------------------------------------------

@@ -238,6 +238,17 @@ def test_a_malformed_redis_url_is_bad_usage(tmp_path, url, message):
     assert not out.exists()
 
 
+def test_reconcile_checks_its_folder_before_asking_redis(tmp_path):
+    """Port 1 has no Redis: asked first, the error would be the connection's."""
+    missing = tmp_path / "merged"
+    result = run_cli(
+        "reconcile", str(missing), "--redis", "redis://127.0.0.1:1/0", "--crawl-id", "x"
+    )
+    assert result.returncode == EXIT_USAGE, said(result)
+    assert f"{missing}: no such folder" in result.stderr and "connecting" not in result.stderr
+    assert not missing.exists()
+
+
 @pytest.mark.skipif(not IS_ROOT, reason="mounting a read-only filesystem needs root")
 def test_demo_into_a_read_only_folder_is_bad_usage(tmp_path):
     with tmpfs(tmp_path / "ro", "ro,size=64k") as ro:
@@ -248,17 +259,35 @@ def test_demo_into_a_read_only_folder_is_bad_usage(tmp_path):
     assert "Sample farm serving" not in result.stdout  # refused before anything started
 
 
-def _group(pgid: int) -> list[str]:
-    """The command lines of the processes of a process group (from /proc)."""
-    found = []
+def _group(pgid: int) -> dict[int, str]:
+    """The processes of a process group (from /proc): pid -> command line."""
+    found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
             if int(fields[2]) == pgid:
-                found.append((stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+                cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ")
+                found[int(stat.parent.name)] = cmdline.decode(errors="replace")
         except (OSError, ValueError, IndexError):
             continue  # gone meanwhile
     return found
+
+
+def _fork_server_started(pgid: int) -> bool:
+    """The extraction workers' fork server runs and SIGINT is no longer at its default for
+    it (ignored, or Python's KeyboardInterrupt handler is in place): a SIGINT now is
+    either ignored or a KeyboardInterrupt while it loads the extraction modules."""
+    for pid, cmdline in _group(pgid).items():
+        if "multiprocessing.forkserver" not in cmdline:
+            continue
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return False
+        masks = {k: int(v, 16) for k, v in (line.split(":\t") for line in status.splitlines()
+                 if line.startswith(("SigIgn:", "SigCgt:")))}  # fmt: skip
+        return bool((masks["SigIgn"] | masks["SigCgt"]) & (1 << (signal.SIGINT - 1)))
+    return False
 
 
 def _wait_for(condition, proc: subprocess.Popen | None, what: str, limit: int = 3000) -> None:
@@ -289,11 +318,7 @@ def test_ctrl_c_to_the_process_group_stops_cleanly_and_resumes(tmp_path, presses
             start_new_session=True,
         )  # fmt: skip
         try:
-            _wait_for(
-                lambda: any("multiprocessing.forkserver" in c for c in _group(proc.pid)),
-                proc,
-                "the extraction workers started",
-            )
+            _wait_for(lambda: _fork_server_started(proc.pid), proc, "the fork server started")
             os.killpg(proc.pid, signal.SIGINT)
             if presses == 2:
                 _wait_for(

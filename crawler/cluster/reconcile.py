@@ -109,8 +109,10 @@ def reconcile(redis_url: str, crawl: str, root: str | Path) -> tuple[int, list[s
 def run_reconcile(args: argparse.Namespace) -> int:
     from crawler.cluster.commands import cluster_options
     from crawler.exitcodes import EXIT_OK, EXIT_PARTIAL
+    from crawler.folder import check_crawl_folder
 
     redis_url, crawl, _ = cluster_options(args)
+    check_crawl_folder(args.merged)  # before Redis is asked anything
     run, urls = reconcile(redis_url, crawl, args.merged)
     if not urls:
         print(f"complete: every page the captured pages list is archived in {args.merged}")
