@@ -325,17 +325,20 @@ class Auditor:
                 return
             yield item
 
+    def response(self, url: str) -> Response | None:
+        """The newest good capture of ``url`` as the crawl's response, if it can be read."""
+        capture = self.view.newest(url)
+        return self.view.read(capture) if capture is not None else None
+
     def page(self, url: str) -> tuple[Response, ParsedPage] | None:
         """The newest good capture of ``url``, read and parsed as an engine page."""
-        capture = self.view.newest(url)
-        response = self.view.read(capture) if capture is not None else None
+        response = self.response(url)
         if not isinstance(response, TextResponse):
             return None
-        return response, parse_page(response.text, capture.url, with_resources=False)
+        return response, parse_page(response.text, response.url, with_resources=False)
 
     def body(self, url: str) -> bytes | None:
-        capture = self.view.newest(url)
-        response = self.view.read(capture) if capture is not None else None
+        response = self.response(url)
         return response.body if response is not None else None
 
     # -- the audit -----------------------------------------------------------------
@@ -445,8 +448,7 @@ class Auditor:
             url, number = following[1].next_page, found[1]
 
     def feed(self, base: str) -> None:
-        capture = self.view.newest(base + "?feed")
-        response = self.view.read(capture) if capture is not None else None
+        response = self.response(base + "?feed")
         if not isinstance(response, TextResponse):
             return
         selector = Selector(text=response.text, type="xml")
