@@ -223,7 +223,10 @@ def check_audit(root: Path, report: Report, unheld: list[Unheld]) -> None:
     except (sqlite3.Error, ValueError) as exc:
         report.problems.append(f"{HISTORY_NAME}: cannot be audited ({exc})")
         return
-    report.missing += [f"{item.line()}, autoblog {item.autoblog}" for item in audit.missing]
+    report.missing += [
+        item.line() if item.url == item.autoblog else f"{item.line()}, autoblog {item.autoblog}"
+        for item in audit.missing
+    ]
     if audit.missing_total > len(audit.missing):
         more = audit.missing_total - len(audit.missing)
         report.missing.append(f"and {more} more (AUDIT_MAX_MISSING)")

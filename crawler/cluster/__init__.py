@@ -96,8 +96,12 @@ def check_redis_url(url: str) -> str:
     try:
         port = parts.port
         parse_url(url)
-    except ValueError:
-        raise UsageError(f"--redis {shown}: not a redis://, rediss:// or unix:// URL") from None
+    except ValueError as exc:
+        # urlsplit says "Port out of range 0-65535"; keep its words, they name the fault.
+        reason = str(exc)
+        if not reason or url in reason or (parts.password or "\0") in reason:
+            reason = "not a redis://, rediss:// or unix:// URL"
+        raise UsageError(f"--redis {shown}: {reason}") from None
     if shown.endswith("://***"):
         raise UsageError(
             f"--redis {shown}: not a URL redis://[[user]:password@]host[:port][/db]",
