@@ -5,7 +5,8 @@ terminal, ``ESC]8;;`` makes a hidden link, others clear the screen), a newline (
 line in a report), bidirectional overrides (text shown in another order than it is),
 Markdown (``[click](javascript:...)``) or HTML (``<script>``); so may an archive's headers
 and a folder's file names. Everything rendered from such text for a person goes through
-this module. JSON outputs need nothing more: orjson escapes control characters.
+this module (:func:`html` for the HTML report). JSON outputs need nothing more: orjson
+escapes control characters.
 
 Each function is one ``str.translate`` (linear, no regular expression on the content).
 """
@@ -49,6 +50,24 @@ def markdown(text: object) -> str:
     """``text`` as inline Markdown (a heading, a table cell) that renders as the text
     itself: no link, image, HTML, emphasis or code can form, no control character left."""
     return str(text).translate(_MARKDOWN)
+
+
+# HTML's five special characters as references, every control character shown escaped
+# (``\x1b``): the text of a value, never markup, in an element's text or a quoted attribute.
+_HTML = {
+    **_TERMINAL,
+    ord("&"): "&amp;",
+    ord("<"): "&lt;",
+    ord(">"): "&gt;",
+    ord('"'): "&quot;",
+    ord("'"): "&#x27;",
+}
+
+
+def html(text: object) -> str:
+    """``text`` for an HTML page (the HTML report): shown as itself, no tag, attribute,
+    entity or control character can form."""
+    return str(text).translate(_HTML)
 
 
 def has_control(text: str) -> bool:
