@@ -7,6 +7,7 @@ the same collection (which pywb needs to resolve revisit records). Beside it::
 
     history.sqlite          the crawl history (crawler.history)
     report.json, reports/   the change report of the latest run, and of every run
+    report.html             the same as a page, with every run plotted
     summary.json, logs/     what the last `crawl` said, and Scrapy's logs
     pages.jsonl, *.wacz     page list for replay tools, optional one-file package
     corpus/run-NNNNN/       the research corpus written by each run
@@ -124,6 +125,11 @@ class OutputLayout:
     @property
     def report(self) -> Path:
         return self.root / REPORT_NAME
+
+    @property
+    def report_html(self) -> Path:
+        """The latest run's report as a page (crawler/history/html_report.py)."""
+        return self.root / "report.html"
 
     def run_report(self, run_id: int) -> Path:
         return self.root / "reports" / f"run-{run_id:05d}.json"

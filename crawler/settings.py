@@ -211,5 +211,3 @@ QA_MAX_REQUESTS = 500
 QA_TEXT_CHARS = 50_000
 # A page scoring below this fails the qa (exit 1): see docs/qa.md for the score.
 QA_MIN_SCORE = 0.9
-# The HTML report (crawler/history/html_report.py) plots at most this many latest runs.
-HTML_REPORT_RUNS = 200

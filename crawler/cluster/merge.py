@@ -497,7 +497,7 @@ def _merge(
     with History.open(target.root) as history:
         latest = history.latest_run()
         if latest is not None:
-            write_report(target, build_report(history, latest.id))
+            write_report(target, build_report(history, latest.id), history)
     result.corpus_records = merge_corpora(intake, output, result)
     result.refused = list(intake.refused)
     result.recovered = list(intake.recovered)
