@@ -468,6 +468,8 @@ def page_record(
             "missing": len(missing),
             "failed": len(failed),
         },
+        # Every resource asked for (at most QA_MAX_REQUESTS), with its replay status.
+        "requested": {r.url: r.status for r in resources},
         "missing": missing[:LISTED],
         "failed": failed[:LISTED],
         "never_requested": [r.url for r in never][:LISTED],
@@ -504,7 +506,12 @@ class Summary:
             self.missing.setdefault(url, record["url"])
         if record["score"] < self.threshold:
             self.below.append(
-                {"url": record["url"], "score": record["score"], "problems": record["problems"]}
+                {
+                    "url": record["url"],
+                    "ts": record["ts"],
+                    "score": record["score"],
+                    "problems": record["problems"],
+                }
             )
 
     def as_json(self, total: int, seconds: float) -> dict:
@@ -609,7 +616,7 @@ def summary_lines(result: dict, root: Path) -> list[str]:
         )
     for page in result["below"]:
         why = "; ".join(page["problems"]) or "text differs"
-        lines.append(f"BELOW  {page['score']:.2f}  {page['url']}: {why}")
+        lines.append(f"BELOW  {page['score']:.2f}  {page['url']} ({page['ts']}): {why}")
     for item in result["missing"]:
         lines.append(f"MISSING  {item['url']} (needed by {item['page']})")
     verdict = (
