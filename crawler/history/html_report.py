@@ -280,11 +280,10 @@ def render(report: dict, series: list[RunPoint], cover: dict[str, Coverage]) -> 
     ]
     for base, entry in cover.items():
         this_run = report["autoblogs"].get(base, {}).get("articles", {})
-        bad = ' class="bad"' if entry.failures or entry.missing else ""
         out.append(
             f'<tr><td class="url">{html(base)}</td><td>{entry.articles}</td>'
             f"<td>{entry.index_pages}</td><td>{entry.media}</td>"
-            f"<td{bad}>{entry.failures}</td><td{bad}>{entry.missing}</td>"
+            f"{_count(entry.failures)}{_count(entry.missing)}"
             f"<td>{len(this_run.get('new', []))}</td></tr>"
         )
     out.append("</table>")
@@ -321,6 +320,11 @@ def render(report: dict, series: list[RunPoint], cover: dict[str, Coverage]) -> 
         out.append(f"<p>and {len(autoblogs) - PLOTTED_AUTOBLOGS} more autoblogs (in the table)</p>")
     out.append("</div></body></html>\n")
     return "\n".join(out)
+
+
+def _count(value: int) -> str:
+    """A table cell, red when it counts something wrong."""
+    return f'<td class="bad">{value}</td>' if value else f"<td>{value}</td>"
 
 
 def _row(name: str, value: object) -> str:
