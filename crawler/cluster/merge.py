@@ -197,7 +197,7 @@ def merge(
     from crawler.exitcodes import UsageError
     from crawler.history.rebuild import rebuild_from_indexes
     from crawler.history.report import build_report, write_report
-    from crawler.history.store import History, merge_histories
+    from crawler.history.store import History, merge_histories, read_runs, run_seeds
     from crawler.warc.indexes import adopt_cdxj_lines, finish_output
 
     layouts = worker_layouts(roots, name)
@@ -223,7 +223,12 @@ def merge(
             if p in new and not any(m.record_id in dropped for m in new[p])
         }
         adopt_cdxj_lines(target, layout, whole)
-    result.written = finish_output(target, wacz=wacz, earlier=[x.pages for x in layouts])
+    # The corpus first: the WACZ's pages carry its text.
+    result.corpus_records = merge_corpora(roots, Path(output))
+    seeds = [s for x in layouts for row in read_runs(x.history).values() for s in run_seeds(row)]
+    result.written = finish_output(
+        target, wacz=wacz, earlier=[x.pages for x in layouts], seeds=list(dict.fromkeys(seeds))
+    )
     if keep_duplicates:
         merge_histories(target.history, [x.history for x in layouts])
     else:
@@ -232,7 +237,6 @@ def merge(
         latest = history.latest_run()
         if latest is not None:
             write_report(target, build_report(history, latest.id))
-    result.corpus_records = merge_corpora(roots, Path(output))
     return result
 
 
