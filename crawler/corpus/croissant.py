@@ -10,8 +10,8 @@ robots.txt policy, from the history and the WARCs' own ``warcinfo`` records) and
 which licence the operator hands it over.
 
 Text from outside (an autoblog's name, a URL, a warcinfo field, a file name) only ever
-becomes a JSON value, never a key: every key here is a literal of this module, and orjson
-escapes what a value holds.
+becomes a JSON value, never a key: every key here is a literal of this module, and
+:func:`crawler.escaping.safe_json` writes every control character of a value escaped.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 
 from crawler.config import DatasetInfo
 from crawler.corpus.card import FIELD_MEANINGS
+from crawler.corpus.dataset import ISO_8601, parquet_schema
 from crawler.history.rebuild import READ_ERRORS, first_warcinfo
 from crawler.history.store import read_runs, run_seeds
 from crawler.layout import HISTORY_NAME, OutputLayout
@@ -121,8 +122,6 @@ def file_objects(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _data_type(column: Any, kind: Any) -> str:
     import pyarrow.types as t
-
-    from crawler.corpus.dataset import ISO_8601
 
     if t.is_string(kind):
         return "sc:DateTime" if column.metadata == ISO_8601 else "sc:Text"
@@ -267,11 +266,12 @@ def _software(software: str) -> dict[str, Any]:
     return _agent(name, version)
 
 
-def crawl_activity(base: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The crawl as one PROV activity: its runs (history.sqlite), what each WARC file's
-    warcinfo says (software, robots.txt policy, User-Agent), the capture dates."""
-    runs = [row for _, row in sorted(read_runs(base / HISTORY_NAME).items())]
-    infos = _warcinfos(base)
+def crawl_activity(
+    runs: list[dict[str, Any]], infos: list[dict[str, str]], records: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The crawl as one PROV activity: its runs (history.sqlite rows), what each WARC
+    file's warcinfo says (software, robots.txt policy, User-Agent, operator), the capture
+    dates of the records."""
     captured = sorted(r["crawl_date"] for r in records if r.get("crawl_date"))
     started = _unique([*(r.get("started") for r in runs), *captured[:1]])
     ended = _unique([*(r.get("finished") for r in reversed(runs)), *captured[-1:]])
@@ -329,9 +329,9 @@ def croissant_metadata(
     parquet: bool,
 ) -> dict[str, Any]:
     """The Croissant description of the dataset folder ``base``."""
-    from crawler.corpus.dataset import parquet_schema
-
-    crawl = crawl_activity(base, records)
+    runs = [row for _, row in sorted(read_runs(base / HISTORY_NAME).items())]
+    infos = _warcinfos(base)
+    crawl = crawl_activity(runs, infos, records)
     seeds = [e["url"] for e in crawl.get("prov:used", [])]
     sites = sorted(counts["sites"])
     url = info.url or (seeds[0] if seeds else _farm_root(sites[0]) if sites else None)
@@ -383,7 +383,6 @@ def croissant_metadata(
                 "annotated across everything packaged.",
             ),
         )
-    runs = next((p["value"] for p in crawl.get("additionalProperty", []) if p["name"] == "runs"), 0)
     metadata: dict[str, Any] = {
         "@context": CONTEXT,
         "@type": "sc:Dataset",
@@ -404,7 +403,7 @@ def croissant_metadata(
         "url": url,
         "keywords": ["web archive", "WARC", "Projet Autoblog", "VroumVroumBlog", "blogs"],
         "inLanguage": [lang for lang in counts["by_lang"] if lang],
-        "isLiveDataset": runs > 1,
+        "isLiveDataset": len(runs) > 1,  # a scheduled crawl
         "dateCreated": crawl.get("prov:startedAtTime"),
         "dateModified": crawl.get("prov:endedAtTime"),
         "datePublished": crawl.get("prov:endedAtTime"),
@@ -412,7 +411,7 @@ def croissant_metadata(
         "distribution": [*file_objects(entries), *file_sets],
         "recordSet": record_sets,
     }
-    operators = [p["value"] for p in crawl.get("additionalProperty", []) if p["name"] == "operator"]
+    operators = _unique(i.get("operator") for i in infos)
     if operators:
         metadata["creator"] = [{"@type": "Organization", "name": o} for o in operators]
     return {k: v for k, v in metadata.items() if v is not None}
