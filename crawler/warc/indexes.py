@@ -477,10 +477,14 @@ def _visible_text_at(layout: OutputLayout, fields: dict) -> str:
         return ""
     headers = record.http_headers
     declared = headers.get_header("Content-Type") if headers is not None else None
-    html, _, _ = decode_html(record.payload, charset_from_content_type(declared))
-    doc = parse_html(html, fields["url"])
-    body = doc.find("body")
-    return visible_text(body if body is not None else doc)[:PAGE_TEXT_CHARS]
+    try:
+        html, _, _ = decode_html(record.payload, charset_from_content_type(declared))
+        doc = parse_html(html, fields["url"])
+        body = doc.find("body")
+        return visible_text(body if body is not None else doc)[:PAGE_TEXT_CHARS]
+    except Exception as exc:  # noqa: BLE001 - one bad page must not stop the WACZ
+        logger.warning("WACZ pages: no text for %s (%r)", fields["url"], exc)
+        return ""
 
 
 def write_wacz_pages(
@@ -520,7 +524,8 @@ def write_wacz_pages(
 def write_wacz(layout: OutputLayout, seeds: Sequence[str] = ()) -> Path:
     """One-file package (WARCs, CDXJ, pages with their text, datapackage with digests and
     the main page) via py-wacz, which copies our pages file as it is (``--copy-pages``)."""
-    with tempfile.TemporaryDirectory(dir=layout.root, prefix=".wacz-pages-") as scratch:
+    # A private temporary folder: nothing of it is left in the output folder, whatever happens.
+    with tempfile.TemporaryDirectory(prefix="autoblog-wacz-") as scratch:
         pages = Path(scratch) / "pages.jsonl"
         main = write_wacz_pages(layout, pages, seeds)
         cmd = python_command(
