@@ -146,14 +146,30 @@ def _report(p: argparse.ArgumentParser) -> None:
 
 
 def _package(p: argparse.ArgumentParser) -> None:
+    from crawler.config import DatasetInfo
+
     p.add_argument(
-        "directory", metavar="DIR", help="output folder of a crawl or of `extract` (has corpus/)"
+        "directory",
+        metavar="DIR",
+        nargs="?",
+        help="output folder of a crawl or of `extract` (has corpus/); default: --config's output",
     )
     p.add_argument("--no-parquet", action="store_true", help="skip the Parquet copy")
     p.add_argument(
         "--parquet-rows", type=int, default=None, help="rows per Parquet file (default 100000)"
     )
-    p.add_argument("--title", default="Projet Autoblog corpus", help="dataset card title")
+    p.add_argument("--config", "-c", help="TOML file: its [dataset] table and output folder")
+    p.add_argument(
+        "--title", default=None, help=f"the dataset's name (default: {DatasetInfo.title})"
+    )
+    p.add_argument(
+        "--license",
+        default=None,
+        help=f"the dataset's licence, a URL or an SPDX id (default: {DatasetInfo.license})",
+    )
+    p.add_argument(
+        "--url", default=None, help="where the dataset is published (default: the farm crawled)"
+    )
 
 
 def _extract(p: argparse.ArgumentParser) -> None:

@@ -31,6 +31,7 @@ OPEN_SUFFIX = ".open"  # a WARC file still being written
 # A dataset folder written by `package` (crawler.corpus.dataset).
 MANIFEST_TXT = "MANIFEST.sha256"
 MANIFEST_JSON = "manifest.json"
+CROISSANT_JSON = "croissant.json"  # the dataset in Croissant 1.1 (crawler.corpus.croissant)
 # Beside corpus/: what `extract` writes before it becomes corpus/, or the corpus it
 # replaced until removed (crawler.corpus.output).
 CORPUS_NEW_PREFIX = ".corpus-new-"

@@ -121,6 +121,16 @@ def _warcinfo_fields(record) -> dict[str, str]:
     return fields
 
 
+def first_warcinfo(path: Path) -> dict[str, str] | None:
+    """The fields of the ``warcinfo`` record that starts a WARC file (read bounded), or
+    None if the file starts with another record. Raises :data:`READ_ERRORS`."""
+    with open(path, "rb") as fh:
+        first = next(iter(ArchiveIterator(fh)), None)
+        if first is not None and first.rec_type == "warcinfo":
+            return _warcinfo_fields(first)
+    return None
+
+
 def _run_info(fields: dict[str, str]) -> tuple[str | None, str | None, str | None]:
     return fields.get(RUN_FIELD), fields.get(RUN_STARTED_FIELD), fields.get(RUN_MODE_FIELD)
 
@@ -296,14 +306,12 @@ def _read_at(
 ) -> Iterator[FoundRecord]:
     """The capture at each CDXJ offset, with the file's warcinfo run; an unreadable record
     is noted in ``problems`` and skipped, and the rest of the file is still read."""
+    run: tuple[str | None, str | None, str | None] = (None, None, None)
+    try:
+        run = _run_info(first_warcinfo(path) or {})
+    except READ_ERRORS as exc:
+        problems.append(f"{path.name}: warcinfo unreadable ({exc}), run taken from the name")
     with open(path, "rb") as fh:
-        run: tuple[str | None, str | None, str | None] = (None, None, None)
-        try:
-            first = next(iter(ArchiveIterator(fh)), None)
-            if first is not None and first.rec_type == "warcinfo":
-                run = _run_info(_warcinfo_fields(first))
-        except READ_ERRORS as exc:
-            problems.append(f"{path.name}: warcinfo unreadable ({exc}), run taken from the name")
         for offset, length in entries:
             try:
                 fh.seek(offset)
