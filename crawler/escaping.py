@@ -69,6 +69,8 @@ def html(text: object) -> str:
     """``text`` for an HTML page (the HTML report): shown as itself, no tag, attribute,
     entity or control character can form."""
     return str(text).translate(_HTML)
+
+
 # JSON escapes for what orjson leaves raw (DEL, C1 controls, bidirectional marks, line
 # separators: never a character of the JSON's own layout), each only ever inside a string,
 # where any character may be written \uXXXX.
