@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
-import hashlib
 import json
 import logging
 import os
@@ -37,9 +36,11 @@ from typing import Any, BinaryIO
 import orjson
 
 from crawler.cluster.intake import Intake, Source, Worker, first_record_id
-from crawler.layout import OPEN_SUFFIX, WARC_SUFFIX, OutputLayout
+from crawler.layout import OutputLayout
 from crawler.untrusted import shown
 from crawler.urls import canonical_url
+from crawler.warc.names import OPEN_SUFFIX, WARC_SUFFIX, renamed_warc_name
+from crawler.warc.reader import RecordWalk
 
 logger = logging.getLogger(__name__)
 
@@ -82,27 +83,29 @@ class MergeResult:
 
 
 def members(fh: BinaryIO) -> Iterator[Member]:
-    from warcio.archiveiterator import ArchiveIterator
-
+    """Every record of a worker's file, where it lies and what it is; raises at the first
+    unreadable one (the file is then refused whole)."""
     fh.seek(0)
-    it = ArchiveIterator(fh)
-    for record in it:
-        it.read_to_end(record)
+    walk = RecordWalk(fh)
+    for record in walk:
         h = record.rec_headers
-        uri = h.get_header("WARC-Target-URI") or ""
+        uri = record.target_uri or ""
         key = None
         if record.rec_type == "response" and h.get_header("WARC-Payload-Digest"):
             key = (canonical_url(uri), h.get_header("WARC-Payload-Digest"))
+        assert record.length is not None  # a walk reads every record to its end
         yield Member(
-            it.get_record_offset(),
-            it.get_record_length(),
+            record.offset,
+            record.length,
             record.rec_type,
-            h.get_header("WARC-Record-ID") or "",
+            record.record_id or "",
             h.get_header("WARC-Concurrent-To"),
             key,
             h.get_header("WARC-Date") or "",
             uri,
         )
+    if walk.failure is not None:
+        raise walk.failure
 
 
 def duplicates(merged: dict[str, list[Member]], new: dict[str, list[Member]]) -> set[str]:
@@ -139,8 +142,9 @@ def name_sources(workers: list[Worker], archive: Path) -> list[Source]:
 
     A file whose first record id a merged file has was merged before: it keeps that
     file's name and is not copied again (also when two workers hold one file). Another
-    file keeps its name if it is free, else gets :func:`new_name`. Workers are taken in
-    the order given, their files by name: the same merge names the same way every time.
+    file keeps its name if it is free, else gets
+    :func:`~crawler.warc.names.renamed_warc_name`. Workers are taken in the order given,
+    their files by name: the same merge names the same way every time.
     """
     taken = set(os.listdir(archive))
     merged: dict[str, str] = {}
@@ -156,23 +160,11 @@ def name_sources(workers: list[Worker], archive: Path) -> list[Source]:
                 continue
             source.target = source.name
             if source.name in taken or source.name + OPEN_SUFFIX in taken:
-                source.target = new_name(source.name, source.identity, taken)
+                source.target = renamed_warc_name(source.name, source.identity, taken)
             taken |= {source.target, source.target + OPEN_SUFFIX}
             merged[source.identity] = source.target
             new.append(source)
     return new
-
-
-def new_name(name: str, identity: str, taken: set[str]) -> str:
-    """A free name for a file whose own is taken, made from its first record's id (the
-    same file gets the same name in any merge): ``<name>-<12 hex>.warc.gz``."""
-    stem = name[: -len(WARC_SUFFIX)][:180]  # a file name is at most 255 bytes
-    digest = hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()
-    for size in range(12, len(digest) + 1, 4):
-        candidate = f"{stem}-{digest[:size]}{WARC_SUFFIX}"
-        if candidate not in taken and candidate + OPEN_SUFFIX not in taken:
-            return candidate
-    raise RuntimeError(f"no free name for {shown(name)}")
 
 
 # -- copying ---------------------------------------------------------------------------------

@@ -21,13 +21,16 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crawler.corpus.builder import CorpusBuilder, is_html
 from crawler.corpus.output import check_extract_output, remove_leftovers, replaced_corpus
 from crawler.escaping import TerminalFormatter, terminal
 from crawler.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, UsageError, UserError
 from crawler.settings import CORPUS_MAX_TASKS, CORPUS_TIMEOUT
+
+if TYPE_CHECKING:
+    from crawler.warc.reader import StoredRecord
 
 logger = logging.getLogger(__name__)
 
@@ -36,60 +39,47 @@ def scan_warc(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[
     """Pointers of the HTML 200/404 ``response`` records of one WARC file, in file order,
     and what was wrong with the file: a damaged file gives the records before the damage
     and a problem line, never an exception."""
-    from warcio.archiveiterator import ArchiveIterator
-
-    from crawler.warc.reader import record_defect, unread_tail
+    from crawler.warc.names import closed_name
+    from crawler.warc.reader import walk_file
 
     out: list[dict[str, Any]] = []
     problems: list[str] = []
-    name = Path(path).name
-    if name.endswith(".open"):
-        name = name[: -len(".open")]
-    end = 0
-    try:
-        with open(path, "rb") as fh:
-            it = ArchiveIterator(fh)
-            for record in it:
-                # Leave the payload unread: the iterator skips it, and the offsets it reports
-                # are those of the gzip member holding this record.
-                it.read_to_end(record)
-                end = it.get_record_offset() + it.get_record_length()
-                defect = record_defect(record)
-                if defect:
-                    uri = record.rec_headers.get_header("WARC-Target-URI")
-                    where = f"{name} offset {it.get_record_offset()}"
-                    problems.append(f"{where}: record of {uri} skipped: {defect}")
-                    continue
-                entry = _html_entry(record, it, name, path)
-                if entry is not None:
-                    out.append(entry)
-    except Exception as exc:  # noqa: BLE001 - any damage: keep what came before it
-        problems.append(f"{name}: unreadable after {len(out)} pages, rest skipped ({exc!r})")
-    else:
-        if unread_tail(path, end):
-            problems.append(f"{name}: {unread_tail(path, end)} bytes after its last record")
+    name = closed_name(Path(path).name)
+    # Payloads are left unread: the walk skips them, and the offsets it reports are those
+    # of the gzip members holding the records.
+    with walk_file(path) as walk:
+        for record in walk:
+            if record.defect:
+                where = f"{name} offset {record.offset}"
+                problems.append(f"{where}: record of {record.target_uri} skipped: {record.defect}")
+                continue
+            entry = _html_entry(record, name, path)
+            if entry is not None:
+                out.append(entry)
+        stopped = walk.stopped(name)
+    if stopped:
+        problems.append(stopped)
     return out, problems
 
 
-def _html_entry(record: Any, it: Any, name: str, path: str | os.PathLike[str]) -> dict | None:
+def _html_entry(record: StoredRecord, name: str, path: str | os.PathLike[str]) -> dict | None:
     """The pointer of an HTML 200/404 response record, or None for any other record."""
     if record.rec_type != "response" or record.http_headers is None:
         return None
-    code = record.http_headers.get_statuscode() or ""
-    status = int(code) if code.isdigit() else 0
+    status = record.status or 0
     ctype = record.http_headers.get_header("Content-Type")
     if status not in (200, 404) or not ctype or not is_html(ctype):
         return None
     rh = record.rec_headers
     return {
-        "url": rh.get_header("WARC-Target-URI"),
+        "url": record.target_uri,
         "crawl_date": rh.get_header("WARC-Date"),
         "content_type": ctype,
         "pointer": {
             "filename": name,
-            "record_id": rh.get_header("WARC-Record-ID"),
-            "offset": it.get_record_offset(),
-            "length": it.get_record_length(),
+            "record_id": record.record_id,
+            "offset": record.offset,
+            "length": record.length,
             "payload_digest": rh.get_header("WARC-Payload-Digest"),
             "http_status": status,
         },

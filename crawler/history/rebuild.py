@@ -11,13 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
 from crawler.history.digests import page_digests
@@ -30,12 +28,17 @@ from crawler.history.model import (
 )
 from crawler.history.store import History, malformed, read_runs
 from crawler.history.validate import MAX_ID, MODES, is_stamp
-from crawler.layout import OutputLayout, warc_name_problem
+from crawler.layout import OutputLayout
 from crawler.parsing import parse_page
+from crawler.settings import DOWNLOAD_MAXSIZE
+from crawler.untrusted import open_regular
 from crawler.urls import autoblog_base
-from crawler.warc.reader import READ_LIMIT, read_limited
+from crawler.warc.names import parse_warc_filename, warc_name_problem
+from crawler.warc.reader import NoRecord, RecordWalk, StoredRecord, read_record_at
 
 logger = logging.getLogger(__name__)
+
+READ_ERRORS = (ArchiveLoadFailed, OSError, EOFError, ValueError, zlib.error)
 
 
 @dataclass
@@ -60,42 +63,46 @@ class FoundRecord:
     directory: Path | None = None  # the archive folder, to find a revisit's original
 
 
-def _read_found(record, path: Path, offset: int, length: int, run: tuple) -> FoundRecord:
-    headers = record.rec_headers
-    url = headers.get_header("WARC-Target-URI")
-    status = None
+def _payload_limit(record: StoredRecord) -> int | None:
+    """What of a record the history reads: a warcinfo's fields, an HTML page's body (to
+    digest and list its articles; Content-Encoding undone, a bounded prefix only: a
+    stored bomb stays small), nothing of any other record."""
+    if record.rec_type == "warcinfo":
+        return WARCINFO_READ_LIMIT
+    if record.rec_type == "response" and record.status == 200 and record.http_headers:
+        if "html" in (record.http_headers.get_header("Content-Type") or "").lower():
+            return DOWNLOAD_MAXSIZE
+    return None
+
+
+def _read_found(record: StoredRecord, path: Path, run: tuple) -> FoundRecord:
+    url = record.target_uri
     digest: str | None = None
     articles: list[tuple[str, str]] = []
-    if record.http_headers is not None:
-        code = record.http_headers.get_statuscode()
-        status = int(code) if code and code.isdigit() else None
-        ctype = (record.http_headers.get_header("Content-Type") or "").lower()
-        if record.rec_type == "response" and status == 200 and "html" in ctype:
+    if _payload_limit(record) is not None:
+        body = record.payload
+        if not record.decoded:
+            logger.warning("history: cannot decode %s", url)
             body = b""
-            try:
-                # Undoes Content-Encoding, a bounded prefix only: a stored bomb stays small.
-                body, complete = read_limited(record.content_stream(), READ_LIMIT)
-            except (OSError, EOFError, ValueError, zlib.error) as exc:
-                logger.warning("history: cannot decode %s (%s)", url, exc)
-            else:
-                if not complete:
-                    logger.warning("history: %s larger than %d bytes, not parsed", url, READ_LIMIT)
-                    body = b""
-            if body:
-                page = parse_page(body, url)
-                digest, blocks = page_digests(page)
-                if digest is not None and page.kind in ("index", "article"):
-                    articles = blocks
+        elif not record.complete:
+            logger.warning("history: %s larger than %d bytes, not parsed", url, DOWNLOAD_MAXSIZE)
+            body = b""
+        if body:
+            page = parse_page(body, url)
+            digest, blocks = page_digests(page)
+            if digest is not None and page.kind in ("index", "article"):
+                articles = blocks
+    headers = record.rec_headers
     return FoundRecord(
         url=url,
         warc_date=headers.get_header("WARC-Date"),
-        status=status,
+        status=record.status,
         payload_digest=headers.get_header("WARC-Payload-Digest"),
         record_type=record.rec_type,
         filename=path.name,
-        offset=offset,
-        length=length,
-        record_id=headers.get_header("WARC-Record-ID"),
+        offset=record.offset,
+        length=record.length or 0,
+        record_id=record.record_id,
         refers_to=headers.get_header("WARC-Refers-To"),
         page_digest=digest,
         articles=articles,
@@ -109,10 +116,8 @@ def _read_found(record, path: Path, offset: int, length: int, run: tuple) -> Fou
 WARCINFO_READ_LIMIT = 1 << 20
 
 
-def _warcinfo_fields(record) -> dict[str, str]:
-    text = read_limited(record.content_stream(), WARCINFO_READ_LIMIT)[0].decode(
-        "utf-8", errors="replace"
-    )
+def _warcinfo_fields(record: StoredRecord) -> dict[str, str]:
+    text = record.payload.decode("utf-8", errors="replace")
     fields: dict[str, str] = {}
     for line in text.splitlines():
         key, sep, value = line.partition(":")
@@ -128,24 +133,18 @@ def _run_info(fields: dict[str, str]) -> tuple[str | None, str | None, str | Non
 def iter_warc_captures(path: Path, start: int = 0) -> Iterator[FoundRecord]:
     """Response/revisit records of one WARC from byte ``start``, with offsets and lengths."""
     run: tuple[str | None, str | None, str | None] = (None, None, None)
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         fh.seek(start)
-        it = ArchiveIterator(fh)
-        try:
-            for record in it:
-                # The body must be read before asking for offsets: that consumes it.
-                if record.rec_type == "warcinfo":
-                    fields = _warcinfo_fields(record)
-                    run = _run_info(fields)
-                    continue
-                if record.rec_type not in CAPTURE_TYPES:
-                    continue
-                found = _read_found(record, path, 0, 0, run)
-                found.offset = it.get_record_offset()  # absolute: the iterator starts at tell()
-                found.length = it.get_record_length()
-                yield found
-        except (ArchiveLoadFailed, OSError, EOFError, ValueError) as exc:
-            logger.warning("history: %s unreadable after offset %s (%s)", path.name, start, exc)
+        walk = RecordWalk(fh, payload=_payload_limit)
+        for record in walk:
+            if record.rec_type == "warcinfo":
+                run = _run_info(_warcinfo_fields(record))
+            elif record.rec_type in CAPTURE_TYPES:
+                yield _read_found(record, path, run)
+        if walk.failure is not None:
+            logger.warning(
+                "history: %s unreadable after offset %s (%s)", path.name, start, walk.failure
+            )
 
 
 def index_record(history: History, found: FoundRecord, run_id: int) -> None:
@@ -177,18 +176,13 @@ def _complete_revisit(history: History, found: FoundRecord) -> None:
     original = history.capture_by_record_id(found.refers_to)
     if original is None or original.normalized_digest is None or found.directory is None:
         return
+    path = found.directory / original.filename
     try:
-        with open(found.directory / original.filename, "rb") as fh:
-            fh.seek(original.offset)
-            record = next(iter(ArchiveIterator(fh)), None)
-            if record is None:
-                return
-            read = _read_found(
-                record, found.directory / original.filename, 0, 0, (None, None, None)
-            )
-    except (ArchiveLoadFailed, OSError, EOFError, ValueError) as exc:
+        record = read_record_at(path, original.offset, _payload_limit)
+    except READ_ERRORS as exc:
         logger.warning("history: original of %s unreadable (%s)", found.url, exc)
         return
+    read = _read_found(record, path, (None, None, None))
     found.page_digest = read.page_digest
     found.articles = read.articles
 
@@ -262,9 +256,6 @@ class RebuildReport:
     problems: list[str] = field(default_factory=list)
 
 
-PID_IN_NAME = re.compile(r"-(\d{17})-\d{5}-[^-]+-(\d+)\.warc\.gz$")
-
-
 def _cdxj_entries(layout: OutputLayout) -> dict[str, list[tuple[int, int]]]:
     """(offset, length) of every CDXJ line, grouped by file: the index drives the rebuild."""
     by_file: dict[str, list[tuple[int, int]]] = {}
@@ -288,35 +279,34 @@ def _cdxj_entries(layout: OutputLayout) -> dict[str, list[tuple[int, int]]]:
     return by_file
 
 
-READ_ERRORS = (ArchiveLoadFailed, OSError, EOFError, ValueError, zlib.error)
-
-
 def _read_at(
     path: Path, entries: list[tuple[int, int]], problems: list[str]
 ) -> Iterator[FoundRecord]:
     """The capture at each CDXJ offset, with the file's warcinfo run; an unreadable record
     is noted in ``problems`` and skipped, and the rest of the file is still read."""
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         run: tuple[str | None, str | None, str | None] = (None, None, None)
         try:
-            first = next(iter(ArchiveIterator(fh)), None)
-            if first is not None and first.rec_type == "warcinfo":
+            first = read_record_at(fh, 0, _payload_limit)
+            if first.rec_type == "warcinfo":
                 run = _run_info(_warcinfo_fields(first))
         except READ_ERRORS as exc:
             problems.append(f"{path.name}: warcinfo unreadable ({exc}), run taken from the name")
         for offset, length in entries:
             try:
-                fh.seek(offset)
-                record = next(iter(ArchiveIterator(fh)), None)
-                if record is None or record.rec_type not in CAPTURE_TYPES:
+                record = read_record_at(fh, offset, _payload_limit)
+                if record.rec_type not in CAPTURE_TYPES:
                     continue
-                found = _read_found(record, path, offset, length, run)
+                record.length = length
+                found = _read_found(record, path, run)
                 if not (found.url and found.warc_date and found.record_id):
                     raise ValueError("no target URI, date or record id")
                 if not is_stamp(found.warc_date):
                     raise ValueError(f"WARC-Date {found.warc_date[:80]!r} is not an ISO date")
                 if found.status is not None and not 0 <= found.status < MAX_ID:
                     found.status = None  # a status line no server sends: not a number to keep
+            except NoRecord:
+                continue  # an index line past the end of its file
             except READ_ERRORS as exc:
                 problems.append(f"{path.name} offset {offset}: unreadable record skipped ({exc})")
                 continue
@@ -362,8 +352,8 @@ def rebuild_from_indexes(output_dir: str | os.PathLike[str]) -> RebuildReport:
                 for found in _read_at(path, entries, report.problems):
                     key = found.run_key
                     if key is None:
-                        m = PID_IN_NAME.search(path.name)
-                        key = f"pid:{m.group(2)}" if m else f"file:{path.name}"
+                        written = parse_warc_filename(path.name)
+                        key = f"pid:{written.pid}" if written else f"file:{path.name}"
                     groups.setdefault(key, []).append(found)
                     # warcinfo fields are read from the file: kept only if they are the
                     # tool's, so that the history rebuilt passes its own check.

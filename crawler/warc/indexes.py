@@ -25,10 +25,11 @@ from warcio.recordloader import ArcWarcRecord
 from warcio.timeutils import timestamp_to_iso_date
 
 from crawler.children import python_command
-from crawler.layout import OutputLayout, warc_name_problem
+from crawler.layout import OutputLayout
 from crawler.parsing import parse_page
 from crawler.spill import DiskMap
 from crawler.warc import WarcPointer
+from crawler.warc.names import warc_name_problem
 from crawler.warc.reader import read_record_at
 
 logger = logging.getLogger(__name__)
