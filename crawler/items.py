@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from crawler.layout import OutputLayout
 from crawler.parsing import ParsedPage
 from crawler.warc import WarcPointer
 
@@ -126,13 +127,20 @@ class RunInfo:
 
 @runtime_checkable
 class CrawlHistory(Protocol):
-    """What the capture and the corpus ask the crawl's history during a crawl.
+    """What the capture, the corpus and the read-back of a resumed run ask the crawl's
+    history during a crawl.
 
-    The history is an extension (:class:`crawler.extensions.CrawlState`); the pipelines
+    The history is an extension (:class:`crawler.extensions.CrawlState`); the others
     find it with ``crawler.get_extension(CrawlHistory)``, by what it answers, so that
-    nothing in ``pipelines/`` depends on the extensions (Scrapy's lookup is an
-    ``isinstance`` check, which a runtime-checkable protocol answers).
+    neither ``pipelines/`` nor the downloader middlewares depend on the extensions
+    (Scrapy's lookup is an ``isinstance`` check, which a runtime-checkable protocol
+    answers).
     """
+
+    layout: OutputLayout
+    captured_this_run: set[str]  # canonical URLs this run captured (a resumed run too)
+
+    def captured_in_this_run(self, url: str) -> Any: ...
 
     def find_original(self, url: str, payload_digest: str) -> Any: ...
 

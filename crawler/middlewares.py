@@ -16,9 +16,8 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Headers, Response
 from scrapy.responsetypes import responsetypes
 
-from crawler.extensions.crawl_state import CrawlState
 from crawler.history.model import Capture
-from crawler.items import CAPTURE_KEY, Captured, CrawlPlan, crawl_planned
+from crawler.items import CAPTURE_KEY, Captured, CrawlHistory, CrawlPlan, crawl_planned
 from crawler.scope import Refused, Scope, refusal
 from crawler.settings import DOWNLOAD_MAXSIZE
 from crawler.urls import autoblog_base
@@ -80,7 +79,7 @@ class ResumeFromArchive:
     """
 
     def __init__(
-        self, state: CrawlState | None, max_size: int = DOWNLOAD_MAXSIZE, stats=None
+        self, state: CrawlHistory | None, max_size: int = DOWNLOAD_MAXSIZE, stats=None
     ) -> None:
         self.state = state
         # Read back no more than the crawl would download (a bomb is never inflated whole).
@@ -91,7 +90,7 @@ class ResumeFromArchive:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ResumeFromArchive:
         max_size = crawler.settings.getint("DOWNLOAD_MAXSIZE")
-        return cls(crawler.get_extension(CrawlState), max_size, crawler.stats)
+        return cls(crawler.get_extension(CrawlHistory), max_size, crawler.stats)
 
     def process_request(self, request: Request) -> Response | None:
         state = self.state

@@ -24,6 +24,7 @@ import orjson
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
+from crawler.collection import check_collection_name
 from crawler.config import ConfigError, load_config
 from crawler.crawl_summary import print_summary, share_verdict, summarize, verdict
 from crawler.escaping import terminal
@@ -33,7 +34,6 @@ from crawler.folder import FolderSnapshot, check_log_file, check_output_folder
 from crawler.layout import OutputLayout
 from crawler.processes import Job, check_processes, run_in_processes, share_label
 from crawler.runlock import RunLockedError
-from crawler.warc.indexes import check_collection_name
 from pipelines.research_corpus import CorpusPipeline
 from spiders.autoblog import AutoblogSpider
 

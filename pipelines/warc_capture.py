@@ -39,7 +39,7 @@ from crawler.items import (
 )
 from crawler.layout import OutputLayout
 from crawler.outlinks import page_outlinks
-from crawler.warc.indexes import CaptureIndex
+from crawler.warc.cdxj import CaptureIndex
 from crawler.warc.records import HEADERS_NOTE, CaptureRecords, FetchNotes, warc_date_now
 from crawler.warc.writer import RollingWarcWriter
 

@@ -366,11 +366,11 @@ def test_listed_hidden_autoblog_and_faults_are_survived(tmp_path):
 
 
 def test_capture_time_index_equals_the_indexers_reading_of_the_files(tmp_path):
-    """The CDXJ made while writing (crawler.warc.indexes.CaptureIndex) is byte for byte
+    """The CDXJ made while writing (crawler.warc.cdxj.CaptureIndex) is byte for byte
     what cdxj-indexer gives reading the closed files back, over rolled-over files, a
     gzip-coded autoblog and every engine; and no pending line file is left behind."""
     from crawler.layout import OutputLayout
-    from crawler.warc.indexes import write_cdxj
+    from crawler.warc.cdxj import write_cdxj
 
     with start_farm(autoblogs=4, articles=12, engine=["0.3.4", "0.2", "2025", "0.1"],
                     fault=["1:gzip"]) as farm:  # fmt: skip

@@ -24,7 +24,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from crawler.layout import OutputLayout
 from crawler.samplefarm import start_farm
-from crawler.warc.indexes import parse_cdxj_line
+from crawler.warc.cdxj import parse_cdxj_line
 from crawler.warc.reader import read_record_at
 
 NAME = "c"

@@ -243,7 +243,7 @@ def adopt_index_lines(
     and date; any other file is indexed again from its records."""
     from warcio.timeutils import iso_date_to_timestamp
 
-    from crawler.warc.indexes import LINE_FILE, parse_cdxj_line
+    from crawler.warc.cdxj import LINE_FILE, parse_cdxj_line
 
     if worker.cdxj is None or not whole:
         return
@@ -424,11 +424,11 @@ def _merge(
     wacz: bool,
     keep_duplicates: bool,
 ) -> MergeResult:
+    from crawler.collection import check_collection_name, finish_output
     from crawler.exitcodes import UsageError
     from crawler.history.rebuild import rebuild_from_indexes
     from crawler.history.report import build_report, write_report
     from crawler.history.store import History, merge_histories
-    from crawler.warc.indexes import check_collection_name, finish_output
 
     workers = _open_workers(intake, roots, name)
     names = {w.collection for w in workers if w.collection}

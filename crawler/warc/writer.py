@@ -48,7 +48,7 @@ def make_record_builder() -> RecordBuilder:
 
 class RecordObserver(Protocol):
     """Told of each record as written and of each file once closed whole (the capture-time
-    index, :class:`crawler.warc.indexes.CaptureIndex`)."""
+    index, :class:`crawler.warc.cdxj.CaptureIndex`)."""
 
     def written(self, record: ArcWarcRecord, data: bytes, pointer: WarcPointer) -> None: ...
 
