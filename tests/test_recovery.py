@@ -283,3 +283,28 @@ def test_record_with_wrong_digest_ends_the_kept_prefix(tmp_path):
     repair = repair_open_file(path)
     assert repair.kept_captures == 1 and "digest mismatch" in repair.reason
     assert repair.result.read_bytes() == data[: loc.offset]
+
+
+def test_recovered_prefix_of_a_worker_file_stops_at_a_record_past_the_bound(tmp_path):
+    """``merge`` recovers a worker's unfinished file (untrusted) one gzip member at a time,
+    each inflated in memory to be checked: a member that inflates past the body bound (a
+    compressed bomb: 24 MB of one byte, 24 KB on disk) ends the kept prefix there, and the
+    groups before it are copied whole."""
+    from crawler.warc.recovery import copy_whole_prefix
+
+    writer = RollingWarcWriter(tmp_path, "worker", WARCINFO, MAX_SIZE, fsync=False)
+    writer.write_group(capture_group("http://farm.test/a/?1", b"<html>one</html>"))
+    before_bomb = writer._size
+    writer.write_group(capture_group("http://farm.test/a/?2", b"\0" * (24 << 20)))
+    writer.write_group(capture_group("http://farm.test/a/?3", b"<html>three</html>"))
+    writer._fh.flush()
+    path = tmp_path / (writer.current_name + ".open")
+    assert path.stat().st_size < 1 << 20  # the bomb is small on disk
+    with open(path, "rb") as fh:
+        repair = copy_whole_prefix(fh, path.name, tmp_path / "taken.warc.gz", read_limit=1 << 20)
+    assert repair.action == "closed" and repair.kept_captures == 1
+    assert "larger than" in repair.reason
+    assert repair.result.read_bytes() == path.read_bytes()[:before_bomb]
+    report = Report()
+    check_warc(repair.result, report)
+    assert report.problems == [] and report.records == 4

@@ -177,7 +177,7 @@ def plain_scrapy_main(urls_file: str, stats_file: str) -> int:
     return 0
 
 
-def run_extract(source: Path, out: Path, workers: int, log: Path) -> Run:
+def measure_extract(source: Path, out: Path, workers: int, log: Path) -> Run:
     """``autoblog-archive extract`` over a crawl's WARCs; pages = corpus records written."""
     cmd = [str(BIN / "autoblog-archive"), "extract", str(source), "-o", str(out)]
     run = measure([*cmd, "--workers", str(workers)], log)

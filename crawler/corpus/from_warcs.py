@@ -1,4 +1,5 @@
-"""``autoblog-archive extract WARC... --output DIR``: rebuild the corpus from WARC files alone.
+"""The corpus rebuilt from WARC files alone, on this machine (``extract``'s engine without
+``--dask``; the command itself is :mod:`crawler.corpus.extract`).
 
 A corpus must be rebuildable without crawling again (e.g. with a newer extractor), and it
 must equal the crawl-time one: so this only scans WARC files for HTML ``response`` records
@@ -13,20 +14,15 @@ The corpus is written aside and replaces ``<output>/corpus`` whole when complete
 
 from __future__ import annotations
 
-import argparse
-import errno
 import logging
 import os
-import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crawler.corpus.builder import CorpusBuilder, is_html
-from crawler.corpus.output import check_extract_output, remove_leftovers, replaced_corpus
-from crawler.escaping import TerminalFormatter, terminal
-from crawler.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, UsageError, UserError
+from crawler.corpus.output import replaced_corpus
 from crawler.settings import CORPUS_MAX_TASKS, CORPUS_TIMEOUT
 
 if TYPE_CHECKING:
@@ -150,81 +146,3 @@ def extract_warcs(
         "seconds": round(elapsed, 3),
         "pool": dict(builder.pool.stats),
     }
-
-
-def warc_paths(given: Iterable[str]) -> list[str]:
-    """The WARC files given: files as they are, folders searched for ``*.warc.gz``."""
-    paths: list[str] = []
-    for w in given:
-        p = Path(w)
-        if p.is_dir():
-            # A folder: its WARCs, or an output folder's (collections/*/archive/).
-            found = sorted(p.rglob("*.warc.gz"))
-            if not found:
-                raise UsageError(f"{w}: no .warc.gz file in this folder or below it")
-            paths.extend(str(x) for x in found)
-        elif not p.exists():
-            raise UsageError(f"{w}: no such file or folder")
-        else:
-            paths.append(w)
-    return paths
-
-
-def log_to_terminal() -> None:
-    """``extract`` prints its own lines; warnings (a page skipped) go to stderr, escaped,
-    and nothing less (the counts are in the last line)."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(TerminalFormatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
-
-
-def extract_into(args: argparse.Namespace, work: Callable[[list[str], Path], dict]) -> dict:
-    """What ``extract`` does around its work, on one engine or the other: the inputs and
-    the output checked before anything is written, the output folder held (one run at a
-    time), what a killed run left removed, and a failure to write as one line (exit 2)."""
-    from crawler.runlock import hold_folder
-
-    paths = warc_paths(args.warcs)
-    output = check_extract_output(args.output, args.force)
-    lock = hold_folder(output)
-    try:
-        remove_leftovers(output)
-        return work(paths, output)
-    except (OSError, sqlite3.Error) as exc:
-        full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise UserError(
-            f"writing the corpus into {output} failed ({why}); its corpus/ was left as it "
-            f"was; {'free space and ' if full else ''}run the same command again",
-            EXIT_FAILED,
-        ) from None
-    finally:
-        lock.release()
-
-
-def run_extract(args: argparse.Namespace) -> int:
-    """Handler of ``autoblog-archive extract`` (without ``--dask``)."""
-    log_to_terminal()
-    result = extract_into(
-        args,
-        lambda paths, output: extract_warcs(
-            paths,
-            output,
-            workers=args.workers,
-            timeout=args.timeout,
-            max_tasks_per_worker=args.max_tasks_per_worker,
-        ),
-    )
-    for problem in result["problems"]:
-        print(terminal(f"PROBLEM  {problem}"))
-    print(
-        terminal(
-            f"{result['records']} records ({result['index_only_records']} from index pages "
-            f"only) from {result['pages']} pages in {result['files']} WARC files, "
-            f"{result['skipped_pages']} skipped, {result['seconds']}s -> {args.output}/corpus/"
-        )
-    )
-    if result["unreadable_files"] == result["files"]:
-        return EXIT_FAILED  # nothing readable at all (not a WARC file, say): said above
-    # Partial: something in the archive could not be read or extracted (said above).
-    return EXIT_PARTIAL if result["problems"] or result["skipped_pages"] else EXIT_OK
