@@ -111,22 +111,65 @@ def _replay(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _qa_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--sample", type=int, default=None, metavar="N", help="open N pages drawn at random"
+    )
+    p.add_argument("--seed", type=int, default=0, help="the draw's seed (default 0)")
+
+
+def _qa(p: argparse.ArgumentParser) -> None:
+    _directory(p)
+    _qa_options(p)
+
+
+def _verify(p: argparse.ArgumentParser) -> None:
+    _directory(p)
+    p.add_argument(
+        "--qa",
+        action="store_true",
+        help="then replay the pages in headless Chromium (the `qa` command)",
+    )
+    _qa_options(p)
+
+
 def _report(p: argparse.ArgumentParser) -> None:
     _directory(p)
     p.add_argument("--run", type=int, default=None, help="run id (default: the latest)")
     p.add_argument("--json", action="store_true", help="print the JSON report")
     p.add_argument("--limit", type=int, default=20, help="URLs listed per category (default 20)")
+    p.add_argument(
+        "--html",
+        action="store_true",
+        help="write report.html again from the history (runs over time, coverage)",
+    )
 
 
 def _package(p: argparse.ArgumentParser) -> None:
+    from crawler.config import DatasetInfo
+
     p.add_argument(
-        "directory", metavar="DIR", help="output folder of a crawl or of `extract` (has corpus/)"
+        "directory",
+        metavar="DIR",
+        nargs="?",
+        help="output folder of a crawl or of `extract` (has corpus/); default: --config's output",
     )
     p.add_argument("--no-parquet", action="store_true", help="skip the Parquet copy")
     p.add_argument(
         "--parquet-rows", type=int, default=None, help="rows per Parquet file (default 100000)"
     )
-    p.add_argument("--title", default="Projet Autoblog corpus", help="dataset card title")
+    p.add_argument("--config", "-c", help="TOML file: its [dataset] table and output folder")
+    p.add_argument(
+        "--title", default=None, help=f"the dataset's name (default: {DatasetInfo.title})"
+    )
+    p.add_argument(
+        "--license",
+        default=None,
+        help=f"the dataset's licence, a URL or an SPDX id (default: {DatasetInfo.license})",
+    )
+    p.add_argument(
+        "--url", default=None, help="where the dataset is published (default: the farm crawled)"
+    )
 
 
 def _extract(p: argparse.ArgumentParser) -> None:
@@ -297,8 +340,10 @@ def _bench(parser: argparse.ArgumentParser) -> None:
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str, str]] = {
     "crawl": ("crawl farms or autoblogs into WARC files and a corpus", _crawl,
               "crawler.run", "run_crawl_command"),
-    "verify": ("check an output folder's WARCs and indexes", _directory,
+    "verify": ("check an output folder's WARCs and indexes", _verify,
                "crawler.verify", "run_verify"),
+    "qa": ("replay the archive and check its pages in headless Chromium", _qa,
+           "crawler.qa", "run_qa"),
     "demo": ("serve the sample farm, crawl it into output/demo, verify it", _demo,
              "crawler.demo", "run_demo"),
     "replay": ("replay an output folder in pywb (from .venv-pywb)", _replay,

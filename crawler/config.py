@@ -10,6 +10,7 @@ default nobody chose.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 import tomllib
@@ -22,8 +23,10 @@ __all__ = [
     "Cluster",
     "ConfigError",
     "CrawlConfig",
+    "DatasetInfo",
     "FarmEntry",
     "Incremental",
+    "command_config",
     "Limits",
     "Politeness",
     "load_config",
@@ -82,6 +85,22 @@ class Cluster:
 
 
 @dataclass(frozen=True)
+class DatasetInfo:
+    """``[dataset]``: what ``package`` says of the dataset it writes (card, croissant.json).
+
+    The licence is the operator's to state: the texts belong to their authors, so by
+    default nothing is claimed."""
+
+    title: str = "Projet Autoblog corpus"
+    license: str = "unknown: see each source"
+    url: str | None = None  # where the dataset is published; default: the farm crawled
+
+    def replace(self, **values: str | None) -> DatasetInfo:
+        """These values, those given (not None) taking the place of this one's."""
+        return dataclasses.replace(self, **{k: v for k, v in values.items() if v is not None})
+
+
+@dataclass(frozen=True)
 class CrawlConfig:
     farms: list[FarmEntry]
     output: Path
@@ -92,6 +111,7 @@ class CrawlConfig:
     incremental: Incremental = field(default_factory=Incremental)
     source: Path | None = None
     cluster: Cluster = field(default_factory=Cluster)
+    dataset: DatasetInfo = field(default_factory=DatasetInfo)
 
     @property
     def urls(self) -> list[str]:
@@ -151,6 +171,12 @@ def parse_size(value: object, where: str = "size") -> int:
             if number >= 1:
                 return int(number)
     raise ConfigError(f'{where} must be a size like 1000000000 or "1GB", got {value!r}')
+
+
+def is_http_url(url: str) -> bool:
+    """Whether ``url`` is an absolute http(s) URL (a farm, a dataset's page)."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 class _Table:
@@ -220,8 +246,7 @@ def _farm(value: object, where: str) -> FarmEntry:
     url = table.text("url")
     if url is None:
         raise ConfigError(f"{where}.url is required (the farm root or an autoblog URL)")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if not is_http_url(url):
         raise ConfigError(f"{where}.url must be an http(s) URL, got {url!r}")
     hidden = table.strings("hidden_autoblogs")
     table.finish()
@@ -280,6 +305,16 @@ def _read(data: dict, source: Path) -> CrawlConfig:
     clu = top.table("cluster")
     cluster = Cluster(redis=clu.text("redis"), crawl_id=clu.text("crawl_id"))
     clu.finish()
+    dat = top.table("dataset")
+    defaults = DatasetInfo()
+    dataset = DatasetInfo(
+        title=dat.text("title", defaults.title) or defaults.title,
+        license=dat.text("license", defaults.license) or defaults.license,
+        url=dat.text("url"),
+    )
+    if dataset.url is not None and not is_http_url(dataset.url):
+        raise ConfigError(f"dataset.url must be an http(s) URL, got {dataset.url!r}")
+    dat.finish()
     top.finish()
     return CrawlConfig(
         farms=farms,
@@ -291,6 +326,7 @@ def _read(data: dict, source: Path) -> CrawlConfig:
         incremental=incremental,
         source=source,
         cluster=cluster,
+        dataset=dataset,
     )
 
 
@@ -308,3 +344,14 @@ def load_config(path: str | Path) -> CrawlConfig:
         return _read(data, source.resolve())
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+
+
+def command_config(path: str | Path) -> CrawlConfig:
+    """:func:`load_config` for a command's ``--config``: a problem is bad usage, one line
+    and exit 4 (:class:`crawler.exitcodes.UsageError`)."""
+    from crawler.exitcodes import UsageError
+
+    try:
+        return load_config(path)
+    except (ConfigError, OSError) as exc:
+        raise UsageError(f"configuration error: {exc}") from None

@@ -5,7 +5,9 @@ terminal, ``ESC]8;;`` makes a hidden link, others clear the screen), a newline (
 line in a report), bidirectional overrides (text shown in another order than it is),
 Markdown (``[click](javascript:...)``) or HTML (``<script>``); so may an archive's headers
 and a folder's file names. Everything rendered from such text for a person goes through
-this module. JSON outputs need nothing more: orjson escapes control characters.
+this module (:func:`html` for the HTML report). In JSON, orjson escapes C0 control
+characters; :func:`safe_json` escapes every other one too (``croissant.json``, which
+people and tools read as they are).
 
 Each function is one ``str.translate`` (linear, no regular expression on the content).
 """
@@ -49,6 +51,41 @@ def markdown(text: object) -> str:
     """``text`` as inline Markdown (a heading, a table cell) that renders as the text
     itself: no link, image, HTML, emphasis or code can form, no control character left."""
     return str(text).translate(_MARKDOWN)
+
+
+# HTML's five special characters as references, every control character shown escaped
+# (``\x1b``): the text of a value, never markup, in an element's text or a quoted attribute.
+_HTML = {
+    **_TERMINAL,
+    ord("&"): "&amp;",
+    ord("<"): "&lt;",
+    ord(">"): "&gt;",
+    ord('"'): "&quot;",
+    ord("'"): "&#x27;",
+}
+
+
+def html(text: object) -> str:
+    """``text`` for an HTML page (the HTML report): shown as itself, no tag, attribute,
+    entity or control character can form."""
+    return str(text).translate(_HTML)
+
+
+# JSON escapes for what orjson leaves raw (DEL, C1 controls, bidirectional marks, line
+# separators: never a character of the JSON's own layout), each only ever inside a string,
+# where any character may be written \uXXXX.
+_JSON = {code: f"\\u{code:04x}" for code in CONTROLS if code >= 0x7F}
+
+
+def safe_json(value: object) -> bytes:
+    """``value`` as indented JSON in which every control character is a ``\\u`` escape:
+    the same data for a JSON reader, nothing a terminal or an editor acts on (orjson
+    escapes C0 controls only; a bidirectional override in a value would reorder what a
+    person reading the file sees)."""
+    import orjson
+
+    text = orjson.dumps(value, option=orjson.OPT_INDENT_2).decode("utf-8")
+    return text.translate(_JSON).encode("utf-8")
 
 
 def has_control(text: str) -> bool:

@@ -7,6 +7,7 @@ the same collection (which pywb needs to resolve revisit records). Beside it::
 
     history.sqlite          the crawl history (crawler.history)
     report.json, reports/   the change report of the latest run, and of every run
+    report.html             the same as a page, with every run plotted
     summary.json, logs/     what the last `crawl` said, and Scrapy's logs
     pages.jsonl, *.wacz     page list for replay tools, optional one-file package
     corpus/run-NNNNN/       the research corpus written by each run
@@ -30,6 +31,7 @@ DEMO_MARK = ".autoblog-archive-demo"
 # A dataset folder written by `package` (crawler.corpus.dataset).
 MANIFEST_TXT = "MANIFEST.sha256"
 MANIFEST_JSON = "manifest.json"
+CROISSANT_JSON = "croissant.json"  # the dataset in Croissant 1.1 (crawler.corpus.croissant)
 # Beside corpus/: what `extract` writes before it becomes corpus/, or the corpus it
 # replaced until removed (crawler.corpus.output).
 CORPUS_NEW_PREFIX = ".corpus-new-"
@@ -100,6 +102,11 @@ class OutputLayout:
     @property
     def report(self) -> Path:
         return self.root / REPORT_NAME
+
+    @property
+    def report_html(self) -> Path:
+        """The latest run's report as a page (crawler/history/html_report.py)."""
+        return self.root / "report.html"
 
     def run_report(self, run_id: int) -> Path:
         return self.root / "reports" / f"run-{run_id:05d}.json"

@@ -25,7 +25,7 @@ from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
 from crawler.collection import check_collection_name
-from crawler.config import ConfigError, load_config
+from crawler.config import command_config
 from crawler.crawl_summary import print_summary, share_verdict, summarize, verdict
 from crawler.escaping import terminal
 from crawler.exitcodes import EXIT_FAILED, EXIT_LOCKED, UsageError, UserError, resume_line
@@ -306,10 +306,7 @@ def run_crawl_command(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     mode = args.mode or "auto"
     if args.config:
-        try:
-            config = load_config(args.config)
-        except (ConfigError, OSError) as exc:
-            raise UsageError(f"configuration error: {exc}") from None
+        config = command_config(args.config)
         urls = urls or config.urls
         output = output or str(config.output)
         name = name or config.name

@@ -201,3 +201,13 @@ CLUSTER_POLL_INTERVAL = 0.5  # seconds between an idle worker's looks at the sha
 # Bytes of one entry of the shared queue: a larger one is dropped unread (crawler.cluster.frontier).
 # The spider's largest request (20 redirects of URLs at URLLENGTH_LIMIT) is about 45 KB.
 CLUSTER_MAX_ENTRY_SIZE = 64 * 1024
+
+# `autoblog-archive qa` (crawler/qa.py): each replayed page opened in headless Chromium.
+# A replayed page is content from outside: it gets QA_PAGE_TIMEOUT seconds to load, at
+# most QA_MAX_REQUESTS requests (the rest are aborted and counted) and QA_TEXT_CHARS
+# characters of text on each side of the comparison.
+QA_PAGE_TIMEOUT = 30
+QA_MAX_REQUESTS = 500
+QA_TEXT_CHARS = 50_000
+# A page scoring below this fails the qa (exit 1): see docs/qa.md for the score.
+QA_MIN_SCORE = 0.9

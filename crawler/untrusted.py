@@ -11,9 +11,10 @@ only if ``fstat`` says they are regular files, and what is refused is said by na
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -148,6 +149,36 @@ class Folder:
             raise Refused(self._join(name), f"a {kind_of(mode)}, not a regular file")
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
+
+    def make_folder(self, name: str) -> Folder:
+        """The sub-folder ``name``, made if absent; :class:`Refused` if a link or anything
+        but a real directory is there (a planted ``qa -> /etc`` is never written through)."""
+        self._check_name(name)
+        try:
+            os.mkdir(name, 0o755, dir_fd=self.fd)
+        except FileExistsError:
+            pass
+        folder = self.folder(name)
+        if folder is None:
+            raise Refused(self._join(name), "removed while it was being made")
+        return folder
+
+    def write_file(self, name: str, chunks: Iterable[bytes]) -> None:
+        """``name`` written whole or not at all: a new temporary name here (``O_EXCL``,
+        never through a link), renamed over ``name`` once every chunk is written."""
+        self._check_name(name)
+        tmp = f".{name}.{os.getpid()}.tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(tmp, flags, 0o644, dir_fd=self.fd)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+            os.replace(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=self.fd)
+            raise
 
     def _check_name(self, name: str) -> None:
         problem = name_problem(name)

@@ -42,6 +42,8 @@ def test_example_file_loads():
     assert "mailto:archives@example.org" in overrides["USER_AGENT"]
     assert crawler.__version__ in overrides["USER_AGENT"]
     assert "MAX_PAGES_PER_RUN" not in overrides
+    assert cfg.dataset.license == "CC-BY-4.0"
+    assert cfg.dataset.url == "https://data.example.org/autoblogs/"
 
 
 def test_minimal_config_and_defaults(tmp_path):
@@ -51,6 +53,7 @@ def test_minimal_config_and_defaults(tmp_path):
     assert cfg.incremental.enabled and cfg.incremental.full_every == 0
     assert cfg.limits.max_pages == 0
     assert cfg.politeness.obey_robots is True
+    assert cfg.dataset.license == "unknown: see each source" and cfg.dataset.url is None
 
 
 def test_full_pass_schedule():
@@ -82,6 +85,9 @@ def test_full_pass_schedule():
         (MINIMAL + "wacz = 'yes'", "wacz must be true or false"),
         ('output = "a"\n[[farms]]\nurl = "http://f/"\nhidden = ["x"]', "farms[0].hidden"),
         ('output = "a"\nfarms = [', "not valid TOML"),
+        (MINIMAL + '[dataset]\nlicense = ""', "dataset.license must not be empty"),
+        (MINIMAL + '[dataset]\nurl = "data/"', "dataset.url must be an http(s) URL"),
+        (MINIMAL + '[dataset]\nlicence = "x"', "unknown key 'dataset.licence'"),
     ],
 )
 def test_errors_name_the_key(tmp_path, text, message):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REFERENCE_PAGES, run_cli
+from conftest import BIN, REFERENCE_PAGES, run_cli
 from rapidfuzz import fuzz
 from warcio.archiveiterator import ArchiveIterator
 
@@ -305,7 +305,8 @@ def test_package(farm_corpus: dict[str, Any], tmp_path: Path) -> None:
     con = duckdb.connect()
     n = con.execute(f"select count(*) from '{out}/parquet/*.parquet' where date is not null")
     assert n.fetchall()[0][0] == sum(1 for r in farm_corpus["offline"] if r["date"])
-    _load_with_datasets(out / "parquet", tmp_path / "hf-cache", farm_corpus["offline"])
+    _load_with_datasets(out, tmp_path / "hf-cache", farm_corpus["offline"])
+    _croissant_reads_back(out, farm_corpus["offline"])
     card = (out / "README.md").read_text()
     for needle in ("Mirrored copies", "[Update] duplicates", "Licence", "`quality_flags`"):
         assert needle in card
@@ -316,20 +317,79 @@ def test_package(farm_corpus: dict[str, Any], tmp_path: Path) -> None:
     assert {"README.md", "counts.json", "corpus/part-00000.jsonl.gz"} <= listed
 
 
-def _load_with_datasets(parquet_dir: Path, cache: Path, records: list[dict[str, Any]]) -> None:
-    """Hugging Face ``datasets`` loads the Parquet offline, with our types, no inference."""
+def _load_with_datasets(folder: Path, cache: Path, records: list[dict[str, Any]]) -> None:
+    """Hugging Face ``datasets`` loads the Parquet offline, with our types, no inference,
+    given the folder alone: the card's ``configs`` name the files (the folder also holds
+    JSONL, annotations and JSON that would otherwise be taken for data)."""
     import os
 
     os.environ["HF_DATASETS_OFFLINE"] = "1"
     os.environ["HF_HUB_OFFLINE"] = "1"
     from datasets import load_dataset
 
-    data = load_dataset(
-        "parquet",
-        data_files=str(parquet_dir / "*.parquet"),
-        split="train",
-        cache_dir=str(cache),
-    )
+    data = load_dataset(str(folder), split="train", cache_dir=str(cache))
     assert data.num_rows == len(records)
     assert data.features["date"].dtype == "string"
     assert data[0]["url"] == records[0]["url"]
+
+
+def _croissant_reads_back(folder: Path, records: list[dict[str, Any]]) -> None:
+    """croissant.json passes mlcroissant's validation, and mlcroissant reads the records
+    back from it, Parquet and JSONL alike, with the fields of the one Parquet schema."""
+    import subprocess
+
+    import mlcroissant as mlc
+    import pandas as pd
+    import pyarrow as pa
+
+    from crawler.corpus.dataset import parquet_schema
+
+    check = subprocess.run(
+        [str(BIN / "mlcroissant"), "validate", "--jsonld", "croissant.json"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    meta = json.loads((folder / "croissant.json").read_text())
+    assert meta["conformsTo"] == "http://mlcommons.org/croissant/1.1"
+    assert meta["license"] == "unknown: see each source" and meta["isLiveDataset"] is False
+    listed = {
+        e["path"]: e["sha256"] for e in json.loads((folder / "manifest.json").read_bytes())["files"]
+    }
+    files = {f["name"]: f["sha256"] for f in meta["distribution"] if f["@type"] == "cr:FileObject"}
+    assert files == {k: v for k, v in listed.items() if k != "croissant.json"}
+
+    def names(fields: list[dict]) -> list:
+        return [(f["name"], names(f.get("subField", []))) for f in fields]
+
+    def columns(schema: Any) -> list:
+        return [(c.name, columns(c.type) if pa.types.is_struct(c.type) else []) for c in schema]
+
+    sets = {s["@id"]: s for s in meta["recordSet"]}
+    assert names(sets["corpus"]["field"]) == columns(parquet_schema())
+    # JSONL: the same columns; in a struct, keys the JSONL records have (no *_json text).
+    jsonl = names(sets["corpus_jsonl"]["field"])
+    assert {n for n, _ in jsonl} == set(records[0])
+    whole = next(r for r in records if r["warc"] and r["dup"])
+    for name, sub in jsonl:
+        assert {n for n, _ in sub} <= set(whole[name] if sub else ()), name
+    dataset = mlc.Dataset(jsonld=str(folder / "croissant.json"))
+    by_id = {r["id"]: r for r in records}
+    for set_id in ("corpus", "corpus_jsonl"):
+        read = list(dataset.records(record_set=set_id))
+        assert len(read) == len(records)
+        for row in read:
+            record = by_id[row[f"{set_id}/id"].decode()]
+            assert row[f"{set_id}/url"].decode() == record["url"]
+            assert row[f"{set_id}/title"].decode() == record["title"]
+            assert row[f"{set_id}/n_words"] == record["n_words"]
+            site = row[f"{set_id}/site"][f"{set_id}/site/url"].decode()
+            assert site == record["site"]["url"]
+            date = row[f"{set_id}/date"]
+            assert (date is None) == (record["date"] is None), record["id"]
+            assert date is None or date == pd.Timestamp(record["date"])
+            flags = [f.decode() for f in row[f"{set_id}/quality_flags"]]
+            assert flags == record["quality_flags"]
+    autoblogs = list(dataset.records(record_set="autoblogs"))
+    assert {a["autoblogs/url"] for a in autoblogs} == {r["site"]["url"] for r in records}

@@ -12,6 +12,7 @@ import re
 import statistics
 import subprocess
 import urllib.request
+import zipfile
 from collections import Counter
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -19,6 +20,8 @@ from urllib.parse import unquote, urlsplit
 from conftest import BIN, crawl_log, needs_pywb, responses, run_cli
 from warcio.archiveiterator import ArchiveIterator
 
+from crawler.collection import PAGE_TEXT_CHARS
+from crawler.corpus.shards import read_corpus
 from crawler.samplefarm import start_farm
 from crawler.scope import forbidden_reason
 
@@ -215,6 +218,46 @@ def test_rollover_keeps_pairs_together(tmp_path):
         text=True,
     )
     assert validate.returncode == 0, validate.stdout + validate.stderr
+
+
+def test_wacz_pages_carry_text_for_search(tmp_path):
+    """ReplayWeb.page searches the text of a WACZ's pages.jsonl (when its header says
+    hasText): every page has its text there, an article page its corpus text, and the
+    package opens on the farm root."""
+    with start_farm(autoblogs=2, articles=6, seed=1) as farm:
+        truth = farm.truth()["autoblogs"]
+        result = run_cli("crawl", farm.url, "-o", str(tmp_path), "--name", "w", "--fast", "--wacz")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    validate = subprocess.run(
+        [str(BIN / "wacz"), "validate", "-f", str(tmp_path / "w.wacz")],
+        capture_output=True,
+        text=True,
+    )
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    with zipfile.ZipFile(tmp_path / "w.wacz") as wacz:
+        package = json.loads(wacz.read("datapackage.json"))
+        header, *pages = [json.loads(line) for line in wacz.read("pages/pages.jsonl").splitlines()]
+    assert package["mainPageURL"] == farm.url
+    root_dates = [p["ts"] for p in pages if p["url"] == farm.url]
+    assert package["mainPageDate"] == max(root_dates)
+    assert header["hasText"] is True
+    listed = [json.loads(line) for line in (tmp_path / "pages.jsonl").read_text().splitlines()]
+    assert [(p["url"], p["ts"], p["title"]) for p in pages] == [
+        (p["url"], p["ts"], p["title"]) for p in listed[1:]
+    ]
+    assert all(p["text"].strip() for p in pages), [p["url"] for p in pages if not p["text"]]
+    by_url = {unquote(p["url"]): p for p in pages}
+    corpus = read_corpus(tmp_path)
+    for article in (a for blog in truth.values() for a in blog["articles"]):
+        page = by_url[unquote(article["url"])]
+        # The article's own words, as the farm wrote them, are in its page's text.
+        words = article["text"].split()[:12]
+        assert " ".join(words) in " ".join(page["text"].split()), article["url"]
+        record = next(r for r in corpus if unquote(r["url"]) == unquote(article["url"]))
+        assert page["text"] == record["text"][:PAGE_TEXT_CHARS]
+    # A page that is not one article (the farm's index) has its visible text.
+    for blog in truth.values():
+        assert blog["title"] in by_url[farm.url]["text"]
 
 
 def test_verify_detects_a_damaged_archive(tmp_path):

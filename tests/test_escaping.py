@@ -8,6 +8,8 @@ newline forges a line) or Markdown/HTML a renderer turns into a link or a script
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 import subprocess
 
@@ -69,6 +71,27 @@ def test_a_hostile_autoblog_name_and_title_stay_text_everywhere(tmp_path):
     heading = "<h1>Corpus &lt;script&gt;alert(1)&lt;/script&gt; \\u202eevil</h1>"
     assert html.count("<h1>") == 1 and heading in html
     assert control_bytes((out / "MANIFEST.sha256").read_text(encoding="utf-8")) == []
+
+    # croissant.json: what pages said is data (a value, as it was), never a key.
+    raw = (out / "croissant.json").read_text(encoding="utf-8")
+    assert control_bytes(raw) == []
+    meta = json.loads(raw)
+    assert [key for key in keys_of(meta) if not KEY.fullmatch(key)] == []
+    autoblogs = next(s for s in meta["recordSet"] if s["@id"] == "autoblogs")["data"]
+    assert {row["autoblogs/title"] for row in autoblogs} == {r["site"]["title"] for r in records}
+    assert meta["name"] == CARD_TITLE
+
+
+# The keys croissant.json may have: JSON-LD's, Croissant's and PROV's terms, field ids.
+KEY = re.compile(r"@?[A-Za-z0-9]+(:[A-Za-z]+)?|autoblogs/[a-z]+")
+
+
+def keys_of(value: object) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in keys_of(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in keys_of(v)}
+    return set()
 
 
 def test_hostile_file_names_and_history_reach_the_terminal_escaped(tmp_path):

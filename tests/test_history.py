@@ -7,6 +7,7 @@ with SIGKILL. The store API and the digests are also tested alone.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -16,16 +17,18 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BIN, requested_urls
+from conftest import BIN, requested_urls, run_cli
 from warcio.archiveiterator import ArchiveIterator
 
+from crawler import __version__ as VERSION
+from crawler.exitcodes import EXIT_USAGE
 from crawler.history.consistency import reconcile_with_warcs
 from crawler.history.digests import article_digest, normalized_digest, page_digest, payload_digest
 from crawler.history.model import FINISHED
 from crawler.history.rebuild import reconcile_files
 from crawler.history.reindex import run_reindex
-from crawler.history.store import History
-from crawler.layout import HISTORY_NAME, OutputLayout
+from crawler.history.store import History, read_runs
+from crawler.layout import CROISSANT_JSON, HISTORY_NAME, OutputLayout
 from crawler.parsing import parse_page
 from crawler.samplefarm import start_farm
 from crawler.samplefarm.farm import Farm
@@ -289,6 +292,50 @@ def test_rebuild_from_indexes_restores_everything(history_crawls, tmp_path, caps
         h.commit()
     assert run_reindex(argparse.Namespace(directory=str(layout.root))) == 0
     assert dump(db)["runs"][1][3:] == ("kept", "incremental")
+
+
+def test_package_of_a_scheduled_crawl_is_live_with_the_crawl_as_provenance(
+    history_crawls, tmp_path
+):
+    """Three runs into one folder: croissant.json says the dataset is live, the crawl is
+    its provenance (seeds, dates, tool and version, robots.txt policy), and the licence is
+    the operator's: the [dataset] table of --config, the command line over it."""
+    layout = copy_output(history_crawls["out"], tmp_path / "copy")
+    runs = read_runs(layout.history)
+    config = tmp_path / "farm.toml"
+    config.write_text(
+        f'farms = ["{history_crawls["farm_url"]}"]\noutput = "{layout.root}"\n'
+        '[dataset]\nlicense = "CC-BY-4.0"\nurl = "https://data.example.org/autoblogs"\n'
+    )
+    packaged = run_cli("package", "--config", str(config))  # the folder: the config's output
+    assert packaged.returncode == 0, packaged.stdout + packaged.stderr
+    meta = json.loads((layout.root / CROISSANT_JSON).read_text())
+    assert meta["isLiveDataset"] is True
+    assert meta["license"] == "CC-BY-4.0" and meta["url"] == "https://data.example.org/autoblogs"
+    assert "**This dataset**: CC\\-BY\\-4\\.0" in (layout.root / "README.md").read_text()
+    crawl = next(a for a in meta["prov:wasGeneratedBy"] if a["@id"] == "crawl")
+    assert crawl["prov:startedAtTime"] == runs[1]["started"]
+    assert crawl["prov:endedAtTime"] == runs[3]["finished"]
+    assert [e["url"] for e in crawl["prov:used"]] == [history_crawls["farm_url"]]
+    assert crawl["prov:wasAssociatedWith"] == [
+        {"@type": "prov:SoftwareAgent", "name": "autoblog-archive", "softwareVersion": VERSION}
+    ]
+    properties = {(p["name"], p["value"]) for p in crawl["additionalProperty"]}
+    assert {("runs", 3), ("robots.txt", "obey"), ("operator", "unknown operator")} <= properties
+    assert meta["datePublished"] == runs[3]["finished"]
+    check = subprocess.run(
+        [str(BIN / "mlcroissant"), "validate", "--jsonld", str(layout.root / CROISSANT_JSON)],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    licence = "https://creativecommons.org/licenses/by/4.0/"
+    again = run_cli("package", str(layout.root), "-c", str(config), "--license", licence)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads((layout.root / CROISSANT_JSON).read_text())["license"] == licence
+    bad = run_cli("package", str(layout.root), "--url", "javascript:alert(1)")
+    assert bad.returncode == EXIT_USAGE and "--url must be an http(s) URL" in bad.stderr
 
 
 # ------------------------------------------------------------------ a crawl killed

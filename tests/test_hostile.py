@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import zipfile
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -35,6 +36,7 @@ from hostile import (
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler import settings as defaults
+from crawler.collection import PAGE_TEXT_CHARS
 from crawler.scope import forbidden_reason
 
 NAME = "hostile"
@@ -191,8 +193,9 @@ def test_3_a_gzip_bomb_in_the_archive_breaks_no_command(tmp_path, bomb_route):
         first = run_measured(_crawl_argv(farm.base(), out))
         peaks["crawl"] = first
         # The next crawl's start re-reads every record the history lacks (here: all of them).
+        # With --wacz: the WACZ's pages carry each page's text, read back from the archive.
         (out / "history.sqlite").unlink()
-        peaks["crawl again"] = run_measured(_crawl_argv(farm.base(), out))
+        peaks["crawl again"] = run_measured([*_crawl_argv(farm.base(), out), "--wacz"])
     peaks["verify"] = run_measured([str(BIN / "autoblog-archive"), "verify", str(out)])
     peaks["reindex"] = run_measured([str(BIN / "autoblog-archive"), "reindex", str(out)])
     ex = run_measured(
@@ -213,6 +216,11 @@ def test_3_a_gzip_bomb_in_the_archive_breaks_no_command(tmp_path, bomb_route):
     assert any(
         "larger than DOWNLOAD_MAXSIZE (67108864 bytes) once decompressed" in f for f in flags
     )
+    with zipfile.ZipFile(out / f"{NAME}.wacz") as wacz:
+        pages = [json.loads(line) for line in wacz.read("pages/pages.jsonl").splitlines()[1:]]
+    texts = {p["url"]: p["text"] for p in pages}
+    assert len(texts[bomb_url]) <= PAGE_TEXT_CHARS  # the bomb's start, bounded
+    assert all(texts[u] for u in texts if u != bomb_url)  # every other page has its text
     assert_verified(peaks["verify"], out)  # the articles on the bomb's page: missing
     assert peaks["reindex"].returncode == 0, peaks["reindex"].stdout[-2000:]
     # extract: everything else extracted, the bomb skipped with its reason, exit partial.

@@ -22,14 +22,9 @@ from crawler.exitcodes import EXIT_FAILED, EXIT_OK, UsageError
 
 def cluster_options(args: argparse.Namespace) -> tuple[str, str, Any]:
     """(Redis URL, crawl id, the TOML config or None): options first, then ``[cluster]``."""
-    from crawler.config import ConfigError, load_config
+    from crawler.config import command_config
 
-    config = None
-    if args.config:
-        try:
-            config = load_config(args.config)
-        except (ConfigError, OSError) as exc:
-            raise UsageError(f"configuration error: {exc}") from None
+    config = command_config(args.config) if args.config else None
     redis_url = args.redis or (config.cluster.redis if config else None)
     crawl = args.crawl_id or (config.cluster.crawl_id if config else None)
     if not redis_url or not crawl:

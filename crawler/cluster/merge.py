@@ -164,19 +164,27 @@ def _merge(
         ]
         adopt_index_lines(target, worker, whole, found, intake.scratch)
     pages = [intake.open_optional(w, "pages.jsonl") for w in workers]
-    result.written = finish_output(target, wacz=wacz, earlier=[p for p in pages if p])
+    # The corpus first: the WACZ's pages carry its text.
+    result.corpus_records = merge_corpora(intake, output, lambda why: _skip(result, why))
+    histories = list(_worker_histories(intake, workers)) if keep_duplicates else []
+    seeds = _seeds(intake, workers, histories) if wacz else []
+    result.written = finish_output(
+        target,
+        wacz=wacz,
+        earlier=[p for p in pages if p],
+        seeds=seeds,
+    )
     for fh in pages:
         if fh is not None:
             fh.close()
     if keep_duplicates:
-        merge_histories(target.history, _worker_histories(intake, workers))
+        merge_histories(target.history, histories)
     else:
         rebuild_from_indexes(target.root)
     with History.open(target.root) as history:
         latest = history.latest_run()
         if latest is not None:
-            write_report(target, build_report(history, latest.id))
-    result.corpus_records = merge_corpora(intake, output, lambda why: _skip(result, why))
+            write_report(target, build_report(history, latest.id), history)
     result.refused = list(intake.refused)
     result.recovered = list(intake.recovered)
     return result
@@ -218,6 +226,24 @@ def _worker_histories(
         except sqlite3.Error as exc:
             raise HistoryError(Path(worker.root, HISTORY_NAME), f"unreadable ({exc})") from None
         yield copy, {s.name: s.target for s in worker.sources if s.target and s.renamed}
+
+
+def _seeds(
+    intake: Intake, workers: list[Worker], histories: list[tuple[Path, dict[str, str]]]
+) -> list[str]:
+    """The seeds the workers' runs list (the WACZ's main page is the first one captured),
+    read from checked copies; a worker history that is not one lists none, since the
+    rebuild from the indexes does not need it."""
+    from crawler.history.store import read_runs, run_seeds
+    from crawler.history.validate import HistoryError
+
+    if not histories:
+        try:
+            histories = list(_worker_histories(intake, workers))
+        except HistoryError:
+            return []
+    seeds = [s for copy, _ in histories for row in read_runs(copy).values() for s in run_seeds(row)]
+    return list(dict.fromkeys(seeds))
 
 
 def run_merge(args: argparse.Namespace) -> int:

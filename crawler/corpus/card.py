@@ -11,8 +11,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import crawler
+from crawler.config import DatasetInfo
 from crawler.escaping import markdown
-from crawler.layout import MANIFEST_JSON, MANIFEST_TXT
+from crawler.layout import CROISSANT_JSON, MANIFEST_JSON, MANIFEST_TXT
 
 
 def _host(url: str | None) -> str:
@@ -116,6 +117,7 @@ FIELD_ROWS = [
     ),
     ("quality_flags", "list", "see below"),
 ]
+FIELD_MEANINGS = {name: meaning for name, _, meaning in FIELD_ROWS}
 FLAG_ROWS = [
     (
         "from_index_only",
@@ -166,7 +168,24 @@ def _cells(*values: object) -> str:
     return "| " + " | ".join(markdown("" if v is None else v) for v in values) + " |"
 
 
-def dataset_card(counts: dict[str, Any], records: list[dict[str, Any]], title: str) -> str:
+# Hugging Face dataset card metadata: ``datasets.load_dataset(FOLDER)`` reads the Parquet
+# files this names, and nothing else of the folder (JSONL, WARCs, annotations).
+PARQUET_CONFIGS = """---
+configs:
+- config_name: default
+  data_files:
+  - split: train
+    path: parquet/corpus-*.parquet
+---
+
+"""
+
+
+def dataset_card(
+    counts: dict[str, Any], records: list[dict[str, Any]], info: DatasetInfo, parquet: bool
+) -> str:
+    """The card: Hugging Face metadata (with the Parquet files), then the Markdown."""
+    title = info.title
     ext = records[0]["extraction"] if records else {}
     site_rows = "\n".join(
         _cells(url, s["title"], s["source"], s["engine"], s["records"])
@@ -176,7 +195,8 @@ def dataset_card(counts: dict[str, Any], records: list[dict[str, Any]], title: s
     crawl = [markdown(d) for d in counts["crawl_dates"] or ["?", "?"]]
     dates = [markdown(d) for d in counts["article_dates"] or ["?", "?"]]
     farms = ", ".join(markdown(f) for f in counts["farms"]) or "?"
-    return f"""# {markdown(title)}
+    front = PARQUET_CONFIGS if parquet else ""
+    return f"""{front}# {markdown(title)}
 
 Articles mirrored by Projet Autoblog (VroumVroumBlog) farms, captured as WARC files and
 extracted article by article. Every record points back to its raw capture (`warc`).
@@ -224,8 +244,10 @@ Counts in this release: {flags}.
 - **Text** is plain: images, videos and embeds are dropped; links become their text.
 
 ## Licence
-The texts belong to their original authors and sites (see `source_url`); they were
-republished by the autoblogs without an explicit licence grant. This dataset is for
+**This dataset**: {markdown(info.license)} (as its publisher states it, and as
+`{CROISSANT_JSON}` says). The texts belong to their original authors and sites (see
+`source_url`); they were republished by the autoblogs without an explicit licence
+grant. This dataset is for
 research use (text and data mining); redistribution of article texts may need the rights
 holders' permission. The annotations, counts and this card are free to reuse.
 
@@ -235,4 +257,6 @@ holders' permission. The annotations, counts and this card are free to reuse.
 - `parquet/corpus-*.parquet`: the same records, explicit schema (dates as strings).
 - `annotations/exact_duplicates.jsonl`, `annotations/near_duplicates.jsonl`.
 - `counts.json`; `{MANIFEST_TXT}` (`sha256sum -c` format) and `{MANIFEST_JSON}`.
+- `{CROISSANT_JSON}`: this dataset in Croissant 1.1 (files and checksums, record sets,
+  the crawl's provenance), which `mlcroissant` loads.
 """

@@ -20,14 +20,18 @@ from typing import Any
 import orjson
 
 import crawler
+from crawler.config import DatasetInfo
 from crawler.corpus.card import corpus_counts, dataset_card, duplicate_groups
 from crawler.corpus.dedup import annotate_duplicates
 from crawler.corpus.shards import corpus_shards, read_corpus
-from crawler.escaping import checksum_line, has_control, terminal
+from crawler.escaping import checksum_line, has_control, safe_json, terminal
 from crawler.exitcodes import UsageError
-from crawler.layout import MANIFEST_JSON, MANIFEST_TXT, is_transient
+from crawler.layout import CROISSANT_JSON, MANIFEST_JSON, MANIFEST_TXT, is_transient
 
 PARQUET_ROWS = 100_000
+# Field metadata of a string column holding an ISO 8601 date-time (croissant.json says
+# sc:DateTime of it).
+ISO_8601 = {b"format": b"ISO 8601"}
 
 
 def parquet_schema() -> Any:
@@ -41,9 +45,9 @@ def parquet_schema() -> Any:
             ("url", s),
             ("source_url", s),
             ("title", s),
-            ("date", s),
+            pa.field("date", s, metadata=ISO_8601),
             ("date_raw", s),
-            ("crawl_date", s),
+            pa.field("crawl_date", s, metadata=ISO_8601),
             ("lang", s),
             ("text", s),
             ("n_words", pa.int32()),
@@ -185,22 +189,47 @@ def check_file_names(directory: Path) -> None:
             )
 
 
-def write_manifest(directory: Path) -> dict[str, Any]:
-    """sha256 and size of every file :func:`manifest_files` lists."""
+def file_entries(directory: Path, names: list[str] | None = None) -> list[dict[str, Any]]:
+    """Path, size and sha256 of every file :func:`manifest_files` lists (or of ``names``)."""
     entries = []
-    for rel in manifest_files(directory):
+    for rel in manifest_files(directory) if names is None else names:
         path = directory / rel
         h = hashlib.sha256()
         with open(path, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
         entries.append({"path": rel, "size": path.stat().st_size, "sha256": h.hexdigest()})
+    return entries
+
+
+def write_manifest(directory: Path, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """MANIFEST.sha256 and manifest.json of ``entries`` (:func:`file_entries`)."""
+    entries = sorted(entries, key=lambda e: e["path"])
     (directory / MANIFEST_TXT).write_text(
         "".join(checksum_line(e["sha256"], e["path"]) for e in entries), encoding="utf-8"
     )
     manifest = {"files": entries, "generator": f"autoblog-archive {crawler.__version__}"}
     (directory / MANIFEST_JSON).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     return manifest
+
+
+def write_croissant(
+    base: Path,
+    records: list[dict[str, Any]],
+    counts: dict[str, Any],
+    info: DatasetInfo,
+    parquet: bool,
+) -> list[dict[str, Any]]:
+    """croissant.json, listing every other file with its sha256; returns the entries of
+    all files, croissant.json's included, for the manifest (each file is read once)."""
+    from crawler.corpus.croissant import croissant_metadata
+
+    path = base / CROISSANT_JSON
+    path.unlink(missing_ok=True)  # never listed in itself
+    entries = file_entries(base)
+    metadata = croissant_metadata(base, entries, records, counts, info, parquet)
+    path.write_bytes(safe_json(metadata))
+    return [*entries, *file_entries(base, [CROISSANT_JSON])]
 
 
 def check_each_record_once(records: list[dict[str, Any]]) -> None:
@@ -222,9 +251,11 @@ def package_dataset(
     directory: str | os.PathLike[str],
     parquet: bool = True,
     parquet_rows: int = PARQUET_ROWS,
-    title: str = "Projet Autoblog corpus",
+    info: DatasetInfo | None = None,
 ) -> dict[str, Any]:
-    """Write card, counts, annotations, Parquet and manifest into ``directory``."""
+    """Write card, counts, annotations, Parquet, croissant.json and manifest into
+    ``directory``."""
+    info = info or DatasetInfo()
     base = Path(directory)
     if not corpus_shards(base):
         raise UsageError(
@@ -248,8 +279,11 @@ def package_dataset(
         orjson.dumps(counts, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     )
     parquet_files = write_parquet(records, base / "parquet", parquet_rows) if parquet else []
-    (base / "README.md").write_text(dataset_card(counts, records, title), encoding="utf-8")
-    manifest = write_manifest(base)
+    card = dataset_card(counts, records, info, parquet=bool(parquet_files))
+    (base / "README.md").write_text(card, encoding="utf-8")
+    manifest = write_manifest(
+        base, write_croissant(base, records, counts, info, bool(parquet_files))
+    )
     return {
         "records": len(records),
         "exact_groups": len(exact),
@@ -263,15 +297,16 @@ def run_package(args: argparse.Namespace) -> int:
     """Handler of ``autoblog-archive package``."""
     from crawler.runlock import hold_folder
 
-    if not Path(args.directory).is_dir():
-        raise UsageError(f"{args.directory}: no such folder")
-    lock = hold_folder(args.directory)  # never beside a crawl writing its corpus
+    directory, info = package_options(args)
+    if not Path(directory).is_dir():
+        raise UsageError(f"{directory}: no such folder")
+    lock = hold_folder(directory)  # never beside a crawl writing its corpus
     try:
         result = package_dataset(
-            args.directory,
+            directory,
             parquet=not args.no_parquet,
             parquet_rows=args.parquet_rows or PARQUET_ROWS,
-            title=args.title,
+            info=info,
         )
     finally:
         lock.release()
@@ -279,7 +314,23 @@ def run_package(args: argparse.Namespace) -> int:
         terminal(
             f"{result['records']} records, {result['exact_groups']} exact-duplicate groups, "
             f"{result['near_clusters']} near-duplicate clusters; manifest of "
-            f"{result['files']} files in {args.directory}"
+            f"{result['files']} files in {directory}"
         )
     )
     return 0
+
+
+def package_options(args: argparse.Namespace) -> tuple[str, DatasetInfo]:
+    """The folder and what to say of the dataset: the command line's options, else the
+    ``[dataset]`` table of ``--config`` (and its ``output`` folder), else the defaults."""
+    from crawler.config import command_config, is_http_url
+
+    info, directory = DatasetInfo(), args.directory
+    if args.config:
+        config = command_config(args.config)
+        info, directory = config.dataset, directory or str(config.output)
+    if directory is None:
+        raise UsageError("give the folder to package (DIR), or --config with its output")
+    if args.url is not None and not is_http_url(args.url):
+        raise UsageError(f"--url must be an http(s) URL, got {args.url!r}")
+    return directory, info.replace(title=args.title, license=args.license, url=args.url)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,10 +113,13 @@ def corpus_shards(directory: str | os.PathLike[str]) -> list[Path]:
     return sorted(_shards_below(base / "corpus", 1)) or sorted(_shards_below(base, 0))
 
 
-def read_corpus(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """All records of the corpus in ``directory`` (:func:`corpus_shards`)."""
-    out: list[dict[str, Any]] = []
+def iter_corpus(directory: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """The records of the corpus in ``directory`` (:func:`corpus_shards`), one at a time."""
     for shard in corpus_shards(directory):
         with gzip.open(shard, "rb") as fh:
-            out.extend(orjson.loads(line) for line in fh if line.strip())
-    return out
+            yield from (orjson.loads(line) for line in fh if line.strip())
+
+
+def read_corpus(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """All records of the corpus in ``directory`` (:func:`corpus_shards`)."""
+    return list(iter_corpus(directory))

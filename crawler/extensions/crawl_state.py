@@ -237,7 +237,7 @@ class CrawlState:
         self.history.finish_run(self.run.id, status, stats={"reason": why, "errors": errors})
         report = build_report(self.history, self.run.id)
         self.outcome.status = status
-        self.outcome.report = str(write_report(self.layout, report))
+        self.outcome.report = str(write_report(self.layout, report, self.history))
 
     def close_with_audit(self, files: list[Path] | None = None) -> None:
         """The audit that closes a run whose spider finished (a bound reached included),
@@ -270,7 +270,7 @@ class CrawlState:
             self.outcome.status = PARTIAL
         stats = (history.get_run(run.id) or run).stats
         history.finish_run(run.id, self.outcome.status, {**stats, "missing": audit.missing_total})
-        write_report(self.layout, build_report(history, run.id))  # its status, "gone" rule
+        write_report(self.layout, build_report(history, run.id), history)  # status, gone rule
 
     def engine_stopped(self) -> None:
         if self.history is not None:

@@ -18,7 +18,7 @@ from scrapy.crawler import Crawler
 
 from crawler.collection import finish_output
 from crawler.extensions.lookup import captures_held
-from crawler.items import PageItem, warc_files_closed
+from crawler.items import CrawlPlan, PageItem, crawl_planned, warc_files_closed
 from crawler.layout import OutputLayout
 from crawler.spill import DiskMap
 
@@ -35,6 +35,7 @@ class IndexOnClose:
         self.crawler: Crawler | None = None
         self.written: dict[str, str] = {}
         self.error: str | None = None
+        self.seeds: list[str] = []  # the spider's, for the WACZ's main page
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> IndexOnClose:
@@ -44,9 +45,13 @@ class IndexOnClose:
             settings.getbool("WACZ_ENABLED"),
         )
         ext.crawler = crawler
+        crawler.signals.connect(ext.crawl_planned, signal=crawl_planned)
         crawler.signals.connect(ext.item_scraped, signal=signals.item_scraped)
         crawler.signals.connect(ext.warc_files_closed, signal=warc_files_closed)
         return ext
+
+    def crawl_planned(self, plan: CrawlPlan) -> None:
+        self.seeds = list(plan.seeds)
 
     def item_scraped(self, item: object, response=None, spider=None) -> None:
         if isinstance(item, PageItem) and item.title:
@@ -56,7 +61,9 @@ class IndexOnClose:
         try:
             if self.crawler is not None and not captures_held(self.crawler):
                 return  # nothing captured: the folder stays as it was
-            self.written = finish_output(self.layout, wacz=self.wacz, titles=self.titles)
+            self.written = finish_output(
+                self.layout, wacz=self.wacz, titles=self.titles, seeds=self.seeds
+            )
         except (OSError, subprocess.CalledProcessError) as exc:
             logger.error("writing the indexes of %s failed: %s", self.layout.root, exc)
             self.error = str(exc)

@@ -23,8 +23,7 @@ from crawler.history.validate import MAX_ID, is_stamp
 from crawler.layout import OutputLayout
 from crawler.parsing import parse_page
 from crawler.settings import DOWNLOAD_MAXSIZE
-from crawler.untrusted import open_regular
-from crawler.warc.reader import NoRecord, RecordWalk, StoredRecord, read_record_at
+from crawler.warc.reader import NoRecord, RecordWalk, StoredRecord, open_warc, read_record_at
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +115,13 @@ def _warcinfo_fields(record: StoredRecord) -> dict[str, str]:
     return fields
 
 
+def first_warcinfo(path: Path) -> dict[str, str] | None:
+    """The fields of the ``warcinfo`` record that starts a WARC file (read bounded), or
+    None if the file starts with another record. Raises :data:`READ_ERRORS`."""
+    first = read_record_at(path, 0, payload_limit)
+    return _warcinfo_fields(first) if first.rec_type == "warcinfo" else None
+
+
 def _run_info(fields: dict[str, str]) -> tuple[str | None, str | None, str | None]:
     return fields.get(RUN_FIELD), fields.get(RUN_STARTED_FIELD), fields.get(RUN_MODE_FIELD)
 
@@ -123,7 +129,7 @@ def _run_info(fields: dict[str, str]) -> tuple[str | None, str | None, str | Non
 def iter_warc_captures(path: Path, start: int = 0) -> Iterator[FoundRecord]:
     """Response/revisit records of one WARC from byte ``start``, with offsets and lengths."""
     run: tuple[str | None, str | None, str | None] = (None, None, None)
-    with open_regular(path) as fh:
+    with open_warc(path) as fh:
         fh.seek(start)
         walk = RecordWalk(fh, payload=payload_limit)
         for record in walk:
@@ -165,14 +171,12 @@ def read_captures_at(
 ) -> Iterator[FoundRecord]:
     """The capture at each CDXJ offset, with the file's warcinfo run; an unreadable record
     is noted in ``problems`` and skipped, and the rest of the file is still read."""
-    with open_regular(path) as fh:
-        run: tuple[str | None, str | None, str | None] = (None, None, None)
-        try:
-            first = read_record_at(fh, 0, payload_limit)
-            if first.rec_type == "warcinfo":
-                run = _run_info(_warcinfo_fields(first))
-        except READ_ERRORS as exc:
-            problems.append(f"{path.name}: warcinfo unreadable ({exc}), run taken from the name")
+    run: tuple[str | None, str | None, str | None] = (None, None, None)
+    try:
+        run = _run_info(first_warcinfo(path) or {})
+    except READ_ERRORS as exc:
+        problems.append(f"{path.name}: warcinfo unreadable ({exc}), run taken from the name")
+    with open_warc(path) as fh:
         for offset, length in entries:
             try:
                 record = read_record_at(fh, offset, payload_limit)

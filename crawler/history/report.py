@@ -237,8 +237,9 @@ def _counts(groups: dict) -> str:
     return ", ".join(f"{len(v) if isinstance(v, list) else v} {k}" for k, v in groups.items())
 
 
-def write_report(layout: OutputLayout, report: dict) -> Path:
-    """``report.json`` (latest run) and ``reports/run-<id>.json`` (kept for every run)."""
+def write_report(layout: OutputLayout, report: dict, history: History | None = None) -> Path:
+    """``report.json`` (latest run) and ``reports/run-<id>.json`` (kept for every run);
+    with the ``history``, ``report.html`` too (crawler/history/html_report.py)."""
     data = orjson.dumps(report, option=orjson.OPT_INDENT_2)
     keep = layout.run_report(report["run"]["id"])
     keep.parent.mkdir(parents=True, exist_ok=True)
@@ -247,6 +248,10 @@ def write_report(layout: OutputLayout, report: dict) -> Path:
     tmp = latest.with_suffix(".json.tmp")
     tmp.write_bytes(data)
     tmp.replace(latest)
+    if history is not None:
+        from crawler.history.html_report import write_html_report
+
+        write_html_report(layout, history, report)
     return latest
 
 
@@ -269,6 +274,11 @@ def run_report(args: argparse.Namespace, out: TextIO | None = None) -> int:
             report = build_report(history, args.run)
         except LookupError as exc:
             raise UsageError(f"{root}: {exc}") from None
+        if getattr(args, "html", False):
+            from crawler.history.html_report import write_html_report
+
+            out.write(terminal(f"{write_html_report(OutputLayout(root), history, report)}") + "\n")
+            return 0
     if args.json:
         out.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

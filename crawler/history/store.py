@@ -331,6 +331,16 @@ def read_runs(path: Path) -> dict[int, dict]:
         return {}
 
 
+def run_seeds(row: dict) -> list[str]:
+    """The seeds a run row of :func:`read_runs` lists: the history is a file from outside,
+    so anything but a JSON list of strings lists none."""
+    try:
+        seeds = json.loads(row.get("seeds") or "[]")
+    except (ValueError, TypeError):
+        return []
+    return [s for s in seeds if isinstance(s, str)] if isinstance(seeds, list) else []
+
+
 def file_problem(path: Path) -> str | None:
     """Why a history file cannot be trusted as it is (corrupt, unreadable, emptied), or None."""
     try:

@@ -176,6 +176,15 @@ class RecordWalk:
         return None
 
 
+def open_warc(path: str | os.PathLike[str]) -> BinaryIO:
+    """The WARC file at ``path``, open for reading, its last component not followed: a
+    link, a FIFO or a device is an ``OSError`` naming what it is, like a missing file."""
+    try:
+        return open_regular(path)
+    except Refused as exc:
+        raise OSError(str(exc)) from None
+
+
 @contextmanager
 def walk_file(
     path: str | os.PathLike[str],
@@ -187,8 +196,8 @@ def walk_file(
     (a link, a FIFO or a device is not a WARC file of the archive); a file that cannot be
     opened is a walk that failed before its first record."""
     try:
-        fh = open_regular(path)
-    except (OSError, Refused) as exc:
+        fh = open_warc(path)
+    except OSError as exc:
         with open(os.devnull, "rb") as empty:
             walk = RecordWalk(empty)
         walk.failure, walk.finished = exc, True
@@ -226,11 +235,7 @@ def read_record_at(
     for a path that is a link or no regular file: it is not followed).
     """
     if isinstance(source, str | os.PathLike):
-        try:
-            fh = open_regular(source)
-        except Refused as exc:
-            raise OSError(str(exc)) from None
-        with fh:
+        with open_warc(source) as fh:
             return _read_at(fh, offset, limit, source)
     return _read_at(source, offset, limit, "the file")
 
