@@ -349,7 +349,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str, s
     "replay": ("replay an output folder in pywb (from .venv-pywb)", _replay,
                "crawler.replay", "run_replay"),
     "extract": ("rebuild the research corpus from WARC files alone", _extract,
-                "crawler.cluster.dask_extract", "run_extract"),
+                "crawler.corpus.extract", "run_extract"),
     "package": ("turn a corpus into a dataset (manifest, card, Parquet)", _package,
                 "crawler.corpus.dataset", "run_package"),
     "reindex": ("rebuild history.sqlite from the CDXJ indexes and WARCs", _directory,

@@ -6,6 +6,9 @@ job or a systemd unit acts on. One table for every command, printed by ``--help`
 
 from __future__ import annotations
 
+import shlex
+import sys
+
 EXIT_OK = 0  # complete: every fetch (or check) succeeded
 EXIT_PARTIAL = 1  # partial: some fetches failed or items are missing; the fetched are kept
 EXIT_FAILED = 2  # failed or interrupted: run the same command again to resume
@@ -52,3 +55,9 @@ __all__ = [
     "UserError",
     "UsageError",
 ]
+
+
+def resume_line() -> str:
+    """Exit 2 is "run the same command again": the command, as it was typed."""
+    program = sys.argv[0] if sys.argv[0].endswith("autoblog-archive") else "autoblog-archive"
+    return "Resume: " + shlex.join([program, *sys.argv[1:]])

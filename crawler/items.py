@@ -18,8 +18,9 @@ are the crawl's, each sent by one component, with the arguments written beside i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
+from crawler.layout import OutputLayout
 from crawler.parsing import ParsedPage
 from crawler.warc import WarcPointer
 
@@ -108,9 +109,49 @@ class BaseFound:
         return self.kind in ("farm", "autoblog")
 
 
+@dataclass(frozen=True)
+class RunInfo:
+    """The run a crawl is part of, once the history knows it (``run_started``)."""
+
+    id: int
+    mode: str
+    started: str
+    resumed: bool
+    # The run number the WARC files' warcinfo names (a cluster worker's is the cluster's).
+    archive_id: int | None = None
+
+    @property
+    def warcinfo_id(self) -> int:
+        return self.archive_id if self.archive_id is not None else self.id
+
+
+@runtime_checkable
+class CrawlHistory(Protocol):
+    """What the capture, the corpus and the read-back of a resumed run ask the crawl's
+    history during a crawl.
+
+    The history is an extension (:class:`crawler.extensions.CrawlState`); the others
+    find it with ``crawler.get_extension(CrawlHistory)``, by what it answers, so that
+    neither ``pipelines/`` nor the downloader middlewares depend on the extensions
+    (Scrapy's lookup is an ``isinstance`` check, which a runtime-checkable protocol
+    answers).
+    """
+
+    layout: OutputLayout
+    captured_this_run: set[str]  # canonical URLs this run captured (a resumed run too)
+
+    def captured_in_this_run(self, url: str) -> Any: ...
+
+    def find_original(self, url: str, payload_digest: str) -> Any: ...
+
+    def record_capture(self, url: str, pointer: WarcPointer, **capture: Any) -> None: ...
+
+    def articles_known_before(self) -> set[str]: ...
+
+
 # Sent by the spider before its first request: crawl_planned(plan=CrawlPlan).
 crawl_planned = object()
-# Sent by CrawlState once the run is known: run_started(run=crawler.extensions.RunInfo).
+# Sent by CrawlState once the run is known: run_started(run=RunInfo).
 run_started = object()
 # Sent by the spider for a fetch that failed: fetch_failed(request=Request, reason=str).
 fetch_failed = object()

@@ -21,13 +21,13 @@ import os
 from datetime import datetime
 from pathlib import Path
 
+from crawler.warc.names import OPEN_SUFFIX, WARC_SUFFIX
+
 HISTORY_NAME = "history.sqlite"
 REPORT_NAME = "report.json"
 LOCK_NAME = ".lock"
 # Written into the folders the demo creates: the only folders it will ever delete.
 DEMO_MARK = ".autoblog-archive-demo"
-WARC_SUFFIX = ".warc.gz"
-OPEN_SUFFIX = ".open"  # a WARC file still being written
 # A dataset folder written by `package` (crawler.corpus.dataset).
 MANIFEST_TXT = "MANIFEST.sha256"
 MANIFEST_JSON = "manifest.json"
@@ -52,30 +52,6 @@ def is_transient(relative: str) -> bool:
         or name.endswith(SQLITE_SIDE_SUFFIXES)
         or top.startswith((CORPUS_NEW_PREFIX, CORPUS_OLD_PREFIX))
     )
-
-
-def name_problem(name: str) -> str | None:
-    """Why ``name`` is not a plain file name the tool takes in, or None.
-
-    A name is written into indexes, manifests and terminal lines, one per line: a newline
-    or any other control character in it would forge one of them, a separator would
-    point elsewhere. Non-printable characters (``str.isprintable``: control, format,
-    line and paragraph separators, undecodable bytes) are refused with them.
-    """
-    if name in ("", ".", ".."):
-        return "not a file name"
-    if "/" in name or "\\" in name:
-        return "a path separator in its name"
-    if not name.isprintable():
-        return "a control or non-printable character in its name"
-    return None
-
-
-def warc_name_problem(name: str) -> str | None:
-    """Why ``name`` is not the plain name of a closed WARC file, or None."""
-    if not name.endswith(WARC_SUFFIX) or name == WARC_SUFFIX:
-        return f"not a {WARC_SUFFIX} name"
-    return name_problem(name)
 
 
 class OutputLayout:

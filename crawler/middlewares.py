@@ -16,12 +16,12 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Headers, Response
 from scrapy.responsetypes import responsetypes
 
-from crawler.extensions.crawl_state import CrawlState
 from crawler.history.model import Capture
-from crawler.items import CAPTURE_KEY, Captured, CrawlPlan, crawl_planned
+from crawler.items import CAPTURE_KEY, Captured, CrawlHistory, CrawlPlan, crawl_planned
 from crawler.scope import Refused, Scope, refusal
+from crawler.settings import DOWNLOAD_MAXSIZE
 from crawler.urls import autoblog_base
-from crawler.warc.reader import READ_LIMIT, read_record_at
+from crawler.warc.reader import read_record_at
 
 logger = logging.getLogger(__name__)
 
@@ -78,17 +78,19 @@ class ResumeFromArchive:
     back and hands it on as if downloaded, without a new capture.
     """
 
-    def __init__(self, state: CrawlState | None, max_size: int = READ_LIMIT, stats=None) -> None:
+    def __init__(
+        self, state: CrawlHistory | None, max_size: int = DOWNLOAD_MAXSIZE, stats=None
+    ) -> None:
         self.state = state
         # Read back no more than the crawl would download (a bomb is never inflated whole).
-        self.max_size = max_size or READ_LIMIT
+        self.max_size = max_size or DOWNLOAD_MAXSIZE
         self.stats = stats
         self.read_back = 0
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ResumeFromArchive:
         max_size = crawler.settings.getint("DOWNLOAD_MAXSIZE")
-        return cls(crawler.get_extension(CrawlState), max_size, crawler.stats)
+        return cls(crawler.get_extension(CrawlHistory), max_size, crawler.stats)
 
     def process_request(self, request: Request) -> Response | None:
         state = self.state
@@ -111,7 +113,7 @@ class ResumeFromArchive:
         return response
 
 
-def read_response(path, capture: Capture, request: Request, limit: int = READ_LIMIT):
+def read_response(path, capture: Capture, request: Request, limit: int = DOWNLOAD_MAXSIZE):
     """The Scrapy response stored at ``capture`` (body decoded, as Scrapy would give it)."""
     try:
         record = read_record_at(path, capture.offset, limit)

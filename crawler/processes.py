@@ -220,7 +220,7 @@ def run_in_processes(job: Job) -> int:
     if not merged:
         snapshot.restore()
     if code == EXIT_FAILED and merged:
-        from crawler.run import resume_line
+        from crawler.exitcodes import resume_line
 
         print(resume_line(), file=sys.stderr)
     return code

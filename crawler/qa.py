@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from warcio.archiveiterator import ArchiveIterator
 from warcio.timeutils import timestamp_to_iso_date
 
 from crawler.escaping import terminal
@@ -107,7 +106,7 @@ class PageRef:
 
 def html_captures(collections: list) -> Iterator[PageRef]:
     """Every HTML 200 capture of the collections' indexes (the pages of pages.jsonl)."""
-    from crawler.warc.indexes import parse_cdxj_line
+    from crawler.warc.cdxj import parse_cdxj_line
 
     for collection in collections:
         with open(collection.index, encoding="utf-8", errors="replace") as fh:
@@ -159,26 +158,26 @@ def captured_page(path: Path | None, offset: int, chars: int) -> CapturedPage:
     from crawler.corpus.selfcheck import visible_text
     from crawler.corpus.text import charset_from_content_type, decode_html
     from crawler.parsing import parse_html
-    from crawler.warc.reader import READ_LIMIT, read_limited, record_defect
+    from crawler.settings import DOWNLOAD_MAXSIZE
+    from crawler.warc.reader import RecordWalk, open_warc
 
     if path is None:
         return CapturedPage(problem="its WARC file is not in the archive")
     problem = None
     try:
-        with open(path, "rb") as fh:
+        with open_warc(path) as fh:
             fh.seek(offset)
-            it = ArchiveIterator(fh)
-            record = next(iter(it), None)
-            if record is None:
-                return CapturedPage(problem=f"no record at offset {offset} of {path.name}")
-            payload, _ = read_limited(record.content_stream(), READ_LIMIT)
-            it.read_to_end(record)
-            defect = record_defect(record)
-            declared = (
-                record.http_headers.get_header("Content-Type") if record.http_headers else None
-            )
-    except Exception as exc:  # noqa: BLE001 - any damage is a finding, not a crash
+            walk = RecordWalk(fh, payload=lambda _record: DOWNLOAD_MAXSIZE)
+            record = next(iter(walk), None)
+    except OSError as exc:
         return CapturedPage(problem=f"its record in {path.name} is unreadable ({exc!r})")
+    if record is None or not record.decoded:
+        if record is None and walk.failure is None:
+            return CapturedPage(problem=f"no record at offset {offset} of {path.name}")
+        why = repr(walk.failure) if record is None else "its Content-Encoding cannot be undone"
+        return CapturedPage(problem=f"its record in {path.name} is unreadable ({why})")
+    payload, defect = record.payload, record.defect
+    declared = record.http_headers.get_header("Content-Type") if record.http_headers else None
     if defect:
         problem = f"its record in {path.name} at offset {offset} is cut: {defect}"
     try:

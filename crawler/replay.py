@@ -110,7 +110,7 @@ def _is_real(path: Path, kind: int) -> bool:
 def _plain(name: str) -> bool:
     """A name that goes into pywb's configuration, path index and URLs unchanged."""
     # Imported here: `replay` loads nothing heavy before its stop signals are handled.
-    from crawler.warc.indexes import check_collection_name
+    from crawler.collection import check_collection_name
 
     try:
         check_collection_name(name)

@@ -11,7 +11,6 @@ import difflib
 import logging
 import os
 import re
-import shlex
 import shutil
 import signal
 import sys
@@ -25,16 +24,16 @@ import orjson
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
+from crawler.collection import check_collection_name
 from crawler.config import command_config
 from crawler.crawl_summary import print_summary, share_verdict, summarize, verdict
 from crawler.escaping import terminal
-from crawler.exitcodes import EXIT_FAILED, EXIT_LOCKED, UsageError, UserError
+from crawler.exitcodes import EXIT_FAILED, EXIT_LOCKED, UsageError, UserError, resume_line
 from crawler.extensions.lookup import item_pipeline
 from crawler.folder import FolderSnapshot, check_log_file, check_output_folder
 from crawler.layout import OutputLayout
 from crawler.processes import Job, check_processes, run_in_processes, share_label
 from crawler.runlock import RunLockedError
-from crawler.warc.indexes import check_collection_name
 from pipelines.research_corpus import CorpusPipeline
 from spiders.autoblog import AutoblogSpider
 
@@ -352,9 +351,3 @@ def run_crawl_command(args: argparse.Namespace) -> int:
     if code == EXIT_FAILED and not share and run["id"] is not None and run["status"] != "discarded":
         print(resume_line(), file=sys.stderr)  # a run to resume exists
     return code
-
-
-def resume_line() -> str:
-    """Exit 2 is "run the same command again": the command, as it was typed."""
-    program = sys.argv[0] if sys.argv[0].endswith("autoblog-archive") else "autoblog-archive"
-    return "Resume: " + shlex.join([program, *sys.argv[1:]])

@@ -42,7 +42,7 @@ RETRY_TIMES = 3
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 DOWNLOAD_TIMEOUT = 60
 # Body bound: a larger body is not downloaded (reported under errors, with its reason). It is
-# also the most any command reads back of one stored payload (crawler.warc.reader.READ_LIMIT),
+# also the most any command reads back of one stored payload (passed to crawler.warc.reader),
 # so a compressed bomb captured in a WARC is never inflated whole.
 DOWNLOAD_MAXSIZE = 64 * 1024 * 1024
 # Response headers count towards DOWNLOAD_MAXSIZE too, and a response may carry at most this

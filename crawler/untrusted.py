@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from crawler.layout import name_problem
+from crawler.warc.names import name_problem
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO swapped in after the check must not wait for a writer.

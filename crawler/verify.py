@@ -19,19 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from warcio.archiveiterator import ArchiveIterator
 from warcio.timeutils import iso_date_to_timestamp
 
 from crawler.escaping import terminal
 from crawler.exitcodes import UsageError
-from crawler.layout import HISTORY_NAME, OPEN_SUFFIX, WARC_SUFFIX, OutputLayout, warc_name_problem
+from crawler.layout import HISTORY_NAME, OutputLayout
 from crawler.untrusted import shown
-from crawler.warc.reader import read_record_at, record_defect, unread_tail
+from crawler.warc.names import OPEN_SUFFIX, WARC_SUFFIX, warc_name_problem
+from crawler.warc.reader import read_record_at, walk_file
 
 if TYPE_CHECKING:
     from crawler.history.consistency import Unheld
-
-CHUNK = 1 << 20
 
 
 @dataclass
@@ -59,61 +57,41 @@ class Report:
 def check_warc(path: Path, report: Report) -> None:
     """Digests, warcinfo first, response/request pairing of one file."""
     previous = None
-    index = end = 0
-    try:
-        with open(path, "rb") as fh:
-            it = ArchiveIterator(fh, check_digests=True)
-            for record in it:
-                # The stored (still content-coded) block, in chunks: digests are over those
-                # bytes, and a compressed bomb is never inflated.
-                while record.raw_stream.read(CHUNK):
-                    pass
-                it.read_to_end(record)
-                end = it.get_record_offset() + it.get_record_length()
-                defect = record_defect(record)
-                headers = record.rec_headers
-                rtype = record.rec_type
-                rid = headers.get_header("WARC-Record-ID")
-                where = f"{path.name} offset {it.get_record_offset()}"
-                if defect:
-                    report.problems.append(f"{where}: {defect}")
-                if index == 0 and rtype != "warcinfo":
-                    report.problems.append(f"{where}: first record is {rtype}, not warcinfo")
-                if record.digest_checker.passed is False:
-                    report.problems.append(
-                        f"{where}: digest mismatch {list(record.digest_checker.problems)}"
-                    )
-                if rtype == "request":
-                    if previous is None or previous[0] not in ("response", "revisit"):
-                        report.problems.append(f"{where}: request without its response before it")
-                    else:
-                        _, prev_id, prev_date, prev_uri = previous
-                        if headers.get_header("WARC-Concurrent-To") != prev_id:
-                            report.problems.append(f"{where}: request not concurrent to {prev_id}")
-                        if headers.get_header("WARC-Date") != prev_date:
-                            report.problems.append(f"{where}: request date differs from response")
-                        if headers.get_header("WARC-Target-URI") != prev_uri:
-                            report.problems.append(f"{where}: request target differs")
-                elif previous is not None and previous[0] in ("response", "revisit"):
-                    report.problems.append(f"{where}: response {previous[1]} has no request")
-                previous = (
-                    rtype,
-                    rid,
-                    headers.get_header("WARC-Date"),
-                    headers.get_header("WARC-Target-URI"),
-                )
-                index += 1
-    except Exception as exc:  # noqa: BLE001 - any parse failure is a defect to report
-        report.problems.append(f"{path.name}: unreadable after {index} records ({exc!r})")
-    else:
-        if unread_tail(path, end):
-            tail = unread_tail(path, end)
-            report.problems.append(f"{path.name}: {tail} bytes after its last readable record")
+    # The stored (still content-coded) blocks, in chunks: digests are over those bytes,
+    # and a compressed bomb is never inflated.
+    with walk_file(path, check_digests=True) as walk:
+        for index, record in enumerate(walk):
+            headers = record.rec_headers
+            rtype = record.rec_type
+            where = f"{path.name} offset {record.offset}"
+            if record.defect:
+                report.problems.append(f"{where}: {record.defect}")
+            if index == 0 and rtype != "warcinfo":
+                report.problems.append(f"{where}: first record is {rtype}, not warcinfo")
+            if record.digest_problems:
+                report.problems.append(f"{where}: digest mismatch {list(record.digest_problems)}")
+            if rtype == "request":
+                if previous is None or previous[0] not in ("response", "revisit"):
+                    report.problems.append(f"{where}: request without its response before it")
+                else:
+                    _, prev_id, prev_date, prev_uri = previous
+                    if headers.get_header("WARC-Concurrent-To") != prev_id:
+                        report.problems.append(f"{where}: request not concurrent to {prev_id}")
+                    if headers.get_header("WARC-Date") != prev_date:
+                        report.problems.append(f"{where}: request date differs from response")
+                    if headers.get_header("WARC-Target-URI") != prev_uri:
+                        report.problems.append(f"{where}: request target differs")
+            elif previous is not None and previous[0] in ("response", "revisit"):
+                report.problems.append(f"{where}: response {previous[1]} has no request")
+            previous = (rtype, record.record_id, headers.get_header("WARC-Date"), record.target_uri)
+        stopped = walk.stopped(path.name)
+    if stopped:
+        report.problems.append(stopped)
     if previous is not None and previous[0] in ("response", "revisit"):
         report.problems.append(f"{path.name}: last response {previous[1]} has no request")
-    if index == 0:
+    if walk.count == 0:
         report.problems.append(f"{path.name}: no records")
-    report.records += index
+    report.records += walk.count
     report.files += 1
 
 

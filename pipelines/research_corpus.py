@@ -22,8 +22,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThread
 
 from crawler.corpus.builder import CorpusBuilder
-from crawler.extensions.crawl_state import CrawlState, RunInfo
-from crawler.items import PageItem, run_started
+from crawler.items import CrawlHistory, PageItem, RunInfo, run_started
 from crawler.layout import OutputLayout
 
 logger = logging.getLogger(__name__)
@@ -40,7 +39,7 @@ class CorpusPipeline:
         self.timeout = timeout
         self.min_share = min_share  # CORPUS_MIN_RECORDS: below it the run is partial
         self.stats = None
-        self.state: CrawlState | None = None  # the crawl history, if the crawl keeps one
+        self.state: CrawlHistory | None = None  # the crawl history, if the crawl keeps one
         self.run_id: int | None = None
         self.builder: CorpusBuilder | None = None
         self.shards: list[str] = []
@@ -60,7 +59,7 @@ class CorpusPipeline:
             settings.getfloat("CORPUS_MIN_RECORDS"),
         )
         pipeline.stats = crawler.stats
-        pipeline.state = crawler.get_extension(CrawlState)
+        pipeline.state = crawler.get_extension(CrawlHistory)
         crawler.signals.connect(pipeline.run_started, signal=run_started)
         return pipeline
 

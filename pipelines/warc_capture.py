@@ -24,20 +24,23 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 
 import crawler
-from crawler.extensions.crawl_state import CrawlState, RunInfo
 from crawler.history.digests import payload_digest
 from crawler.history.model import warcinfo_run_fields
 from crawler.items import (
     CAPTURE_KEY,
+    REASON_KEY,
     Captured,
+    CrawlHistory,
+    RunInfo,
     captured_of,
     fetch_failed,
     run_started,
     warc_files_closed,
 )
 from crawler.layout import OutputLayout
-from crawler.warc.indexes import CaptureIndex
-from crawler.warc.records import HEADERS_NOTE, CaptureRecords, warc_date_now
+from crawler.outlinks import page_outlinks
+from crawler.warc.cdxj import CaptureIndex
+from crawler.warc.records import HEADERS_NOTE, CaptureRecords, FetchNotes, warc_date_now
 from crawler.warc.writer import RollingWarcWriter
 
 logger = logging.getLogger(__name__)
@@ -79,7 +82,8 @@ class WarcCapture:
         self.writer = writer
         self.stats = stats
         self.records = CaptureRecords(max_outlinks)
-        self.state: CrawlState | None = None  # the history, if the crawl keeps one
+        self.max_outlinks = max_outlinks  # 0: all of a page's
+        self.state: CrawlHistory | None = None  # the history, if the crawl keeps one
         self.crawler: Crawler | None = None
         self.captured = 0  # response and revisit records written
         self.write_error: str | None = None
@@ -119,7 +123,7 @@ class WarcCapture:
 
     def spider_opened(self, spider: Spider) -> None:
         if self.crawler is not None:
-            self.state = self.crawler.get_extension(CrawlState)
+            self.state = self.crawler.get_extension(CrawlHistory)
 
     def run_started(self, run: RunInfo) -> None:
         # Lets a rebuild from the WARCs alone regroup files by run (crawler.history.rebuild).
@@ -160,7 +164,9 @@ class WarcCapture:
         group = [
             first,
             self.records.request(request, response.url, warc_date, record_id),
-            self.records.metadata(response, request, warc_date, record_id, latency),
+            self.records.metadata(
+                response.url, warc_date, record_id, latency, self.fetch_notes(response, request)
+            ),
         ]
         pointers = self.writer.write_group(group)
         self.captured += 1
@@ -180,11 +186,23 @@ class WarcCapture:
             )
         return Captured(pointers[0], digest, response.status, warc_date, first.rec_type)
 
+    def fetch_notes(self, response: Response, request: Request) -> FetchNotes:
+        """What the page's metadata record says of how it was reached and where it links."""
+        referer = request.headers.get("Referer")
+        links, cut = page_outlinks(response, self.max_outlinks)
+        return FetchNotes(
+            via=referer.decode("latin-1") if referer else None,
+            hops=request.meta.get(REASON_KEY) or None,
+            outlinks=tuple(links),
+            outlinks_cut=cut,
+        )
+
     def fetch_failed(self, request: Request, reason: str) -> None:
         """The archive says what is missing and why (``fetchError`` metadata record)."""
         captured = captured_of(request.meta)
         concurrent_to = captured.pointer.record_id if captured else None
-        record = self.records.fetch_error(request, reason, concurrent_to)
+        hops = request.meta.get(REASON_KEY) or None
+        record = self.records.fetch_error(request.url, reason, hops, concurrent_to)
         try:
             self.writer.write_group([record])
         except OSError as exc:

@@ -31,7 +31,7 @@ def _response(url: str = BASE, body: bytes = b"<html><a href='?2'>2</a></html>")
 
 def test_warc_capture_writes_a_readable_group_without_a_crawl(tmp_path):
     layout = OutputLayout(tmp_path, "c")
-    capture = WarcCapture(RollingWarcWriter(layout.archive, "c", {"software": "test"}))
+    capture = WarcCapture(RollingWarcWriter(layout.archive, "c", {"software": "test"}, 1 << 30))
     response = _response()
     captured = capture.capture(response, response.request)
     assert isinstance(captured, Captured) and captured.record_type == "response"

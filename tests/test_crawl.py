@@ -20,10 +20,10 @@ from urllib.parse import unquote, urlsplit
 from conftest import BIN, crawl_log, needs_pywb, responses, run_cli
 from warcio.archiveiterator import ArchiveIterator
 
+from crawler.collection import PAGE_TEXT_CHARS
 from crawler.corpus.shards import read_corpus
 from crawler.samplefarm import start_farm
 from crawler.scope import forbidden_reason
-from crawler.warc.indexes import PAGE_TEXT_CHARS
 
 FORBIDDEN = re.compile(r"[?&](update|updateall|reset_cache|check=|q=)|xsaf\d*\.php", re.I)
 
@@ -409,11 +409,11 @@ def test_listed_hidden_autoblog_and_faults_are_survived(tmp_path):
 
 
 def test_capture_time_index_equals_the_indexers_reading_of_the_files(tmp_path):
-    """The CDXJ made while writing (crawler.warc.indexes.CaptureIndex) is byte for byte
+    """The CDXJ made while writing (crawler.warc.cdxj.CaptureIndex) is byte for byte
     what cdxj-indexer gives reading the closed files back, over rolled-over files, a
     gzip-coded autoblog and every engine; and no pending line file is left behind."""
     from crawler.layout import OutputLayout
-    from crawler.warc.indexes import write_cdxj
+    from crawler.warc.cdxj import write_cdxj
 
     with start_farm(autoblogs=4, articles=12, engine=["0.3.4", "0.2", "2025", "0.1"],
                     fault=["1:gzip"]) as farm:  # fmt: skip

@@ -35,7 +35,7 @@ from crawler.samplefarm.farm import Farm
 from crawler.samplefarm.options import FarmConfig
 from crawler.urls import canonical_url
 from crawler.verify import Report, check_warc
-from crawler.warc.indexes import write_cdxj
+from crawler.warc.cdxj import write_cdxj
 from crawler.warc.records import revisit_arguments
 from crawler.warc.recovery import repair_directory
 

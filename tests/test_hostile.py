@@ -36,8 +36,8 @@ from hostile import (
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler import settings as defaults
+from crawler.collection import PAGE_TEXT_CHARS
 from crawler.scope import forbidden_reason
-from crawler.warc.indexes import PAGE_TEXT_CHARS
 
 NAME = "hostile"
 FIRST_PARAGRAPH = "<p>La loi"  # inside the first article of the sample farm's first page

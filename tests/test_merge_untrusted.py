@@ -24,7 +24,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from crawler.layout import OutputLayout
 from crawler.samplefarm import start_farm
-from crawler.warc.indexes import parse_cdxj_line
+from crawler.warc.cdxj import parse_cdxj_line
 from crawler.warc.reader import read_record_at
 
 NAME = "c"
@@ -84,7 +84,9 @@ def indexed(layout: OutputLayout) -> dict[str, str]:
             parsed = parse_cdxj_line(line)
             assert parsed is not None, line
             fields = parsed[2]
-            record = read_record_at(layout.archive / fields["filename"], int(fields["offset"]))
+            record = read_record_at(
+                layout.archive / fields["filename"], int(fields["offset"]), 1 << 26
+            )
             assert record.header("WARC-Target-URI") == fields["url"]
             found[record.header("WARC-Record-ID")] = fields["filename"]
     return found

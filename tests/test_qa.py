@@ -168,7 +168,7 @@ def test_qa_names_exactly_what_a_damaged_archive_lacks(qa_run, archive, tmp_path
     showing = {p["url"] for p in showing_captures}
     holder = next(path for path in layout.warcs() if any(r[2] == media for r in _records(path)))
     remove_records(holder, media)
-    from crawler.warc.indexes import write_cdxj
+    from crawler.warc.cdxj import write_cdxj
 
     write_cdxj(layout, rebuild=True)
     # A page's response cut in half where its file ends (the index still points at it).

@@ -26,6 +26,7 @@ from crawler.warc.writer import RollingWarcWriter, make_record_builder
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
 WARCINFO = {"software": "autoblog-archive tests", "isPartOf": "recovery"}
+MAX_SIZE = 1 << 30  # WARC_MAX_SIZE: one file per test
 
 
 def capture_group(url: str, body: bytes, status: int = 200, metadata: bool = True) -> list:
@@ -76,7 +77,7 @@ def capture_group(url: str, body: bytes, status: int = 200, metadata: bool = Tru
 
 def write_open_warc(directory: Path, groups: int, body_size: int = 600) -> tuple[Path, list]:
     """A real `.open` file (writer never closed, as after a SIGKILL) and its group layout."""
-    writer = RollingWarcWriter(directory, "crash", WARCINFO, fsync=False)
+    writer = RollingWarcWriter(directory, "crash", WARCINFO, MAX_SIZE, fsync=False)
     layout = []
     for i in range(groups):
         body = (f"<html><body><p>page {i}</p>" + "x" * (body_size + 37 * i)).encode()
@@ -190,7 +191,7 @@ def test_corruption_inside_members(tmp_path, pristine):
 
 
 def test_unpaired_response_at_the_end_is_cut(tmp_path):
-    writer = RollingWarcWriter(tmp_path, "crash", WARCINFO, fsync=False)
+    writer = RollingWarcWriter(tmp_path, "crash", WARCINFO, MAX_SIZE, fsync=False)
     writer.write_group(capture_group("http://farm.test/a/?1", b"<html>one</html>"))
     # A crash between the response and its request: the response member is complete.
     writer.write_group(capture_group("http://farm.test/a/?2", b"<html>two</html>")[:1])
@@ -207,7 +208,7 @@ def test_unpaired_response_at_the_end_is_cut(tmp_path):
 
 
 def test_whole_file_untouched_and_metadata_optional(tmp_path):
-    writer = RollingWarcWriter(tmp_path, "crash", WARCINFO, fsync=False)
+    writer = RollingWarcWriter(tmp_path, "crash", WARCINFO, MAX_SIZE, fsync=False)
     writer.write_group(capture_group("http://farm.test/a/?1", b"<html>one</html>"))
     writer.write_group(capture_group("http://farm.test/a/?2", b"two", metadata=False))
     writer._fh.flush()
@@ -219,7 +220,7 @@ def test_whole_file_untouched_and_metadata_optional(tmp_path):
 
 
 def test_warcinfo_only_and_empty_files_are_deleted(tmp_path):
-    writer = RollingWarcWriter(tmp_path, "crash", WARCINFO, fsync=False)
+    writer = RollingWarcWriter(tmp_path, "crash", WARCINFO, MAX_SIZE, fsync=False)
     writer.write_group([])
     writer._fh.flush()
     path = tmp_path / (writer.current_name + ".open")
@@ -241,7 +242,7 @@ def test_real_cli_warcio_check_and_sigkilled_writer(tmp_path):
         sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(Path(__file__).parent)!r})
         from crawler.warc.writer import RollingWarcWriter
         from test_recovery import capture_group, WARCINFO
-        w = RollingWarcWriter({str(archive)!r}, "killed", WARCINFO, fsync=False)
+        w = RollingWarcWriter({str(archive)!r}, "killed", WARCINFO, 1 << 30, fsync=False)
         i = 0
         while True:
             w.write_group(capture_group(f"http://farm.test/a/?{{i}}", b"y" * 200_000))
@@ -282,3 +283,28 @@ def test_record_with_wrong_digest_ends_the_kept_prefix(tmp_path):
     repair = repair_open_file(path)
     assert repair.kept_captures == 1 and "digest mismatch" in repair.reason
     assert repair.result.read_bytes() == data[: loc.offset]
+
+
+def test_recovered_prefix_of_a_worker_file_stops_at_a_record_past_the_bound(tmp_path):
+    """``merge`` recovers a worker's unfinished file (untrusted) one gzip member at a time,
+    each inflated in memory to be checked: a member that inflates past the body bound (a
+    compressed bomb: 24 MB of one byte, 24 KB on disk) ends the kept prefix there, and the
+    groups before it are copied whole."""
+    from crawler.warc.recovery import copy_whole_prefix
+
+    writer = RollingWarcWriter(tmp_path, "worker", WARCINFO, MAX_SIZE, fsync=False)
+    writer.write_group(capture_group("http://farm.test/a/?1", b"<html>one</html>"))
+    before_bomb = writer._size
+    writer.write_group(capture_group("http://farm.test/a/?2", b"\0" * (24 << 20)))
+    writer.write_group(capture_group("http://farm.test/a/?3", b"<html>three</html>"))
+    writer._fh.flush()
+    path = tmp_path / (writer.current_name + ".open")
+    assert path.stat().st_size < 1 << 20  # the bomb is small on disk
+    with open(path, "rb") as fh:
+        repair = copy_whole_prefix(fh, path.name, tmp_path / "taken.warc.gz", read_limit=1 << 20)
+    assert repair.action == "closed" and repair.kept_captures == 1
+    assert "larger than" in repair.reason
+    assert repair.result.read_bytes() == path.read_bytes()[:before_bomb]
+    report = Report()
+    check_warc(repair.result, report)
+    assert report.problems == [] and report.records == 4

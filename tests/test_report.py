@@ -146,7 +146,7 @@ def test_report_survives_a_rebuild(crawled, tmp_path):
     import shutil
 
     from crawler.history.rebuild import rebuild_from_indexes
-    from crawler.warc.indexes import write_cdxj
+    from crawler.warc.cdxj import write_cdxj
 
     copy = tmp_path / "copy"
     shutil.copytree(crawled["out"] / "collections", copy / "collections")

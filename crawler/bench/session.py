@@ -38,8 +38,8 @@ from crawler.bench.results import markdown, ratios, targets
 from crawler.bench.tools import (
     count_requests,
     farm_rate,
+    measure_extract,
     naive_rate,
-    run_extract,
     run_ours,
     run_plain,
     run_wget,
@@ -161,7 +161,9 @@ class Bench:
             for workers in (1, 2):
                 out = self._dir(f"extract-{workers}")
                 self.say(f"round {rep + 1}/{self.config.repeat}: extract, {workers} worker(s)")
-                runs[workers].append(run_extract(self._kept, out, workers, out.with_suffix(".log")))
+                runs[workers].append(
+                    measure_extract(self._kept, out, workers, out.with_suffix(".log"))
+                )
                 shutil.rmtree(out, ignore_errors=True)
         section: dict[str, Any] = {}
         for workers, got in runs.items():

@@ -125,12 +125,12 @@ def wget_binary() -> str:
 
 
 def count_responses(files: list[Path]) -> int:
-    from warcio.archiveiterator import ArchiveIterator
+    from crawler.warc.reader import walk_file
 
     count = 0
     for path in files:
-        with open(path, "rb") as fh:
-            count += sum(record.rec_type == "response" for record in ArchiveIterator(fh))
+        with walk_file(path) as walk:
+            count += sum(record.rec_type == "response" for record in walk)
     return count
 
 
@@ -177,7 +177,7 @@ def plain_scrapy_main(urls_file: str, stats_file: str) -> int:
     return 0
 
 
-def run_extract(source: Path, out: Path, workers: int, log: Path) -> Run:
+def measure_extract(source: Path, out: Path, workers: int, log: Path) -> Run:
     """``autoblog-archive extract`` over a crawl's WARCs; pages = corpus records written."""
     cmd = [str(BIN / "autoblog-archive"), "extract", str(source), "-o", str(out)]
     run = measure([*cmd, "--workers", str(workers)], log)
@@ -193,17 +193,23 @@ def run_extract(source: Path, out: Path, workers: int, log: Path) -> Run:
 def naive_rate(folder: Path, limit: int) -> float:
     """The guide's anti-pattern as a yardstick: trafilatura on whole pages, in-process."""
     import trafilatura
-    from warcio.archiveiterator import ArchiveIterator
+
+    from crawler.warc.reader import walk_file
+
+    def html_body(record) -> int | None:
+        http = record.http_headers
+        if record.rec_type == "response" and http is not None:
+            return -1 if "html" in (http.get_header("Content-Type") or "") else None
+        return None
 
     bodies: list[bytes] = []
     for path in sorted(folder.rglob("*.warc.gz")):
-        with open(path, "rb") as fh:
-            for record in ArchiveIterator(fh):
+        with walk_file(path, payload=html_body) as walk:
+            for record in walk:
                 if len(bodies) >= limit:
                     break
-                if record.rec_type == "response" and record.http_headers is not None:
-                    if "html" in (record.http_headers.get_header("Content-Type") or ""):
-                        bodies.append(record.content_stream().read())
+                if html_body(record) is not None:
+                    bodies.append(record.payload)
     started = time.perf_counter()
     for body in bodies:
         trafilatura.extract(body, deduplicate=False)

@@ -44,8 +44,8 @@ def seed_run(
     from scrapy_redis.dupefilter import RFPDupeFilter
 
     from crawler.cluster.frontier import seed_queue
+    from crawler.collection import check_collection_name
     from crawler.run import check_urls, default_name
-    from crawler.warc.indexes import check_collection_name
     from spiders.autoblog import AutoblogSpider
 
     keys = Keys(check_crawl_id(crawl))

@@ -12,7 +12,6 @@ the same. WARC files must be at the same path on every Dask worker (a shared fol
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import os
 from collections.abc import Callable
@@ -23,7 +22,6 @@ import orjson
 
 from crawler.corpus.from_warcs import queue_pages, scan_warc
 from crawler.corpus.output import replaced_corpus
-from crawler.escaping import terminal
 
 PARTS = "corpus-parts"
 
@@ -140,31 +138,3 @@ def extract_on_dask(
         "problems": problems,
         "shards": [str(Path(output_dir) / "corpus" / p.name) for p in shards],
     }
-
-
-def run_extract(args: argparse.Namespace) -> int:
-    from crawler import settings
-    from crawler.corpus.from_warcs import extract_into, log_to_terminal
-    from crawler.corpus.from_warcs import run_extract as run_offline
-    from crawler.exitcodes import EXIT_OK, EXIT_PARTIAL
-
-    # Defaults once, in crawler/settings.py (the crawl's corpus pipeline uses the same).
-    args.workers = args.workers or os.cpu_count() or 2
-    args.timeout = args.timeout or settings.CORPUS_TIMEOUT
-    args.max_tasks_per_worker = args.max_tasks_per_worker or settings.CORPUS_MAX_TASKS
-    if not args.dask:
-        return run_offline(args)
-    log_to_terminal()
-    result = extract_into(
-        args, lambda paths, output: extract_on_dask(paths, output, args.dask, args.workers)
-    )
-    for problem in result["problems"]:
-        print(terminal(f"PROBLEM  {problem}"))
-    print(
-        terminal(
-            f"{result['records']} records from {result['pages']} pages in {result['files']} "
-            f"WARC files ({result['computed']} extracted now, the rest done before), "
-            f"{result['skipped_pages']} skipped -> {args.output}/corpus/"
-        )
-    )
-    return EXIT_PARTIAL if result["problems"] or result["skipped_pages"] else EXIT_OK

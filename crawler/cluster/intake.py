@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from warcio.archiveiterator import ArchiveIterator
-
-from crawler.layout import HISTORY_NAME, LOCK_NAME, OPEN_SUFFIX, WARC_SUFFIX, warc_name_problem
+from crawler.layout import HISTORY_NAME, LOCK_NAME
 from crawler.untrusted import Folder, Refused, shown
+from crawler.warc.names import OPEN_SUFFIX, WARC_SUFFIX, warc_name_problem
+from crawler.warc.reader import first_record
 
 logger = logging.getLogger(__name__)
 
@@ -118,9 +118,8 @@ class Worker:
 def first_record_id(fh: BinaryIO) -> str:
     """The WARC-Record-ID of a file's first record (its ``warcinfo``): what makes two files
     of one name two different files, and one file under two names the same file."""
-    fh.seek(0)
-    record = next(iter(ArchiveIterator(fh)), None)
-    record_id = record.rec_headers.get_header("WARC-Record-ID") if record is not None else None
+    record = first_record(fh)
+    record_id = record.record_id if record is not None else None
     if not record_id:
         raise ValueError("no WARC record at its start")
     return record_id
@@ -241,6 +240,7 @@ class Intake:
         worker.sources.append(Source(worker, name, where, fh, identity))
 
     def _recover(self, worker: Worker, name: str, base: str, where: str) -> None:
+        from crawler.settings import DOWNLOAD_MAXSIZE
         from crawler.warc.recovery import copy_whole_prefix
 
         fh = self._open_warc(worker, name, where)
@@ -249,7 +249,7 @@ class Intake:
         with fh:
             folder = Path(tempfile.mkdtemp(prefix="recovered-", dir=self.scratch))
             try:
-                repair = copy_whole_prefix(fh, name, folder / base)
+                repair = copy_whole_prefix(fh, name, folder / base, DOWNLOAD_MAXSIZE)
             except Exception as exc:  # noqa: BLE001 - a file that cannot be cut back: refused
                 self.refuse(where, f"unfinished and not recoverable ({type(exc).__name__})")
                 return

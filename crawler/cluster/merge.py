@@ -14,53 +14,37 @@ folder and no file in it is ever replaced: a WARC file is known by its first rec
 so a file merged before is not taken again, and a different file with a name already
 taken gets a new name made from that id (``<name>-<12 hex>.warc.gz``), which its CDXJ
 lines, history rows and corpus records follow. A corpus record that is not what the tool
-writes is named and skipped; the others are merged.
+writes is named and skipped; the others are merged. The WARC files' part is
+:mod:`.merge_warcs`, the corpus' :mod:`.merge_corpus`; this module runs them in order.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import gzip
-import hashlib
-import json
 import logging
 import os
 import shutil
 import tempfile
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
 
-import orjson
-
-from crawler.cluster.intake import Intake, Source, Worker, first_record_id
-from crawler.layout import OPEN_SUFFIX, WARC_SUFFIX, OutputLayout
+from crawler.cluster.intake import Intake, Worker
+from crawler.cluster.merge_corpus import merge_corpora
+from crawler.cluster.merge_warcs import (
+    Member,
+    adopt_index_lines,
+    copy_without,
+    duplicates,
+    members,
+    name_sources,
+)
+from crawler.layout import OutputLayout
 from crawler.untrusted import shown
-from crawler.urls import canonical_url
 
 logger = logging.getLogger(__name__)
 
-CHUNK = 1 << 20
-MAX_RECORD_LINE = 1 << 27  # a corpus record holds at most a page's text (64 MB of page)
 LISTED = 20  # refusals and skipped records printed by name; the rest are counted
-INDEXED = ("response", "revisit")  # the records a CDXJ line points at, in our WARCs
-
-
-@dataclass
-class Member:
-    """One record of a WARC file: where its gzip member lies and what it is."""
-
-    offset: int
-    length: int
-    rec_type: str
-    record_id: str
-    concurrent_to: str | None
-    key: tuple[str, str] | None  # (canonical url, payload digest) of a response record
-    date: str
-    uri: str = ""
 
 
 @dataclass
@@ -79,312 +63,6 @@ class MergeResult:
     def complete(self) -> bool:
         """Everything the workers offered was merged."""
         return not self.refused and not self.skipped_count
-
-
-def members(fh: BinaryIO) -> Iterator[Member]:
-    from warcio.archiveiterator import ArchiveIterator
-
-    fh.seek(0)
-    it = ArchiveIterator(fh)
-    for record in it:
-        it.read_to_end(record)
-        h = record.rec_headers
-        uri = h.get_header("WARC-Target-URI") or ""
-        key = None
-        if record.rec_type == "response" and h.get_header("WARC-Payload-Digest"):
-            key = (canonical_url(uri), h.get_header("WARC-Payload-Digest"))
-        yield Member(
-            it.get_record_offset(),
-            it.get_record_length(),
-            record.rec_type,
-            h.get_header("WARC-Record-ID") or "",
-            h.get_header("WARC-Concurrent-To"),
-            key,
-            h.get_header("WARC-Date") or "",
-            uri,
-        )
-
-
-def duplicates(merged: dict[str, list[Member]], new: dict[str, list[Member]]) -> set[str]:
-    """Record ids to leave out: later full responses of a (url, payload digest) and the
-    request/metadata records that belong to them. What an earlier merge kept stays first.
-    Files are named by their name in the merged archive."""
-    first: dict[tuple[str, str], tuple[int, str, str, int, str]] = {}
-    files = merged | new
-    for name, found in files.items():
-        for m in found:
-            if m.key is None:
-                continue
-            rank = (int(name in new), m.date, name, m.offset, m.record_id)
-            if m.key not in first or rank < first[m.key]:
-                first[m.key] = rank
-    keep = {rank[4] for rank in first.values()}
-    dropped = {
-        m.record_id
-        for found in files.values()
-        for m in found
-        if m.key is not None and m.record_id not in keep
-    }
-    dropped |= {
-        m.record_id for found in files.values() for m in found if m.concurrent_to in dropped
-    }
-    return dropped
-
-
-# -- names in the merged archive ------------------------------------------------------------
-
-
-def name_sources(workers: list[Worker], archive: Path) -> list[Source]:
-    """Give every source its name in the merged archive; the new ones, in order.
-
-    A file whose first record id a merged file has was merged before: it keeps that
-    file's name and is not copied again (also when two workers hold one file). Another
-    file keeps its name if it is free, else gets :func:`new_name`. Workers are taken in
-    the order given, their files by name: the same merge names the same way every time.
-    """
-    taken = set(os.listdir(archive))
-    merged: dict[str, str] = {}
-    for name in sorted(taken):
-        if name.endswith(WARC_SUFFIX):
-            with contextlib.suppress(Exception), open(archive / name, "rb") as fh:
-                merged.setdefault(first_record_id(fh), name)
-    new = []
-    for worker in workers:
-        for source in sorted(worker.sources, key=lambda s: s.name):
-            if source.identity in merged:
-                source.target, source.new = merged[source.identity], False
-                continue
-            source.target = source.name
-            if source.name in taken or source.name + OPEN_SUFFIX in taken:
-                source.target = new_name(source.name, source.identity, taken)
-            taken |= {source.target, source.target + OPEN_SUFFIX}
-            merged[source.identity] = source.target
-            new.append(source)
-    return new
-
-
-def new_name(name: str, identity: str, taken: set[str]) -> str:
-    """A free name for a file whose own is taken, made from its first record's id (the
-    same file gets the same name in any merge): ``<name>-<12 hex>.warc.gz``."""
-    stem = name[: -len(WARC_SUFFIX)][:180]  # a file name is at most 255 bytes
-    digest = hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()
-    for size in range(12, len(digest) + 1, 4):
-        candidate = f"{stem}-{digest[:size]}{WARC_SUFFIX}"
-        if candidate not in taken and candidate + OPEN_SUFFIX not in taken:
-            return candidate
-    raise RuntimeError(f"no free name for {shown(name)}")
-
-
-# -- copying ---------------------------------------------------------------------------------
-
-
-def copy_without(source: Source, target: Path, found: list[Member], dropped: set[str]) -> None:
-    """``source`` to ``target`` member by member (each record is its own gzip member),
-    leaving the dropped records out. A file kept whole is hard-linked where the file system
-    allows (closed WARC files never change, and a big archive is not stored twice), the
-    very file that was checked (same inode); else written as ``.open`` and linked to its
-    name when complete. Never replaces a file: ``target`` is a free name."""
-    whole = not any(m.record_id in dropped for m in found)
-    if whole and _link(source, target):
-        return
-    partial = target.with_name(target.name + OPEN_SUFFIX)
-    fh = source.fh
-    with open(partial, "xb") as out:
-        if whole:
-            fh.seek(0)
-            shutil.copyfileobj(fh, out, CHUNK)
-        else:
-            for m in found:
-                if m.record_id not in dropped:
-                    fh.seek(m.offset)
-                    _copy_bytes(fh, out, m.length)
-    os.link(partial, target)  # FileExistsError rather than a replaced file
-    partial.unlink()
-
-
-def _copy_bytes(fh: BinaryIO, out: BinaryIO, size: int) -> None:
-    while size:
-        chunk = fh.read(min(CHUNK, size))
-        if not chunk:
-            raise ValueError("file shorter than its records")
-        out.write(chunk)
-        size -= len(chunk)
-
-
-def _link(source: Source, target: Path) -> bool:
-    """Hard-link the checked file itself to ``target`` (never what a link points at)."""
-    try:
-        if source.recovered is not None:
-            os.link(source.recovered, target, follow_symlinks=False)
-        else:
-            assert source.worker.archive is not None
-            os.link(
-                source.name,
-                target,
-                src_dir_fd=source.worker.archive.fd,
-                follow_symlinks=False,
-            )
-    except OSError:
-        return False
-    linked, checked = os.lstat(target), os.fstat(source.fd)
-    if (linked.st_dev, linked.st_ino) != (checked.st_dev, checked.st_ino):
-        target.unlink()  # swapped since it was checked: copy from the open file instead
-        return False
-    return True
-
-
-# -- index lines -----------------------------------------------------------------------------
-
-
-def adopt_index_lines(
-    target: OutputLayout,
-    worker: Worker,
-    whole: list[Source],
-    found: dict[str, list[Member]] | None,
-    scratch: Path,
-) -> None:
-    """Add the worker's index lines of files copied whole to the merged index, each
-    ``filename`` the file's merged name: their offsets hold, so :func:`write_cdxj` need not
-    read the files again. Only an index written after a file was closed is trusted to
-    cover it, and with ``found`` (the files' records, read by the merge) only if its lines
-    point at exactly the file's responses and revisits, each at its offset, length, URL
-    and date; any other file is indexed again from its records."""
-    from warcio.timeutils import iso_date_to_timestamp
-
-    from crawler.warc.indexes import LINE_FILE, parse_cdxj_line
-
-    if worker.cdxj is None or not whole:
-        return
-    written = os.fstat(worker.cdxj.fileno()).st_mtime
-    sources = {s.name: s for s in whole if s.recovered is None and s.mtime <= written}
-    if not sources:
-        return
-    expected: dict[str, dict[tuple[int, int], tuple[str, str]]] = {}
-    if found is not None:
-        for name, source in sources.items():
-            expected[name] = {
-                (m.offset, m.length): (m.uri, iso_date_to_timestamp(m.date))
-                for m in found[source.target]
-                if m.rec_type in INDEXED
-            }
-    counts = dict.fromkeys(sources, 0)
-    bad: set[str] = set()
-    worker.cdxj.seek(0)
-    lines = io_text(worker.cdxj)
-    with tempfile.TemporaryFile("w+", dir=scratch, **LINE_FILE) as kept:
-        for line in lines:
-            parsed = parse_cdxj_line(line)
-            if parsed is None or not line.endswith("\n") or parsed[2]["filename"] not in sources:
-                continue
-            key, ts, fields = parsed
-            name = fields["filename"]
-            counts[name] += 1
-            if found is not None:
-                at = (int(fields["offset"]), int(fields["length"]))
-                if expected[name].get(at) != (fields["url"], ts):
-                    bad.add(name)
-                    continue
-            source = sources[name]
-            if source.renamed:
-                fields["filename"] = source.target
-                line = f"{key} {ts} {json.dumps(fields)}\n"  # as cdxj-indexer writes it
-            kept.write(f"{name}\t{line}")
-        if found is not None:
-            bad |= {name for name, count in counts.items() if count != len(expected[name])}
-        if bad:
-            logger.info("merge: index lines of %d files not adopted, indexed again", len(bad))
-        kept.seek(0)
-        target.cdxj.parent.mkdir(parents=True, exist_ok=True)
-        with open(target.cdxj, "a", encoding="utf-8") as out:
-            for tagged in kept:
-                name, line = tagged.split("\t", 1)
-                if name not in bad:
-                    out.write(line)
-
-
-def io_text(fh: BinaryIO) -> Iterator[str]:
-    """Lines of a binary file as text (undecodable bytes replaced: such a line is not
-    one of ours and parses as nothing)."""
-    for raw in fh:
-        yield raw.decode("utf-8", errors="replace")
-
-
-# -- the corpus ------------------------------------------------------------------------------
-
-
-def merge_corpora(intake: Intake, target: Path, result: MergeResult) -> int:
-    """One corpus from the workers' corpus parts: a record per (url, payload digest), the
-    first capture's; index-only records only for articles no worker fetched the page of.
-    A record that is not what the tool writes is named in ``result`` and left out; a
-    record's ``warc.filename`` follows its file's name in the merged archive."""
-    from crawler.corpus.dedup import NEAR_DUP_DISTANCE, annotate_duplicates
-    from crawler.corpus.shards import RECORDS_PER_SHARD, record_problem, write_shards
-
-    pages: dict[tuple[str, str], dict] = {}
-    index_only: dict[str, dict] = {}
-    for worker in intake.workers:
-        names = {s.name: s.target for s in worker.sources if s.target}
-        for where, rec in _corpus_records(intake, worker, result):
-            problem = record_problem(rec)
-            if problem is not None:
-                _skip(result, f"{where}: {problem}")
-                continue
-            try:
-                url = canonical_url(rec["url"])
-            except ValueError:  # UnicodeError included
-                _skip(result, f"{where}: url is not a URL")
-                continue
-            warc = rec.get("warc")
-            if warc and warc.get("filename") in names:
-                rec["warc"] = warc | {"filename": names[warc["filename"]]}
-            rec["dup"] = None
-            if "from_index_only" in rec["quality_flags"]:
-                if url not in index_only or rec["id"] < index_only[url]["id"]:
-                    index_only[url] = rec
-                continue
-            key = (url, (rec.get("warc") or {}).get("payload_digest") or rec["id"])
-            if key not in pages or (rec["crawl_date"] or "", rec["id"]) < (
-                pages[key]["crawl_date"] or "",
-                pages[key]["id"],
-            ):
-                pages[key] = rec
-    fetched = {url for url, _ in pages}
-    records = list(pages.values()) + [r for u, r in index_only.items() if u not in fetched]
-    records.sort(key=lambda r: (r["url"], r["id"]))
-    annotate_duplicates(records, NEAR_DUP_DISTANCE)
-    folder = OutputLayout(target).corpus
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("part-*.jsonl.gz"):
-        old.unlink()
-    write_shards(records, folder, RECORDS_PER_SHARD)
-    return len(records)
-
-
-def _corpus_records(
-    intake: Intake, worker: Worker, result: MergeResult
-) -> Iterator[tuple[str, Any]]:
-    """("<shard> line N", parsed JSON) of every line of the worker's corpus shards; a line
-    that is not JSON, too long, or a shard that stops reading is noted in ``result``."""
-    for path, fh in intake.corpus_shards(worker):
-        number = 0
-        try:
-            with gzip.GzipFile(fileobj=fh, mode="rb") as lines:
-                while line := lines.readline(MAX_RECORD_LINE + 1):
-                    number += 1
-                    where = f"{shown(path)} line {number}"
-                    if not line.endswith(b"\n") and len(line) > MAX_RECORD_LINE:
-                        while line and not line.endswith(b"\n"):  # the rest of it, unread
-                            line = lines.readline(CHUNK)
-                        _skip(result, f"{where}: longer than {MAX_RECORD_LINE} bytes")
-                        continue
-                    if not line.strip():
-                        continue
-                    try:
-                        yield where, orjson.loads(line)
-                    except orjson.JSONDecodeError:
-                        _skip(result, f"{where}: not JSON")
-        except (OSError, EOFError, zlib.error) as exc:
-            _skip(result, f"{shown(path)}: unreadable after line {number} ({exc})")
 
 
 def _skip(result: MergeResult, message: str) -> None:
@@ -432,11 +110,11 @@ def _merge(
     wacz: bool,
     keep_duplicates: bool,
 ) -> MergeResult:
+    from crawler.collection import check_collection_name, finish_output
     from crawler.exitcodes import UsageError
     from crawler.history.rebuild import rebuild_from_indexes
     from crawler.history.report import build_report, write_report
     from crawler.history.store import History, merge_histories
-    from crawler.warc.indexes import check_collection_name, finish_output
 
     workers = _open_workers(intake, roots, name)
     names = {w.collection for w in workers if w.collection}
@@ -487,7 +165,7 @@ def _merge(
         adopt_index_lines(target, worker, whole, found, intake.scratch)
     pages = [intake.open_optional(w, "pages.jsonl") for w in workers]
     # The corpus first: the WACZ's pages carry its text.
-    result.corpus_records = merge_corpora(intake, output, result)
+    result.corpus_records = merge_corpora(intake, output, lambda why: _skip(result, why))
     histories = list(_worker_histories(intake, workers)) if keep_duplicates else []
     seeds = _seeds(intake, workers, histories) if wacz else []
     result.written = finish_output(

@@ -73,7 +73,7 @@ def listed_requests(root: Path, spider: Any) -> Iterator[Any]:
 def missing_requests(root: str | Path, seeds: list[str], autoblogs: list[str]) -> list[Any]:
     """Requests for what the captured pages list but the merged folder does not hold."""
     from crawler.layout import OutputLayout
-    from crawler.warc.indexes import parse_cdxj_line
+    from crawler.warc.cdxj import parse_cdxj_line
 
     root = Path(root)
     held: set[str] = set()

@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 from crawler.config import DatasetInfo
 from crawler.corpus.card import FIELD_MEANINGS
 from crawler.corpus.dataset import ISO_8601, parquet_schema
-from crawler.history.rebuild import READ_ERRORS, first_warcinfo
+from crawler.history.readback import READ_ERRORS, first_warcinfo
 from crawler.history.store import read_runs, run_seeds
 from crawler.layout import HISTORY_NAME, OutputLayout
 

@@ -1,4 +1,5 @@
-"""``autoblog-archive extract WARC... --output DIR``: rebuild the corpus from WARC files alone.
+"""The corpus rebuilt from WARC files alone, on this machine (``extract``'s engine without
+``--dask``; the command itself is :mod:`crawler.corpus.extract`).
 
 A corpus must be rebuildable without crawling again (e.g. with a newer extractor), and it
 must equal the crawl-time one: so this only scans WARC files for HTML ``response`` records
@@ -13,21 +14,19 @@ The corpus is written aside and replaces ``<output>/corpus`` whole when complete
 
 from __future__ import annotations
 
-import argparse
-import errno
 import logging
 import os
-import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crawler.corpus.builder import CorpusBuilder, is_html
-from crawler.corpus.output import check_extract_output, remove_leftovers, replaced_corpus
-from crawler.escaping import TerminalFormatter, terminal
-from crawler.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, UsageError, UserError
+from crawler.corpus.output import replaced_corpus
 from crawler.settings import CORPUS_MAX_TASKS, CORPUS_TIMEOUT
+
+if TYPE_CHECKING:
+    from crawler.warc.reader import StoredRecord
 
 logger = logging.getLogger(__name__)
 
@@ -36,60 +35,47 @@ def scan_warc(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[
     """Pointers of the HTML 200/404 ``response`` records of one WARC file, in file order,
     and what was wrong with the file: a damaged file gives the records before the damage
     and a problem line, never an exception."""
-    from warcio.archiveiterator import ArchiveIterator
-
-    from crawler.warc.reader import record_defect, unread_tail
+    from crawler.warc.names import closed_name
+    from crawler.warc.reader import walk_file
 
     out: list[dict[str, Any]] = []
     problems: list[str] = []
-    name = Path(path).name
-    if name.endswith(".open"):
-        name = name[: -len(".open")]
-    end = 0
-    try:
-        with open(path, "rb") as fh:
-            it = ArchiveIterator(fh)
-            for record in it:
-                # Leave the payload unread: the iterator skips it, and the offsets it reports
-                # are those of the gzip member holding this record.
-                it.read_to_end(record)
-                end = it.get_record_offset() + it.get_record_length()
-                defect = record_defect(record)
-                if defect:
-                    uri = record.rec_headers.get_header("WARC-Target-URI")
-                    where = f"{name} offset {it.get_record_offset()}"
-                    problems.append(f"{where}: record of {uri} skipped: {defect}")
-                    continue
-                entry = _html_entry(record, it, name, path)
-                if entry is not None:
-                    out.append(entry)
-    except Exception as exc:  # noqa: BLE001 - any damage: keep what came before it
-        problems.append(f"{name}: unreadable after {len(out)} pages, rest skipped ({exc!r})")
-    else:
-        if unread_tail(path, end):
-            problems.append(f"{name}: {unread_tail(path, end)} bytes after its last record")
+    name = closed_name(Path(path).name)
+    # Payloads are left unread: the walk skips them, and the offsets it reports are those
+    # of the gzip members holding the records.
+    with walk_file(path) as walk:
+        for record in walk:
+            if record.defect:
+                where = f"{name} offset {record.offset}"
+                problems.append(f"{where}: record of {record.target_uri} skipped: {record.defect}")
+                continue
+            entry = _html_entry(record, name, path)
+            if entry is not None:
+                out.append(entry)
+        stopped = walk.stopped(name)
+    if stopped:
+        problems.append(stopped)
     return out, problems
 
 
-def _html_entry(record: Any, it: Any, name: str, path: str | os.PathLike[str]) -> dict | None:
+def _html_entry(record: StoredRecord, name: str, path: str | os.PathLike[str]) -> dict | None:
     """The pointer of an HTML 200/404 response record, or None for any other record."""
     if record.rec_type != "response" or record.http_headers is None:
         return None
-    code = record.http_headers.get_statuscode() or ""
-    status = int(code) if code.isdigit() else 0
+    status = record.status or 0
     ctype = record.http_headers.get_header("Content-Type")
     if status not in (200, 404) or not ctype or not is_html(ctype):
         return None
     rh = record.rec_headers
     return {
-        "url": rh.get_header("WARC-Target-URI"),
+        "url": record.target_uri,
         "crawl_date": rh.get_header("WARC-Date"),
         "content_type": ctype,
         "pointer": {
             "filename": name,
-            "record_id": rh.get_header("WARC-Record-ID"),
-            "offset": it.get_record_offset(),
-            "length": it.get_record_length(),
+            "record_id": record.record_id,
+            "offset": record.offset,
+            "length": record.length,
             "payload_digest": rh.get_header("WARC-Payload-Digest"),
             "http_status": status,
         },
@@ -160,81 +146,3 @@ def extract_warcs(
         "seconds": round(elapsed, 3),
         "pool": dict(builder.pool.stats),
     }
-
-
-def warc_paths(given: Iterable[str]) -> list[str]:
-    """The WARC files given: files as they are, folders searched for ``*.warc.gz``."""
-    paths: list[str] = []
-    for w in given:
-        p = Path(w)
-        if p.is_dir():
-            # A folder: its WARCs, or an output folder's (collections/*/archive/).
-            found = sorted(p.rglob("*.warc.gz"))
-            if not found:
-                raise UsageError(f"{w}: no .warc.gz file in this folder or below it")
-            paths.extend(str(x) for x in found)
-        elif not p.exists():
-            raise UsageError(f"{w}: no such file or folder")
-        else:
-            paths.append(w)
-    return paths
-
-
-def log_to_terminal() -> None:
-    """``extract`` prints its own lines; warnings (a page skipped) go to stderr, escaped,
-    and nothing less (the counts are in the last line)."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(TerminalFormatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
-
-
-def extract_into(args: argparse.Namespace, work: Callable[[list[str], Path], dict]) -> dict:
-    """What ``extract`` does around its work, on one engine or the other: the inputs and
-    the output checked before anything is written, the output folder held (one run at a
-    time), what a killed run left removed, and a failure to write as one line (exit 2)."""
-    from crawler.runlock import hold_folder
-
-    paths = warc_paths(args.warcs)
-    output = check_extract_output(args.output, args.force)
-    lock = hold_folder(output)
-    try:
-        remove_leftovers(output)
-        return work(paths, output)
-    except (OSError, sqlite3.Error) as exc:
-        full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise UserError(
-            f"writing the corpus into {output} failed ({why}); its corpus/ was left as it "
-            f"was; {'free space and ' if full else ''}run the same command again",
-            EXIT_FAILED,
-        ) from None
-    finally:
-        lock.release()
-
-
-def run_extract(args: argparse.Namespace) -> int:
-    """Handler of ``autoblog-archive extract`` (without ``--dask``)."""
-    log_to_terminal()
-    result = extract_into(
-        args,
-        lambda paths, output: extract_warcs(
-            paths,
-            output,
-            workers=args.workers,
-            timeout=args.timeout,
-            max_tasks_per_worker=args.max_tasks_per_worker,
-        ),
-    )
-    for problem in result["problems"]:
-        print(terminal(f"PROBLEM  {problem}"))
-    print(
-        terminal(
-            f"{result['records']} records ({result['index_only_records']} from index pages "
-            f"only) from {result['pages']} pages in {result['files']} WARC files, "
-            f"{result['skipped_pages']} skipped, {result['seconds']}s -> {args.output}/corpus/"
-        )
-    )
-    if result["unreadable_files"] == result["files"]:
-        return EXIT_FAILED  # nothing readable at all (not a WARC file, say): said above
-    # Partial: something in the archive could not be read or extracted (said above).
-    return EXIT_PARTIAL if result["problems"] or result["skipped_pages"] else EXIT_OK

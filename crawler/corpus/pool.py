@@ -27,7 +27,7 @@ import pebble
 from crawler.children import isolate_library_children
 from crawler.corpus.extraction import extract_facts, page_facts, text_fields
 from crawler.corpus.text import charset_from_content_type
-from crawler.settings import CORPUS_MAX_TASKS, CORPUS_TIMEOUT, CORPUS_WORKERS
+from crawler.settings import CORPUS_MAX_TASKS, CORPUS_TIMEOUT, CORPUS_WORKERS, DOWNLOAD_MAXSIZE
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +37,12 @@ logger = logging.getLogger(__name__)
 
 def _read_warc_response(path: str, offset: int, length: int) -> dict[str, Any]:
     """One response record (one gzip member) -> decoded body + the headers extraction needs."""
-    from crawler.warc.reader import READ_LIMIT, read_record_at
+    from crawler.warc.reader import read_record_at
 
-    record = read_record_at(path, offset)
+    record = read_record_at(path, offset, DOWNLOAD_MAXSIZE)
     if not record.complete:
         # A compressed bomb or a giant page: never inflated whole, so never extracted.
-        raise ValueError(f"stored body larger than {READ_LIMIT} bytes, not extracted")
+        raise ValueError(f"stored body larger than {DOWNLOAD_MAXSIZE} bytes, not extracted")
     body = record.payload
     # A broken Content-Encoding: the raw bytes are kept, flagged.
     flags: list[str] = [] if record.decoded else ["content_decoding_error"]

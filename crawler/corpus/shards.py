@@ -47,7 +47,7 @@ def write_shards(records: Iterable[dict[str, Any]], directory: Path, per_shard: 
 def record_problem(rec: Any) -> str | None:
     """Why a record read back is not one the corpus tools can use as they are (a corpus
     part handed over by someone else), or None. Checks what merging and deduplicating read."""
-    from crawler.layout import warc_name_problem
+    from crawler.warc.names import warc_name_problem
 
     if not isinstance(rec, dict):
         return "not a JSON object"

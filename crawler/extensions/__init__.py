@@ -9,10 +9,11 @@
 The WARC capture is an extension too, but lives in ``pipelines/warc_capture.py``.
 """
 
-from crawler.extensions.crawl_state import CrawlState, RunInfo
+from crawler.extensions.crawl_state import CrawlState
 from crawler.extensions.index_on_close import IndexOnClose
 from crawler.extensions.politeness import CrawlDelay
 from crawler.extensions.progress import Progress
 from crawler.extensions.run_summary import RunSummary
+from crawler.items import RunInfo
 
 __all__ = ["CrawlDelay", "CrawlState", "IndexOnClose", "Progress", "RunInfo", "RunSummary"]

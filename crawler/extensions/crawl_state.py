@@ -40,7 +40,14 @@ from crawler.history.model import FAILED, FINISHED, INTERRUPTED, PARTIAL, Captur
 from crawler.history.rebuild import reconcile_files
 from crawler.history.report import build_report, write_report
 from crawler.history.store import History
-from crawler.items import CrawlPlan, PageItem, crawl_planned, run_started, warc_files_closed
+from crawler.items import (
+    CrawlPlan,
+    PageItem,
+    RunInfo,
+    crawl_planned,
+    run_started,
+    warc_files_closed,
+)
 from crawler.layout import OutputLayout
 from crawler.redact import redacted_command
 from crawler.runlock import RunLock
@@ -54,20 +61,6 @@ logger = logging.getLogger(__name__)
 FULL, INCREMENTAL = "full", "incremental"
 # Why a crawl stops before its first request when the history could not start its run.
 HISTORY_ERROR = "history_error"
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    id: int
-    mode: str
-    started: str
-    resumed: bool
-    # The run number the WARC files' warcinfo names (a cluster worker's is the cluster's).
-    archive_id: int | None = None
-
-    @property
-    def warcinfo_id(self) -> int:
-        return self.archive_id if self.archive_id is not None else self.id
 
 
 @dataclass

@@ -16,11 +16,11 @@ from pathlib import Path
 from scrapy import signals
 from scrapy.crawler import Crawler
 
+from crawler.collection import finish_output
 from crawler.extensions.lookup import captures_held
 from crawler.items import CrawlPlan, PageItem, crawl_planned, warc_files_closed
 from crawler.layout import OutputLayout
 from crawler.spill import DiskMap
-from crawler.warc.indexes import finish_output
 
 logger = logging.getLogger(__name__)
 

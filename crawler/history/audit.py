@@ -202,7 +202,7 @@ class ArchiveView:
     def read(self, capture: Capture) -> Response | None:
         """The capture as the crawl's Scrapy response (decoded as the spider saw it), or
         None when its record cannot be read within ``read_limit``."""
-        from crawler.middlewares import read_response  # it imports the crawl's extensions
+        from crawler.middlewares import read_response
 
         path = self._path(capture.filename)
         if path is None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from crawler.history.rebuild import rebuild_from_indexes
 from crawler.history.store import History, file_problem
 from crawler.layout import OutputLayout
-from crawler.warc.indexes import cdxj_pointers, write_cdxj
+from crawler.warc.cdxj import cdxj_pointers, write_cdxj
 from crawler.warc.recovery import repair_truncated_file
 
 logger = logging.getLogger(__name__)

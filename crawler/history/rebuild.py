@@ -8,154 +8,32 @@ their WARC files by the ``warcinfo`` fields of :func:`crawler.history.model.warc
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
-import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from warcio.archiveiterator import ArchiveIterator
-from warcio.exceptions import ArchiveLoadFailed
-
-from crawler.history.digests import page_digests
 from crawler.history.model import (
-    CAPTURE_TYPES,
     FINISHED,
-    RUN_FIELD,
-    RUN_MODE_FIELD,
-    RUN_STARTED_FIELD,
+)
+from crawler.history.readback import (
+    READ_ERRORS,
+    FoundRecord,
+    cdxj_entries,
+    found_record,
+    iter_warc_captures,
+    payload_limit,
+    read_captures_at,
 )
 from crawler.history.store import History, malformed, read_runs
 from crawler.history.validate import MAX_ID, MODES, is_stamp
-from crawler.layout import OutputLayout, warc_name_problem
-from crawler.parsing import parse_page
+from crawler.layout import OutputLayout
 from crawler.urls import autoblog_base
-from crawler.warc.reader import READ_LIMIT, read_limited
+from crawler.warc.names import parse_warc_filename, warc_name_problem
+from crawler.warc.reader import read_record_at
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class FoundRecord:
-    """A response/revisit read from a WARC file, with what the history stores about it."""
-
-    url: str
-    warc_date: str
-    status: int | None
-    payload_digest: str | None
-    record_type: str
-    filename: str
-    offset: int
-    length: int
-    record_id: str
-    refers_to: str | None
-    page_digest: str | None
-    articles: list[tuple[str, str]]
-    run_key: str | None = None
-    run_started: str | None = None
-    run_mode: str | None = None
-    directory: Path | None = None  # the archive folder, to find a revisit's original
-
-
-def _read_found(record, path: Path, offset: int, length: int, run: tuple) -> FoundRecord:
-    headers = record.rec_headers
-    url = headers.get_header("WARC-Target-URI")
-    status = None
-    digest: str | None = None
-    articles: list[tuple[str, str]] = []
-    if record.http_headers is not None:
-        code = record.http_headers.get_statuscode()
-        status = int(code) if code and code.isdigit() else None
-        ctype = (record.http_headers.get_header("Content-Type") or "").lower()
-        if record.rec_type == "response" and status == 200 and "html" in ctype:
-            body = b""
-            try:
-                # Undoes Content-Encoding, a bounded prefix only: a stored bomb stays small.
-                body, complete = read_limited(record.content_stream(), READ_LIMIT)
-            except (OSError, EOFError, ValueError, zlib.error) as exc:
-                logger.warning("history: cannot decode %s (%s)", url, exc)
-            else:
-                if not complete:
-                    logger.warning("history: %s larger than %d bytes, not parsed", url, READ_LIMIT)
-                    body = b""
-            if body:
-                page = parse_page(body, url)
-                digest, blocks = page_digests(page)
-                if digest is not None and page.kind in ("index", "article"):
-                    articles = blocks
-    return FoundRecord(
-        url=url,
-        warc_date=headers.get_header("WARC-Date"),
-        status=status,
-        payload_digest=headers.get_header("WARC-Payload-Digest"),
-        record_type=record.rec_type,
-        filename=path.name,
-        offset=offset,
-        length=length,
-        record_id=headers.get_header("WARC-Record-ID"),
-        refers_to=headers.get_header("WARC-Refers-To"),
-        page_digest=digest,
-        articles=articles,
-        run_key=run[0],
-        run_started=run[1],
-        run_mode=run[2],
-        directory=path.parent,
-    )
-
-
-WARCINFO_READ_LIMIT = 1 << 20
-
-
-def _warcinfo_fields(record) -> dict[str, str]:
-    text = read_limited(record.content_stream(), WARCINFO_READ_LIMIT)[0].decode(
-        "utf-8", errors="replace"
-    )
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            fields[key.strip()] = value.strip()
-    return fields
-
-
-def first_warcinfo(path: Path) -> dict[str, str] | None:
-    """The fields of the ``warcinfo`` record that starts a WARC file (read bounded), or
-    None if the file starts with another record. Raises :data:`READ_ERRORS`."""
-    with open(path, "rb") as fh:
-        first = next(iter(ArchiveIterator(fh)), None)
-        if first is not None and first.rec_type == "warcinfo":
-            return _warcinfo_fields(first)
-    return None
-
-
-def _run_info(fields: dict[str, str]) -> tuple[str | None, str | None, str | None]:
-    return fields.get(RUN_FIELD), fields.get(RUN_STARTED_FIELD), fields.get(RUN_MODE_FIELD)
-
-
-def iter_warc_captures(path: Path, start: int = 0) -> Iterator[FoundRecord]:
-    """Response/revisit records of one WARC from byte ``start``, with offsets and lengths."""
-    run: tuple[str | None, str | None, str | None] = (None, None, None)
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        it = ArchiveIterator(fh)
-        try:
-            for record in it:
-                # The body must be read before asking for offsets: that consumes it.
-                if record.rec_type == "warcinfo":
-                    fields = _warcinfo_fields(record)
-                    run = _run_info(fields)
-                    continue
-                if record.rec_type not in CAPTURE_TYPES:
-                    continue
-                found = _read_found(record, path, 0, 0, run)
-                found.offset = it.get_record_offset()  # absolute: the iterator starts at tell()
-                found.length = it.get_record_length()
-                yield found
-        except (ArchiveLoadFailed, OSError, EOFError, ValueError) as exc:
-            logger.warning("history: %s unreadable after offset %s (%s)", path.name, start, exc)
 
 
 def index_record(history: History, found: FoundRecord, run_id: int) -> None:
@@ -187,18 +65,13 @@ def _complete_revisit(history: History, found: FoundRecord) -> None:
     original = history.capture_by_record_id(found.refers_to)
     if original is None or original.normalized_digest is None or found.directory is None:
         return
+    path = found.directory / original.filename
     try:
-        with open(found.directory / original.filename, "rb") as fh:
-            fh.seek(original.offset)
-            record = next(iter(ArchiveIterator(fh)), None)
-            if record is None:
-                return
-            read = _read_found(
-                record, found.directory / original.filename, 0, 0, (None, None, None)
-            )
-    except (ArchiveLoadFailed, OSError, EOFError, ValueError) as exc:
+        record = read_record_at(path, original.offset, payload_limit)
+    except READ_ERRORS as exc:
         logger.warning("history: original of %s unreadable (%s)", found.url, exc)
         return
+    read = found_record(record, path, (None, None, None))
     found.page_digest = read.page_digest
     found.articles = read.articles
 
@@ -272,65 +145,6 @@ class RebuildReport:
     problems: list[str] = field(default_factory=list)
 
 
-PID_IN_NAME = re.compile(r"-(\d{17})-\d{5}-[^-]+-(\d+)\.warc\.gz$")
-
-
-def _cdxj_entries(layout: OutputLayout) -> dict[str, list[tuple[int, int]]]:
-    """(offset, length) of every CDXJ line, grouped by file: the index drives the rebuild."""
-    by_file: dict[str, list[tuple[int, int]]] = {}
-    if not layout.cdxj.exists():
-        return by_file
-    with open(layout.cdxj, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            parts = line.rstrip("\n").split(" ", 2)
-            try:
-                fields = json.loads(parts[2])
-                if fields.get("mime") in ("application/warc-fields",):
-                    continue
-                entry = (int(fields["offset"]), int(fields["length"]))
-                if entry[0] < 0 or entry[1] < 1:
-                    continue
-                by_file.setdefault(str(fields["filename"]), []).append(entry)
-            except (IndexError, ValueError, KeyError, TypeError, AttributeError):
-                continue  # a damaged index line: `verify` reports it
-    for entries in by_file.values():
-        entries.sort()
-    return by_file
-
-
-READ_ERRORS = (ArchiveLoadFailed, OSError, EOFError, ValueError, zlib.error)
-
-
-def _read_at(
-    path: Path, entries: list[tuple[int, int]], problems: list[str]
-) -> Iterator[FoundRecord]:
-    """The capture at each CDXJ offset, with the file's warcinfo run; an unreadable record
-    is noted in ``problems`` and skipped, and the rest of the file is still read."""
-    run: tuple[str | None, str | None, str | None] = (None, None, None)
-    try:
-        run = _run_info(first_warcinfo(path) or {})
-    except READ_ERRORS as exc:
-        problems.append(f"{path.name}: warcinfo unreadable ({exc}), run taken from the name")
-    with open(path, "rb") as fh:
-        for offset, length in entries:
-            try:
-                fh.seek(offset)
-                record = next(iter(ArchiveIterator(fh)), None)
-                if record is None or record.rec_type not in CAPTURE_TYPES:
-                    continue
-                found = _read_found(record, path, offset, length, run)
-                if not (found.url and found.warc_date and found.record_id):
-                    raise ValueError("no target URI, date or record id")
-                if not is_stamp(found.warc_date):
-                    raise ValueError(f"WARC-Date {found.warc_date[:80]!r} is not an ISO date")
-                if found.status is not None and not 0 <= found.status < MAX_ID:
-                    found.status = None  # a status line no server sends: not a number to keep
-            except READ_ERRORS as exc:
-                problems.append(f"{path.name} offset {offset}: unreadable record skipped ({exc})")
-                continue
-            yield found
-
-
 def rebuild_from_indexes(output_dir: str | os.PathLike[str]) -> RebuildReport:
     """Rebuild ``history.sqlite`` from the collections' CDXJ indexes and WARC records.
 
@@ -355,7 +169,7 @@ def rebuild_from_indexes(output_dir: str | os.PathLike[str]) -> RebuildReport:
     started: dict[str, str] = {}
     modes: dict[str, str] = {}
     for layout in OutputLayout.find(root):
-        by_file = _cdxj_entries(layout)
+        by_file = cdxj_entries(layout)
         report.cdxj_lines += sum(len(v) for v in by_file.values())
         for path in layout.warcs():
             entries = by_file.get(path.name)
@@ -367,11 +181,11 @@ def rebuild_from_indexes(output_dir: str | os.PathLike[str]) -> RebuildReport:
                 continue
             report.files += 1
             try:
-                for found in _read_at(path, entries, report.problems):
+                for found in read_captures_at(path, entries, report.problems):
                     key = found.run_key
                     if key is None:
-                        m = PID_IN_NAME.search(path.name)
-                        key = f"pid:{m.group(2)}" if m else f"file:{path.name}"
+                        written = parse_warc_filename(path.name)
+                        key = f"pid:{written.pid}" if written else f"file:{path.name}"
                     groups.setdefault(key, []).append(found)
                     # warcinfo fields are read from the file: kept only if they are the
                     # tool's, so that the history rebuilt passes its own check.

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from crawler.escaping import terminal
 from crawler.history.rebuild import rebuild_from_indexes
-from crawler.layout import OutputLayout, warc_name_problem
+from crawler.layout import OutputLayout
 from crawler.untrusted import shown
-from crawler.warc.indexes import write_cdxj
+from crawler.warc.cdxj import write_cdxj
+from crawler.warc.names import warc_name_problem
 from crawler.warc.reader import warc_defects
 
 

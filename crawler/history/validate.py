@@ -20,7 +20,7 @@ from pathlib import Path
 
 from crawler.exitcodes import UsageError
 from crawler.history.model import CAPTURE_TYPES, FAILED, FINISHED, INTERRUPTED, PARTIAL, RUNNING
-from crawler.layout import warc_name_problem
+from crawler.warc.names import warc_name_problem
 
 # Bounds of what the tool itself writes, generously: anything beyond is not ours. Text
 # from pages (URLs, permalinks) has no bound of its own but SQLite's: MAX_VALUE, set on

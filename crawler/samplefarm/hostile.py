@@ -7,29 +7,10 @@ autoblogs stay as they are, so a crawl still finds, archives and extracts them.
 
 from __future__ import annotations
 
-from .farm import Farm, Response
+from .response import Response
 
-HOSTILE_KINDS = {
-    "escaped-script": "N bytes of escaped code that never closes on autoblog 0's first page "
-    "(half '&lt;script'/'&lt;link' openings before </body>, half 'function f(' article text)",
-    "links": "N image links in the first article of autoblog 0's first page",
-    "farm-index": "N more autoblogs listed on the farm's index (none of them served)",
-    "sitemap": "N more URLs in the farm's ?sitemap",
-    "export": "N more entries in the farm's ?export",
-    "robots": "a robots.txt of N bytes: its first rule disallows every vvb.ini, its last "
-    "line every autoblog",
-    "headers": "N more response headers on autoblog 0's ?opml",
-}
 OPENINGS = "&lt;script x &lt;link x "
 CODE_TEXT = "function f( "
-
-
-def parse_hostile(text: str) -> tuple[str, int]:
-    """argparse type for ``--hostile KIND=N``."""
-    kind, _, count = text.partition("=")
-    if kind not in HOSTILE_KINDS or not count.isdigit():
-        raise ValueError(f"expected KIND=N with KIND one of {', '.join(HOSTILE_KINDS)}")
-    return kind, int(count)
 
 
 def _repeat(unit: str, size: int) -> str:
@@ -47,11 +28,9 @@ def robots_txt(size: int) -> bytes:
     return (head + filler + tail).encode()
 
 
-def reshape(farm: Farm, target: str, host: str, resp: Response) -> Response:
-    """``resp`` (the farm's answer to ``target``) grown by the shapes asked for."""
-    shapes = farm.cfg.hostile
-    first = farm.autoblogs[0]
-    base = farm.base_url(first, host).split(host, 1)[1]
+def reshape(shapes: dict[str, int], base: str, target: str, host: str, resp: Response) -> Response:
+    """``resp`` (the farm's answer to ``target`` on ``host``) grown by the ``shapes`` asked
+    for; ``base`` is the path of the farm's first autoblog."""
     n = shapes.get
     if target == "/robots.txt" and "robots" in shapes:
         return Response(200, robots_txt(n("robots")), [("Content-Type", "text/plain")])

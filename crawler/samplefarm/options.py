@@ -6,6 +6,20 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 
+# The hostile shapes the farm serves (crawler.samplefarm.hostile), by the name --hostile takes.
+HOSTILE_KINDS = {
+    "escaped-script": "N bytes of escaped code that never closes on autoblog 0's first page "
+    "(half '&lt;script'/'&lt;link' openings before </body>, half 'function f(' article text)",
+    "links": "N image links in the first article of autoblog 0's first page",
+    "farm-index": "N more autoblogs listed on the farm's index (none of them served)",
+    "sitemap": "N more URLs in the farm's ?sitemap",
+    "export": "N more entries in the farm's ?export",
+    "robots": "a robots.txt of N bytes: its first rule disallows every vvb.ini, its last "
+    "line every autoblog",
+    "headers": "N more response headers on autoblog 0's ?opml",
+}
+
+
 ENGINES = ("0.3.4", "0.3.1", "0.3.0", "0.2", "0.1", "2025")
 SITE_TYPES = ("generic", "shaarli", "microblog", "twitter", "youtube")
 TRAILERS = ("none", "strftime", "footer")
@@ -211,15 +225,13 @@ def config_from_args(args: argparse.Namespace) -> FarmConfig:
 
 
 def _hostile_kinds() -> list[str]:
-    from .hostile import HOSTILE_KINDS
-
     return [f"{kind}=N ({what})" for kind, what in HOSTILE_KINDS.items()]
 
 
 def _hostile(text: str) -> tuple[str, int]:
-    from .hostile import parse_hostile
-
-    try:
-        return parse_hostile(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    """argparse type for ``--hostile KIND=N``."""
+    kind, _, count = text.partition("=")
+    if kind not in HOSTILE_KINDS or not count.isdigit():
+        kinds = ", ".join(HOSTILE_KINDS)
+        raise argparse.ArgumentTypeError(f"expected KIND=N with KIND one of {kinds}")
+    return kind, int(count)

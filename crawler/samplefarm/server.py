@@ -15,8 +15,9 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from .farm import EDIT_TEXT, Farm, Response
+from .farm import EDIT_TEXT, Farm
 from .options import AutoblogSettings, FarmConfig, config_from_args
+from .response import Response
 
 REASONS = {
     200: "OK",

@@ -1,28 +1,30 @@
-"""The records of one capture, built with warcio's ``RecordBuilder`` from what Scrapy fetched.
+"""The records of one capture, built with warcio's ``RecordBuilder`` from what was fetched.
 
 Each network fetch becomes a ``response`` record (or an identical-payload-digest
 ``revisit`` when an earlier run stored the same payload), its ``request`` record
 (``WARC-Concurrent-To``) and a ``metadata`` record with the page's outlinks and fetch
 time. A fetch that failed gets a ``metadata`` record ``fetchError: <reason>``, so the
 archive itself says what is missing and why.
+
+The exchange is described by what it is (:class:`HttpResponse`, :class:`HttpRequest`,
+:class:`Original`), not by whose object it is: Scrapy's requests and responses and the
+history's captures fit, and nothing here imports either (pipelines.warc_capture adapts).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from io import BytesIO
+from typing import Protocol
 from urllib.parse import urlsplit
 
-from scrapy import Request
-from scrapy.http import Response
 from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.timeutils import datetime_to_iso_date
 
-from crawler.history.model import Capture
-from crawler.items import REASON_KEY
-from crawler.outlinks import page_outlinks
 from crawler.warc.writer import make_record_builder
 
 # Headers Twisted consumes or rewrites: the stored body is de-chunked, so describing
@@ -37,6 +39,51 @@ HEADERS_NOTE = (
 )
 
 
+class Headers(Protocol):
+    """HTTP headers as Scrapy keeps them: every value of each name, as bytes."""
+
+    def items(self) -> Iterable[tuple[bytes, list[bytes]]]: ...
+
+
+class HttpResponse(Protocol):
+    """What a response record is made of (a ``scrapy.http.Response`` is one)."""
+
+    url: str
+    status: int
+    headers: Headers
+    body: bytes
+    ip_address: object | None
+    protocol: str | None
+
+
+class HttpRequest(Protocol):
+    """What a request record is made of (a ``scrapy.Request`` is one)."""
+
+    url: str
+    method: str
+    headers: Headers
+    body: bytes
+
+
+class Original(Protocol):
+    """The earlier capture a revisit refers to (a history capture is one)."""
+
+    url: str
+    warc_date: str
+    record_id: str
+    payload_digest: str | None
+
+
+@dataclass(frozen=True)
+class FetchNotes:
+    """What a page's metadata record says beside its fetch time, read from the crawl."""
+
+    via: str | None = None  # the Referer the request was sent with
+    hops: str | None = None  # why it was asked for (hopsFromSeed)
+    outlinks: tuple[str, ...] = ()
+    outlinks_cut: bool = False  # only the first ``max_outlinks`` are listed
+
+
 def status_line(status: int) -> str:
     try:
         return f"{status} {HTTPStatus(status).phrase}"
@@ -44,7 +91,7 @@ def status_line(status: int) -> str:
         return f"{status} Unknown"
 
 
-def response_http_headers(response: Response) -> StatusAndHeaders:
+def response_http_headers(response: HttpResponse) -> StatusAndHeaders:
     """Status line + every header value (``getlist``), hop-by-hop ones dropped."""
     headers: list[tuple[str, str]] = []
     for name, values in response.headers.items():
@@ -56,7 +103,7 @@ def response_http_headers(response: Response) -> StatusAndHeaders:
     return StatusAndHeaders(status_line(response.status), headers, protocol="HTTP/1.1")
 
 
-def request_http_headers(request: Request) -> StatusAndHeaders:
+def request_http_headers(request: HttpRequest) -> StatusAndHeaders:
     """The real request line (path and query string) with a ``Host`` header first."""
     parts = urlsplit(request.url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -67,7 +114,7 @@ def request_http_headers(request: Request) -> StatusAndHeaders:
     return StatusAndHeaders(f"{request.method} {target} HTTP/1.1", headers, is_http_request=True)
 
 
-def revisit_arguments(original: Capture) -> tuple[dict[str, str], dict[str, str]]:
+def revisit_arguments(original: Original) -> tuple[dict[str, str], dict[str, str]]:
     """(keyword arguments, extra WARC headers) for warcio's ``create_revisit_record``.
 
     The identical-payload-digest profile: same digest, ``WARC-Refers-To`` the original's
@@ -101,7 +148,7 @@ class CaptureRecords:
         self.max_outlinks = max_outlinks  # 0: all of a page's
 
     def response(
-        self, response: Response, warc_date: str, digest: str, truncated: bool
+        self, response: HttpResponse, warc_date: str, digest: str, truncated: bool
     ) -> ArcWarcRecord:
         warc_headers = {"WARC-Date": warc_date, "WARC-Payload-Digest": digest}
         warc_headers.update(self._network_headers(response))
@@ -116,7 +163,7 @@ class CaptureRecords:
             warc_headers_dict=warc_headers,
         )
 
-    def revisit(self, response: Response, warc_date: str, original: Capture) -> ArcWarcRecord:
+    def revisit(self, response: HttpResponse, warc_date: str, original: Original) -> ArcWarcRecord:
         """Identical-payload-digest revisit: HTTP headers, no body, refers to the original."""
         kwargs, extra = revisit_arguments(original)
         headers = {"WARC-Date": warc_date, **extra, **self._network_headers(response)}
@@ -127,7 +174,9 @@ class CaptureRecords:
             **kwargs,
         )
 
-    def request(self, request: Request, url: str, warc_date: str, concurrent_to: str):
+    def request(
+        self, request: HttpRequest, url: str, warc_date: str, concurrent_to: str
+    ) -> ArcWarcRecord:
         return self.builder.create_warc_record(
             url,
             "request",
@@ -138,33 +187,30 @@ class CaptureRecords:
         )
 
     def metadata(
-        self, response: Response, request: Request, warc_date: str, refers_to: str, latency: float
+        self, url: str, warc_date: str, refers_to: str, latency: float, notes: FetchNotes
     ) -> ArcWarcRecord:
         lines = [f"fetchTimeMs: {int(latency * 1000)}"]
-        referer = request.headers.get("Referer")
-        if referer:
-            lines.append(f"via: {referer.decode('latin-1')}")
-        reason = request.meta.get(REASON_KEY)
-        if reason:
-            lines.append(f"hopsFromSeed: {reason}")
-        links, cut = page_outlinks(response, self.max_outlinks)
-        lines.extend(f"outlink: {link}" for link in links)
-        if cut:
+        if notes.via:
+            lines.append(f"via: {notes.via}")
+        if notes.hops:
+            lines.append(f"hopsFromSeed: {notes.hops}")
+        lines.extend(f"outlink: {link}" for link in notes.outlinks)
+        if notes.outlinks_cut:
             lines.append(f"outlinksCut: only the first {self.max_outlinks} are listed")
-        return self._fields(
-            response.url, {"WARC-Date": warc_date, "WARC-Concurrent-To": refers_to}, lines
-        )
+        return self._fields(url, {"WARC-Date": warc_date, "WARC-Concurrent-To": refers_to}, lines)
 
-    def fetch_error(self, request: Request, reason: str, concurrent_to: str | None):
+    def fetch_error(
+        self, url: str, reason: str, hops: str | None, concurrent_to: str | None
+    ) -> ArcWarcRecord:
         """``fetchError: <reason>``: a body cut at the size bound leaves no response
         record, a bomb's response says nothing of it."""
         lines = [f"fetchError: {reason}"]
-        if request.meta.get(REASON_KEY):
-            lines.append(f"hopsFromSeed: {request.meta[REASON_KEY]}")
+        if hops:
+            lines.append(f"hopsFromSeed: {hops}")
         headers = {"WARC-Date": warc_date_now()}
         if concurrent_to:
             headers["WARC-Concurrent-To"] = concurrent_to
-        return self._fields(request.url, headers, lines)
+        return self._fields(url, headers, lines)
 
     def _fields(self, url: str, headers: dict[str, str], lines: list[str]) -> ArcWarcRecord:
         payload = _fields_payload(lines)
@@ -178,7 +224,7 @@ class CaptureRecords:
         )
 
     @staticmethod
-    def _network_headers(response: Response) -> dict[str, str]:
+    def _network_headers(response: HttpResponse) -> dict[str, str]:
         headers = {}
         if response.ip_address is not None:
             headers["WARC-IP-Address"] = str(response.ip_address)

@@ -35,12 +35,16 @@ from io import BytesIO
 from pathlib import Path
 from typing import BinaryIO
 
-from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
-from crawler.layout import OPEN_SUFFIX, OutputLayout
+from crawler.layout import OutputLayout
+from crawler.warc.names import OPEN_SUFFIX, WARC_SUFFIX
+from crawler.warc.reader import RecordWalk
 
 CHUNK = 1 << 20
+# What a record holds beside its body: WARC and HTTP headers, or a metadata record's
+# outlinks (MAX_LINKS_PER_PAGE of URLLENGTH_LIMIT at most).
+RECORD_HEADROOM = 16 << 20
 PAIRED = ("response", "revisit")
 
 
@@ -103,35 +107,37 @@ def _parse_member(data: bytes) -> tuple[str, str, str | None, str | None]:
     head_end = data.find(b"\r\n\r\n")
     if head_end < 0:
         raise ValueError("no end of WARC headers")
-    it = ArchiveIterator(BytesIO(data), check_digests=True)
-    info: tuple[str, str, str | None, str | None] | None = None
-    for record in it:
-        if info is not None:
-            raise ValueError("more than one record in a gzip member")
-        headers = record.rec_headers
-        declared = int(headers.get_header("Content-Length") or -1)
-        # headers, blank line, block, then the record's closing CRLF CRLF: nothing else.
-        if len(data) != head_end + 4 + declared + 4 or not data.endswith(b"\r\n\r\n"):
-            raise ValueError(f"record is not {declared} bytes of block as declared")
-        record.raw_stream.read()  # raw: a bad Content-Encoding is still a record
-        if record.digest_checker.passed is False:
-            raise ValueError(f"digest mismatch {list(record.digest_checker.problems)}")
-        record_id = headers.get_header("WARC-Record-ID")
-        if not record_id:
-            raise ValueError("record without WARC-Record-ID")
-        info = (
-            record.rec_type,
-            record_id,
-            headers.get_header("WARC-Concurrent-To"),
-            headers.get_header("WARC-Target-URI"),
-        )
-    if info is None:
-        raise ValueError("no WARC record")
-    return info
+    walk = RecordWalk(BytesIO(data), check_digests=True)
+    found = list(walk)
+    if walk.failure is not None:
+        raise walk.failure
+    if len(found) != 1:
+        raise ValueError("no WARC record" if not found else "more than one record in a gzip member")
+    (record,) = found
+    declared = int(record.header("Content-Length") or -1)
+    # headers, blank line, block, then the record's closing CRLF CRLF: nothing else.
+    if len(data) != head_end + 4 + declared + 4 or not data.endswith(b"\r\n\r\n"):
+        raise ValueError(f"record is not {declared} bytes of block as declared")
+    if record.digest_problems:
+        raise ValueError(f"digest mismatch {list(record.digest_problems)}")
+    if not record.record_id:
+        raise ValueError("record without WARC-Record-ID")
+    return (
+        record.rec_type,
+        record.record_id,
+        record.header("WARC-Concurrent-To"),
+        record.target_uri,
+    )
 
 
-def _raw_members(fh) -> Iterator[tuple[int, int | None, bytes, str | None]]:
-    """(offset, end, decompressed bytes, error) of each gzip member; end None if torn."""
+def _raw_members(
+    fh: BinaryIO, max_record: int | None = None
+) -> Iterator[tuple[int, int | None, bytes, str | None]]:
+    """(offset, end, decompressed bytes, error) of each gzip member; end None if torn.
+
+    A member is inflated in memory to check it whole: with ``max_record``, never past
+    that many bytes (a member of a file from elsewhere may be a compressed bomb).
+    """
     pending = b""
     pos = 0
     while True:
@@ -142,22 +148,32 @@ def _raw_members(fh) -> Iterator[tuple[int, int | None, bytes, str | None]]:
         start = pos
         inflater = zlib.decompressobj(31)
         parts: list[bytes] = []
+        size = 0
         while True:
+            room = 0 if max_record is None else max_record + 1 - size  # 0: no bound
             try:
-                parts.append(inflater.decompress(pending))
+                out = inflater.decompress(pending, room) if pending else inflater.flush()
             except zlib.error as exc:
                 yield start, None, b"", f"bad gzip data ({exc})"
                 return
+            parts.append(out)
+            size += len(out)
+            if max_record is not None and size > max_record:
+                yield start, None, b"", f"a record larger than {max_record} bytes"
+                return
             if inflater.eof:
-                used = len(pending) - len(inflater.unused_data)
-                pos += used
+                pos += len(pending) - len(inflater.unused_data)
                 pending = inflater.unused_data
                 break
-            pos += len(pending)
-            pending = fh.read(CHUNK)
-            if not pending:
+            if inflater.unconsumed_tail:  # stopped at the bound's room: the rest is input
+                pos += len(pending) - len(inflater.unconsumed_tail)
+                pending = inflater.unconsumed_tail
+                continue
+            if not pending:  # the file ended, and flush() did not end the member
                 yield start, None, b"", "gzip member cut short"
                 return
+            pos += len(pending)
+            pending = fh.read(CHUNK)
         yield start, pos, b"".join(parts), None
 
 
@@ -167,12 +183,14 @@ def scan_members(path: str | os.PathLike[str]) -> Scan:
         return scan_stream(fh)
 
 
-def scan_stream(fh: BinaryIO) -> Scan:
-    """:func:`scan_members` of a file already open (read from its start)."""
+def scan_stream(fh: BinaryIO, max_record: int | None = None) -> Scan:
+    """:func:`scan_members` of a file already open (read from its start). ``max_record``
+    bounds what one member may inflate to (a file from elsewhere); None is for the
+    tool's own files, whose records its writer bounded."""
     members: list[Member] = []
     scan = Scan(members=members, size=os.fstat(fh.fileno()).st_size)
     fh.seek(0)
-    for start, end, data, error in _raw_members(fh):
+    for start, end, data, error in _raw_members(fh, max_record):
         if error is None:
             try:
                 rec_type, rid, concurrent, target = _parse_member(data)
@@ -215,14 +233,14 @@ def _fsync_dir(directory: Path) -> None:
 def _check_whole(path: Path, size: int) -> None:
     """Read the kept prefix end to end, digests checked: never rename a bad file."""
     with open(path, "rb") as fh:
-        it = ArchiveIterator(fh, check_digests=True)
-        for record in it:
-            record.raw_stream.read()
-            if record.digest_checker.passed is False:
+        walk = RecordWalk(fh, check_digests=True)
+        for record in walk:
+            if record.digest_problems:
                 raise ValueError(f"{path.name}: digest mismatch after repair")
-        end = it.offset
-    if end != size:
-        raise ValueError(f"{path.name}: repaired file reads to {end}, not {size}")
+        if walk.failure is not None:
+            raise walk.failure
+    if walk.end != size:
+        raise ValueError(f"{path.name}: repaired file reads to {walk.end}, not {size}")
 
 
 def repair_open_file(path: str | os.PathLike[str]) -> Repair:
@@ -274,12 +292,14 @@ def cut_back(path: Path, final: Path) -> Repair:
     return Repair(path, "closed", final, size, cut, kept, captures, len(dropped), reason, dropped)
 
 
-def copy_whole_prefix(source: BinaryIO, name: str, target: Path) -> Repair:
+def copy_whole_prefix(source: BinaryIO, name: str, target: Path, read_limit: int) -> Repair:
     """Copy the complete groups of a torn ``.open`` file (``source``, open for reading and
     named ``name``) to ``target``, checked end to end, leaving the file itself untouched:
     ``merge`` recovers a killed worker's files this way, writing only in its own output.
-    ``action`` is ``closed`` (``target`` written) or ``deleted`` (no capture: nothing)."""
-    scan = scan_stream(source)
+    ``action`` is ``closed`` (``target`` written) or ``deleted`` (no capture: nothing).
+    ``read_limit`` is the crawl's body bound (``DOWNLOAD_MAXSIZE``): no record of ours is
+    larger than that and its headers, so a larger one ends the whole prefix."""
+    scan = scan_stream(source, read_limit + RECORD_HEADROOM)
     cut, kept = cut_point(scan.members)
     dropped = [f"{m.rec_type} {m.target_uri}" for m in scan.members[kept:]]
     reason = scan.stop_reason or ("last group incomplete" if dropped else None)
@@ -302,7 +322,8 @@ def copy_whole_prefix(source: BinaryIO, name: str, target: Path) -> Repair:
 
 def repair_directory(directory: str | os.PathLike[str]) -> list[Repair]:
     """Repair every ``*.warc.gz.open`` file of one archive folder."""
-    return [repair_open_file(p) for p in sorted(Path(directory).glob("*.warc.gz" + OPEN_SUFFIX))]
+    found = sorted(Path(directory).glob("*" + WARC_SUFFIX + OPEN_SUFFIX))
+    return [repair_open_file(p) for p in found]
 
 
 def repair_output(root: str | os.PathLike[str]) -> list[Repair]:

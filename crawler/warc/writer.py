@@ -10,7 +10,6 @@ to its last complete record after a crash.
 from __future__ import annotations
 
 import os
-import socket
 import time
 import zlib
 from datetime import UTC, datetime
@@ -23,9 +22,8 @@ from warcio.recordloader import ArcWarcRecord
 from warcio.timeutils import datetime_to_iso_date
 from warcio.warcwriter import WARCWriter
 
-from crawler.layout import OPEN_SUFFIX
-from crawler.settings import WARC_MAX_SIZE
 from crawler.warc import WarcPointer
+from crawler.warc.names import OPEN_SUFFIX, warc_filename
 
 GZIP_LEVEL = 6
 
@@ -48,17 +46,9 @@ def make_record_builder() -> RecordBuilder:
     return RecordBuilder(warc_version="WARC/1.1")
 
 
-def warc_filename(prefix: str, serial: int, when: datetime | None = None) -> str:
-    """``<prefix>-<YYYYMMDDhhmmssfff>-<serial:05d>-<host>-<pid>.warc.gz``."""
-    when = when or datetime.now(UTC)
-    stamp = when.strftime("%Y%m%d%H%M%S") + f"{when.microsecond // 1000:03d}"
-    host = socket.gethostname().split(".")[0] or "localhost"
-    return f"{prefix}-{stamp}-{serial:05d}-{host}-{os.getpid()}.warc.gz"
-
-
 class RecordObserver(Protocol):
     """Told of each record as written and of each file once closed whole (the capture-time
-    index, :class:`crawler.warc.indexes.CaptureIndex`)."""
+    index, :class:`crawler.warc.cdxj.CaptureIndex`)."""
 
     def written(self, record: ArcWarcRecord, data: bytes, pointer: WarcPointer) -> None: ...
 
@@ -71,8 +61,8 @@ class RollingWarcWriter:
     """Appends groups of records to `.warc.gz` files in ``directory``, rolling over by size.
 
     A group (response + request + metadata) always lands in one file: the size check
-    happens between groups. ``warcinfo`` is called for every new file so each file
-    starts with its own ``warcinfo`` record.
+    (``max_size``, the ``WARC_MAX_SIZE`` setting) happens between groups. ``warcinfo`` is
+    called for every new file so each file starts with its own ``warcinfo`` record.
     """
 
     def __init__(
@@ -80,7 +70,7 @@ class RollingWarcWriter:
         directory: str | os.PathLike[str],
         prefix: str,
         warcinfo: dict[str, str],
-        max_size: int = WARC_MAX_SIZE,
+        max_size: int,
         fsync: bool = True,
         observer: RecordObserver | None = None,
     ) -> None:

@@ -1,0 +1,121 @@
+"""``autoblog-archive extract WARC... --output DIR``: the one entry point of extraction.
+
+The corpus is rebuilt from WARC files alone on one of two engines, both feeding the same
+corpus builder: this machine's worker processes (:mod:`crawler.corpus.from_warcs`) or a
+Dask cluster (``--dask``, :mod:`crawler.cluster.dask_extract`). What is the same on
+both lives here: the inputs and the output checked before anything is written, the
+output folder held, the problems and the counts said, the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import os
+import sqlite3
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from crawler.corpus.output import check_extract_output, remove_leftovers
+from crawler.escaping import TerminalFormatter, terminal
+from crawler.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, UsageError, UserError
+
+
+def warc_paths(given: Iterable[str]) -> list[str]:
+    """The WARC files given: files as they are, folders searched for ``*.warc.gz``."""
+    paths: list[str] = []
+    for w in given:
+        p = Path(w)
+        if p.is_dir():
+            # A folder: its WARCs, or an output folder's (collections/*/archive/).
+            found = sorted(p.rglob("*.warc.gz"))
+            if not found:
+                raise UsageError(f"{w}: no .warc.gz file in this folder or below it")
+            paths.extend(str(x) for x in found)
+        elif not p.exists():
+            raise UsageError(f"{w}: no such file or folder")
+        else:
+            paths.append(w)
+    return paths
+
+
+def log_to_terminal() -> None:
+    """``extract`` prints its own lines; warnings (a page skipped) go to stderr, escaped,
+    and nothing less (the counts are in the last line)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(TerminalFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+
+
+def extract_into(args: argparse.Namespace, work: Callable[[list[str], Path], dict]) -> dict:
+    """What ``extract`` does around its work, on one engine or the other: the inputs and
+    the output checked before anything is written, the output folder held (one run at a
+    time), what a killed run left removed, and a failure to write as one line (exit 2)."""
+    from crawler.runlock import hold_folder
+
+    paths = warc_paths(args.warcs)
+    output = check_extract_output(args.output, args.force)
+    lock = hold_folder(output)
+    try:
+        remove_leftovers(output)
+        return work(paths, output)
+    except (OSError, sqlite3.Error) as exc:
+        full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UserError(
+            f"writing the corpus into {output} failed ({why}); its corpus/ was left as it "
+            f"was; {'free space and ' if full else ''}run the same command again",
+            EXIT_FAILED,
+        ) from None
+    finally:
+        lock.release()
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    """Handler of ``autoblog-archive extract``: the one entry point, on this machine's
+    worker processes or, with ``--dask``, on a Dask cluster
+    (:mod:`crawler.cluster.dask_extract`); both feed the same corpus builder."""
+    from crawler import settings
+
+    # Defaults once, in crawler/settings.py (the crawl's corpus pipeline uses the same).
+    args.workers = args.workers or os.cpu_count() or 2
+    args.timeout = args.timeout or settings.CORPUS_TIMEOUT
+    args.max_tasks_per_worker = args.max_tasks_per_worker or settings.CORPUS_MAX_TASKS
+    log_to_terminal()
+    if args.dask:
+        from crawler.cluster.dask_extract import extract_on_dask
+
+        result = extract_into(
+            args, lambda paths, output: extract_on_dask(paths, output, args.dask, args.workers)
+        )
+        said = (
+            f"{result['records']} records from {result['pages']} pages in {result['files']} "
+            f"WARC files ({result['computed']} extracted now, the rest done before), "
+            f"{result['skipped_pages']} skipped -> {args.output}/corpus/"
+        )
+    else:
+        from crawler.corpus.from_warcs import extract_warcs
+
+        result = extract_into(
+            args,
+            lambda paths, output: extract_warcs(
+                paths,
+                output,
+                workers=args.workers,
+                timeout=args.timeout,
+                max_tasks_per_worker=args.max_tasks_per_worker,
+            ),
+        )
+        said = (
+            f"{result['records']} records ({result['index_only_records']} from index pages "
+            f"only) from {result['pages']} pages in {result['files']} WARC files, "
+            f"{result['skipped_pages']} skipped, {result['seconds']}s -> {args.output}/corpus/"
+        )
+    for problem in result["problems"]:
+        print(terminal(f"PROBLEM  {problem}"))
+    print(terminal(said))
+    if result.get("unreadable_files") == result["files"]:
+        return EXIT_FAILED  # nothing readable at all (not a WARC file, say): said above
+    # Partial: something in the archive could not be read or extracted (said above).
+    return EXIT_PARTIAL if result["problems"] or result["skipped_pages"] else EXIT_OK

@@ -1,0 +1,198 @@
+"""Captures read back from WARC records: what the history stores of each, and the run
+that wrote it (the ``warcinfo`` fields of :func:`crawler.history.model.warcinfo_run_fields`).
+
+Every read goes through the WARC layer's bounded reader (:mod:`crawler.warc.reader`):
+an HTML page's body only up to the body bound, to digest it and list its articles, a
+``warcinfo``'s fields only up to a megabyte, nothing of any other record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from warcio.exceptions import ArchiveLoadFailed
+
+from crawler.history.digests import page_digests
+from crawler.history.model import CAPTURE_TYPES, RUN_FIELD, RUN_MODE_FIELD, RUN_STARTED_FIELD
+from crawler.history.validate import MAX_ID, is_stamp
+from crawler.layout import OutputLayout
+from crawler.parsing import parse_page
+from crawler.settings import DOWNLOAD_MAXSIZE
+from crawler.warc.reader import NoRecord, RecordWalk, StoredRecord, open_warc, read_record_at
+
+logger = logging.getLogger(__name__)
+
+READ_ERRORS = (ArchiveLoadFailed, OSError, EOFError, ValueError, zlib.error)
+
+
+@dataclass
+class FoundRecord:
+    """A response/revisit read from a WARC file, with what the history stores about it."""
+
+    url: str
+    warc_date: str
+    status: int | None
+    payload_digest: str | None
+    record_type: str
+    filename: str
+    offset: int
+    length: int
+    record_id: str
+    refers_to: str | None
+    page_digest: str | None
+    articles: list[tuple[str, str]]
+    run_key: str | None = None
+    run_started: str | None = None
+    run_mode: str | None = None
+    directory: Path | None = None  # the archive folder, to find a revisit's original
+
+
+def payload_limit(record: StoredRecord) -> int | None:
+    """What of a record the history reads: a warcinfo's fields, an HTML page's body (to
+    digest and list its articles; Content-Encoding undone, a bounded prefix only: a
+    stored bomb stays small), nothing of any other record."""
+    if record.rec_type == "warcinfo":
+        return WARCINFO_READ_LIMIT
+    if record.rec_type == "response" and record.status == 200 and record.http_headers:
+        if "html" in (record.http_headers.get_header("Content-Type") or "").lower():
+            return DOWNLOAD_MAXSIZE
+    return None
+
+
+def found_record(record: StoredRecord, path: Path, run: tuple) -> FoundRecord:
+    url = record.target_uri
+    digest: str | None = None
+    articles: list[tuple[str, str]] = []
+    if payload_limit(record) is not None:
+        body = record.payload
+        if not record.decoded:
+            logger.warning("history: cannot decode %s", url)
+            body = b""
+        elif not record.complete:
+            logger.warning("history: %s larger than %d bytes, not parsed", url, DOWNLOAD_MAXSIZE)
+            body = b""
+        if body:
+            page = parse_page(body, url)
+            digest, blocks = page_digests(page)
+            if digest is not None and page.kind in ("index", "article"):
+                articles = blocks
+    headers = record.rec_headers
+    return FoundRecord(
+        url=url,
+        warc_date=headers.get_header("WARC-Date"),
+        status=record.status,
+        payload_digest=headers.get_header("WARC-Payload-Digest"),
+        record_type=record.rec_type,
+        filename=path.name,
+        offset=record.offset,
+        length=record.length or 0,
+        record_id=record.record_id,
+        refers_to=headers.get_header("WARC-Refers-To"),
+        page_digest=digest,
+        articles=articles,
+        run_key=run[0],
+        run_started=run[1],
+        run_mode=run[2],
+        directory=path.parent,
+    )
+
+
+WARCINFO_READ_LIMIT = 1 << 20
+
+
+def _warcinfo_fields(record: StoredRecord) -> dict[str, str]:
+    text = record.payload.decode("utf-8", errors="replace")
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def first_warcinfo(path: Path) -> dict[str, str] | None:
+    """The fields of the ``warcinfo`` record that starts a WARC file (read bounded), or
+    None if the file starts with another record. Raises :data:`READ_ERRORS`."""
+    first = read_record_at(path, 0, payload_limit)
+    return _warcinfo_fields(first) if first.rec_type == "warcinfo" else None
+
+
+def _run_info(fields: dict[str, str]) -> tuple[str | None, str | None, str | None]:
+    return fields.get(RUN_FIELD), fields.get(RUN_STARTED_FIELD), fields.get(RUN_MODE_FIELD)
+
+
+def iter_warc_captures(path: Path, start: int = 0) -> Iterator[FoundRecord]:
+    """Response/revisit records of one WARC from byte ``start``, with offsets and lengths."""
+    run: tuple[str | None, str | None, str | None] = (None, None, None)
+    with open_warc(path) as fh:
+        fh.seek(start)
+        walk = RecordWalk(fh, payload=payload_limit)
+        for record in walk:
+            if record.rec_type == "warcinfo":
+                run = _run_info(_warcinfo_fields(record))
+            elif record.rec_type in CAPTURE_TYPES:
+                yield found_record(record, path, run)
+        if walk.failure is not None:
+            logger.warning(
+                "history: %s unreadable after offset %s (%s)", path.name, start, walk.failure
+            )
+
+
+def cdxj_entries(layout: OutputLayout) -> dict[str, list[tuple[int, int]]]:
+    """(offset, length) of every CDXJ line, grouped by file: the index drives the rebuild."""
+    by_file: dict[str, list[tuple[int, int]]] = {}
+    if not layout.cdxj.exists():
+        return by_file
+    with open(layout.cdxj, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            parts = line.rstrip("\n").split(" ", 2)
+            try:
+                fields = json.loads(parts[2])
+                if fields.get("mime") in ("application/warc-fields",):
+                    continue
+                entry = (int(fields["offset"]), int(fields["length"]))
+                if entry[0] < 0 or entry[1] < 1:
+                    continue
+                by_file.setdefault(str(fields["filename"]), []).append(entry)
+            except (IndexError, ValueError, KeyError, TypeError, AttributeError):
+                continue  # a damaged index line: `verify` reports it
+    for entries in by_file.values():
+        entries.sort()
+    return by_file
+
+
+def read_captures_at(
+    path: Path, entries: list[tuple[int, int]], problems: list[str]
+) -> Iterator[FoundRecord]:
+    """The capture at each CDXJ offset, with the file's warcinfo run; an unreadable record
+    is noted in ``problems`` and skipped, and the rest of the file is still read."""
+    run: tuple[str | None, str | None, str | None] = (None, None, None)
+    try:
+        run = _run_info(first_warcinfo(path) or {})
+    except READ_ERRORS as exc:
+        problems.append(f"{path.name}: warcinfo unreadable ({exc}), run taken from the name")
+    with open_warc(path) as fh:
+        for offset, length in entries:
+            try:
+                record = read_record_at(fh, offset, payload_limit)
+                if record.rec_type not in CAPTURE_TYPES:
+                    continue
+                record.length = length
+                found = found_record(record, path, run)
+                if not (found.url and found.warc_date and found.record_id):
+                    raise ValueError("no target URI, date or record id")
+                if not is_stamp(found.warc_date):
+                    raise ValueError(f"WARC-Date {found.warc_date[:80]!r} is not an ISO date")
+                if found.status is not None and not 0 <= found.status < MAX_ID:
+                    found.status = None  # a status line no server sends: not a number to keep
+            except NoRecord:
+                continue  # an index line past the end of its file
+            except READ_ERRORS as exc:
+                problems.append(f"{path.name} offset {offset}: unreadable record skipped ({exc})")
+                continue
+            yield found
