@@ -22,7 +22,7 @@ from conftest import needs_pywb, run_cli
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.layout import OutputLayout
-from crawler.qa import find_chromium
+from crawler.qa.browser import find_chromium
 from crawler.samplefarm import start_farm
 from crawler.urls import canonical_url
 
@@ -323,7 +323,7 @@ def test_replaywebpage_finds_an_article_by_a_word_of_its_text(tmp_path) -> None:
 
     from playwright.sync_api import expect, sync_playwright
 
-    from crawler.qa import browser_args
+    from crawler.qa.browser import browser_args
 
     if not (REPLAYWEBPAGE / "ui.js").is_file():
         assert not os.environ.get("CI"), f"{REPLAYWEBPAGE}: run .ci/run to fetch it"
