@@ -343,7 +343,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str, s
     "verify": ("check an output folder's WARCs and indexes", _verify,
                "crawler.verify", "run_verify"),
     "qa": ("replay the archive and check its pages in headless Chromium", _qa,
-           "crawler.qa", "run_qa"),
+           "crawler.qa.command", "run_qa"),
     "demo": ("serve the sample farm, crawl it into output/demo, verify it", _demo,
              "crawler.demo", "run_demo"),
     "replay": ("replay an output folder in pywb (from .venv-pywb)", _replay,

@@ -202,7 +202,7 @@ CLUSTER_POLL_INTERVAL = 0.5  # seconds between an idle worker's looks at the sha
 # The spider's largest request (20 redirects of URLs at URLLENGTH_LIMIT) is about 45 KB.
 CLUSTER_MAX_ENTRY_SIZE = 64 * 1024
 
-# `autoblog-archive qa` (crawler/qa.py): each replayed page opened in headless Chromium.
+# `autoblog-archive qa` (crawler/qa/): each replayed page opened in headless Chromium.
 # A replayed page is content from outside: it gets QA_PAGE_TIMEOUT seconds to load, at
 # most QA_MAX_REQUESTS requests (the rest are aborted and counted) and QA_TEXT_CHARS
 # characters of text on each side of the comparison.

@@ -7,7 +7,7 @@ leftovers, and every CDXJ line pointing at a real record of the named file; then
 every capture the history lists is still in a WARC file. Then the audit that closes every
 crawl (crawler.history.audit), on what the WARC files hold now: each item the farm
 declared that the archive lacks is one ``MISSING`` line (a shortfall, not damage).
-``--qa`` then replays the pages in a browser (crawler.qa).
+``--qa`` then replays the pages in a browser (crawler/qa/).
 """
 
 from __future__ import annotations
@@ -252,7 +252,7 @@ def verify(root: str | Path) -> Report:
 def run_verify(args: argparse.Namespace) -> int:
     qa = getattr(args, "qa", False)
     if qa:
-        from crawler.qa import check_prerequisites
+        from crawler.qa.browser import check_prerequisites
 
         check_prerequisites()  # what to install is said before anything long runs
     report = verify(args.directory)
@@ -268,7 +268,7 @@ def run_verify(args: argparse.Namespace) -> int:
     )
     code = 0 if report.ok else 1
     if qa:
-        from crawler.qa import run_qa
+        from crawler.qa.command import run_qa
 
         code = max(code, run_qa(args))
     return code
