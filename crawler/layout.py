@@ -3,7 +3,8 @@
 The output folder IS a pywb root: WARCs live in ``collections/<name>/archive/`` and the
 sorted CDXJ in ``collections/<name>/indexes/index.cdxj``, so ``wayback`` started in the
 folder replays the crawl with no import step, and later crawls of the same farm add to
-the same collection (which pywb needs to resolve revisit records). Beside it::
+the same collection (which pywb needs to resolve revisit records); ``archive/text/`` holds
+the corpus as WARC conversion records (``extract --warc-text``). Beside it::
 
     history.sqlite          the crawl history (crawler.history)
     report.json, reports/   the change report of the latest run, and of every run
@@ -34,6 +35,12 @@ MANIFEST_JSON = "manifest.json"
 # replaced until removed (crawler.corpus.output).
 CORPUS_NEW_PREFIX = ".corpus-new-"
 CORPUS_OLD_PREFIX = ".corpus-old-"
+# The corpus as WARC conversion records (crawler.warc.text): archive/text/, its files named
+# text/<name> in the CDXJ index (a path relative to archive/, as pywb reads it); beside
+# it, while `extract --warc-text` puts a new set in place, the new one and the old one.
+TEXT_DIR = "text"
+TEXT_NEW_PREFIX = ".text-new-"
+TEXT_OLD_PREFIX = ".text-old-"
 # SQLite's files beside an open database (history.sqlite-wal, ...).
 SQLITE_SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
 
@@ -76,6 +83,14 @@ def warc_name_problem(name: str) -> str | None:
     return name_problem(name)
 
 
+def index_name_problem(name: str) -> str | None:
+    """Why ``name`` is not the file name of a CDXJ line of ours, or None: a WARC file of
+    the archive folder, or ``text/<file>``, one of its text WARC files."""
+    if name.startswith(TEXT_DIR + "/"):
+        name = name[len(TEXT_DIR) + 1 :]
+    return warc_name_problem(name)
+
+
 class OutputLayout:
     """Paths of one output folder (one farm's crawl history) and one of its collections."""
 
@@ -108,6 +123,21 @@ class OutputLayout:
 
     def warcs(self) -> list[Path]:
         return sorted(self.archive.glob("*" + WARC_SUFFIX))
+
+    @property
+    def text_archive(self) -> Path:
+        """The corpus as WARC conversion records (crawler.warc.text)."""
+        return self.archive / TEXT_DIR
+
+    def text_warcs(self) -> list[Path]:
+        return sorted(self.text_archive.glob("*" + WARC_SUFFIX))
+
+    def index_names(self) -> dict[str, Path]:
+        """Each WARC file the CDXJ index may name (``text/<file>`` for text files) and its
+        path; not the files whose name is not a plain WARC name (`verify` names them)."""
+        names = {p.name: p for p in self.warcs()}
+        names.update({f"{TEXT_DIR}/{p.name}": p for p in self.text_warcs()})
+        return {name: p for name, p in names.items() if index_name_problem(name) is None}
 
     def open_warcs(self) -> list[Path]:
         return sorted(self.archive.glob("*" + WARC_SUFFIX + OPEN_SUFFIX))

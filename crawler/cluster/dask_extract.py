@@ -144,7 +144,7 @@ def extract_on_dask(
 
 def run_extract(args: argparse.Namespace) -> int:
     from crawler import settings
-    from crawler.corpus.from_warcs import extract_into, log_to_terminal
+    from crawler.corpus.from_warcs import extract_into, log_to_terminal, print_text
     from crawler.corpus.from_warcs import run_extract as run_offline
     from crawler.exitcodes import EXIT_OK, EXIT_PARTIAL
 
@@ -167,4 +167,5 @@ def run_extract(args: argparse.Namespace) -> int:
             f"{result['skipped_pages']} skipped -> {args.output}/corpus/"
         )
     )
+    print_text(result)
     return EXIT_PARTIAL if result["problems"] or result["skipped_pages"] else EXIT_OK
