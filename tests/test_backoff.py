@@ -21,9 +21,19 @@ import pytest
 from conftest import responses, run_cli
 
 from crawler.backoff import retry_after
+from crawler.history.audit import (
+    THROTTLED_WHY,
+    ArchiveView,
+    AuditBounds,
+    AuditScope,
+    audit_archive,
+    missing_before,
+    save_audit,
+)
 from crawler.history.store import History
 from crawler.layout import OutputLayout
 from crawler.samplefarm import start_farm
+from crawler.scope import Scope
 from crawler.urls import canonical_url
 
 NAME = "farm"
@@ -215,6 +225,39 @@ def test_the_next_run_fetches_the_throttled_pages_first_and_completes(runs):
     assert run_cli("verify", str(runs["out"])).returncode == 0
 
 
+# -- the audit: a page last throttled is missing, declared or not ------------------------
+
+
+def test_the_audit_names_every_page_last_throttled_until_it_answers(tmp_path):
+    """Media files no page of the farm declares to the audit: a throttled one is missing
+    all the same, and stays what the next run fetches first until it answers."""
+    base = "http://f/autoblogs/a/media/"
+    answers = [("x.png", 429), ("y.png", 200), ("z.png", 503), ("w.png", 429), ("w.png", 200)]
+    with History.open(tmp_path) as history:
+        run = history.start_run(["http://f/"])
+
+        def capture(i: int, url: str, status: int) -> None:
+            history.record_capture(
+                url=url, run_id=run, warc_date=f"2026-01-01T00:00:{i:02d}Z", status=status,
+                payload_digest=None, record_type="response", filename="f.warc.gz",
+                offset=i, length=1, record_id=f"<urn:uuid:{i}>",
+            )  # fmt: skip
+
+        for i, (name, status) in enumerate(answers):
+            capture(i, base + name, status)
+        history.commit()
+        view = ArchiveView(history.conn, [tmp_path], 1 << 20)
+        bounds = AuditBounds(max_declared=100, max_missing=100, max_url_length=2083, read_limit=1)
+        audit = audit_archive(view, AuditScope([], Scope(["http://f/"])), bounds)
+        assert [(m.url, m.what, m.why) for m in audit.missing] == [
+            (base + "x.png", "page", THROTTLED_WHY)
+        ]
+        save_audit(history.conn, run, audit)
+        assert [m.url for m in missing_before(history.conn)] == [base + "x.png"]
+        capture(len(answers), base + "x.png", 200)
+        assert missing_before(history.conn) == []
+
+
 # -- what a Retry-After says --------------------------------------------------------
 
 
@@ -229,7 +272,7 @@ def test_the_next_run_fetches_the_throttled_pages_first_and_completes(runs):
         (b"soon", None),
         (b"-5", None),
         (b"1.5", None),
-        ("\u0663".encode(), None),  # an Arabic-Indic digit is no delay-seconds
+        (b"\xb2", None),  # latin-1 "²": a digit to str.isdigit, no delay-seconds
         (b"9" * 65, None),  # longer than any number or date
         (b"Mon, 32 Foo 2026 99:00:00 GMT", None),
         (b"Sun, 06 Nov 1994 08:49:37", None),  # no zone: not an HTTP date
