@@ -130,7 +130,10 @@ class OutputLayout:
         return self.archive / TEXT_DIR
 
     def text_warcs(self) -> list[Path]:
-        return sorted(self.text_archive.glob("*" + WARC_SUFFIX))
+        """The text WARC files; none through a symbolic link (the folder or a file)."""
+        if self.text_archive.is_symlink():
+            return []
+        return sorted(p for p in self.text_archive.glob("*" + WARC_SUFFIX) if not p.is_symlink())
 
     def index_names(self) -> dict[str, Path]:
         """Each WARC file the CDXJ index may name (``text/<file>`` for text files) and its

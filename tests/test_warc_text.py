@@ -197,3 +197,22 @@ def test_warc_text_wants_a_crawls_output_folder(wet, tmp_path):
     assert result.returncode == 4 and len(result.stderr.strip().splitlines()) <= 2
     assert "--warc-text" in result.stderr and "output folder" in result.stderr
     assert not (tmp_path / "c").exists()
+
+
+def test_text_files_reached_through_a_link_are_not_the_archives(wet, tmp_path):
+    """A symbolic link planted as archive/text (or as one of its files) would hand the
+    index and verify files from anywhere: neither is read through it."""
+    out = tmp_path / "out"
+    shutil.copytree(wet["out"], out)
+    layout = OutputLayout(out, NAME)
+    elsewhere = tmp_path / "elsewhere"
+    layout.text_archive.rename(elsewhere)
+    layout.text_archive.symlink_to(elsewhere, target_is_directory=True)
+    write_cdxj(layout)
+    assert '"filename": "text/' not in layout.cdxj.read_text()
+    layout.text_archive.unlink()
+    layout.text_archive.mkdir()
+    for path in elsewhere.iterdir():
+        (layout.text_archive / path.name).symlink_to(path)
+    write_cdxj(layout)
+    assert '"filename": "text/' not in layout.cdxj.read_text()

@@ -234,7 +234,9 @@ def extract_into(args: argparse.Namespace, work: Callable[[list[str], Path], dic
         result = work(paths, output)
         if collections:
             shards = corpus_shards(output)
-            max_size = crawl_settings().getint("WARC_MAX_SIZE")
+            settings = Settings()  # the crawl's, as crawler/settings.py declares them
+            settings.setmodule("crawler.settings")
+            max_size = settings.getint("WARC_MAX_SIZE")
             result["text"] = write_corpus_text(shards, collections, max_size)
         return result
     except (OSError, sqlite3.Error) as exc:
@@ -248,13 +250,6 @@ def extract_into(args: argparse.Namespace, work: Callable[[list[str], Path], dic
     finally:
         for lock in reversed(locks):
             lock.release()
-
-
-def crawl_settings() -> Settings:
-    """The crawl's settings as ``crawler/settings.py`` declares them (no crawl here)."""
-    settings = Settings()
-    settings.setmodule("crawler.settings")
-    return settings
 
 
 def print_text(result: dict) -> None:
