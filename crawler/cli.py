@@ -187,6 +187,13 @@ def _extract(p: argparse.ArgumentParser) -> None:
         "as a whole once the new one is complete",
     )
     p.add_argument(
+        "--warc-text",
+        action="store_true",
+        help="also write the corpus as WARC conversion records (WET) beside each archive "
+        "read (collections/<name>/archive/text/) and into its CDXJ index; every WARC "
+        "argument must then be a crawl's output folder",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=None,
