@@ -6,9 +6,12 @@ Checks the benchmark works, never its figures (timings on a shared machine are n
 from __future__ import annotations
 
 import orjson
+import pytest
+from support import run_cli
 
 import crawler
-from tests.conftest import run_cli
+
+pytestmark = pytest.mark.e2e
 
 
 def test_bench_tiny_configuration(tmp_path):

@@ -5,12 +5,15 @@ from __future__ import annotations
 import gzip
 import zlib
 
-from conftest import run_cli
+import pytest
 from rapidfuzz import fuzz
+from support import run_cli
 
 from crawler.corpus.shards import read_corpus
 from crawler.urls import canonical_url
 from crawler.warc.reader import read_record_at
+
+pytestmark = pytest.mark.e2e
 
 CODE_MARKERS = ("<script", "&lt;script", "document.write", "<style", "function(")
 

@@ -12,11 +12,10 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from conftest import BIN, requested_urls
+from support import BIN, requested_urls, wait_for
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.history.consistency import reconcile_with_warcs
@@ -218,6 +217,7 @@ def test_captures_are_committed_in_batches(tmp_path):
 # ------------------------------------------------------------------ real crawls
 
 
+@pytest.mark.e2e
 def test_recrawl_writes_revisits_that_verify(history_crawls):
     c = history_crawls
     run1, run2, run3 = c["runs"]
@@ -266,6 +266,7 @@ def test_recrawl_writes_revisits_that_verify(history_crawls):
             assert headers.get_header("WARC-Payload-Digest") == original.payload_digest
 
 
+@pytest.mark.e2e
 def test_rebuild_from_indexes_restores_everything(history_crawls, tmp_path, capsys):
     layout = copy_output(history_crawls["out"], tmp_path / "copy")
     db = layout.history
@@ -308,22 +309,23 @@ def killed(tmp_path_factory):
              "--fast", "--set", "CONCURRENT_REQUESTS_PER_DOMAIN=2", "--warc-max-size", "40000"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
+
+        def frozen_while_writing() -> bool:
+            # Kill with a batch committed and a few captures past it (most likely still
+            # uncommitted), two WARC files closed and a third being written.
+            committed = _committed(out)
+            ready = committed and len(farm.requests()) >= committed + 10
+            if not (ready and len(layout.warcs()) >= 2 and layout.open_warcs()):
+                return False
+            # Frozen, the crawl cannot close its file between our look and the kill.
+            os.kill(proc.pid, signal.SIGSTOP)
+            if layout.open_warcs():
+                return True
+            os.kill(proc.pid, signal.SIGCONT)
+            return False
+
         try:
-            deadline = time.monotonic() + 120  # a stall guard, not a timing assertion
-            while True:
-                assert proc.poll() is None, "the crawl ended before it could be killed"
-                assert time.monotonic() < deadline, "the crawl stalled"
-                committed = _committed(out)
-                # Kill with a batch committed and a few captures past it (most likely
-                # still uncommitted), two WARC files closed and a third being written.
-                ready = committed and len(farm.requests()) >= committed + 10
-                if ready and len(layout.warcs()) >= 2 and layout.open_warcs():
-                    # Frozen, the crawl cannot close its file between our look and the kill.
-                    os.kill(proc.pid, signal.SIGSTOP)
-                    if layout.open_warcs():
-                        break
-                    os.kill(proc.pid, signal.SIGCONT)
-                time.sleep(0.02)
+            wait_for(frozen_while_writing, "a WARC file being written past a batch", proc)
             os.kill(proc.pid, signal.SIGKILL)
         finally:
             if proc.poll() is None:
@@ -345,6 +347,7 @@ def _committed(out: Path) -> int:
         conn.close()
 
 
+@pytest.mark.e2e
 def test_sigkilled_crawl_loses_nothing_that_the_warc_holds(killed, tmp_path):
     """Repair the torn `.open` file, then reconcile: the history gives back every capture
     the WARCs hold, also those of the batch that never reached SQLite."""
@@ -399,6 +402,7 @@ def test_sigkilled_crawl_loses_nothing_that_the_warc_holds(killed, tmp_path):
         assert rebuilt[key] == reconciled[key], key
 
 
+@pytest.mark.e2e
 def test_reindex_repairs_open_files_and_respects_the_run_lock(killed, tmp_path, capsys):
     from crawler.exitcodes import EXIT_LOCKED
     from crawler.runlock import RunLock

@@ -10,7 +10,6 @@ that is not one of ours. Everything goes through the real ``autoblog-archive mer
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import re
 import shutil
@@ -19,13 +18,15 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import needs_pywb, run_cli
+from support import needs_pywb, run_cli, snapshot
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.layout import OutputLayout
 from crawler.samplefarm import start_farm
 from crawler.warc.indexes import parse_cdxj_line
 from crawler.warc.reader import read_record_at
+
+pytestmark = pytest.mark.e2e
 
 NAME = "c"
 
@@ -111,20 +112,6 @@ def no_links(root: Path) -> None:
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             assert not Path(dirpath, name).is_symlink(), Path(dirpath, name)
-
-
-def snapshot(root: Path) -> dict[str, tuple]:
-    """Every entry below ``root`` (links not followed): kind, size, mtime, content hash."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = Path(dirpath, name)
-            st = path.lstat()
-            digest = ""
-            if path.is_file() and not path.is_symlink():
-                digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            out[str(path.relative_to(root))] = (st.st_mode, st.st_size, st.st_mtime_ns, digest)
-    return out
 
 
 # ------------------------------------------------------------------ links

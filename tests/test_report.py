@@ -10,7 +10,7 @@ import io
 import json
 
 import pytest
-from conftest import requested_urls
+from support import requested_urls
 
 from crawler.exitcodes import UsageError
 from crawler.history.model import FINISHED
@@ -18,6 +18,8 @@ from crawler.history.report import build_report, format_report, run_report, writ
 from crawler.history.store import History
 from crawler.layout import OutputLayout
 from crawler.urls import canonical_url
+
+pytestmark = pytest.mark.e2e
 
 K = 3
 
