@@ -260,7 +260,7 @@ def test_killed_worker_is_reconciled(redis_url, tmp_path):
 
 def test_robots_crawl_delay_holds_for_the_cluster_as_a_whole(redis_url, tmp_path):
     delay = 0.3
-    with start_farm(autoblogs=1, articles=1, seed=3, crawl_delay=delay) as farm:
+    with start_farm(autoblogs=1, articles=2, seed=3, crawl_delay=delay) as farm:
         seeded = run_cli("seed", farm.url, "--redis", redis_url, "--crawl-id", "polite")
         assert seeded.returncode == 0, seeded.stderr
         # Two requests at a time per worker: neither takes the whole frontier for itself.

@@ -296,7 +296,7 @@ def test_robots_crawl_delay_is_applied(tmp_path):
     """--fast lifts our own delays but never the farm's Crawl-delay."""
     delay = 0.25
     robots = f"User-agent: *\nCrawl-delay: {delay}\n"
-    with start_farm(autoblogs=1, articles=1, robots=robots) as farm:
+    with start_farm(autoblogs=1, articles=2, robots=robots) as farm:
         result = run_cli("crawl", farm.url, "-o", str(tmp_path), "--name", "cd", "--fast")
         log = [r for r in farm.requests() if r["path"] != "/robots.txt"]
     assert result.returncode == 0, result.stderr[-2000:]
