@@ -283,14 +283,19 @@ def kill_when_ready(script: str, growing: Path, more: int) -> None:
         proc.wait()
 
 
+def must_mount(*argv: str, what: str) -> None:
+    """``mount ARGV`` (root only): in CI a failure fails the test, elsewhere skips it."""
+    if subprocess.run(["mount", *argv]).returncode:
+        if os.environ.get("CI"):
+            pytest.fail(f"cannot mount {what}")
+        pytest.skip(f"cannot mount {what} here (needs root)")
+
+
 @contextmanager
 def tmpfs(folder: Path, options: str) -> Iterator[Path]:
-    """A small filesystem of our own (root only; in CI a failure to mount fails the test)."""
+    """A small filesystem of our own on ``folder``, unmounted at the end."""
     folder.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)]).returncode:
-        if os.environ.get("CI"):
-            pytest.fail(f"cannot mount a tmpfs on {folder}")
-        pytest.skip("cannot mount a tmpfs here")
+    must_mount("-t", "tmpfs", "-o", options, "tmpfs", str(folder), what=f"a tmpfs on {folder}")
     try:
         yield folder
     finally:

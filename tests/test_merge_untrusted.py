@@ -10,10 +10,13 @@ that is not one of ours. Everything goes through the real ``autoblog-archive mer
 from __future__ import annotations
 
 import gzip
+import io
+import itertools
 import os
 import re
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -55,21 +58,21 @@ def the_warc(layout: OutputLayout) -> Path:
     return path
 
 
+def _tuples(fh) -> Iterator[tuple[str, str, str, str]]:
+    for record in ArchiveIterator(fh):
+        h = record.rec_headers
+        yield (
+            record.rec_type,
+            h.get_header("WARC-Record-ID"),
+            h.get_header("WARC-Target-URI") or "",
+            h.get_header("WARC-Payload-Digest") or "",
+        )
+
+
 def records(path: Path) -> list[tuple[str, str, str, str]]:
     """(type, record id, target URI, payload digest) of every record of a WARC file."""
-    out = []
     with open(path, "rb") as fh:
-        for record in ArchiveIterator(fh):
-            h = record.rec_headers
-            out.append(
-                (
-                    record.rec_type,
-                    h.get_header("WARC-Record-ID"),
-                    h.get_header("WARC-Target-URI") or "",
-                    h.get_header("WARC-Payload-Digest") or "",
-                )
-            )
-    return out
+        return list(_tuples(fh))
 
 
 def captures(path: Path) -> set[str]:
@@ -380,19 +383,4 @@ def test_killed_workers_open_files_are_recovered_into_the_output_only(workers, t
 
 def records_of_prefix(data: bytes, count: int) -> list[tuple[str, str, str, str]]:
     """The first ``count`` records of a WARC file's bytes, as :func:`records` lists them."""
-    import io
-
-    out = []
-    for record in ArchiveIterator(io.BytesIO(data)):
-        h = record.rec_headers
-        out.append(
-            (
-                record.rec_type,
-                h.get_header("WARC-Record-ID"),
-                h.get_header("WARC-Target-URI") or "",
-                h.get_header("WARC-Payload-Digest") or "",
-            )
-        )
-        if len(out) == count:
-            break
-    return out
+    return list(itertools.islice(_tuples(io.BytesIO(data)), count))

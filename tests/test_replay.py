@@ -19,7 +19,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from support import BIN, free_port, needs_pywb, port_is_free, run_cli, snapshot, wait_for
+from support import (
+    BIN,
+    free_port,
+    must_mount,
+    needs_pywb,
+    port_is_free,
+    run_cli,
+    snapshot,
+    wait_for,
+)
 
 from crawler.exitcodes import EXIT_FAILED, EXIT_USAGE
 from crawler.samplefarm import RunningFarm, start_farm
@@ -295,15 +304,9 @@ def test_pywb_dying_is_exit_2_with_its_last_lines(archive, tmp_path):
 def read_only_view(folder: Path, view: Path) -> Iterator[Path]:
     """``folder`` bind-mounted read-only at ``view``: unwritable even for root."""
     view.mkdir()
-    mounted = subprocess.run(["mount", "--bind", str(folder), str(view)]).returncode == 0
-    if mounted and subprocess.run(["mount", "-o", "remount,bind,ro", str(view)]).returncode:
-        subprocess.run(["umount", "-l", str(view)])
-        mounted = False
-    if not mounted:
-        if os.environ.get("CI"):
-            pytest.fail(f"cannot bind-mount {folder} read-only")
-        pytest.skip("cannot bind-mount read-only here (needs root)")
+    must_mount("--bind", str(folder), str(view), what=f"{folder} read-only")
     try:
+        must_mount("-o", "remount,bind,ro", str(view), what=f"{folder} read-only")
         yield view
     finally:
         subprocess.run(["umount", "-l", str(view)])
