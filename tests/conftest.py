@@ -52,25 +52,12 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """For ``-n 2 --dist loadgroup`` (pytest-xdist, .ci/run): one group per test file, and
-    files sharing a session fixture of this conftest (a crawl) in one group, so that each
-    crawl runs once, in one worker. The e2e tests go first: the quick ones fill the end."""
-    parent: dict[str, str] = {}
-
-    def root(name: str) -> str:
-        while parent.get(name, name) != name:
-            name = parent[name]
-        return name
-
-    for item in items:
-        module = item.path.stem
-        for name in item.fixturenames:
-            defs = item._fixtureinfo.name2fixturedefs.get(name, ())
-            if defs and defs[-1].scope == "session" and defs[-1].func.__module__ == __name__:
-                parent[root(module)] = root(name)
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(root(item.path.stem)))
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+    """In a pytest-xdist worker (.ci/run: ``-n 2 --dist loadfile --no-loadscope-reorder``,
+    each file whole in one worker) the e2e files go first: the quick ones fill the end.
+    A session fixture below is a crawl: the tests using it stay in one file, or each
+    worker would crawl it again."""
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
 
 
 @pytest.fixture(scope="session")
