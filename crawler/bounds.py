@@ -24,9 +24,11 @@ FRONTIER_REJECTED = "frontier/rejected"
 # Stats that make a run partial: failed fetches, failed WARC writes, spider exceptions,
 # links left out, pages and robots.txt files read in part (each named under "skipped"),
 # frontier entries dropped (what they stood for may be missing), autoblog bases that gave
-# no autoblog page, a corpus far short of the article pages.
+# no autoblog page, a corpus far short of the article pages, pages still throttled after
+# their last retry (crawler.backoff.GAVE_UP).
 ERROR_STATS = (
     "errors/fetch",
+    "backoff/gave_up",
     "errors/links_cut",
     "errors/read_in_part",
     "warc/write_errors",

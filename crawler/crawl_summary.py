@@ -13,12 +13,18 @@ from typing import Any, TextIO
 
 from scrapy.crawler import Crawler
 
+from crawler.backoff import Backoff
 from crawler.bounds import FRONTIER_REJECTED, error_count
 from crawler.escaping import terminal
 from crawler.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 from crawler.extensions import CrawlState, IndexOnClose, RunSummary
 from crawler.extensions.crawl_state import HISTORY_ERROR
-from crawler.extensions.lookup import captures_held, item_pipeline, page_bound_reached
+from crawler.extensions.lookup import (
+    captures_held,
+    downloader_middleware,
+    item_pipeline,
+    page_bound_reached,
+)
 from crawler.history.report import list_changes
 from crawler.untrusted import read_json_object
 from pipelines.research_corpus import CorpusPipeline
@@ -42,6 +48,7 @@ def summarize(crawler: Crawler) -> tuple[dict, int]:
     indexes = crawler.get_extension(IndexOnClose)
     found = crawler.get_extension(RunSummary)
     corpus = item_pipeline(crawler, CorpusPipeline)
+    backoff = downloader_middleware(crawler, Backoff)
     run = state.run if state is not None else None
     outcome = state.outcome if state is not None else None
     skipped = {k.split("/", 1)[1]: v for k, v in stats.items() if k.startswith("skipped/")}
@@ -94,6 +101,8 @@ def summarize(crawler: Crawler) -> tuple[dict, int]:
         "written": indexes.written if indexes else {},
         # What the farm declares that the archive lacks (crawler.history.audit).
         "audit": state.audit.as_dict() if state is not None and state.audit else None,
+        # Answers that asked the crawl to slow down, and the pages still throttled.
+        "throttled": backoff.summary() if backoff is not None else None,
     }
     return summary, captures_held(crawler)
 
@@ -182,11 +191,21 @@ def _nothing_captured(summary: dict, fallback: str) -> tuple[int, str]:
 
 def problem_lines(summary: dict) -> list[str]:
     """What a run that holds pages failed to archive, each named (each makes it partial):
-    seeds and autoblog bases that gave no autoblog page, a corpus far short of the pages."""
+    seeds and autoblog bases that gave no autoblog page, pages the farm still throttled
+    after their last retry, a corpus far short of the pages."""
     lines = [
         f"not archived: {p['url']} ({p['asked_as']}) {p['why']}"
         for p in summary.get("not_archived", [])
     ]
+    throttled = summary.get("throttled") or {}
+    lines += [
+        f"throttled: {p['url']} answered {p['status']} on each of {p['attempts']} attempts; "
+        "the next run fetches it first"
+        for p in throttled.get("pages", [])
+    ]
+    unnamed = throttled.get("pages_total", 0) - len(throttled.get("pages", []))
+    if unnamed > 0:
+        lines.append(f"throttled: {unnamed} more pages (AUDIT_MAX_MISSING)")
     short = summary.get("corpus_shortfall")
     if short:
         lines.append(
@@ -259,6 +278,15 @@ def print_summary(summary: dict, out: TextIO | None = None) -> None:
             say(f"  ... and {len(problems) - 20} more in summary.json")
     for reason, count in sorted(summary["skipped"].items()):
         say(f"  skipped {count} x {reason}")
+    throttled = summary.get("throttled") or {}
+    if throttled.get("answers"):
+        slowed = ", ".join(
+            f"{h} to one request every {d:.1f} s" for h, d in throttled["delays"].items()
+        )
+        say(
+            f"  throttled {throttled['answers']} x (429, or 503 with Retry-After), retried "
+            f"after the wait asked" + (f"; slowed {slowed}" if slowed else "")
+        )
     if summary["frontier_rejected"]:
         say(f"  dropped {summary['frontier_rejected']} x invalid frontier entry")
     for line in audit_lines(summary.get("audit")):

@@ -73,6 +73,7 @@ def test_incremental_run_lists_exactly_the_k_new_articles(crawled):
     assert report["totals"]["pages"]["gone"] == 0
     assert report["autoblogs"][ab1]["pages"] == {
         "new": [], "changed": [], "unchanged": [ab1], "gone": [], "errors": [],
+        "throttled": [],
     }  # fmt: skip
     assert all(not report["autoblogs"][ab1]["articles"][c] for c in ("new", "changed", "gone"))
     assert report["gone_rule"] == "404/410 only"
