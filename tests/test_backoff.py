@@ -18,7 +18,7 @@ from email.utils import formatdate
 from pathlib import Path
 
 import pytest
-from conftest import responses, run_cli
+from support import responses, run_cli
 
 from crawler.backoff import retry_after
 from crawler.history.audit import (
@@ -109,6 +109,7 @@ def throttled_urls(runs: dict, run: int) -> set[str]:
     return asked - served
 
 
+@pytest.mark.e2e
 def test_a_throttled_page_is_asked_again_after_its_retry_after(runs):
     result, log = runs["results"][0], runs["logs"][0]
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
@@ -131,6 +132,7 @@ def test_a_throttled_page_is_asked_again_after_its_retry_after(runs):
     assert f"slowed 127.0.0.1 to one request every {WAIT:.1f} s" in result.stdout
 
 
+@pytest.mark.e2e
 def test_the_host_stays_slowed_for_the_rest_of_the_run(runs):
     """--fast asks for no delay at all; after the first throttled answer every request to
     the farm is at least the Retry-After apart (the requests already under way when it
@@ -144,6 +146,7 @@ def test_the_host_stays_slowed_for_the_rest_of_the_run(runs):
     assert before[-1] - before[0] < (len(before) - 1) * WAIT  # not slowed before it
 
 
+@pytest.mark.e2e
 def test_pages_still_throttled_are_named_and_the_run_is_partial(runs):
     result, said = runs["results"][1], runs["summaries"][1]
     throttled = throttled_urls(runs, 2)
@@ -165,6 +168,7 @@ def test_pages_still_throttled_are_named_and_the_run_is_partial(runs):
         assert url in verify.stdout
 
 
+@pytest.mark.e2e
 def test_a_throttled_answer_never_replaces_the_last_good_capture(runs):
     out, throttled = runs["out"], throttled_urls(runs, 2)
     # The WARC keeps what happened: the 429 exchanges of run 2.
@@ -209,6 +213,7 @@ def corpus_records(out: Path, run: int) -> list[dict]:
     ]
 
 
+@pytest.mark.e2e
 def test_the_next_run_fetches_the_throttled_pages_first_and_completes(runs):
     result, log = runs["results"][2], runs["logs"][2]
     throttled = throttled_urls(runs, 2)
@@ -228,6 +233,7 @@ def test_the_next_run_fetches_the_throttled_pages_first_and_completes(runs):
 # -- the audit: a page last throttled is missing, declared or not ------------------------
 
 
+@pytest.mark.e2e
 def test_the_audit_names_every_page_last_throttled_until_it_answers(tmp_path):
     """Media files no page of the farm declares to the audit: a throttled one is missing
     all the same, and stays what the next run fetches first until it answers."""
@@ -282,6 +288,7 @@ def test_retry_after_reads_seconds_and_http_dates(value, expected):
     assert retry_after(value, now=1_000_000.0) == expected
 
 
+@pytest.mark.e2e
 def test_backoff_max_delay_is_checked_like_every_setting(tmp_path):
     for value in ("-1", "3601", "soon"):
         result = run_cli(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from conftest import needs_pywb, run_cli
+from support import needs_pywb, run_cli
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.layout import OutputLayout

@@ -12,7 +12,10 @@ import gzip
 from pathlib import Path
 
 import orjson
+import pytest
 from fingerprint import crawl_twice, scrub_volatile
+
+pytestmark = pytest.mark.e2e
 
 GOLDEN = Path(__file__).parent / "data" / "crawl-fingerprint.json.gz"
 

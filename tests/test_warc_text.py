@@ -18,13 +18,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import needs_pywb, replayed, run_cli
+from support import needs_pywb, replayed, run_cli
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.corpus.wet import conversion_record, text_warcinfo
 from crawler.layout import OutputLayout
 from crawler.warc.cdxj import write_cdxj
 from crawler.warc.writer import RollingWarcWriter
+
+pytestmark = pytest.mark.e2e
 
 NAME = "farm"
 

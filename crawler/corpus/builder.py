@@ -82,7 +82,6 @@ class CorpusBuilder:
         max_tasks_per_worker: int = CORPUS_MAX_TASKS,
         records_per_shard: int = RECORDS_PER_SHARD,
         near_dup_distance: int = NEAR_DUP_DISTANCE,
-        debug_sleep: Mapping[str, float] | None = None,
         corpus_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.output_dir = Path(output_dir)
@@ -90,7 +89,6 @@ class CorpusBuilder:
         self.corpus_dir = Path(corpus_dir) if corpus_dir else self.output_dir / "corpus"
         self.records_per_shard = records_per_shard
         self.near_dup_distance = near_dup_distance
-        self.debug_sleep = dict(debug_sleep or {})
         self.pool = ExtractionPool(self._on_result, workers, timeout, max_tasks_per_worker)
         self.corpus_dir.mkdir(parents=True, exist_ok=True)
         self._spool = tempfile.TemporaryFile(prefix="corpus-spool-", dir=self.corpus_dir)
@@ -159,9 +157,6 @@ class CorpusBuilder:
                 self.stats.extra["parses_reused"] = self.stats.extra.get("parses_reused", 0) + 1
             else:
                 payload["body"] = body
-        for marker, seconds in self.debug_sleep.items():
-            if marker in url:
-                payload["debug_sleep"] = seconds
         with self._lock:
             task_id = self._next_id
             self._next_id += 1

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,7 +105,6 @@ def extract_warcs(
     workers: int = 2,
     timeout: float = CORPUS_TIMEOUT,
     max_tasks_per_worker: int = CORPUS_MAX_TASKS,
-    debug_sleep: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Write ``<output_dir>/corpus/`` from WARC files (replacing the corpus there, whole,
     once the new one is complete); returns counts and timings."""
@@ -117,7 +116,6 @@ def extract_warcs(
             workers=workers,
             timeout=timeout,
             max_tasks_per_worker=max_tasks_per_worker,
-            debug_sleep=debug_sleep,
             corpus_dir=corpus_dir,
         )
         # Files are scanned here, one after the other, while the workers already extract
