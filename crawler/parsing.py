@@ -14,35 +14,16 @@ Engines (see shared/autoblog-reference/README.md):
 
 from __future__ import annotations
 
-import codecs
 import re
-import sys
-from bisect import bisect_left
-from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from io import BytesIO
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import ijson
 import lxml.etree
 import lxml.html
 from lxml.html import HtmlElement
 
-# The engine escapes only the OPENING tag of <script>, <style> and <link> inside
-# article HTML; the real closing tag stays.  An HTML parser then drops the closing
-# tag and glues the script source to the next text, so the source must be cut from
-# the raw markup, where both ends are still visible.  A run goes from ``&lt;script``
-# (or ``&lt;style``) to the nearest closing tag of the same name, or, when the source
-# div comes first, up to (not into) ``</div>`` before ``<footer|p class="source">``.
-# Each pattern below matches a fixed shape and is searched once over the page: no
-# pattern spans the run itself (a lazy ``.*?`` to a terminator that never comes made
-# the cut quadratic in the page: 47 s on a 240 KB page); :func:`_code_runs` pairs them.
-CODE_OPEN = re.compile(r"&lt;(script|style)\b", re.IGNORECASE)
-CODE_CLOSE = re.compile(r"</(script|style)\s*>", re.IGNORECASE)
-SOURCE_DIV = re.compile(r"</div>\s*<(?:footer|p) class=\"source\"", re.IGNORECASE)
-LINK_OPEN = re.compile(r"&lt;link\b", re.IGNORECASE)
+from crawler.escaped_code import CODE_REMOVED_MARK, strip_escaped_code
 
 # A page is read up to its first MAX_TAGS tags (each "<" counts): a tree costs 200-500 bytes
 # a tag, so a page of a million links would take a crawl (and `reindex`) past 500 MB. Not
@@ -106,88 +87,6 @@ class ParsedPage:
     links_cut: int = 0  # links left out of the lists above (``max_links``)
 
 
-CODE_REMOVED_MARK = "<!--autoblog-archive:code-removed-->"
-
-
-def strip_escaped_code(html: str, marker: str = "") -> tuple[str, bool]:
-    """Remove escaped ``&lt;script``/``&lt;style`` source (and ``&lt;link``) from raw HTML.
-
-    ``marker`` replaces each removed run (e.g. :data:`CODE_REMOVED_MARK`, an HTML comment),
-    so that extraction can tell WHICH article block had code removed. Linear in the page.
-    """
-    cleaned, n = _cut(html, _code_runs(html), marker)
-    cleaned, m = _cut(cleaned, _link_runs(cleaned), "")
-    return cleaned, bool(n or m)
-
-
-def _code_runs(html: str) -> Iterator[tuple[int, int]]:
-    """(start, end) of each escaped code run, in order, none overlapping.
-
-    An opening with no terminator after it is left as it is, and so is its text.
-    """
-    closes: dict[str, tuple[list[int], list[int]]] = {}
-    for m in CODE_CLOSE.finditer(html):
-        starts, ends = closes.setdefault(_name_key(m.group(1)), ([], []))
-        starts.append(m.start())
-        ends.append(m.end())
-    divs = [m.start() for m in SOURCE_DIV.finditer(html)]
-    done = 0
-    for m in CODE_OPEN.finditer(html):
-        if m.start() < done:
-            continue  # inside the run cut before
-        end = _NO_END
-        starts, ends = closes.get(_name_key(m.group(1)), ((), ()))
-        i = bisect_left(starts, m.end())
-        if i < len(starts):
-            end = ends[i]
-            first = starts[i]
-        else:
-            first = _NO_END
-        j = bisect_left(divs, m.end())
-        if j < len(divs) and divs[j] < first:
-            end = divs[j]  # the run stops before the source div, which stays
-        if end == _NO_END:
-            continue
-        yield m.start(), end
-        done = end
-
-
-def _link_runs(html: str) -> Iterator[tuple[int, int]]:
-    """(start, end) of each ``&lt;link ...>``: up to the first ``>`` after the name."""
-    done = 0
-    for m in LINK_OPEN.finditer(html):
-        if m.start() < done:
-            continue
-        close = html.find(">", m.end())
-        if close < 0:
-            return  # no ">" after this opening, nor after any later one
-        yield m.start(), close + 1
-        done = close + 1
-
-
-_NO_END = sys.maxsize
-
-
-def _name_key(name: str) -> str:
-    """A tag name as a case-insensitive backreference compares it: character by character,
-    simple lower case (``İ`` is ``i``; ``ſ`` and ``ı`` stay themselves)."""
-    return name.replace("İ", "i").lower()
-
-
-def _cut(html: str, runs: Iterable[tuple[int, int]], marker: str) -> tuple[str, int]:
-    """``html`` with each (start, end) run replaced by ``marker``; the count of runs."""
-    parts: list[str] = []
-    kept = 0
-    for start, end in runs:
-        parts.append(html[kept:start])
-        parts.append(marker)
-        kept = end
-    if not parts:
-        return html, 0
-    parts.append(html[kept:])
-    return "".join(parts), len(parts) // 2
-
-
 def parse_html(html: str | bytes, url: str) -> HtmlElement:
     """Parse a page with lxml, tolerating broken markup and empty documents; up to its
     first :data:`MAX_TAGS` tags."""
@@ -223,7 +122,7 @@ def _text(el: HtmlElement | None) -> str:
     return ASCII_SPACE.sub(" ", el.text_content()).strip(" ") if el is not None else ""
 
 
-def _abs(url: str, href: str | None) -> str | None:
+def absolute_link(url: str, href: str | None) -> str | None:
     if not href:
         return None
     href = href.strip()
@@ -267,12 +166,12 @@ def _article_from(block: HtmlElement, url: str, with_media: bool = True) -> Arti
     media: list[str] = []
     if content is not None and with_media:
         for el in content.xpath(".//*[@data-original-source]"):
-            target = _abs(url, el.get("src") or el.get("href"))
+            target = absolute_link(url, el.get("src") or el.get("href"))
             if target:
                 media.append(target)
     return ArticleBlock(
         title=title,
-        permalink=_abs(url, link.get("href")),
+        permalink=absolute_link(url, link.get("href")),
         date_text=_bare_date(header, title_el),
         source_url=source[0].strip() if source else None,
         content=content,
@@ -369,7 +268,7 @@ def _pagination(doc: HtmlElement, url: str, engine: str | None) -> tuple[list[st
 @lru_cache(maxsize=16384)
 def _page_link(page_path: str, href: str, engine: str | None) -> str | None:
     """``href`` resolved if it is a page of the autoblog, else None (remembered per page)."""
-    target = _abs(page_path, href)
+    target = absolute_link(page_path, href)
     return target if target and _looks_like_page(target, engine) else None
 
 
@@ -413,7 +312,7 @@ def _resolved(url: str, hrefs: list[str], limit: int) -> tuple[list[str], int]:
     for i, href in enumerate(hrefs):
         if limit and len(out) >= limit:
             return out, len(hrefs) - i
-        target = _abs(url, href)
+        target = absolute_link(url, href)
         if target:
             out.append(target)
     return out, 0
@@ -497,227 +396,3 @@ def parse_page(
         tags_cut=tags_cut,
         links_cut=links_cut,
     )
-
-
-@dataclass
-class FarmPage:
-    """What a farm's index lists: its autoblogs, its requisites, which exports it links."""
-
-    autoblogs: list[str] = field(default_factory=list)
-    requisites: list[str] = field(default_factory=list)
-    linked: set[str] = field(default_factory=set)  # of the hrefs asked for
-    cut: int = 0  # autoblogs and requisites left out (``limit``)
-
-
-FEED_CHUNK = 1 << 16
-
-
-def read_farm_page(
-    body: str | bytes, url: str, limit: int = 0, wanted: Collection[str] = ()
-) -> FarmPage:
-    """A farm index (0.3 and 0.2 farm pages) read in one pass that keeps no tree.
-
-    The autoblogs are the links ``//section[@id='autoblogs']//li/header/a/@href`` and
-    ``//div[@class='vignette']/div/a/@href`` (distinct, in page order, absolute); the
-    requisites, ``//img/@src | //link[@rel='stylesheet']/@href``. At most ``limit`` of
-    each (0: all); ``cut`` counts the rest. A farm lists its autoblogs all on one page, so
-    that page is read whole, however long: each element is dropped once read, and memory
-    stays that of one list entry, not of the page's tree.
-    """
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", errors="replace")
-    body = XML_DECLARATION.sub("", body, count=1)
-    page = FarmPage()
-    bases: dict[str, None] = {}
-    requisites: dict[str, None] = {}
-    in_list = 0  # open <section id="autoblogs"> elements
-    parser = lxml.etree.HTMLPullParser(events=("start", "end"))
-    for at in range(0, len(body), FEED_CHUNK):
-        parser.feed(body[at : at + FEED_CHUNK])
-        for event, el in parser.read_events():
-            tag = el.tag
-            if event == "end":
-                if tag == "section" and el.get("id") == "autoblogs":
-                    in_list -= 1
-                el.clear(keep_tail=True)
-                parent = el.getparent()
-                while parent is not None and el.getprevious() is not None:
-                    del parent[0]
-                continue
-            if tag == "a":
-                href = el.get("href")
-                if href is not None:
-                    if href in wanted:
-                        page.linked.add(href)
-                    if _is_farm_entry(el, in_list > 0):
-                        if limit and len(bases) >= limit:
-                            page.cut += 1  # counted, not resolved
-                        else:
-                            target = _abs(url, href)
-                            if target:
-                                bases.setdefault(target, None)
-            elif tag == "section" and el.get("id") == "autoblogs":
-                in_list += 1
-            elif tag == "img" or (tag == "link" and el.get("rel") == "stylesheet"):
-                src = el.get("src" if tag == "img" else "href")
-                if src is not None:
-                    target = urljoin(url, src)
-                    if target not in requisites:
-                        if limit and len(requisites) >= limit:
-                            page.cut += 1
-                        else:
-                            requisites[target] = None
-    try:
-        parser.close()
-    except lxml.etree.XMLSyntaxError:
-        pass  # an empty or hopeless page: nothing listed
-    page.autoblogs, page.requisites = list(bases), list(requisites)
-    return page
-
-
-def _is_farm_entry(a: HtmlElement, in_list: bool) -> bool:
-    """``section#autoblogs … li/header/a`` (0.3) or ``div.vignette/div/a`` (0.2)."""
-    parent = a.getparent()
-    above = parent.getparent() if parent is not None else None
-    if above is None:
-        return False
-    if in_list and parent.tag == "header" and above.tag == "li":
-        return True
-    return parent.tag == "div" and above.tag == "div" and above.get("class") == "vignette"
-
-
-# -- the farm's exports (JSON, sitemap XML): read as a stream, never as one object ------
-
-# A real export nests three levels; Python's own parser failed near 1,000 (RecursionError).
-JSON_MAX_DEPTH = 64
-
-
-class NestedTooDeeply(ValueError):
-    """A JSON document nested deeper than :data:`JSON_MAX_DEPTH`."""
-
-
-def _json_events(body: bytes) -> Iterator[tuple[int, str, Any]]:
-    """(depth, event, value) of a JSON document, depth that of the enclosing container.
-
-    ijson reads it as a stream (a farm's ``?export`` of a million entries took 718 MB as
-    one ``json.loads``). Raises ``ValueError`` on what is not JSON (:class:`NestedTooDeeply`
-    past :data:`JSON_MAX_DEPTH`).
-    """
-    depth = 0
-    try:
-        for event, value in ijson.basic_parse(BytesIO(body.removeprefix(UTF8_BOM))):
-            if event == "start_map" or event == "start_array":
-                yield depth, event, value
-                depth += 1
-                if depth > JSON_MAX_DEPTH:
-                    raise NestedTooDeeply(f"JSON nested deeper than {JSON_MAX_DEPTH} levels")
-            elif event == "end_map" or event == "end_array":
-                depth -= 1
-                yield depth, event, value
-            else:
-                yield depth, event, value
-    except ijson.JSONError as exc:
-        raise ValueError(f"not JSON: {exc}") from None
-
-
-UTF8_BOM = b"\xef\xbb\xbf"
-
-
-def read_export(body: bytes, farm_root: str, limit: int = 0) -> tuple[list[str], int]:
-    """Base URLs from a farm's ``?export`` JSON (the keys of its top-level ``autoblogs``
-    object, like ``autoblogs/<folder>``): at most ``limit`` (0: all), and how many more."""
-    bases: dict[str, None] = {}
-    cut = 0
-    key = None  # the top-level key whose value is being read
-    inside = False  # in the value of the top-level "autoblogs", an object
-    for depth, event, value in _json_events(body):
-        if depth == 1 and event == "map_key":
-            key = value
-        elif depth == 1 and event in ("start_map", "start_array") and key == "autoblogs":
-            bases, cut = {}, 0  # a repeated key: the last one counts, as in a dict
-            inside = event == "start_map"
-        elif depth == 1 and event in ("end_map", "end_array"):
-            inside = False
-        elif inside and depth == 2 and event == "map_key":
-            if limit and len(bases) >= limit:
-                cut += 1  # counted, not resolved: a million entries cost seconds of urljoin
-            else:
-                bases.setdefault(urljoin(farm_root, value.strip("/") + "/"), None)
-    return list(bases), cut
-
-
-def read_media_list(body: bytes, limit: int = 0) -> tuple[object, list[str], int]:
-    """An autoblog's ``?media`` JSON: its ``url`` (as found: any JSON value) and the
-    names in its ``files`` (an object's values or an array's items, strings not starting
-    with "."): at most ``limit`` (0: all), and how many more."""
-    folder: object = None
-    names: list[str] = []
-    cut = 0
-    key = None
-    inside = False  # in the value of the top-level "files"
-    for depth, event, value in _json_events(body):
-        if depth == 1 and event == "map_key":
-            key = value
-        elif depth == 1 and key == "url" and event not in ("end_map", "end_array"):
-            folder = value if event not in ("start_map", "start_array") else None
-        elif depth == 1 and event in ("start_map", "start_array") and key == "files":
-            names, cut, inside = [], 0, True
-        elif depth == 1 and event in ("end_map", "end_array"):
-            inside = False
-        elif inside and depth == 2 and event == "string" and value and value[0] != ".":
-            if limit and len(names) >= limit:
-                cut += 1
-            else:
-                names.append(value)
-    return folder, names, cut
-
-
-def read_sitemap(body: bytes, limit: int = 0) -> tuple[list[str], int]:
-    """The text of every ``loc`` element of a sitemap (any namespace, stripped), read as a
-    stream; at most ``limit`` (0: all), and how many more.
-
-    Parsed as Scrapy's XML selector would (UTF-8, errors replaced, recovering, no
-    entities resolved, a comment splitting a text), a chunk at a time, each element
-    dropped once read: memory is that of a chunk, not of the document (a sitemap of
-    900,000 URLs took 1.3 GB as one tree).
-    """
-    locs: list[str] = []
-    cut = 0
-    parser = lxml.etree.XMLPullParser(
-        events=("end",),
-        encoding="utf-8",
-        recover=True,
-        resolve_entities=False,
-        no_network=True,
-        huge_tree=True,
-    )
-    decoder = codecs.getincrementaldecoder("utf-8")("replace")
-    try:
-        for at in range(0, len(body) or 1, FEED_CHUNK):
-            last = at + FEED_CHUNK >= len(body)
-            parser.feed(decoder.decode(body[at : at + FEED_CHUNK], last).encode("utf-8"))
-            if last:
-                parser.close()
-            for _, el in parser.read_events():
-                if _local_name(el) == "loc":
-                    # The loc's text nodes, as //loc/text() gives them.
-                    for text in (el.text, *(child.tail for child in el)):
-                        if text:
-                            if limit and len(locs) >= limit:
-                                cut += 1
-                            else:
-                                locs.append(text.strip())
-                parent = el.getparent()
-                if parent is not None and _local_name(parent) == "loc":
-                    continue  # its tail is the loc's text: read when the loc ends
-                el.clear(keep_tail=True)
-                while parent is not None and el.getprevious() is not None:
-                    del parent[0]
-    except lxml.etree.XMLSyntaxError:
-        pass  # what came before the damage is kept, as a recovering parser does
-    return locs, cut
-
-
-def _local_name(el: Any) -> str:
-    tag = el.tag
-    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""

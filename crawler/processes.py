@@ -138,7 +138,7 @@ def listed_autoblogs(url: str, max_bytes: int, timeout: float, user_agent: str) 
         return []
     if len(body) > max_bytes:
         return []
-    from crawler.parsing import read_farm_page
+    from crawler.farm_documents import read_farm_page
 
     return [canonical_url(b) for b in read_farm_page(body, url).autoblogs]
 

@@ -28,6 +28,13 @@ from scrapy.http import Response, TextResponse
 from crawler.bounds import LinksCut, bounded_links, read_in_part
 from crawler.extensions.crawl_state import HISTORY_ERROR, CrawlState
 from crawler.failures import failure_reason
+from crawler.farm_documents import (
+    NestedTooDeeply,
+    read_export,
+    read_farm_page,
+    read_media_list,
+    read_sitemap,
+)
 from crawler.history.digests import page_digests
 from crawler.history.model import NOT_NOW
 from crawler.items import (
@@ -41,17 +48,7 @@ from crawler.items import (
     crawl_planned,
     fetch_failed,
 )
-from crawler.parsing import (
-    ENGINE_FILES,
-    MAX_TAGS,
-    NestedTooDeeply,
-    ParsedPage,
-    parse_page,
-    read_export,
-    read_farm_page,
-    read_media_list,
-    read_sitemap,
-)
+from crawler.parsing import ENGINE_FILES, MAX_TAGS, ParsedPage, parse_page
 from crawler.processes import Share
 from crawler.scope import Refused, Scope, forbidden_reason
 from crawler.urls import autoblog_base, canonical_url

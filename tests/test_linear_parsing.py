@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import crawler
 from crawler.corpus.extraction import has_code_residue
-from crawler.parsing import strip_escaped_code
+from crawler.escaped_code import strip_escaped_code
 
 # -- the old patterns, as the reference of what is cut ---------------------------------
 
@@ -192,7 +192,7 @@ def _fence(item: tuple, run: set[str], pattern: re.Pattern) -> bool:
 
 def test_no_pattern_applied_to_content_can_rescan_or_backtrack():
     patterns = module_patterns()
-    assert "crawler.parsing.CODE_OPEN" in patterns and "crawler.outlinks.LINK_ATTR" in patterns
+    assert "crawler.escaped_code.CODE_OPEN" in patterns and "crawler.outlinks.LINK_ATTR" in patterns
     refused = {
         name: found
         for name, pattern in patterns.items()

@@ -98,7 +98,8 @@ def _served(kind: str, size: int) -> tuple[str, bytes]:
 def parse_shape(kind: str, size: int) -> dict[str, Any]:
     """CPU time of the crawl's own work on the shape's page, in this process."""
     from crawler.corpus.extraction import extract_page
-    from crawler.parsing import parse_page, read_farm_page
+    from crawler.farm_documents import read_farm_page
+    from crawler.parsing import parse_page
     from spiders.autoblog import FARM_EXPORTS
 
     url, body = _served(kind, size)

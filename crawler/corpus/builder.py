@@ -17,59 +17,26 @@ import sqlite3
 import tempfile
 import threading
 from collections import defaultdict
-from collections.abc import Container, Iterable, Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 
 from crawler.corpus.dates import utc_iso
-from crawler.corpus.dedup import NEAR_DUP_DISTANCE, Annotator, DuplicateGroups, group_duplicates
+from crawler.corpus.dedup import NEAR_DUP_DISTANCE, Annotator
+from crawler.corpus.entries import Entry, EntryTable
 from crawler.corpus.extraction import EXTRACTION_INFO, reuse_parse, text_fields
 from crawler.corpus.pool import ExtractionPool
 from crawler.corpus.shards import RECORDS_PER_SHARD, write_shards
-from crawler.corpus.text import charset_from_content_type, repair_value
+from crawler.corpus.text import charset_from_content_type, header_value, is_html, repair_value
 from crawler.parsing import ParsedPage
 from crawler.settings import CORPUS_MAX_TASKS, CORPUS_TIMEOUT, CORPUS_WORKERS
-from crawler.spill import from_blob, scratch_db, to_blob
 from crawler.urls import canonical_url
 
 logger = logging.getLogger(__name__)
-
-HTML_TYPES = ("text/html", "application/xhtml+xml")
-
-
-# ---------------------------------------------------------------- builder
-
-
-def _header(headers: Any, name: str) -> str | None:
-    """One header value from a Scrapy ``Headers``, a mapping, pairs, or warcio headers."""
-    if headers is None:
-        return None
-    if hasattr(headers, "get_header"):
-        return headers.get_header(name)
-    items: Iterable[tuple[Any, Any]] = headers.items() if hasattr(headers, "items") else headers
-    want = name.lower()
-    for key, value in items:
-        k = key.decode("latin-1") if isinstance(key, bytes) else str(key)
-        if k.lower() != want:
-            continue
-        if isinstance(value, list | tuple):
-            value = value[0] if value else None
-        if isinstance(value, bytes):
-            value = value.decode("latin-1")
-        return value
-    return None
-
-
-def is_html(content_type: str | None) -> bool:
-    """No Content-Type at all is accepted (sniffed later); otherwise (X)HTML only."""
-    if not content_type:
-        return True
-    return content_type.split(";")[0].strip().lower() in HTML_TYPES
 
 
 @dataclass
@@ -87,143 +54,6 @@ def _ordered_pointer(pointer: Mapping[str, Any]) -> dict[str, Any]:
     """The same key order whoever made the pointer, so shards are byte-identical."""
     ordered = {k: pointer[k] for k in POINTER_KEYS if k in pointer}
     return ordered | {k: v for k, v in pointer.items() if k not in ordered}
-
-
-@dataclass(slots=True)
-class _Entry:
-    """What the builder knows of a spooled record: where it is, how it sorts, and what
-    the duplicate annotation needs (never the text itself). Kept in :class:`_EntryTable`."""
-
-    kind: str  # "permalink" | "index"
-    key: str  # canonical permalink
-    order: tuple[str, str, int]  # deterministic choice among index sightings
-    offset: int
-    length: int
-    url: str = ""
-    id: str = ""
-    text_sha256: str | None = None  # None: no text (never grouped)
-    simhash: str = ""
-    row: int = 0  # its row in the table
-
-    def describe(self, record: Mapping[str, Any]) -> None:
-        """Take the sort key and the hashes from the record as it will be written."""
-        self.url, self.id = record["url"], record["id"]
-        self.text_sha256 = record["hashes"]["text_sha256"] if record["text"] else None
-        self.simhash = record["hashes"]["simhash"] if record["text"] else ""
-
-
-class _EntryTable:
-    """The entries of every spooled record, in a private temporary SQLite file.
-
-    An entry per article block seen (permalink pages and index pages alike) held in
-    memory made a crawl's memory grow with its pages; here what ``close`` needs of them
-    (which index sightings become records, the final order, the duplicate groups) is
-    asked of SQLite, which sorts on disk. Text columns are blobs (:func:`to_blob`), so
-    SQLite's order is Python's. Used from the pool's thread and the closing one, one at
-    a time (the builder's lock).
-    """
-
-    def __init__(self) -> None:
-        self.db = scratch_db(shared=True)
-        # final: NULL for an index sighting not (yet) chosen, 0 a permalink record, 1 an
-        # index-only record. Equal (url, id) keep a stable order: permalink records as they
-        # came (row), then index-only records as their articles were first seen (tie).
-        self.db.execute(
-            "CREATE TABLE entries (row INTEGER PRIMARY KEY, kind TEXT NOT NULL, "
-            "key BLOB NOT NULL, o_url BLOB, o_rid BLOB, o_fragment INTEGER, "
-            "offset INTEGER NOT NULL, length INTEGER NOT NULL, url BLOB, id BLOB, "
-            "sha TEXT, simhash TEXT, final INTEGER, tie INTEGER)"
-        )
-
-    def add(self, e: _Entry) -> None:
-        permalink = e.kind == "permalink"
-        o_url, o_rid, o_fragment = e.order
-        cursor = self.db.execute(
-            "INSERT INTO entries (kind, key, o_url, o_rid, o_fragment, offset, length, url, "
-            "id, sha, simhash, final) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                e.kind,
-                to_blob(e.key),
-                to_blob(o_url),
-                None if o_rid is None else to_blob(o_rid),
-                o_fragment,
-                e.offset,
-                e.length,
-                *self._described(e),
-                0 if permalink else None,
-            ),
-        )
-        e.row = int(cursor.lastrowid or 0)
-
-    @staticmethod
-    def _described(e: _Entry) -> tuple[bytes | None, bytes | None, str | None, str]:
-        if not e.id:  # an index sighting: described once chosen
-            return None, None, None, ""
-        return to_blob(e.url), to_blob(e.id), e.text_sha256, e.simhash
-
-    def index_only(self, archived_before: Container[str]) -> dict[str, _Entry]:
-        """Per article seen only on index pages (no permalink record, not archived before):
-        its first sighting in (page url, record id, fragment) order, keyed by permalink in
-        the order the articles were first seen."""
-        self.db.execute("CREATE INDEX IF NOT EXISTS entries_kind_key ON entries (kind, key)")
-        rows = self.db.execute(
-            "SELECT row, key, o_url, o_rid, o_fragment, offset, length FROM entries "
-            "WHERE kind = 'index' AND key NOT IN "
-            "(SELECT key FROM entries WHERE kind = 'permalink') "
-            "ORDER BY key, o_url, o_rid, o_fragment, row"
-        )
-        found: list[tuple[int, str, _Entry]] = []  # (first seen, key, first in order)
-        for row, key_blob, o_url, o_rid, o_fragment, offset, length in rows:
-            key = from_blob(key_blob)
-            if found and found[-1][1] == key:
-                first_seen, _, best = found[-1]
-                found[-1] = (min(first_seen, row), key, best)
-                continue
-            if key in archived_before:
-                continue
-            rid = None if o_rid is None else from_blob(o_rid)
-            best = _Entry("index", key, (from_blob(o_url), rid, o_fragment), offset, length)
-            best.row = row
-            found.append((row, key, best))
-        found.sort(key=lambda f: f[0])
-        return {key: best for _, key, best in found}
-
-    def choose(self, e: _Entry, tie: int) -> None:
-        """An index sighting becomes a record (``e`` describes it as rewritten)."""
-        self.db.execute(
-            "UPDATE entries SET offset = ?, length = ?, url = ?, id = ?, sha = ?, "
-            "simhash = ?, final = 1, tie = ? WHERE row = ?",
-            (e.offset, e.length, *self._described(e), tie, e.row),
-        )
-
-    def count(self) -> int:
-        """Records the corpus will hold."""
-        return self.db.execute("SELECT COUNT(*) FROM entries WHERE final IS NOT NULL").fetchone()[0]
-
-    # The corpus's order: (url, id), ties as described in __init__.
-    FINAL = "FROM entries WHERE final IS NOT NULL ORDER BY url, id, final, COALESCE(tie, row)"
-
-    def duplicate_groups(self, max_distance: int) -> DuplicateGroups:
-        """Exact groups and near clusters of the records, numbered in the final order."""
-        n = self.count()
-        text_groups = np.empty(n, np.int64)
-        simhashes = np.zeros(n, np.uint64)
-        rows = self.db.execute(
-            "SELECT CASE WHEN sha IS NULL THEN -1 ELSE DENSE_RANK() OVER (ORDER BY sha) END, "
-            "simhash " + self.FINAL
-        )
-        for i, (group, simhash) in enumerate(rows):
-            text_groups[i] = group
-            if group >= 0:
-                simhashes[i] = int(simhash, 16)
-        return group_duplicates(text_groups, simhashes, max_distance)
-
-    def final_order(self) -> Iterator[tuple[int, int]]:
-        """(offset, length) in the spool of every record, in the corpus's order."""
-        yield from self.db.execute("SELECT offset, length " + self.FINAL)
-
-    def close(self) -> None:
-        self.db.close()
 
 
 @dataclass
@@ -265,7 +95,7 @@ class CorpusBuilder:
         self._lock = threading.Lock()
         self._meta: dict[int, _Meta | int] = {}
         self._block_text: dict[int, dict[str, Any] | None] = {}
-        self._entries = _EntryTable()
+        self._entries = EntryTable()
         self._problems: dict[str, set[str]] = defaultdict(set)  # permalink key -> flags
         self._skipped: list[dict[str, Any]] = []
         self._next_id = 0
@@ -301,7 +131,7 @@ class CorpusBuilder:
         """
         if self._closed:
             raise RuntimeError("CorpusBuilder is closed")
-        content_type = _header(headers, "Content-Type")
+        content_type = header_value(headers, "Content-Type")
         if http_status not in (200, 404) or not is_html(content_type):
             self.stats.pages_skipped += 1
             return False
@@ -377,13 +207,13 @@ class CorpusBuilder:
             kind = "permalink" if art["from_permalink"] else "index"
             art_key = key if kind == "permalink" else art["permalink"] or record["url"]
             order = (meta.url, (meta.warc or {}).get("record_id", ""), art["fragment"])
-            entry = _Entry(kind, art_key, order, 0, 0)
+            entry = Entry(kind, art_key, order, 0, 0)
             if kind == "permalink":  # an index sighting's text comes later, if ever
                 entry.describe(record)
             self._store(entry, record)
             self._entries.add(entry)
 
-    def _store(self, entry: _Entry, record: dict[str, Any]) -> None:
+    def _store(self, entry: Entry, record: dict[str, Any]) -> None:
         """Append ``record`` to the spool; ``entry`` points at it."""
         data = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
         self._spool.seek(0, os.SEEK_END)
@@ -479,7 +309,7 @@ class CorpusBuilder:
         )
         return paths
 
-    def _fill_deferred_text(self, chosen: dict[str, _Entry]) -> None:
+    def _fill_deferred_text(self, chosen: dict[str, Entry]) -> None:
         """Extract, in the workers, the text of the index blocks that become records."""
         jobs: dict[int, str] = {}
         for n, (key, e) in enumerate(sorted(chosen.items())):
@@ -514,7 +344,7 @@ class CorpusBuilder:
             rec["quality_flags"] = sorted(set(rec["quality_flags"]) | set(fields["text_flags"]))
             self._store(e, rec)
 
-    def _load(self, e: _Entry) -> dict[str, Any]:
+    def _load(self, e: Entry) -> dict[str, Any]:
         return self._load_at(e.offset, e.length)
 
     def _load_at(self, offset: int, length: int) -> dict[str, Any]:

@@ -21,8 +21,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crawler.corpus.builder import CorpusBuilder, is_html
+from crawler.corpus.builder import CorpusBuilder
 from crawler.corpus.output import replaced_corpus
+from crawler.corpus.text import is_html
 from crawler.settings import CORPUS_MAX_TASKS, CORPUS_TIMEOUT
 
 if TYPE_CHECKING:

@@ -7,6 +7,7 @@ import hashlib
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -250,3 +251,33 @@ def repair_value(value: Any) -> Any:
     if isinstance(value, list):
         return [repair_value(v) for v in value]
     return value
+
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+def header_value(headers: Any, name: str) -> str | None:
+    """One header value from a Scrapy ``Headers``, a mapping, pairs, or warcio headers."""
+    if headers is None:
+        return None
+    if hasattr(headers, "get_header"):
+        return headers.get_header(name)
+    items: Iterable[tuple[Any, Any]] = headers.items() if hasattr(headers, "items") else headers
+    want = name.lower()
+    for key, value in items:
+        k = key.decode("latin-1") if isinstance(key, bytes) else str(key)
+        if k.lower() != want:
+            continue
+        if isinstance(value, list | tuple):
+            value = value[0] if value else None
+        if isinstance(value, bytes):
+            value = value.decode("latin-1")
+        return value
+    return None
+
+
+def is_html(content_type: str | None) -> bool:
+    """No Content-Type at all is accepted (sniffed later); otherwise (X)HTML only."""
+    if not content_type:
+        return True
+    return content_type.split(";")[0].strip().lower() in HTML_TYPES

@@ -47,17 +47,10 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response, TextResponse
 from warcio.exceptions import ArchiveLoadFailed
 
+from crawler.farm_documents import NestedTooDeeply, read_export, read_farm_page
 from crawler.history.captures import _capture_from_row
 from crawler.history.model import ANSWERED_SQL, THROTTLED, Capture, answered
-from crawler.parsing import (
-    ENGINE_FILES,
-    PAGE_QUERY,
-    NestedTooDeeply,
-    ParsedPage,
-    parse_page,
-    read_export,
-    read_farm_page,
-)
+from crawler.parsing import ENGINE_FILES, PAGE_QUERY, ParsedPage, parse_page
 from crawler.scope import Scope, forbidden_reason
 from crawler.urls import autoblog_base, canonical_url, page_number
 

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import re
-import sqlite3
-import unicodedata
-from dataclasses import replace
-from datetime import datetime
-from urllib.parse import parse_qs, quote, quote_plus, unquote
+from urllib.parse import parse_qs, unquote
 
 from . import render as R
-from .content import BASE_NOW, PARIS, Article, Autoblog, load_seed, media_name
-from .options import ENGINES, AutoblogSettings, FarmConfig
+from .content import BASE_NOW, Article, Autoblog, load_seed, media_name
+from .control import FarmControl
+from .engine_files import EngineFiles
+from .options import AutoblogSettings, FarmConfig
 from .response import RESOURCES, Response, png_bytes, svg_bytes
 
 HTML = "text/html; charset=UTF-8"
-EDIT_TEXT = "Correction : ajout d’un paragraphe."
 
 
-class Farm:
-    """All autoblogs of one farm and the routing of requests to them."""
+class Farm(FarmControl, EngineFiles):
+    """All autoblogs of one farm and the routing of requests to them (its control
+    interface: :class:`.control.FarmControl`; its engine files:
+    :class:`.engine_files.EngineFiles`)."""
 
     def __init__(self, cfg: FarmConfig) -> None:
         self.cfg = cfg
@@ -225,42 +224,6 @@ class Farm:
         return Response(200, R.farm_index_03(host, listed).encode(), [("Content-type", HTML)])
 
     # ------------------------------------------------------------------ one autoblog
-    def vvb_ini(self, ab: Autoblog) -> str:
-        return (
-            "[VroumVroumBlogConfig]\n"
-            f'SITE_TYPE="{ab.site_type}"\nSITE_TITLE="{ab.title}"\n'
-            f"SITE_DESCRIPTION=\"source: <a href='{ab.site_url}'>{ab.title}</a>\"\n"
-            f'SITE_URL="{ab.site_url}"\nFEED_URL="{ab.feed_url}"\n'
-            f'ARTICLES_PER_PAGE="{ab.per_page}"\nUPDATE_INTERVAL="3600"\nUPDATE_TIMEOUT="30"\n'
-        )
-
-    def articles_db(self, ab: Autoblog) -> bytes:
-        """A real SQLite file with the engine's schema, built lazily, rebuilt after grow."""
-        cached = self._db_cache.get(ab.folder)
-        if cached and cached[0] == ab.count:
-            return cached[1]
-        con = sqlite3.connect(":memory:")
-        con.executescript(
-            "CREATE TABLE articles (id INTEGER PRIMARY KEY, feed_id TEXT, title TEXT, uri TEXT,"
-            " url TEXT, date INT, content TEXT);"
-            "CREATE TABLE update_log (date INT PRIMARY KEY, success INT, log TEXT);"
-            "CREATE UNIQUE INDEX feed_id ON articles (feed_id);"
-            "CREATE INDEX date ON articles (date);"
-        )
-        rows = []
-        for c in range(ab.count):
-            a = ab.article(c)
-            rows.append((a.id, a.feed_id, a.title, a.uri, a.url, a.date, a.content))
-        con.executemany("INSERT INTO articles VALUES (?,?,?,?,?,?,?)", sorted(rows))
-        con.execute(
-            "INSERT INTO update_log VALUES (?, 1, ?)", (self.now, f"{ab.count} elements updated")
-        )
-        con.commit()
-        data = con.serialize()
-        con.close()
-        self._db_cache[ab.folder] = (ab.count, data)
-        return data
-
     def autoblog(
         self, ab: Autoblog, rest: str, query: str, has_q: bool, host: str, target: str
     ) -> Response:
@@ -375,58 +338,6 @@ class Farm:
                 out += (R.UPDATE_SCRIPT_034 if update else "") + "  </body>\n</html>"
         return Response(status, self.encode(out, charset), [("Content-type", html_type)])
 
-    @staticmethod
-    def encode(text: str, charset: str) -> bytes:
-        if charset == "UTF-8":
-            return text.encode()
-        return text.encode("latin-1", "xmlcharrefreplace")
-
-    def search(self, ab: Autoblog, q: str) -> list[Article]:
-        """SQLite LIKE '%q%' on content or title (ASCII case-insensitive), ORDER BY id DESC."""
-        ql = q.lower()
-        hits = []
-        for c in range(ab.count):
-            a = ab.article(c)
-            if ql in a.content.lower() or ql in a.title.lower():
-                hits.append(a)
-        hits.sort(key=lambda a: -a.id)
-        return hits[:100]
-
-    def feed(self, ab: Autoblog, host: str, local_url: str) -> Response:
-        base = local_url.replace("?feed", "?")
-        entries = []
-        for c in ab.page_cs(1) + ab.page_cs(2):
-            a = ab.article(c)
-            link = base + quote_plus(a.uri, safe="")
-            entries.append(
-                "\n            <entry>\n\t\t\t\t\t<author>\n"
-                f"\t\t\t\t\t<name>{R.esc(ab.title)}</name>\n\t\t\t\t\t<uri>{R.esc(ab.site_url)}</uri>\n"
-                "\t\t\t\t\t</author>\n"
-                f'                <title type="html"><![CDATA[{R.esc(a.title)}]]></title>\n'
-                f'\t\t\t\t<link rel="alternate" type="text/html" href="{link}" />\n'
-                f"                <id>{link}</id>\n"
-                f"                <updated>{R.iso_date(a.date)}</updated>\n\n"
-                '                <content type="html">\n'
-                f'                    <![CDATA[(<a href="{R.esc(a.url)}">source</a>)<br />'
-                f"{a.content}]]>\n"
-                "                </content>\n            </entry>"
-            )
-        body = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n\t<feed xmlns="http://www.w3.org/2005/Atom" '
-            'xmlns:thr="http://purl.org/syndication/thread/1.0" xml:lang="fr-FR">\n'
-            f'        <title type="text">{R.esc(ab.title)}</title>\n'
-            f'        <subtitle type="text">source: {R.esc(ab.title)}</subtitle>\n'
-            f"\t\t<updated>{R.iso_date(self.now)}</updated>\n"
-            f'        <link rel="alternate" type="text/html" href="{local_url}" />\n'
-            f"\t\t<id>{local_url}</id>\n"
-            f'\t\t<link rel="self" type="application/atom+xml" href="{local_url}" />\n'
-            '\t\t<generator uri="https://github.com/mitsukarenai/Projet-Autoblog" version="3">'
-            f"Projet Autoblog</generator>{''.join(entries)}\n    </feed>"
-        )
-        return Response(
-            200, body.encode(), [("Content-Type", "application/atom+xml; charset=UTF-8")]
-        )
-
     def autoblog_02(
         self, ab: Autoblog, rest: str, query: str, host: str, html_type: str, charset: str
     ) -> Response:
@@ -499,154 +410,6 @@ class Farm:
             "RSS Feed</a></p>\n</div>\n</body>\n</html>"
         )
         return Response(status, self.encode(out, charset), [("Content-type", html_type)])
-
-    # ------------------------------------------------------------------ control interface
-    def truth(self, host: str) -> dict:
-        out = {}
-        for ab in self.autoblogs:
-            arts = []
-            for c in range(ab.count - 1, -1, -1):
-                a = ab.article(c)
-                pl = self.permalink(ab, a, host)
-                arts.append(
-                    {
-                        "permalink": pl,
-                        "url": quote(pl, safe=":/?&=%#()"),
-                        "slug": a.uri,
-                        "title": a.title,
-                        "date": R.iso_date(a.date),
-                        "source_url": a.url,
-                        "text": a.text,
-                        "kind": ab.shape_of(c) or ab.kind_of(c),
-                        "media": a.media,
-                        # A numeric slug is served as a page number, but a 0.1
-                        # permalink puts the date before it.
-                        "reachable": a.reachable or ab.engine == "0.1",
-                    }
-                )
-            out[ab.folder] = {
-                "engine": ab.engine,
-                "base_url": self.base_url(ab, host),
-                "title": ab.title,
-                "site_url": ab.site_url,
-                "feed_url": ab.feed_url,
-                "site_type": ab.site_type,
-                "articles_per_page": ab.per_page,
-                "disabled": ab.settings.disabled,
-                "archived": ab.settings.archived,
-                "latin1": ab.settings.latin1,
-                "pages": ab.last_page() if ab.count else 0,
-                "articles": arts,
-            }
-        return {"now": datetime.fromtimestamp(self.now, PARIS).isoformat(), "autoblogs": out}
-
-    def _find(self, folder: str | None) -> Autoblog:
-        ab = self.by_folder.get(folder) if folder else self.autoblogs[0]
-        if ab is None:
-            raise KeyError(folder)
-        return ab
-
-    def _listing(self, ab: Autoblog, cs: list[int], host: str) -> list[dict]:
-        return [
-            {
-                "permalink": self.permalink(ab, ab.article(c), host),
-                "title": ab.article(c).title,
-                "date": R.iso_date(ab.article(c).date),
-            }
-            for c in cs
-        ]
-
-    def grow(self, folder: str | None, n: int, host: str) -> dict:
-        ab = self._find(folder)
-        new = ab.grow(max(0, n))
-        return {
-            "autoblog": ab.folder,
-            "count": ab.count,
-            "articles": self._listing(ab, list(reversed(new)), host),
-        }
-
-    def edit(self, folder: str | None, c: int, host: str, text: str = EDIT_TEXT) -> dict:
-        """The author corrects article ``c`` (0 = the oldest): a paragraph is appended.
-
-        Its permalink page, the index page listing it, articles.db and (if it is recent
-        enough to be in it) the feed change; its date, slug and place do not. The
-        truth's ``text`` follows (one more line, by the truth rule).
-        """
-        ab = self._find(folder)
-        if not 0 <= c < ab.count:
-            raise IndexError(f"{ab.folder} has no article {c} (0..{ab.count - 1})")
-        a = ab.article(c)
-        line = unicodedata.normalize("NFC", re.sub(r"[ \t\n\r\f]+", " ", text).strip())
-        edited = replace(
-            a,
-            content=a.content + f"<p>{R.esc(text)}</p>",
-            text="\n".join(t for t in (a.text, line) if t),
-        )
-        self._pinned(ab)[c] = edited
-        self._db_cache.pop(ab.folder, None)
-        return {
-            "autoblog": ab.folder,
-            "count": ab.count,
-            "articles": self._listing(ab, [c], host),
-        }
-
-    def delete(self, folder: str | None, n: int, host: str) -> dict:
-        """The ``n`` newest articles are deleted (as an admin removing feed items)."""
-        ab = self._find(folder)
-        n = min(max(0, n), ab.count)
-        gone = list(range(ab.count - 1, ab.count - 1 - n, -1))
-        listing = self._listing(ab, gone, host)
-        ab.count -= n
-        ab._slug_index = None  # rebuilt from the remaining articles on the next lookup
-        for c in gone:  # grown again later, it comes back as first generated
-            self._edited.get(ab.folder, {}).pop(c, None)
-        self._db_cache.pop(ab.folder, None)
-        return {"autoblog": ab.folder, "count": ab.count, "articles": listing}
-
-    def add(self, engine: str, n: int, host: str) -> dict:
-        """A new autoblog of ``n`` articles (the admin adds a feed): listed from now on."""
-        if engine not in ENGINES:
-            raise ValueError(f"engine must be one of {ENGINES}")
-        settings = AutoblogSettings(**vars(self.cfg.defaults))
-        index, self._next_index = self._next_index, self._next_index + 1
-        ab = Autoblog(self.cfg.seed, index, engine, max(0, n), settings, self.now, self.seed_data)
-        self.autoblogs.append(ab)
-        self.by_folder[ab.folder] = ab
-        return {"autoblog": ab.folder, "base_url": self.base_url(ab, host), "count": ab.count}
-
-    def remove(self, folder: str | None) -> dict:
-        """The admin deletes an autoblog's folder: unlisted, and every URL of it answers 404."""
-        ab = self._find(folder)
-        self.autoblogs.remove(ab)
-        del self.by_folder[ab.folder]
-        self._db_cache.pop(ab.folder, None)
-        self._edited.pop(ab.folder, None)
-        return {"autoblog": ab.folder, "count": ab.count}
-
-    def fault(self, folder: str | None, spec: str) -> dict:
-        """Switch a fault of an autoblog on or off while the farm runs (``error=1``: every
-        request answers 500 or 503; ``error=0``: it recovers). Only the faults that leave
-        the autoblog's identity and articles as they are (not ``disabled``, ``archived``,
-        ``type`` nor ``shapes``)."""
-        ab = self._find(folder)
-        kind, _, value = spec.partition("=")
-        if kind in ("disabled", "archived", "type", "shapes"):
-            raise ValueError(f"{kind} cannot change while the farm runs")
-        ab.settings.apply(kind, value if _ else None)
-        return {"autoblog": ab.folder, "settings": vars(ab.settings)}
-
-    def _pinned(self, ab: Autoblog) -> dict[int, Article]:
-        """Edited articles of ``ab``, served in place of the generated (and cached) ones."""
-        pinned = self._edited.get(ab.folder)
-        if pinned is None:
-            pinned = self._edited[ab.folder] = {}
-            generated = ab._article
-
-            def article(c: int) -> Article:
-                return pinned[c] if c in pinned else generated(c)
-
-            ab._article = article
-        return pinned
 
 
 __all__ = ["Farm", "Response", "media_name"]

@@ -16,7 +16,8 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from .farm import EDIT_TEXT, Farm
+from .control import EDIT_TEXT
+from .farm import Farm
 from .options import AutoblogSettings, FarmConfig, Throttle, config_from_args
 from .response import Response
 
