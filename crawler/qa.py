@@ -29,7 +29,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from warcio.timeutils import timestamp_to_iso_date
@@ -37,6 +37,9 @@ from warcio.timeutils import timestamp_to_iso_date
 from crawler.escaping import terminal
 from crawler.exitcodes import EXIT_OK, EXIT_PARTIAL, UsageError
 from crawler.untrusted import Folder, Refused, shown
+
+if TYPE_CHECKING:
+    from crawler.context import QaOptions, RunContext
 
 QA_FOLDER = "qa"
 PAGES_NAME = "pages.jsonl"
@@ -46,25 +49,6 @@ LISTED = 50
 CONSOLE_CHARS = 500
 INSTALL_PLAYWRIGHT = "pip install 'autoblog-archive[qa]' (Playwright for Python and rapidfuzz)"
 INSTALL_CHROMIUM = "apt-get install chromium (Debian's package; set AUTOBLOG_CHROMIUM to another)"
-
-
-@dataclass(frozen=True)
-class QaBounds:
-    """The ``QA_*`` settings (their defaults live in crawler/settings.py)."""
-
-    page_timeout: float
-    max_requests: int
-    text_chars: int
-    min_score: float
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> QaBounds:
-        return cls(
-            page_timeout=settings.getfloat("QA_PAGE_TIMEOUT"),
-            max_requests=settings.getint("QA_MAX_REQUESTS"),
-            text_chars=settings.getint("QA_TEXT_CHARS"),
-            min_score=settings.getfloat("QA_MIN_SCORE"),
-        )
 
 
 def find_chromium() -> str | None:
@@ -151,14 +135,14 @@ class CapturedPage:
     problem: str | None = None
 
 
-def captured_page(path: Path | None, offset: int, chars: int) -> CapturedPage:
+def captured_page(path: Path | None, offset: int, chars: int, read_limit: int) -> CapturedPage:
     """The visible text of the captured response (the farm's truth rule:
-    crawler.corpus.selfcheck.visible_text), and what is wrong with its record: a record
-    cut short (a truncated file) or unreadable is named, never raised."""
+    crawler.corpus.selfcheck.visible_text; its payload read up to ``read_limit`` bytes,
+    DOWNLOAD_MAXSIZE), and what is wrong with its record: a record cut short (a truncated
+    file) or unreadable is named, never raised."""
     from crawler.corpus.selfcheck import visible_text
     from crawler.corpus.text import charset_from_content_type, decode_html
     from crawler.parsing import parse_html
-    from crawler.settings import DOWNLOAD_MAXSIZE
     from crawler.warc.reader import RecordWalk, open_warc
 
     if path is None:
@@ -167,7 +151,7 @@ def captured_page(path: Path | None, offset: int, chars: int) -> CapturedPage:
     try:
         with open_warc(path) as fh:
             fh.seek(offset)
-            walk = RecordWalk(fh, payload=lambda _record: DOWNLOAD_MAXSIZE)
+            walk = RecordWalk(fh, payload=lambda _record: read_limit)
             record = next(iter(walk), None)
     except OSError as exc:
         return CapturedPage(problem=f"its record in {path.name} is unreadable ({exc!r})")
@@ -289,7 +273,7 @@ def _text_rules() -> list[list[str]]:
 class Browser:
     """Headless Chromium for replayed pages: one fresh context per page."""
 
-    def __init__(self, chromium: str, base: str, bounds: QaBounds) -> None:
+    def __init__(self, chromium: str, base: str, bounds: QaOptions) -> None:
         from playwright.sync_api import sync_playwright
 
         self.base = base
@@ -551,18 +535,14 @@ class QaResult:
 
 
 def run_qa_on(
-    root: Path, sample: int | None = None, seed: int = 0, settings: Any = None
+    root: Path, context: RunContext, sample: int | None = None, seed: int = 0
 ) -> QaResult:
-    """Replay ``root`` and open its pages in Chromium; write qa/ in it; the verdict."""
+    """Replay ``root`` and open its pages in Chromium; write qa/ in it; the verdict. The
+    bounds of a page and the threshold are the context's (``QA_*``)."""
     from crawler.replay import Wayback, check_replayable
 
     chromium = check_prerequisites()
-    if settings is None:
-        from scrapy.settings import Settings
-
-        settings = Settings()
-        settings.setmodule("crawler.settings")
-    bounds = QaBounds.from_settings(settings)
+    bounds, read_limit = context.qa, context.bounds.read_limit
     if sample is not None and sample < 1:
         raise UsageError(f"--sample {sample}: takes a number of pages, 1 or more")
     collections = check_replayable(root)
@@ -581,7 +561,7 @@ def run_qa_on(
     with Wayback(root, collections=collections) as base, Browser(chromium, base, bounds) as browser:
         for ref in pages:
             path = warcs.get(ref.collection, {}).get(ref.filename)
-            captured = captured_page(path, ref.offset, bounds.text_chars)
+            captured = captured_page(path, ref.offset, bounds.text_chars, read_limit)
             replayed = browser.open(ref)
             lacking = {
                 r.url: archived_status(base, ref.collection, r.url, bounds.page_timeout)
@@ -632,8 +612,11 @@ def summary_lines(result: dict, root: Path) -> list[str]:
 
 
 def run_qa(args: argparse.Namespace) -> int:
-    """``autoblog-archive qa DIR [--sample N] [--seed S]``."""
-    result = run_qa_on(Path(args.directory), args.sample, args.seed)
+    """``autoblog-archive qa DIR [--sample N] [--seed S] [--set NAME=VALUE]``."""
+    from crawler.context import command_context
+
+    context = command_context(args.set)
+    result = run_qa_on(Path(args.directory), context, args.sample, args.seed)
     for line in result.lines:
         print(line)
     return result.exit_code

@@ -5,11 +5,10 @@ from __future__ import annotations
 import gzip
 import zlib
 
-from conftest import run_cli
+from conftest import default_context, run_cli
 from rapidfuzz import fuzz
 
 from crawler.corpus.shards import read_corpus
-from crawler.settings import DOWNLOAD_MAXSIZE
 from crawler.urls import canonical_url
 from crawler.warc.reader import read_record_at
 
@@ -46,7 +45,7 @@ def test_every_warc_pointer_opens_its_response(crawled):
     for record in read_corpus(crawled["out"]):
         pointer = record["warc"]
         path = archive / pointer["filename"]
-        stored = read_record_at(path, pointer["offset"], DOWNLOAD_MAXSIZE)
+        stored = read_record_at(path, pointer["offset"], default_context().bounds.read_limit)
         assert stored.rec_type == "response"
         assert stored.header("WARC-Record-ID") == pointer["record_id"]
         assert stored.header("WARC-Payload-Digest") == pointer["payload_digest"]

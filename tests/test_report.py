@@ -10,7 +10,7 @@ import io
 import json
 
 import pytest
-from conftest import requested_urls
+from conftest import default_context, requested_urls
 
 from crawler.exitcodes import UsageError
 from crawler.history.model import FINISHED
@@ -151,7 +151,7 @@ def test_report_survives_a_rebuild(crawled, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(crawled["out"] / "collections", copy / "collections")
     write_cdxj(OutputLayout(copy, "farm"))
-    rebuild_from_indexes(copy)
+    rebuild_from_indexes(copy, default_context().bounds.read_limit)
     with History.open(copy) as rebuilt:
         for run in crawled["runs"]:
             a = build_report(crawled["history"], run)

@@ -21,7 +21,7 @@ from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -33,9 +33,11 @@ from crawler.corpus.pool import ExtractionPool
 from crawler.corpus.shards import RECORDS_PER_SHARD, write_shards
 from crawler.corpus.text import charset_from_content_type, repair_value
 from crawler.parsing import ParsedPage
-from crawler.settings import CORPUS_MAX_TASKS, CORPUS_TIMEOUT, CORPUS_WORKERS
 from crawler.spill import from_blob, scratch_db, to_blob
 from crawler.urls import canonical_url
+
+if TYPE_CHECKING:
+    from crawler.context import CorpusOptions
 
 logger = logging.getLogger(__name__)
 
@@ -247,9 +249,8 @@ class CorpusBuilder:
     def __init__(
         self,
         output_dir: str | os.PathLike[str],
-        workers: int = CORPUS_WORKERS,
-        timeout: float = CORPUS_TIMEOUT,
-        max_tasks_per_worker: int = CORPUS_MAX_TASKS,
+        options: CorpusOptions,
+        read_limit: int,
         records_per_shard: int = RECORDS_PER_SHARD,
         near_dup_distance: int = NEAR_DUP_DISTANCE,
         debug_sleep: Mapping[str, float] | None = None,
@@ -261,7 +262,8 @@ class CorpusBuilder:
         self.records_per_shard = records_per_shard
         self.near_dup_distance = near_dup_distance
         self.debug_sleep = dict(debug_sleep or {})
-        self.pool = ExtractionPool(self._on_result, workers, timeout, max_tasks_per_worker)
+        self.read_limit = read_limit  # of a page the workers read from a WARC (DOWNLOAD_MAXSIZE)
+        self.pool = ExtractionPool(self._on_result, options)
         self.corpus_dir.mkdir(parents=True, exist_ok=True)
         self._spool = tempfile.TemporaryFile(prefix="corpus-spool-", dir=self.corpus_dir)
         self._lock = threading.Lock()
@@ -318,7 +320,7 @@ class CorpusBuilder:
             if pointer is None:
                 raise ValueError("warc_path needs warc_pointer (offset, length)")
             payload.update(warc_path=str(warc_path), offset=pointer["offset"])
-            payload["length"] = pointer["length"]
+            payload.update(length=pointer["length"], read_limit=self.read_limit)
         else:
             body = bytes(body or b"")
             facts = None

@@ -16,10 +16,14 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from crawler.corpus.output import check_extract_output, remove_leftovers
 from crawler.escaping import TerminalFormatter, terminal
 from crawler.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, UsageError, UserError
+
+if TYPE_CHECKING:
+    from crawler.context import RunContext
 
 
 def warc_paths(given: Iterable[str]) -> list[str]:
@@ -72,22 +76,34 @@ def extract_into(args: argparse.Namespace, work: Callable[[list[str], Path], dic
         lock.release()
 
 
+def extract_context(args: argparse.Namespace) -> RunContext:
+    """``extract``'s settings: the crawl's, then its options (each the setting it names;
+    one worker per core unless ``--workers`` or ``--set CORPUS_WORKERS`` says otherwise),
+    then ``--set``, checked like a crawl's (exit 4)."""
+    from crawler.context import command_context
+
+    given: dict[str, Any] = {"CORPUS_WORKERS": args.workers or os.cpu_count() or 2}
+    if args.timeout is not None:
+        given["CORPUS_TIMEOUT"] = args.timeout
+    if args.max_tasks_per_worker is not None:
+        given["CORPUS_MAX_TASKS"] = args.max_tasks_per_worker
+    return command_context(args.set, given)
+
+
 def run_extract(args: argparse.Namespace) -> int:
     """Handler of ``autoblog-archive extract``: the one entry point, on this machine's
     worker processes or, with ``--dask``, on a Dask cluster
-    (:mod:`crawler.cluster.dask_extract`); both feed the same corpus builder."""
-    from crawler import settings
-
-    # Defaults once, in crawler/settings.py (the crawl's corpus pipeline uses the same).
-    args.workers = args.workers or os.cpu_count() or 2
-    args.timeout = args.timeout or settings.CORPUS_TIMEOUT
-    args.max_tasks_per_worker = args.max_tasks_per_worker or settings.CORPUS_MAX_TASKS
+    (:mod:`crawler.cluster.dask_extract`); both feed the same corpus builder, each page
+    read up to DOWNLOAD_MAXSIZE."""
+    context = extract_context(args)
+    options, read_limit = context.corpus, context.bounds.read_limit
     log_to_terminal()
     if args.dask:
         from crawler.cluster.dask_extract import extract_on_dask
 
         result = extract_into(
-            args, lambda paths, output: extract_on_dask(paths, output, args.dask, args.workers)
+            args,
+            lambda paths, output: extract_on_dask(paths, output, args.dask, options, read_limit),
         )
         said = (
             f"{result['records']} records from {result['pages']} pages in {result['files']} "
@@ -98,19 +114,13 @@ def run_extract(args: argparse.Namespace) -> int:
         from crawler.corpus.from_warcs import extract_warcs
 
         result = extract_into(
-            args,
-            lambda paths, output: extract_warcs(
-                paths,
-                output,
-                workers=args.workers,
-                timeout=args.timeout,
-                max_tasks_per_worker=args.max_tasks_per_worker,
-            ),
+            args, lambda paths, output: extract_warcs(paths, output, options, read_limit)
         )
         said = (
             f"{result['records']} records ({result['index_only_records']} from index pages "
             f"only) from {result['pages']} pages in {result['files']} WARC files, "
-            f"{result['skipped_pages']} skipped, {result['seconds']}s -> {args.output}/corpus/"
+            f"{result['skipped_pages']} skipped, {result['seconds']}s in "
+            f"{result['pool']['spawned']} extraction processes -> {args.output}/corpus/"
         )
     for problem in result["problems"]:
         print(terminal(f"PROBLEM  {problem}"))

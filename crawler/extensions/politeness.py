@@ -13,18 +13,21 @@ from scrapy.crawler import Crawler
 from scrapy.http import Response
 from scrapy.utils.httpobj import urlparse_cached
 
+from crawler.context import RunContext
+from crawler.counters import CRAWL_DELAY
+
 logger = logging.getLogger(__name__)
 
 
 class CrawlDelay:
-    def __init__(self, crawler: Crawler) -> None:
+    def __init__(self, crawler: Crawler, user_agent: str) -> None:
         self.crawler = crawler
         self.delays: dict[str, float] = {}
-        self.user_agent = crawler.settings.get("USER_AGENT", "*")
+        self.user_agent = user_agent or "*"  # whose Crawl-delay robots.txt gives
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CrawlDelay:
-        ext = cls(crawler)
+        ext = cls(crawler, RunContext.of(crawler).politeness.user_agent)
         crawler.signals.connect(ext.robots_parsed, signal=signals.robots_parsed)
         crawler.signals.connect(ext.response_downloaded, signal=signals.response_downloaded)
         return ext
@@ -37,7 +40,7 @@ class CrawlDelay:
         if delay:
             host = urlparse_cached(request).hostname or ""
             self.delays[host] = float(delay)
-            self.crawler.stats.set_value(f"robotstxt/crawl_delay/{host}", float(delay))
+            self.crawler.stats.set_value(CRAWL_DELAY + host, float(delay))
             logger.info("robots.txt of %s asks for Crawl-delay: %s s", host, delay)
             self._apply(request)
 
