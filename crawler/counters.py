@@ -52,6 +52,7 @@ class Stat(StrEnum):
     CORPUS_UNCHANGED = "corpus/pages_unchanged"
     CORPUS_WITHOUT_WARC = "corpus/pages_without_warc"
     CORPUS_PARSES_REUSED = "corpus/parses_reused"
+    CORPUS_PROCESSES = "corpus/extraction_processes"  # that took documents (CORPUS_MAX_TASKS)
     CLUSTER_RUN = "cluster/run"
     CLUSTER_POLITENESS_WAITS = "cluster/politeness_waits"
 

@@ -120,6 +120,7 @@ class CorpusPipeline:
             self.stats.set_value(
                 Stat.CORPUS_PARSES_REUSED, builder.stats.extra.get("parses_reused", 0)
             )
+            self.stats.set_value(Stat.CORPUS_PROCESSES, builder.pool.stats["spawned"])
         self.shards = [str(s) for s in shards]
         self.records = builder.stats.permalink_records + builder.stats.index_only_records
         made = builder.stats.permalink_records
