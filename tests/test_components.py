@@ -91,3 +91,26 @@ def test_corpus_pipeline_starts_no_worker_before_a_page(tmp_path):
     pipeline = CorpusPipeline(OutputLayout(tmp_path, "c"), one.corpus, one.bounds.read_limit)
     assert pipeline.process_item(PageItem(BASE, "index", 200, {}, b"", None)) is not None
     assert pipeline.builder is None and not (tmp_path / "corpus").exists()
+
+
+def test_a_request_naming_no_callback_is_read_within_the_link_bound():
+    """Scrapy hands a response whose request names no callback (a shared frontier's entry
+    may name none) to the spider's default callback: the page's links are bounded there
+    too, as for every request the spider makes itself."""
+    from crawler.cluster.frontier import spider_outside_crawl
+    from crawler.context import project_settings
+    from crawler.samplefarm.farm import Farm
+    from crawler.samplefarm.options import FarmConfig
+
+    farm = Farm(FarmConfig(host="127.0.0.1", port=9, autoblogs=6, articles=2))
+    page = farm.handle("GET", "/", "127.0.0.1:9")  # the farm's index: its autoblogs, exports
+    url = "http://127.0.0.1:9/"
+    settings = project_settings().copy()
+    settings.set("MAX_LINKS_PER_PAGE", 2, priority="cmdline")
+    spider = spider_outside_crawl([url], [], settings)
+    request = Request(url)
+    response = HtmlResponse(url, body=page.body, headers=list(page.headers), request=request)
+    assert request.callback is None  # Scrapy then calls the spider's _parse
+    followed = [r for r in spider._parse(response) if isinstance(r, Request)]
+    assert len(followed) == 2
+    assert spider.crawler.stats.get_value("skipped/bound: MAX_LINKS_PER_PAGE=2") > 0
