@@ -380,7 +380,7 @@ def test_extract_takes_its_workers_and_their_recycling(defaults, tmp_path) -> No
         result = cli("extract", archive, "-o", str(tmp_path / name),
                      *(x for s in sets for x in ("--set", s)))  # fmt: skip
         assert result.returncode == EXIT_OK, said(result)[-3000:]
-        found = re.search(r"from (\d+) pages .* in (\d+) extraction processes", result.stdout)
+        found = re.search(r"from (\d+) pages .*, (\d+) extraction processes", result.stdout)
         assert found, result.stdout
         return int(found.group(1)), int(found.group(2))
 

@@ -119,8 +119,8 @@ def run_extract(args: argparse.Namespace) -> int:
         said = (
             f"{result['records']} records ({result['index_only_records']} from index pages "
             f"only) from {result['pages']} pages in {result['files']} WARC files, "
-            f"{result['skipped_pages']} skipped, {result['seconds']}s in "
-            f"{result['pool']['spawned']} extraction processes -> {args.output}/corpus/"
+            f"{result['skipped_pages']} skipped, {result['pool']['spawned']} extraction "
+            f"processes, {result['seconds']}s -> {args.output}/corpus/"
         )
     for problem in result["problems"]:
         print(terminal(f"PROBLEM  {problem}"))
