@@ -197,6 +197,13 @@ def _extract(p: argparse.ArgumentParser) -> None:
         "as a whole once the new one is complete",
     )
     p.add_argument(
+        "--warc-text",
+        action="store_true",
+        help="also write the corpus as WARC conversion records (WET) beside each archive "
+        "read (collections/<name>/archive/text/) and into its CDXJ index; every WARC "
+        "argument must then be a crawl's output folder",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=None,
@@ -357,7 +364,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str, s
     "verify": ("check an output folder's WARCs and indexes", _verify,
                "crawler.verify", "run_verify"),
     "qa": ("replay the archive and check its pages in headless Chromium", _qa,
-           "crawler.qa", "run_qa"),
+           "crawler.qa.command", "run_qa"),
     "demo": ("serve the sample farm, crawl it into output/demo, verify it", _demo,
              "crawler.demo", "run_demo"),
     "replay": ("replay an output folder in pywb (from .venv-pywb)", _replay,

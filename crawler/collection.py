@@ -241,17 +241,17 @@ def _visible_text_at(layout: OutputLayout, fields: dict) -> str:
 def write_wacz_pages(
     layout: OutputLayout, path: Path, seeds: Sequence[str] = ()
 ) -> tuple[str, str] | None:
-    """The WACZ's pages.jsonl, as browsertrix-crawler's ``--text to-pages`` writes it: a
-    ``text`` per page (the corpus text of an article page, else the page's visible text)
-    and ``hasText`` in the header, which is what makes ReplayWeb.page index the text.
+    """The WACZ's pages.jsonl with a ``text`` per page (the corpus text of an article
+    page, else the page's visible text), and no ``hasText`` in the header: with it,
+    ReplayWeb.page (wabac.js) reads the file as a text index and searches only its first
+    MiB; without it, it searches the text of every page it loaded (docs/outputs.md).
     Returns (URL, CDXJ timestamp) of the main page: the first seed's latest capture."""
     texts = _article_texts(layout)
     titles = _earlier_titles([layout.pages])
     main: dict[str, str] = {}
     try:
         with open(path, "wb") as out:
-            header = {**PAGES_HEADER, "hasText": True}
-            out.write(orjson.dumps(header, option=orjson.OPT_APPEND_NEWLINE))
+            out.write(orjson.dumps(PAGES_HEADER, option=orjson.OPT_APPEND_NEWLINE))
             for url, iso, ts, fields in html_pages(layout):
                 key = _earlier_key(url, iso)
                 text = texts.get(key) or _visible_text_at(layout, fields)

@@ -115,6 +115,8 @@ class Politeness:
     obey_robots: bool = setting("ROBOTSTXT_OBEY")
     delay: float = setting("DOWNLOAD_DELAY")
     timeout: float = setting("DOWNLOAD_TIMEOUT")
+    retry: bool = setting("RETRY_ENABLED")  # a throttled answer is asked again (crawler.backoff)
+    backoff_max_delay: float = setting("BACKOFF_MAX_DELAY")  # the longest Retry-After taken
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ class Stat(StrEnum):
     LINKS_CUT = "errors/links_cut"
     READ_IN_PART = "errors/read_in_part"
     FRONTIER_REJECTED = "frontier/rejected"
+    THROTTLED_GAVE_UP = "backoff/gave_up"  # pages still throttled after their last retry
     NOT_ARCHIVED = "autoblogs/not_archived"
     CORPUS_SHORTFALL = "corpus/shortfall"
     # what the crawl found and did
@@ -53,6 +54,7 @@ class Stat(StrEnum):
     CORPUS_WITHOUT_WARC = "corpus/pages_without_warc"
     CORPUS_PARSES_REUSED = "corpus/parses_reused"
     CORPUS_PROCESSES = "corpus/extraction_processes"  # that took documents (CORPUS_MAX_TASKS)
+    THROTTLED = "backoff/throttled"  # answers that asked the crawl to slow down
     CLUSTER_RUN = "cluster/run"
     CLUSTER_POLITENESS_WAITS = "cluster/politeness_waits"
 
@@ -63,9 +65,11 @@ class Stat(StrEnum):
 # Counts that make a run partial: failed fetches and WARC writes, spider exceptions (a
 # RecursionError in a callback), links left out and pages or robots.txt files read in part
 # (each named under "skipped"), frontier entries dropped (what they stood for may be
-# missing), autoblog bases that gave no autoblog page, a corpus far short of the pages.
+# missing), autoblog bases that gave no autoblog page, a corpus far short of the pages,
+# pages still throttled after their last retry (crawler.backoff).
 PARTIAL = (
     Stat.FETCH_ERRORS,
+    Stat.THROTTLED_GAVE_UP,
     Stat.LINKS_CUT,
     Stat.READ_IN_PART,
     Stat.WARC_WRITE_ERRORS,
@@ -81,6 +85,7 @@ ERROR_REASON = "errors/"  # failed fetches, by reason (beside the counters above
 STATUS = "downloader/response_status_count/"  # Scrapy's, by HTTP status
 PAGES = "pages/"  # pages parsed, by kind
 CRAWL_DELAY = "robotstxt/crawl_delay/"  # a host's robots.txt Crawl-delay
+BACKOFF_DELAY = "backoff/delay/"  # a host's least delay since it throttled the crawl
 
 
 def skipped(why: str) -> str:

@@ -15,11 +15,17 @@ from typing import Any, TextIO
 
 from scrapy.crawler import Crawler
 
+from crawler.backoff import Backoff
 from crawler.context import RunContext
 from crawler.counters import ERROR_REASON, SKIPPED, STATUS, Stat, count, family
 from crawler.escaping import terminal
 from crawler.extensions import CrawlState, IndexOnClose, RunSummary
-from crawler.extensions.lookup import captures_held, item_pipeline, page_bound_reached
+from crawler.extensions.lookup import (
+    captures_held,
+    downloader_middleware,
+    item_pipeline,
+    page_bound_reached,
+)
 from crawler.history.report import list_changes
 from crawler.outcome import Counts, CrawlOutcome, Finish, problem_lines
 from crawler.processes import share_label
@@ -54,6 +60,7 @@ def summarize(crawler: Crawler, seeds: list[str]) -> tuple[dict, CrawlOutcome]:
     indexes = crawler.get_extension(IndexOnClose)
     found = crawler.get_extension(RunSummary)
     corpus = item_pipeline(crawler, CorpusPipeline)
+    backoff = downloader_middleware(crawler, Backoff)
     run = state.run if state is not None else None
     ended = state.outcome if state is not None else None
     skipped = family(stats, SKIPPED)
@@ -64,6 +71,7 @@ def summarize(crawler: Crawler, seeds: list[str]) -> tuple[dict, CrawlOutcome]:
     not_archived = tuple(found.not_archived.values()) if found is not None else ()
     shortfall = corpus.shortfall if corpus else None
     audit = state.audit.as_dict() if state is not None and state.audit else None
+    throttled = backoff.summary() if backoff is not None else None
     counts = Counts.from_stats(stats)
     outcome = CrawlOutcome(
         finish=Finish.of(stats.get(Stat.FINISH_REASON)),
@@ -73,7 +81,7 @@ def summarize(crawler: Crawler, seeds: list[str]) -> tuple[dict, CrawlOutcome]:
         counts=counts,
         autoblogs=len(identified),
         capped=page_bound_reached(crawler),
-        problems=tuple(problem_lines(not_archived, shortfall)),
+        problems=tuple(problem_lines(not_archived, shortfall, throttled)),
         missing=(audit or {}).get("missing_total") or 0,
         seeds_found=tuple(found.seeds.values()) if found is not None else (),
         not_archived=not_archived,
@@ -121,6 +129,8 @@ def summarize(crawler: Crawler, seeds: list[str]) -> tuple[dict, CrawlOutcome]:
         "written": indexes.written if indexes else {},
         # What the farm declares that the archive lacks (crawler.history.audit).
         "audit": audit,
+        # Answers that asked the crawl to slow down, and the pages still throttled.
+        "throttled": throttled,
     }
     return summary, outcome
 
@@ -174,6 +184,15 @@ def print_summary(summary: dict, out: TextIO | None = None) -> None:
             say(f"  ... and {len(problems) - 20} more in summary.json")
     for reason, times in sorted(summary["skipped"].items()):
         say(f"  skipped {times} x {reason}")
+    throttled = summary.get("throttled") or {}
+    if throttled.get("answers"):
+        slowed = ", ".join(
+            f"{h} to one request every {d:.1f} s" for h, d in throttled["delays"].items()
+        )
+        say(
+            f"  throttled {throttled['answers']} x (429, or 503 with Retry-After), retried "
+            f"after the wait asked" + (f"; slowed {slowed}" if slowed else "")
+        )
     if summary["frontier_rejected"]:
         say(f"  dropped {summary['frontier_rejected']} x invalid frontier entry")
     for line in audit_lines(summary.get("audit")):

@@ -3,7 +3,8 @@
 The output folder IS a pywb root: WARCs live in ``collections/<name>/archive/`` and the
 sorted CDXJ in ``collections/<name>/indexes/index.cdxj``, so ``wayback`` started in the
 folder replays the crawl with no import step, and later crawls of the same farm add to
-the same collection (which pywb needs to resolve revisit records). Beside it::
+the same collection (which pywb needs to resolve revisit records); ``archive/text/`` holds
+the corpus as WARC conversion records (``extract --warc-text``). Beside it::
 
     history.sqlite          the crawl history (crawler.history)
     report.json, reports/   the change report of the latest run, and of every run
@@ -21,7 +22,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from crawler.warc.names import OPEN_SUFFIX, WARC_SUFFIX
+from crawler.warc.names import OPEN_SUFFIX, TEXT_DIR, WARC_SUFFIX, index_name_problem
 
 HISTORY_NAME = "history.sqlite"
 REPORT_NAME = "report.json"
@@ -36,6 +37,11 @@ CROISSANT_JSON = "croissant.json"  # the dataset in Croissant 1.1 (crawler.corpu
 # replaced until removed (crawler.corpus.output).
 CORPUS_NEW_PREFIX = ".corpus-new-"
 CORPUS_OLD_PREFIX = ".corpus-old-"
+# The corpus as WARC conversion records (crawler.corpus.wet): archive/text/, its files named
+# text/<name> in the CDXJ index (a path relative to archive/, as pywb reads it); beside
+# it, while `extract --warc-text` puts a new set in place, the new one and the old one.
+TEXT_NEW_PREFIX = ".text-new-"
+TEXT_OLD_PREFIX = ".text-old-"
 # SQLite's files beside an open database (history.sqlite-wal, ...).
 SQLITE_SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
 
@@ -86,6 +92,24 @@ class OutputLayout:
 
     def warcs(self) -> list[Path]:
         return sorted(self.archive.glob("*" + WARC_SUFFIX))
+
+    @property
+    def text_archive(self) -> Path:
+        """The corpus as WARC conversion records (crawler.corpus.wet)."""
+        return self.archive / TEXT_DIR
+
+    def text_warcs(self) -> list[Path]:
+        """The text WARC files; none through a symbolic link (the folder or a file)."""
+        if self.text_archive.is_symlink():
+            return []
+        return sorted(p for p in self.text_archive.glob("*" + WARC_SUFFIX) if not p.is_symlink())
+
+    def index_names(self) -> dict[str, Path]:
+        """Each WARC file the CDXJ index may name (``text/<file>`` for text files) and its
+        path; not the files whose name is not a plain WARC name (`verify` names them)."""
+        names = {p.name: p for p in self.warcs()}
+        names.update({f"{TEXT_DIR}/{p.name}": p for p in self.text_warcs()})
+        return {name: p for name, p in names.items() if index_name_problem(name) is None}
 
     def open_warcs(self) -> list[Path]:
         return sorted(self.archive.glob("*" + WARC_SUFFIX + OPEN_SUFFIX))

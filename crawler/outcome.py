@@ -196,11 +196,23 @@ class CrawlOutcome:
 
 
 def problem_lines(
-    not_archived: tuple[BaseFound, ...], shortfall: Mapping[str, Any] | None
+    not_archived: tuple[BaseFound, ...],
+    shortfall: Mapping[str, Any] | None,
+    throttled: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """What a run that holds pages failed to archive, each named (each makes it partial):
-    seeds and autoblog bases that gave no autoblog page, a corpus far short of the pages."""
+    seeds and autoblog bases that gave no autoblog page, pages the farm still throttled
+    after their last retry (``Backoff.summary``), a corpus far short of the pages."""
     lines = [f"not archived: {p.url} ({p.asked_as}) {p.why}" for p in not_archived]
+    throttled = throttled or {}
+    lines += [
+        f"throttled: {p['url']} answered {p['status']} on each of {p['attempts']} attempts; "
+        "the next run fetches it first"
+        for p in throttled.get("pages", [])
+    ]
+    unnamed = throttled.get("pages_total", 0) - len(throttled.get("pages", []))
+    if unnamed > 0:
+        lines.append(f"throttled: {unnamed} more pages (AUDIT_MAX_MISSING)")
     if shortfall:
         lines.append(
             f"corpus short: {shortfall['records']} records for the {shortfall['article_pages']} "

@@ -41,7 +41,12 @@ DEFAULT_REQUEST_HEADERS = {
 
 RETRY_ENABLED = True
 RETRY_TIMES = 3
-RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+# 429 Too Many Requests, and a 503 that says Retry-After, are crawler.backoff's: retried
+# after the wait they name, the host slowed for the rest of the run.
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408]
+# The longest wait a Retry-After gets (seconds): a longer one is cut to this, for the retry
+# and for the host's delay from then on (0: retry at once, never slow down).
+BACKOFF_MAX_DELAY = 60.0
 DOWNLOAD_TIMEOUT = 60
 # Body bound: a larger body is not downloaded (reported under errors, with its reason). It is
 # also the most any command reads back of one stored payload (``extract``, ``verify``,
@@ -88,6 +93,8 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.ResumeFromArchive": 60,
     # After the read-back: pages answered from the archive do not count towards the bounds.
     "crawler.middlewares.PageBounds": 70,
+    # Sees a response before Scrapy's RetryMiddleware (550) does.
+    "crawler.backoff.Backoff": 555,
 }
 # What each needs of another comes through signals and crawler.get_extension (see
 # crawler/items.py), not through this order; CrawlState first only so that the folder is
@@ -167,6 +174,7 @@ SETTING_RANGES = {
     # every read of the archive is bounded: no "0 = none" for the body bound
     "DOWNLOAD_MAXSIZE": (1, None),
     "DOWNLOAD_DELAY_JITTER": (0, 1),
+    "BACKOFF_MAX_DELAY": (0, 3600),
     "AUTOTHROTTLE_TARGET_CONCURRENCY": (0.001, None),
     "WARC_MAX_SIZE": (1, None),
     "PROGRESS_INTERVAL": (0.1, None),
@@ -219,7 +227,7 @@ CLUSTER_POLL_INTERVAL = 0.5  # seconds between an idle worker's looks at the sha
 # The spider's largest request (20 redirects of URLs at URLLENGTH_LIMIT) is about 45 KB.
 CLUSTER_MAX_ENTRY_SIZE = 64 * 1024
 
-# `autoblog-archive qa` (crawler/qa.py): each replayed page opened in headless Chromium.
+# `autoblog-archive qa` (crawler/qa/): each replayed page opened in headless Chromium.
 # A replayed page is content from outside: it gets QA_PAGE_TIMEOUT seconds to load, at
 # most QA_MAX_REQUESTS requests (the rest are aborted and counted) and QA_TEXT_CHARS
 # characters of text on each side of the comparison.

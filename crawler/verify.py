@@ -2,12 +2,14 @@
 
 Checks what a preservation audit asks: every WARC readable to its end with valid
 block and payload digests, a ``warcinfo`` record first, every response paired with
-its request (adjacent, ``WARC-Concurrent-To``, same date and target), no ``.open``
-leftovers, and every CDXJ line pointing at a real record of the named file; then that
+its request (adjacent, ``WARC-Concurrent-To``, same date and target), every conversion
+record of the text WARC files (``archive/text/``) referring to a response record of the
+archive with its target and date, no ``.open`` leftovers, and every CDXJ line pointing at
+a real record of the named file; then that
 every capture the history lists is still in a WARC file. Then the audit that closes every
 crawl (crawler.history.audit), on what the WARC files hold now: each item the farm
 declared that the archive lacks is one ``MISSING`` line (a shortfall, not damage).
-``--qa`` then replays the pages in a browser (crawler.qa).
+``--qa`` then replays the pages in a browser (crawler/qa/).
 """
 
 from __future__ import annotations
@@ -17,15 +19,16 @@ import json
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from warcio.timeutils import iso_date_to_timestamp
 
 from crawler.escaping import terminal
 from crawler.exitcodes import UsageError
 from crawler.layout import HISTORY_NAME, OutputLayout
+from crawler.spill import DiskMap
 from crawler.untrusted import shown
-from crawler.warc.names import OPEN_SUFFIX, WARC_SUFFIX, warc_name_problem
+from crawler.warc.names import OPEN_SUFFIX, WARC_SUFFIX, index_name_problem, warc_name_problem
 from crawler.warc.reader import read_record_at, walk_file
 
 if TYPE_CHECKING:
@@ -56,8 +59,15 @@ class Report:
         return f"FAILED ({', '.join(found)})"
 
 
-def check_warc(path: Path, report: Report) -> None:
-    """Digests, warcinfo first, response/request pairing of one file."""
+def check_warc(
+    path: Path,
+    report: Report,
+    responses: DiskMap | None = None,
+    captures: DiskMap | None = None,
+) -> None:
+    """Digests, warcinfo first, response/request pairing of one file. ``responses``: note
+    each response record (id -> target and date) in it; ``captures``: the file is a text
+    WARC file, each of whose conversion records must refer to one of those."""
     previous = None
     # The stored (still content-coded) blocks, in chunks: digests are over those bytes,
     # and a compressed bomb is never inflated.
@@ -68,6 +78,10 @@ def check_warc(path: Path, report: Report) -> None:
             where = f"{path.name} offset {record.offset}"
             if record.defect:
                 report.problems.append(f"{where}: {record.defect}")
+            if responses is not None and rtype == "response" and record.record_id:
+                responses[record.record_id] = _capture_key(headers)
+            if captures is not None and index > 0:
+                check_conversion(headers, rtype, captures, where, report)
             if index == 0 and rtype != "warcinfo":
                 report.problems.append(f"{where}: first record is {rtype}, not warcinfo")
             if record.digest_problems:
@@ -97,6 +111,57 @@ def check_warc(path: Path, report: Report) -> None:
     report.files += 1
 
 
+def _capture_key(headers: Any) -> str:
+    """A record's target and date (to the second, as the CDXJ has it), as one string."""
+    date = headers.get_header("WARC-Date") or ""
+    try:
+        date = iso_date_to_timestamp(date)
+    except (ValueError, TypeError):
+        pass
+    return f"{date} {headers.get_header('WARC-Target-URI')}"
+
+
+def check_conversion(
+    headers: Any, rtype: str, captures: DiskMap, where: str, report: Report
+) -> None:
+    """A record of a text WARC file (crawler.corpus.wet): a conversion record whose
+    ``WARC-Refers-To`` names a response record of the archive, of the same target and
+    date (the capture its text was read from)."""
+    if rtype != "conversion":
+        report.problems.append(f"{where}: a {rtype} record in a text WARC file")
+        return
+    refers = headers.get_header("WARC-Refers-To")
+    capture = captures.get(refers) if refers else None
+    if capture is None:
+        report.problems.append(
+            f"{where}: conversion record refers to {refers!r}, no response record of the archive"
+        )
+    elif capture != _capture_key(headers):
+        report.problems.append(
+            f"{where}: conversion record of {_capture_key(headers)} refers to the capture {capture}"
+        )
+
+
+def check_warcs(layout: OutputLayout, report: Report) -> None:
+    """Every WARC file of a collection, its text WARC files included."""
+    texts = layout.text_warcs()
+    responses = DiskMap() if texts else None
+    try:
+        for path in [*layout.warcs(), *texts]:
+            problem = warc_name_problem(path.name)
+            if problem is not None:
+                # Named quoted and escaped: a raw newline would forge a line of this report.
+                report.problems.append(f"{shown(path)}: {problem}, left out of the indexes")
+                continue
+            if path.parent == layout.archive:
+                check_warc(path, report, responses=responses)
+            else:
+                check_warc(path, report, captures=responses)
+    finally:
+        if responses is not None:
+            responses.close()
+
+
 def check_cdxj(layout: OutputLayout, report: Report) -> None:
     """Every CDXJ line opens, at its offset, a record with its URL and timestamp."""
     if not layout.cdxj.exists():
@@ -111,7 +176,7 @@ def check_cdxj(layout: OutputLayout, report: Report) -> None:
                 key, ts, blob = line.rstrip("\n").split(" ", 2)
                 fields = json.loads(blob)
                 name, offset, url = fields["filename"], int(fields["offset"]), fields["url"]
-                if not isinstance(name, str) or Path(name).name != name or offset < 0:
+                if not isinstance(name, str) or index_name_problem(name) or offset < 0:
                     raise ValueError(f"bad filename or offset {name!r} {offset!r}")
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 report.problems.append(f"{where}: malformed line ({exc!r}): {line[:120]!r}")
@@ -228,16 +293,9 @@ def verify(root: str | Path, context: RunContext) -> Report:
     for layout in layouts:
         for leftover in layout.open_warcs():
             report.problems.append(f"{shown(leftover.name)}: unfinished .open file")
-        warcs = layout.warcs()
-        if not warcs:
+        if not layout.warcs():
             report.problems.append(f"{layout.archive}: no WARC files")
-        for path in warcs:
-            problem = warc_name_problem(path.name)
-            if problem is not None:
-                # Named quoted and escaped: a raw newline would forge a line of this report.
-                report.problems.append(f"{shown(path)}: {problem}, left out of the indexes")
-                continue
-            check_warc(path, report)
+        check_warcs(layout, report)
         check_cdxj(layout, report)
     if layouts:
         unheld = check_history(root, report)
@@ -254,7 +312,7 @@ def run_verify(args: argparse.Namespace) -> int:
     context = command_context(args.set)  # every value checked before anything is read
     qa = getattr(args, "qa", False)
     if qa:
-        from crawler.qa import check_prerequisites
+        from crawler.qa.browser import check_prerequisites
 
         check_prerequisites()  # what to install is said before anything long runs
     report = verify(args.directory, context)
@@ -270,7 +328,7 @@ def run_verify(args: argparse.Namespace) -> int:
     )
     code = 0 if report.ok else 1
     if qa:
-        from crawler.qa import run_qa
+        from crawler.qa.command import run_qa
 
         code = max(code, run_qa(args))
     return code

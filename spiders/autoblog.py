@@ -31,6 +31,7 @@ from crawler.counters import PAGES, Stat, error_reason, skipped
 from crawler.extensions.crawl_state import CrawlState
 from crawler.failures import failure_reason
 from crawler.history.digests import page_digests
+from crawler.history.model import NOT_NOW
 from crawler.items import (
     REASON_KEY,
     ArticleItem,
@@ -293,7 +294,12 @@ class AutoblogSpider(Spider):
             # ?export names folders, not addresses: a 0.2 autoblog is at /<sha1>/, its
             # export key autoblogs/<sha1>; the farm's index lists it where it is.
             return
-        if page is None:
+        # A server error or "too many requests / too slow" is no answer yet (2: try again);
+        # anything else says the address is wrong (4: fix the command).
+        failed = status >= 500 or status in NOT_NOW
+        if failed:
+            why = f"answered {status} {ctype}"  # what it serves otherwise is unknown
+        elif page is None:
             why = f"answered {status} {ctype}, not an HTML page"
         elif found == "farm":
             why = f"answered {status} {ctype}: the farm's index, not an autoblog"
@@ -302,9 +308,7 @@ class AutoblogSpider(Spider):
             why = f"answered {status} {ctype} but is not {what} (no VroumVroumBlog markup)"
         else:
             why = f"answered {status} {ctype}"
-        # A server error or "too many requests / too slow" is no answer yet (2: try again);
-        # anything else says the address is wrong (4: fix the command).
-        kind = "failed" if status >= 500 or status in (408, 429) else "not_autoblog"
+        kind = "failed" if failed else "not_autoblog"
         self._base_answered(response.request, kind, why, count=True)
 
     # -- parsing ----------------------------------------------------------------

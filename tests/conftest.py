@@ -1,21 +1,63 @@
-"""Shared fixtures: a sample farm started on a free port for the whole test session."""
+"""Shared fixtures (the helpers are in support.py) and the two tiers of the suite.
+
+``pytest -m "not e2e"`` is the inner loop: tests that start no process and open no
+socket. Every other test is marked ``e2e`` (a crawl, a server, the CLI as a subprocess,
+pywb, Redis, Dask, Scrapyd); a test not so marked that starts one fails, saying so.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
+import http.server
 import sys
-from pathlib import Path
+import threading
+from collections.abc import Iterator
 
 import pytest
-from warcio.archiveiterator import ArchiveIterator
+from support import responses, run_cli
 
 from crawler.layout import OutputLayout
 from crawler.samplefarm import RunningFarm, start_farm
 from crawler.urls import canonical_url
 
 ENGINES = ["0.3.4", "0.3.0", "0.2", "0.1", "2025", "0.3.1"]
-BIN = Path(sys.executable).parent
+
+# What an e2e test does and an inner-loop test must not (Python's audit events).
+_OUTSIDE = ("subprocess.Popen", "os.fork", "os.forkpty", "os.posix_spawn", "os.exec",
+            "os.system", "socket.bind", "socket.connect")  # fmt: skip
+_inner_loop: list[str] = []  # the node id of the running test that is not e2e
+
+
+def _refuse_outside(event: str, args: tuple) -> None:
+    if _inner_loop and event in _OUTSIDE:
+        raise RuntimeError(
+            f"{_inner_loop[0]} is not marked e2e but does {event}{args!r:.200}: "
+            "mark it @pytest.mark.e2e or make it start nothing"
+        )
+
+
+sys.addaudithook(_refuse_outside)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Setup, call and teardown of a test not marked e2e run with the guard on."""
+    inner = item.get_closest_marker("e2e") is None
+    if inner:
+        _inner_loop.append(item.nodeid)
+    try:
+        return (yield)
+    finally:
+        if inner:
+            _inner_loop.clear()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In a pytest-xdist worker (.ci/run: ``-n 2 --dist loadfile --no-loadscope-reorder``,
+    each file whole in one worker) the e2e files go first: the quick ones fill the end.
+    A session fixture below is a crawl: the tests using it stay in one file, or each
+    worker would crawl it again."""
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
 
 
 @pytest.fixture(scope="session")
@@ -23,38 +65,6 @@ def farm() -> RunningFarm:
     """Default farm: 3 autoblogs of 12 articles, engine 0.3.4 (La Quadrature first)."""
     with start_farm(autoblogs=3, articles=12, seed=1) as f:
         yield f
-
-
-def run_cli(
-    *args: str, timeout: float = 300, cwd: str | os.PathLike[str] | None = None
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "autoblog-archive"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-    )
-
-
-def crawl_log(result: subprocess.CompletedProcess) -> str:
-    """The Scrapy log of a crawl run from the command line (its path ends the summary)."""
-    for line in (result.stdout + result.stderr).splitlines():
-        if line.startswith("Log: "):
-            return Path(line[len("Log: ") :].strip()).read_text(encoding="utf-8", errors="replace")
-    raise AssertionError("no 'Log:' line in the crawl's output")
-
-
-def responses(archive: Path) -> list[tuple[str, object, bytes]]:
-    """(target URI, http headers, raw stored body) of every response record."""
-    out = []
-    for path in sorted(archive.glob("*.warc.gz")):
-        with open(path, "rb") as fh:
-            for record in ArchiveIterator(fh, no_record_parse=False):
-                if record.rec_type == "response":
-                    uri = record.rec_headers.get_header("WARC-Target-URI")
-                    out.append((uri, record.http_headers, record.raw_stream.read()))
-    return out
 
 
 @pytest.fixture(scope="session")
@@ -127,62 +137,22 @@ def history_crawls(tmp_path_factory):
         }
 
 
-def requested_urls(farm_url: str, log: list[dict]) -> list[str]:
-    """The canonical URLs of a farm request log, in order."""
-    return [canonical_url(farm_url.rstrip("/") + r["path"]) for r in log]
+@pytest.fixture
+def plain_site(tmp_path) -> Iterator[str]:
+    """A plain web server (Python's file server): a page, but no autoblog anywhere."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<html><body><p>Just a page.</p></body></html>")
 
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # noqa: D102 - keep the test output clean
+            pass
 
-# The read-only reference pages the real engine rendered, beside the repository.
-REFERENCE_PAGES = Path(__file__).resolve().parents[2] / "shared" / "autoblog-reference" / "pages"
-
-
-def kill_when_ready(script: str, settle: float) -> None:
-    """Run a writer script until it prints "ready", let it write ``settle`` s more, SIGKILL it.
-
-    The kill lands wherever the writer is, mid-record included: what crash recovery
-    must cope with.
-    """
-    import os
-    import signal
-    import time
-
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    time.sleep(settle)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
-def replayed(root: Path, path: str) -> bytes:
-    """What a real pywb serves at ``<its base URL><path>`` for the output folder ``root``."""
-    import urllib.request
-
-    from crawler.replay import Wayback
-
-    with Wayback(root) as base:
-        return urllib.request.urlopen(base + path).read()
-
-
-def _pywb_available() -> bool:
-    from crawler.replay import find_wayback
-
-    return find_wayback() is not None
-
-
-# Replay tests need pywb in its own environment; in CI (.ci/run installs it) a missing
-# pywb is a failure, never a silent skip.
-needs_pywb = pytest.mark.skipif(
-    not _pywb_available() and not os.environ.get("CI"),
-    reason="pywb not installed (python3 -m venv .venv-pywb && .venv-pywb/bin/pip install pywb)",
-)
-
-
-def default_context(**corpus: object):
-    """The run context of the project's default settings (what every command starts
-    from), its corpus options changed as given (``workers=2``, ``timeout=20``...)."""
-    from dataclasses import replace
-
-    from crawler.context import RunContext, project_settings
-
-    context = RunContext.from_settings(project_settings())
-    return replace(context, corpus=replace(context.corpus, **corpus))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), lambda *a: Quiet(*a, directory=str(site))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()

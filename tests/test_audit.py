@@ -15,23 +15,22 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+import support
 from hostile import HostileServer, Reply
+from support import run_cli, summary_of
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.samplefarm import start_farm
 from crawler.urls import canonical_url
+
+pytestmark = pytest.mark.e2e
 
 NAME = "a"
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "autoblog-archive.toml"
 
 
 def crawl(url: str, out: Path, *extra: str):
-    return run_cli("crawl", url, "-o", str(out), "--name", NAME, "--fast", *extra)
-
-
-def summary(out: Path) -> dict:
-    return json.loads((out / "summary.json").read_text())
+    return support.crawl(url, out, *extra, name=NAME)
 
 
 def held(out: Path) -> set[str]:
@@ -83,7 +82,7 @@ def truth_missing(truth: dict, kept: set[str], hidden: tuple[str, ...] = ()) -> 
 
 def audit_named(out: Path) -> set[tuple[str, str]]:
     """(what, URL) of every missing item the last run's audit named in summary.json."""
-    audit = summary(out)["audit"]
+    audit = summary_of(out)["audit"]
     assert audit["missing_total"] == len(audit["missing"])
     return {(m["what"], m["url"]) for m in audit["missing"]}
 
@@ -123,7 +122,7 @@ def test_an_old_engine_autoblog_first_seen_in_an_incremental_run_is_walked_in_fu
         assert blog["pages"] == 6
         lacking = sorted(set(declared(blog)) - kept)
         assert not lacking, lacking
-    assert summary(tmp_path)["audit"]["missing_total"] == 0
+    assert summary_of(tmp_path)["audit"]["missing_total"] == 0
 
 
 # -- 3: links cut by MAX_LINKS_PER_PAGE -----------------------------------------------
@@ -136,7 +135,7 @@ def test_links_cut_by_a_bound_are_named_then_fetched_first_by_the_next_run(tmp_p
         named = audit_named(tmp_path)
         report = json.loads((tmp_path / "report.json").read_text())
         kept = held(tmp_path)
-        missing = summary(tmp_path)["audit"]["missing"]
+        missing = summary_of(tmp_path)["audit"]["missing"]
         seen = len(farm.requests())
         after = crawl(farm.url, tmp_path)
         second = [canonical_url(farm.url.rstrip("/") + r["path"]) for r in farm.requests()[seen:]]
@@ -242,7 +241,7 @@ def test_a_hostile_articles_db_neither_hangs_nor_misleads_the_audit(tmp_path, ki
         )
         result = crawl(farm.base(), tmp_path, "--set", "AUDIT_MAX_DECLARED=50")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    audit = summary(tmp_path)["audit"]
+    audit = summary_of(tmp_path)["audit"]
     assert audit["complete"] and audit["checked"] > 0
     notes = " ".join(audit["notes"])
     if kind == "forbidden and too many":  # ?update, ?q= and page numbers are not asked for

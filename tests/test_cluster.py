@@ -12,11 +12,9 @@ import pickle
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import threading
-import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -26,19 +24,24 @@ from urllib.parse import unquote
 
 import pytest
 import redis
-from conftest import BIN, needs_pywb, replayed, responses, run_cli
 from hostile import HostileServer, redirect_to
+from support import (
+    BIN,
+    free_port,
+    needs_pywb,
+    records_by_run,
+    replayed,
+    responses,
+    run_cli,
+    wait_for_requests,
+)
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.cluster import Keys
 from crawler.corpus.shards import read_corpus
 from crawler.samplefarm import start_farm
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = pytest.mark.e2e
 
 
 @contextmanager
@@ -50,7 +53,7 @@ def redis_server(work: Path, *options: str, tls: Path | None = None) -> Iterator
         if os.environ.get("CI"):
             pytest.fail("redis-server is not installed (.ci/run installs it)")
         pytest.skip("redis-server not installed (apt-get install redis-server)")
-    port = _free_port()
+    port = free_port()
     listen = ["--port", str(port)]
     if tls is not None:
         listen = ["--port", "0", "--tls-port", str(port), "--tls-auth-clients", "no",
@@ -120,17 +123,8 @@ def crawl_cluster(
 
 def records(archive: Path) -> list[tuple[str, str, str]]:
     """(crawlRun, record type, target URI) of every response and revisit record."""
-    out = []
-    for path in sorted(archive.glob("*.warc.gz")):
-        run = ""
-        with open(path, "rb") as fh:
-            for record in ArchiveIterator(fh):
-                if record.rec_type == "warcinfo":
-                    fields = record.content_stream().read().decode()
-                    run = next(x.split(": ")[1] for x in fields.splitlines() if "crawlRun:" in x)
-                elif record.rec_type in ("response", "revisit"):
-                    out.append((run, record.rec_type, record.rec_headers["WARC-Target-URI"]))
-    return out
+    return [(run, kind, uri) for run, kind, uri, _ in records_by_run(archive)
+            if kind in ("response", "revisit")]  # fmt: skip
 
 
 def cdxj_lines(root: Path) -> int:
@@ -238,9 +232,7 @@ def test_killed_worker_is_reconciled(redis_url, tmp_path):
         )
         assert seeded.returncode == 0, seeded.stderr
         (victim,) = workers(redis_url, "kill", [tmp_path / "victim"])
-        while len(farm.requests()) < 30:  # killed mid-crawl, requests in flight
-            assert victim.poll() is None, "the worker finished before it could be killed"
-            time.sleep(0.02)
+        wait_for_requests(farm, 30, victim)  # killed mid-crawl, requests in flight
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         folders = [tmp_path / "victim", tmp_path / "other"]
@@ -268,7 +260,7 @@ def test_killed_worker_is_reconciled(redis_url, tmp_path):
 
 def test_robots_crawl_delay_holds_for_the_cluster_as_a_whole(redis_url, tmp_path):
     delay = 0.3
-    with start_farm(autoblogs=1, articles=4, seed=3, crawl_delay=delay) as farm:
+    with start_farm(autoblogs=1, articles=2, seed=3, crawl_delay=delay) as farm:
         seeded = run_cli("seed", farm.url, "--redis", redis_url, "--crawl-id", "polite")
         assert seeded.returncode == 0, seeded.stderr
         # Two requests at a time per worker: neither takes the whole frontier for itself.
@@ -280,20 +272,6 @@ def test_robots_crawl_delay_holds_for_the_cluster_as_a_whole(redis_url, tmp_path
     # (n - 1) delays. Two workers each polite on its own would take about half of that.
     # (A busy machine only delays requests, so this holds however loaded it is.)
     assert times[-1] - times[0] >= 0.9 * delay * (len(times) - 1), times
-
-
-def test_cluster_table_of_the_config_file(tmp_path):
-    from crawler.config import ConfigError, load_config
-
-    path = tmp_path / "farm.toml"
-    path.write_text(
-        'farms = ["https://farm.example/"]\noutput = "out"\n'
-        '[cluster]\nredis = "redis://10.0.0.5:6379/0"\ncrawl_id = "farm"\n'
-    )
-    assert load_config(path).cluster.redis == "redis://10.0.0.5:6379/0"
-    path.write_text('farms = ["https://farm.example/"]\noutput = "o"\n[cluster]\nredis_url = "x"\n')
-    with pytest.raises(ConfigError, match="cluster.redis_url"):
-        load_config(path)
 
 
 # -- trust boundaries: what is read from Redis is data, the password is never shown ------
@@ -510,19 +488,3 @@ def test_worker_over_tls(tmp_path):
     summary = json.loads((tmp_path / "w" / "summary.json").read_bytes())
     assert summary["verdict"] == "complete" and summary["responses"] > 5
     assert SECRET not in worker_log(tmp_path / "w")
-
-
-def test_redacted_url():
-    from crawler.redact import redacted_command, redacted_url
-
-    assert redacted_url("redis://:pw@10.0.0.5:6379/0") == "redis://***@10.0.0.5:6379/0"
-    assert redacted_url("rediss://user:pw@h:6380/1") == "rediss://***@h:6380/1"
-    assert redacted_url("redis://h/0?password=pw&db=1") == "redis://h/0?password=***&db=***"
-    assert redacted_url("redis://:p@w@h/0") == "redis://***@h/0"
-    assert redacted_url("redis://:p/w@h/0") == "redis://***"  # an unescaped / in a password
-    assert redacted_url("redis://h:6379/0") == "redis://h:6379/0"
-    assert redacted_url("https://farm.example/a?b=c") == "https://farm.example/a?b=c"
-    argv = ["worker", "--redis=redis://:pw@h/0", "--set", "X=rediss://u:pw@h", "http://f/"]
-    assert redacted_command(argv) == (
-        "worker --redis=redis://***@h/0 --set X=rediss://***@h http://f/"
-    )

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from conftest import default_context
 from scrapy import Request
 from scrapy.http import HtmlResponse
+from support import default_context
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.extensions import CrawlState, IndexOnClose, RunSummary
@@ -57,7 +57,16 @@ def test_crawl_state_touches_nothing_until_opened(tmp_path):
     state = CrawlState(OutputLayout(tmp_path / "out", "c"), full, DEFAULTS.bounds.read_limit)
     assert not (tmp_path / "out").exists()
     assert state.find_original(BASE, "sha1:X") is None and not state.incremental
-    state.note_page(PageItem(BASE, "index", 200, {}, b"", None))  # no run: nothing written
+    # A page captured elsewhere, with its digests: no run opened, so nothing is noted.
+    writer = RollingWarcWriter(tmp_path / "warcs", "c", {"software": "test"}, 1 << 30)
+    capture = WarcCapture(writer, max_outlinks=DEFAULTS.bounds.links_per_page)
+    response = _response()
+    captured = capture.capture(response, response.request)
+    capture.writer.close()
+    page = PageItem(BASE, "index", 200, {}, b"", captured, autoblog=BASE, digest="sha1:D",
+                    article_digests=[(BASE + "?a", "sha1:A")])  # fmt: skip
+    state.note_page(page)
+    assert not (tmp_path / "out").exists() and state.history is None
 
 
 def test_page_bounds_refuse_past_the_bound():
@@ -67,7 +76,9 @@ def test_page_bounds_refuse_past_the_bound():
     with pytest.raises(Refused):
         bounds.process_request(Request(BASE + "?3"))
     assert bounds.bound_reached == "MAX_PAGES_PER_RUN=2"
-    bounds.process_request(Request("http://127.0.0.1:9/robots.txt"))  # never counted
+    # robots.txt is never counted, nor refused past the bound.
+    assert bounds.process_request(Request("http://127.0.0.1:9/robots.txt")) is None
+    assert bounds.fetched == 2
 
 
 def test_resume_without_history_lets_everything_through():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import default_context
 
 import crawler
 from crawler import exitcodes
@@ -124,3 +125,41 @@ def test_exit_codes_are_distinct_and_stable():
     assert (exitcodes.EXIT_OK, exitcodes.EXIT_PARTIAL, exitcodes.EXIT_FAILED) == (0, 1, 2)
     assert exitcodes.EXIT_LOCKED == 3
     assert exitcodes.EXIT_USAGE == 4
+
+
+def test_cluster_table_of_the_config_file(tmp_path):
+    from crawler.config import ConfigError, load_config
+
+    path = tmp_path / "farm.toml"
+    path.write_text(
+        'farms = ["https://farm.example/"]\noutput = "out"\n'
+        '[cluster]\nredis = "redis://10.0.0.5:6379/0"\ncrawl_id = "farm"\n'
+    )
+    assert load_config(path).cluster.redis == "redis://10.0.0.5:6379/0"
+    path.write_text('farms = ["https://farm.example/"]\noutput = "o"\n[cluster]\nredis_url = "x"\n')
+    with pytest.raises(ConfigError, match="cluster.redis_url"):
+        load_config(path)
+
+
+def test_redacted_url():
+    from crawler.redact import redacted_command, redacted_url
+
+    assert redacted_url("redis://:pw@10.0.0.5:6379/0") == "redis://***@10.0.0.5:6379/0"
+    assert redacted_url("rediss://user:pw@h:6380/1") == "rediss://***@h:6380/1"
+    assert redacted_url("redis://h/0?password=pw&db=1") == "redis://h/0?password=***&db=***"
+    assert redacted_url("redis://:p@w@h/0") == "redis://***@h/0"
+    assert redacted_url("redis://:p/w@h/0") == "redis://***"  # an unescaped / in a password
+    assert redacted_url("redis://h:6379/0") == "redis://h:6379/0"
+    assert redacted_url("https://farm.example/a?b=c") == "https://farm.example/a?b=c"
+    argv = ["worker", "--redis=redis://:pw@h/0", "--set", "X=rediss://u:pw@h", "http://f/"]
+    assert redacted_command(argv) == (
+        "worker --redis=redis://***@h/0 --set X=rediss://***@h http://f/"
+    )
+
+
+def test_default_bounds_exist_and_can_be_raised():
+    defaults = default_context().bounds  # read from the settings, as every component does
+
+    assert defaults.pages_per_run > 0 and defaults.pages_per_autoblog > 0
+    assert defaults.links_per_page > 0 and defaults.url_length > 0
+    assert 0 < defaults.read_limit <= 256 * 1024 * 1024

@@ -7,13 +7,14 @@ import gzip
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from conftest import BIN, run_cli
+from support import BIN, run_cli, wait_for
 
 from crawler.samplefarm import start_farm
+
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +44,7 @@ def test_dask_local_cluster_gives_the_single_process_corpus_and_resumes(archive,
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     parts = out / "corpus-parts"
-    while job.poll() is None and not list(parts.glob("*.pages.gz")):
-        time.sleep(0.05)
+    wait_for(lambda: list(parts.glob("*.pages.gz")), "a part finished", job)
     os.killpg(job.pid, signal.SIGKILL)  # the job, its LocalCluster and its workers
     job.wait()
     done_before = {p.name: p.stat().st_mtime_ns for p in parts.glob("*.pages.gz")}

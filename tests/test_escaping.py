@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sqlite3
 import subprocess
+from pathlib import Path
 
-from conftest import run_cli
+import pytest
 from hostile import HostileServer
 from markdown_it import MarkdownIt
+from support import run_cli
 
 from crawler.corpus.shards import read_corpus
 from crawler.exitcodes import EXIT_OK, EXIT_USAGE
+
+pytestmark = pytest.mark.e2e
 
 # An autoblog's name and an article's title (the engine prints them HTML-escaped).
 NAME = (
@@ -41,8 +46,11 @@ def rendered(markdown: str) -> str:
     return MarkdownIt("commonmark").enable("table").render(markdown)
 
 
-def test_a_hostile_autoblog_name_and_title_stay_text_everywhere(tmp_path):
-    out = tmp_path / "out"
+@pytest.fixture(scope="module")
+def hostile_crawl(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """A crawl of a farm whose first autoblog's name and first title are NAME and TITLE
+    (read it, never write it: copy it first)."""
+    out = tmp_path_factory.mktemp("escaping") / "out"
     with HostileServer(autoblogs=2, articles=6) as farm:
         blog = farm.farm.autoblogs[0]
         blog.title = NAME
@@ -50,6 +58,13 @@ def test_a_hostile_autoblog_name_and_title_stay_text_everywhere(tmp_path):
         blog.seed_articles[0]["title"] = TITLE
         crawled = run_cli("crawl", farm.url, "-o", str(out), "--name", "f", "--fast")
     assert crawled.returncode == EXIT_OK, crawled.stdout[-2000:] + crawled.stderr[-2000:]
+    return out, crawled
+
+
+def test_a_hostile_autoblog_name_and_title_stay_text_everywhere(hostile_crawl, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(hostile_crawl[0], out)
+    crawled = hostile_crawl[1]
     records = read_corpus(out)  # what pages said reached the corpus as it was
     assert any("\x1b[31m" in r["site"]["title"] and "<img" in r["site"]["title"] for r in records)
     assert any("\x1b]8;;" in r["title"] and "<b>" in r["title"] for r in records)
@@ -94,13 +109,11 @@ def keys_of(value: object) -> set[str]:
     return set()
 
 
-def test_hostile_file_names_and_history_reach_the_terminal_escaped(tmp_path):
+def test_hostile_file_names_and_history_reach_the_terminal_escaped(hostile_crawl, tmp_path):
     """Folders and state files are outside text too: a WARC file named with escape codes,
     a history whose URLs hold them."""
-    with HostileServer(autoblogs=1, articles=4) as farm:
-        out = tmp_path / "out"
-        crawled = run_cli("crawl", farm.url, "-o", str(out), "--name", "f", "--fast")
-    assert crawled.returncode == EXIT_OK, crawled.stderr[-2000:]
+    out = tmp_path / "out"
+    shutil.copytree(hostile_crawl[0], out)
     archive = out / "collections" / "f" / "archive"
     bad = archive / "\x1b[2J\x1b[31mnot-a-warc.warc.gz"
     bad.write_bytes(b"\x1b[2Jnot a WARC file\n")
@@ -122,13 +135,10 @@ def test_hostile_file_names_and_history_reach_the_terminal_escaped(tmp_path):
     assert "\\x1b[2J" in report.stdout and control_bytes(report.stdout + report.stderr) == []
 
 
-def test_the_manifest_escapes_file_names_as_sha256sum_reads_them(tmp_path):
+def test_the_manifest_escapes_file_names_as_sha256sum_reads_them(hostile_crawl, tmp_path):
     corpus_dir = tmp_path / "data" / "corpus"
     corpus_dir.mkdir(parents=True)
-    with HostileServer(autoblogs=1, articles=3) as farm:
-        crawled = run_cli("crawl", farm.url, "-o", str(tmp_path / "c"), "--name", "f", "--fast")
-    assert crawled.returncode == EXIT_OK
-    for shard in (tmp_path / "c" / "corpus").rglob("part-*.jsonl.gz"):
+    for shard in (hostile_crawl[0] / "corpus").rglob("part-*.jsonl.gz"):
         (corpus_dir / shard.name).write_bytes(shard.read_bytes())
     data = tmp_path / "data"
     (data / "notes\nforged  line.txt").write_text("a")

@@ -16,11 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import BIN, run_cli
-from test_operator import IS_ROOT, tmpfs, tree
+from support import IS_ROOT, crawl, hold_in_subprocess, run_cli, tmpfs, tree
 
 from crawler.exitcodes import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE
 from crawler.samplefarm import start_farm
+
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
@@ -215,18 +216,14 @@ def test_manifest_lists_no_lock_and_no_sqlite_side_files(crawl_out, tmp_path):
     assert check.returncode == 0, check.stdout + check.stderr
 
 
-def crawl_with_tmpdir(tmpdir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, TMPDIR=str(tmpdir))
-    argv = [str(BIN / "autoblog-archive"), "crawl", *args, "--fast"]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
+def crawl_with_tmpdir(tmpdir: Path, url: str, out: Path) -> subprocess.CompletedProcess:
+    return crawl(url, out, env=dict(os.environ, TMPDIR=str(tmpdir)))
 
 
 def test_no_log_is_left_in_the_temporary_folder(tmp_path):
-    from test_runlock import hold_in_subprocess
-
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    dead = crawl_with_tmpdir(scratch, "http://127.0.0.1:9/", "-o", str(tmp_path / "dead"))
+    dead = crawl_with_tmpdir(scratch, "http://127.0.0.1:9/", tmp_path / "dead")
     assert dead.returncode == EXIT_FAILED and "nothing was captured" in dead.stderr
     assert "Log: " not in dead.stdout + dead.stderr
     assert os.listdir(scratch) == []
@@ -234,7 +231,7 @@ def test_no_log_is_left_in_the_temporary_folder(tmp_path):
     busy = tmp_path / "busy"
     holder = hold_in_subprocess(busy)
     try:
-        locked = crawl_with_tmpdir(scratch, "http://127.0.0.1:9/", "-o", str(busy))
+        locked = crawl_with_tmpdir(scratch, "http://127.0.0.1:9/", busy)
     finally:
         holder.terminate()
         holder.wait()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from conftest import REFERENCE_PAGES
+from support import REFERENCE_PAGES
 
 from crawler.corpus.extraction import extract_facts, extract_page, reuse_parse
 from crawler.corpus.text import decode_html, hamming, repair_surrogates, simhash64

@@ -1,32 +1,34 @@
 """The crawl history, on real crawls: the `crawl` command against the sample farm served
 on loopback (``history_crawls`` in conftest.py: a full run, growth and an edit, an
 incremental run, a deletion, a full pass), then read, lost and rebuilt, and a crawl killed
-with SIGKILL. The store API and the digests are also tested alone.
+with SIGKILL; the change report of each run. The store API and the digests are also
+tested alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shutil
 import signal
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from conftest import BIN, default_context, requested_urls, run_cli
+from support import BIN, default_context, requested_urls, run_cli, wait_for
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler import __version__ as VERSION
-from crawler.exitcodes import EXIT_USAGE
+from crawler.exitcodes import EXIT_USAGE, UsageError
 from crawler.history.consistency import reconcile_with_warcs
 from crawler.history.digests import article_digest, normalized_digest, page_digest, payload_digest
 from crawler.history.model import FINISHED
 from crawler.history.rebuild import reconcile_files
 from crawler.history.reindex import run_reindex
+from crawler.history.report import build_report, format_report, run_report, write_report
 from crawler.history.store import History, read_runs
 from crawler.layout import CROISSANT_JSON, HISTORY_NAME, OutputLayout
 from crawler.parsing import parse_page
@@ -221,6 +223,7 @@ def test_captures_are_committed_in_batches(tmp_path):
 # ------------------------------------------------------------------ real crawls
 
 
+@pytest.mark.e2e
 def test_recrawl_writes_revisits_that_verify(history_crawls):
     c = history_crawls
     run1, run2, run3 = c["runs"]
@@ -269,6 +272,7 @@ def test_recrawl_writes_revisits_that_verify(history_crawls):
             assert headers.get_header("WARC-Payload-Digest") == original.payload_digest
 
 
+@pytest.mark.e2e
 def test_rebuild_from_indexes_restores_everything(history_crawls, tmp_path, capsys):
     layout = copy_output(history_crawls["out"], tmp_path / "copy")
     db = layout.history
@@ -294,6 +298,7 @@ def test_rebuild_from_indexes_restores_everything(history_crawls, tmp_path, caps
     assert dump(db)["runs"][1][3:] == ("kept", "incremental")
 
 
+@pytest.mark.e2e
 def test_package_of_a_scheduled_crawl_is_live_with_the_crawl_as_provenance(
     history_crawls, tmp_path
 ):
@@ -355,22 +360,23 @@ def killed(tmp_path_factory):
              "--fast", "--set", "CONCURRENT_REQUESTS_PER_DOMAIN=2", "--warc-max-size", "40000"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
+
+        def frozen_while_writing() -> bool:
+            # Kill with a batch committed and a few captures past it (most likely still
+            # uncommitted), two WARC files closed and a third being written.
+            committed = _committed(out)
+            ready = committed and len(farm.requests()) >= committed + 10
+            if not (ready and len(layout.warcs()) >= 2 and _half_written(layout)):
+                return False
+            # Frozen, the crawl cannot close its file between our look and the kill.
+            os.kill(proc.pid, signal.SIGSTOP)
+            if _half_written(layout):
+                return True
+            os.kill(proc.pid, signal.SIGCONT)
+            return False
+
         try:
-            deadline = time.monotonic() + 120  # a stall guard, not a timing assertion
-            while True:
-                assert proc.poll() is None, "the crawl ended before it could be killed"
-                assert time.monotonic() < deadline, "the crawl stalled"
-                committed = _committed(out)
-                # Kill with a batch committed and a few captures past it (most likely
-                # still uncommitted), two WARC files closed and a third being written.
-                ready = committed and len(farm.requests()) >= committed + 10
-                if ready and len(layout.warcs()) >= 2 and _half_written(layout):
-                    # Frozen, the crawl cannot close its file between our look and the kill.
-                    os.kill(proc.pid, signal.SIGSTOP)
-                    if _half_written(layout):
-                        break
-                    os.kill(proc.pid, signal.SIGCONT)
-                time.sleep(0.02)
+            wait_for(frozen_while_writing, "a WARC file being written past a batch", proc)
             os.kill(proc.pid, signal.SIGKILL)
         finally:
             if proc.poll() is None:
@@ -405,6 +411,7 @@ def _committed(out: Path) -> int:
         conn.close()
 
 
+@pytest.mark.e2e
 def test_sigkilled_crawl_loses_nothing_that_the_warc_holds(killed, tmp_path):
     """Repair the torn `.open` file, then reconcile: the history gives back every capture
     the WARCs hold, also those of the batch that never reached SQLite."""
@@ -460,6 +467,7 @@ def test_sigkilled_crawl_loses_nothing_that_the_warc_holds(killed, tmp_path):
         assert rebuilt[key] == reconciled[key], key
 
 
+@pytest.mark.e2e
 def test_reindex_repairs_open_files_and_respects_the_run_lock(killed, tmp_path, capsys):
     from crawler.exitcodes import EXIT_LOCKED
     from crawler.runlock import RunLock
@@ -479,3 +487,156 @@ def test_reindex_repairs_open_files_and_respects_the_run_lock(killed, tmp_path, 
         (run,) = h.runs()
         assert {x.record_id: x.url for x in h.captures_in_run(run.id)} == held
     assert warcs_ok(layout) == []
+
+
+# ------------------------------------------------------------------ the change report
+
+K = 3
+
+
+@pytest.fixture(scope="module")
+def reported(history_crawls):
+    """``history_crawls`` with its history open (read only)."""
+    history = History.open(history_crawls["out"])
+    yield {**history_crawls, "history": history}
+    history.close()
+
+
+@pytest.mark.e2e
+def test_first_run_is_all_new(reported):
+    report = build_report(reported["history"], reported["runs"][0])
+    ab0, ab1 = reported["bases"]
+    for base in (ab0, ab1):
+        entry = report["autoblogs"][base]
+        assert len(entry["articles"]["new"]) == 12
+        assert not entry["articles"]["changed"] and not entry["articles"]["gone"]
+        assert not entry["pages"]["unchanged"] and not entry["pages"]["changed"]
+    assert report["previous_run"] is None
+    captures = reported["history"].captures_in_run(reported["runs"][0])
+    assert report["totals"]["requests"] == len(captures)
+    assert report["totals"]["bytes_written"] == sum(c.bytes_written for c in captures)
+    assert all(c.record_type == "response" for c in captures)
+
+
+@pytest.mark.e2e
+def test_incremental_run_lists_exactly_the_k_new_articles(reported):
+    history = reported["history"]
+    run2 = reported["runs"][1]
+    report = build_report(history, run2)
+    ab0, ab1 = reported["bases"]
+    entry = report["autoblogs"][ab0]
+    assert len(reported["grown"]) == K
+    assert entry["articles"]["new"] == sorted(reported["grown"])
+    assert report["totals"]["articles"]["new"] == K
+    assert entry["articles"]["changed"] == [] and entry["articles"]["gone"] == []
+    # Pages 1 and 2 shifted by K articles: changed.
+    assert ab0 in entry["pages"]["changed"] and ab0 + "?2" in entry["pages"]["changed"]
+    assert set(reported["grown"]) <= set(entry["pages"]["new"])
+    assert ab0 + "articles.db" in entry["pages"]["changed"]  # the database grew
+    # The run fetched no article it already held; what it found unchanged is a revisit.
+    fetched = {url for urls in entry["pages"].values() for url in urls}
+    old = {
+        canonical_url(a["permalink"])
+        for blog in reported["truth"].values()
+        for a in blog["articles"]
+    }
+    assert len(old) == 24 and not fetched & old
+    assert entry["revisits"] == len(entry["pages"]["unchanged"]) > 0
+    # An incremental run says nothing is gone just because it did not look. Autoblog 1's
+    # first page did not change: the run went no further (the edit on page 3 waits for
+    # a full pass).
+    assert report["totals"]["pages"]["gone"] == 0
+    assert report["autoblogs"][ab1]["pages"] == {
+        "new": [], "changed": [], "unchanged": [ab1], "gone": [], "errors": [],
+        "throttled": [],
+    }  # fmt: skip
+    assert all(not report["autoblogs"][ab1]["articles"][c] for c in ("new", "changed", "gone"))
+    assert report["gone_rule"] == "404/410 only"
+    # Requests made are the fetches captured: the farm's own log of the run.
+    urls = requested_urls(reported["farm_url"], reported["requests"][1])
+    assert report["totals"]["requests"] == len(urls)
+    assert entry["requests"] == len([u for u in urls if u.startswith(ab0)])
+    assert entry["bytes_written"] > 0
+    assert report["crawl_stats"]["reason"] == "finished"
+    assert report["crawl_stats"]["errors"] == 0
+
+
+@pytest.mark.e2e
+def test_full_pass_finds_edits_and_deletions(reported):
+    report = build_report(reported["history"])  # default: the latest run
+    assert report["run"]["id"] == reported["runs"][2]
+    ab0, ab1 = reported["bases"]
+    assert report["autoblogs"][ab1]["articles"]["changed"] == [reported["edited"]]
+    assert reported["edited"] in report["autoblogs"][ab1]["pages"]["changed"]
+    assert report["autoblogs"][ab0]["articles"]["gone"] == [reported["deleted"]]
+    assert reported["deleted"] in report["autoblogs"][ab0]["pages"]["gone"]
+    assert report["totals"]["articles"]["new"] == 0
+    assert report["gone_rule"].startswith("404/410, and not listed")
+    # 12 + 3 - 1 articles listed in autoblog 0, all unchanged.
+    assert len(report["autoblogs"][ab0]["articles"]["unchanged"]) == 12 + K - 1
+    # What the farm says it did (/_farm/edit, /_farm/delete).
+    after = {
+        canonical_url(a["permalink"]): a
+        for blog in reported["truth_after"].values()
+        for a in blog["articles"]
+    }
+    assert after[reported["edited"]]["text"].endswith("\nCorrection : ajout d’un paragraphe.")
+    assert reported["deleted"] not in after and len(after) == 24 + K - 1
+
+
+@pytest.mark.e2e
+def test_text_summary_and_files(reported, tmp_path):
+    report = build_report(reported["history"], reported["runs"][1])
+    text = format_report(report)
+    assert f"{K} new" in text
+    for url in reported["grown"]:
+        assert f"new article: {url}" in text
+    path = write_report(OutputLayout(tmp_path), report)
+    assert json.loads(path.read_text())["run"]["id"] == reported["runs"][1]
+    kept = tmp_path / "reports" / f"run-{reported['runs'][1]:05d}.json"
+    assert kept.read_bytes() == path.read_bytes()
+    # The crawl wrote the same report at the end of its run.
+    assert (reported["out"] / "reports" / kept.name).read_bytes() == kept.read_bytes()
+    short = format_report(report, limit=1)
+    assert f"and {K - 1} more new articles" in short
+
+
+@pytest.mark.e2e
+def test_report_command(reported, tmp_path):
+    reported["history"].commit()
+    out = io.StringIO()
+    args = argparse.Namespace(directory=str(reported["out"]), run=None, json=False, limit=20)
+    assert run_report(args, out=out) == 0
+    assert f"Run {reported['runs'][2]} (full, {FINISHED})" in out.getvalue()
+    out = io.StringIO()
+    args.json, args.run = True, reported["runs"][1]
+    assert run_report(args, out=out) == 0
+    assert json.loads(out.getvalue())["totals"]["articles"]["new"] == K
+    missing = argparse.Namespace(directory=str(tmp_path), run=None, json=False, limit=20)
+    with pytest.raises(UsageError, match="no crawl here yet"):
+        run_report(missing, out=io.StringIO())
+    args.run = 999
+    with pytest.raises(UsageError):
+        run_report(args, out=io.StringIO())
+
+
+@pytest.mark.e2e
+def test_report_survives_a_rebuild(reported, tmp_path):
+    """Reports computed from a history rebuilt from the WARCs alone are the same."""
+    import shutil
+
+    from crawler.history.rebuild import rebuild_from_indexes
+    from crawler.warc.cdxj import write_cdxj
+
+    copy = tmp_path / "copy"
+    shutil.copytree(reported["out"] / "collections", copy / "collections")
+    write_cdxj(OutputLayout(copy, "farm"))
+    rebuild_from_indexes(copy, default_context().bounds.read_limit)
+    with History.open(copy) as rebuilt:
+        for run in reported["runs"]:
+            a = build_report(reported["history"], run)
+            b = build_report(rebuilt, run)
+            assert a["autoblogs"].keys() == b["autoblogs"].keys()
+            for base in a["autoblogs"]:
+                assert a["autoblogs"][base]["articles"] == b["autoblogs"][base]["articles"]
+                assert a["autoblogs"][base]["pages"] == b["autoblogs"][base]["pages"]

@@ -10,18 +10,18 @@ are read as hostile too.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
 import sqlite3
 from pathlib import Path
 
 import orjson
 import pytest
-from conftest import crawl_log, run_cli
+from support import crawl_log, run_cli, snapshot
 
 from crawler.layout import HISTORY_NAME
 from crawler.samplefarm import start_farm
+
+pytestmark = pytest.mark.e2e
 
 NAME = "c"
 
@@ -37,17 +37,6 @@ def crawled(site, tmp_path_factory):
     out = tmp_path_factory.mktemp("crawled") / "out"
     result = run_cli("crawl", site.url, "-o", str(out), "--name", NAME, "--fast")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    return out
-
-
-def folder_state(root: Path) -> dict[str, tuple]:
-    """Every entry below ``root``: kind, size and content hash (what "untouched" means)."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = Path(dirpath, name)
-            digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
-            out[str(path.relative_to(root))] = (path.lstat().st_mode, digest)
     return out
 
 
@@ -98,12 +87,12 @@ def test_crafted_history_row_stops_report_and_crawl_with_one_line(crafted, site,
     line = one_line(report)
     assert str(history) in line and reindex in line and "Traceback" not in line
 
-    before, requests = folder_state(root), len(site.requests())
+    before, requests = snapshot(root, times=False), len(site.requests())
     crawl = run_cli("crawl", site.url, "-o", str(root), "--name", NAME, "--fast")
     assert crawl.returncode == 4
     line = one_line(crawl)
     assert str(history) in line and reindex in line
-    assert folder_state(root) == before  # not even a lock file or a -wal left
+    assert snapshot(root, times=False) == before  # not even a lock file or a -wal left
     assert len(site.requests()) == requests  # nothing fetched outside the history
 
     verify = run_cli("verify", str(root))
@@ -158,14 +147,14 @@ def test_a_run_the_history_cannot_start_fetches_nothing(site, crawled, tmp_path)
     )
     craft(root, "INSERT INTO runs SELECT * FROM old_runs")
     craft(root, "DROP TABLE old_runs")
-    before, requests = folder_state(root), len(site.requests())
+    before, requests = snapshot(root, times=False), len(site.requests())
 
     crawl = run_cli("crawl", site.url, "-o", str(root), "--name", NAME, "--fast")
 
     assert crawl.returncode == 2, crawl.stdout + crawl.stderr
     assert "could not start a run (IntegrityError: CHECK constraint" in crawl.stdout + crawl.stderr
     assert len(site.requests()) == requests
-    assert folder_state(root) == before
+    assert snapshot(root, times=False) == before
 
 
 def test_crafted_deal_is_dealt_again(site, tmp_path):

@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import BIN, crawl_log, responses
+import support
 from hostile import (
     HTML,
     HostileServer,
@@ -33,11 +33,21 @@ from hostile import (
     redirect_to,
     run_measured,
 )
+from support import (
+    BIN,
+    corpus_records,
+    crawl_argv,
+    crawl_log,
+    responses,
+    run_cli,
+    summary_of,
+)
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler import settings as defaults
 from crawler.collection import PAGE_TEXT_CHARS
 from crawler.scope import forbidden_reason
+
+pytestmark = pytest.mark.e2e
 
 NAME = "hostile"
 FIRST_PARAGRAPH = "<p>La loi"  # inside the first article of the sample farm's first page
@@ -46,29 +56,8 @@ needs_alias = pytest.mark.skipif(
 )
 
 
-def cli(*args: str, home: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """The real command line, with HOME (and Scrapy's state folder) pointed at ``home``."""
-    env = dict(os.environ)
-    if home is not None:
-        env["HOME"] = str(home)
-        env["XDG_STATE_HOME"] = str(home / "state")
-    return subprocess.run(
-        [str(BIN / "autoblog-archive"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
-
-
-def crawl(
-    url: str, out: Path, *extra: str, home: Path | None = None
-) -> subprocess.CompletedProcess:
-    return cli("crawl", url, "--output", str(out), "--name", NAME, "--fast", *extra, home=home)
-
-
-def summary(out: Path) -> dict:
-    return json.loads((out / "summary.json").read_text())
+def crawl(url: str, out: Path, *extra: str, env: dict | None = None):
+    return support.crawl(url, out, *extra, name=NAME, env=env)
 
 
 def archive(out: Path) -> Path:
@@ -99,7 +88,7 @@ def assert_verified(result: subprocess.CompletedProcess | Measured, out: Path) -
     audit named (crawler.history.audit): what a partial run left out."""
     named = {
         f"MISSING  {m['what']} {m['url']} ({m['why']}), autoblog {m['autoblog']}"
-        for m in summary(out)["audit"]["missing"]
+        for m in summary_of(out)["audit"]["missing"]
     }
     lines = result.stdout.splitlines()
     assert not [line for line in lines if line.startswith("DEFECT")], result.stdout[-2000:]
@@ -111,7 +100,7 @@ def assert_verified(result: subprocess.CompletedProcess | Measured, out: Path) -
 def assert_archive_sound(out: Path) -> None:
     """`verify` and `warcio check` both pass on what the crawl left (but for what a partial
     crawl named missing)."""
-    assert_verified(cli("verify", str(out)), out)
+    assert_verified(run_cli("verify", str(out)), out)
     for path in sorted(archive(out).glob("*.warc.gz")):
         check = subprocess.run(
             [str(BIN / "warcio"), "check", str(path)], capture_output=True, text=True
@@ -141,7 +130,7 @@ def test_1_redirects_out_of_scope_are_refused_through_a_real_crawl(tmp_path):
         assert alias.requests() == [] and other_port.requests() == []
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "skipped 3 x out of scope (redirect target)" in result.stdout
-    assert summary(tmp_path)["skipped"] == {"out of scope (redirect target)": 3}
+    assert summary_of(tmp_path)["skipped"] == {"out of scope (redirect target)": 3}
     uris = captured(tmp_path)
     assert all(u.startswith(farm.url) for u in uris), uris
     assert sum(1 for u in uris if u.endswith(("?feed", "?opml", "?media"))) == 3  # the 302s
@@ -165,7 +154,7 @@ def test_2_meta_refresh_in_an_article_replaces_nothing(tmp_path):
         assert alias.requests() == []
         truth = farm.farm.truth(f"{farm.host}:{farm.port}")["autoblogs"]
     assert result.returncode == 0, result.stdout[-2000:]
-    blogs = summary(tmp_path)["autoblogs"]
+    blogs = summary_of(tmp_path)["autoblogs"]
     for blog in truth.values():
         assert blogs[blog["base_url"]]["articles"] == len(blog["articles"])
     uris = set(captured(tmp_path))
@@ -190,12 +179,12 @@ def test_3_a_gzip_bomb_in_the_archive_breaks_no_command(tmp_path, bomb_route):
         bomb_url = farm.base() + "?2"
         farm.routes[path_of(farm, bomb_url)] = bomb_route
         peaks = {}
-        first = run_measured(_crawl_argv(farm.base(), out))
+        first = run_measured(crawl_argv(farm.base(), out, name=NAME))
         peaks["crawl"] = first
         # The next crawl's start re-reads every record the history lacks (here: all of them).
         # With --wacz: the WACZ's pages carry each page's text, read back from the archive.
         (out / "history.sqlite").unlink()
-        peaks["crawl again"] = run_measured([*_crawl_argv(farm.base(), out), "--wacz"])
+        peaks["crawl again"] = run_measured([*crawl_argv(farm.base(), out, name=NAME), "--wacz"])
     peaks["verify"] = run_measured([str(BIN / "autoblog-archive"), "verify", str(out)])
     peaks["reindex"] = run_measured([str(BIN / "autoblog-archive"), "reindex", str(out)])
     ex = run_measured(
@@ -229,21 +218,9 @@ def test_3_a_gzip_bomb_in_the_archive_breaks_no_command(tmp_path, bomb_route):
     assert "stored body larger than" in ex.stderr
     # Nothing captured around the bomb is lost: the same articles as the crawl-time corpus
     # (those listed on the bomb's page were never seen; every other one was).
-    offline = {r["url"] for r in _corpus_records(tmp_path / "x")}
-    at_crawl = {r["url"] for r in _corpus_records(out, "corpus/*/*.jsonl.gz")}
+    offline = {r["url"] for r in corpus_records(tmp_path / "x")}
+    at_crawl = {r["url"] for r in corpus_records(out)}
     assert offline == at_crawl and len(offline) == 12 - 5
-
-
-def _crawl_argv(url: str, out: Path) -> list[str]:
-    return [str(BIN / "autoblog-archive"), "crawl", url, "-o", str(out), "--name", NAME, "--fast"]
-
-
-def _corpus_records(folder: Path, pattern: str = "corpus/*.jsonl.gz") -> list[dict]:
-    out = []
-    for shard in sorted(folder.glob(pattern)):
-        with gzip.open(shard, "rt", encoding="utf-8") as fh:
-            out.extend(json.loads(line) for line in fh if line.strip())
-    return out
 
 
 # -- 4. every spelling of a forbidden URL is refused -----------------------------------
@@ -278,7 +255,7 @@ def test_4_forbidden_urls_never_reach_the_server(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:]
     assert [t for t in seen if _reaches_forbidden(t)] == []
     assert not [t for t in seen if re.search(r"update|check|reset|xsaf|q%5B|q\[", t, re.I)]
-    skipped = summary(tmp_path)["skipped"]
+    skipped = summary_of(tmp_path)["skipped"]
     assert skipped["xsaf"] == 5 and skipped["?update"] == 3 and skipped["?reset_cache"] == 2
     assert skipped["?check"] == 1 and skipped["?q"] == 1
     assert_archive_sound(tmp_path)
@@ -297,12 +274,6 @@ def _endless_pages(server: HostileServer, target: str) -> Reply:
     nav = f'<nav><a href="./?{nxt}">{nxt}</a> <a rel="next" href="./?{nxt}">next</a></nav>'
     body = re.sub(r"<nav>.*?</nav>", nav, page.body.decode(), flags=re.S)
     return Reply(200, page.headers, body.encode())
-
-
-def test_5_default_bounds_exist_and_can_be_raised():
-    assert defaults.MAX_PAGES_PER_RUN > 0 and defaults.MAX_PAGES_PER_AUTOBLOG > 0
-    assert defaults.MAX_LINKS_PER_PAGE > 0 and defaults.URLLENGTH_LIMIT > 0
-    assert 0 < defaults.DOWNLOAD_MAXSIZE <= 256 * 1024 * 1024
 
 
 def test_5_endless_pagination_and_a_page_of_links_end_as_partial(tmp_path):
@@ -324,7 +295,7 @@ def test_5_endless_pagination_and_a_page_of_links_end_as_partial(tmp_path):
     pages = [t for t in seen if re.search(r"\?\d+$", t)]
     assert 0 < len(pages) < 30
     assert len([t for t in seen if "/media/n" in t]) <= 100
-    skipped = summary(tmp_path)["skipped"]
+    skipped = summary_of(tmp_path)["skipped"]
     assert skipped["bound: MAX_PAGES_PER_AUTOBLOG=30"] >= 1
     assert skipped["bound: MAX_LINKS_PER_PAGE=100"] >= 2900
     assert "bound: MAX_PAGES_PER_AUTOBLOG=30" in result.stdout
@@ -358,7 +329,9 @@ def test_6_no_remote_control_endpoint_or_job_file(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     with HostileServer() as farm:
-        result = crawl(farm.base(), tmp_path / "out", home=home)
+        # HOME (and Scrapy's state folder) pointed at an empty folder of its own.
+        env = dict(os.environ, HOME=str(home), XDG_STATE_HOME=str(home / "state"))
+        result = crawl(farm.base(), tmp_path / "out", env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     log = crawl_log(result)
     assert "Spider opened" in log  # the log is there, and without
@@ -375,7 +348,7 @@ def test_6_no_remote_control_endpoint_or_job_file(tmp_path):
 def test_7_a_collection_name_cannot_be_a_path(tmp_path, name):
     out = tmp_path / "a" / "b" / "out"
     name = str(tmp_path / "escaped") if name == "ABSOLUTE" else name
-    result = cli("crawl", "http://127.0.0.1:9/", "--output", str(out), "--name", name)
+    result = run_cli("crawl", "http://127.0.0.1:9/", "--output", str(out), "--name", name)
     assert result.returncode == 4
     assert "is not a plain name" in result.stderr and "Traceback" not in result.stderr
     assert not out.exists() and not (tmp_path / "escaped").exists()
@@ -393,7 +366,7 @@ def plain_crawl(tmp_path_factory):
         result = crawl(farm.base(), out, "--warc-max-size", "150000")
     assert result.returncode == 0, result.stdout[-2000:]
     assert len(list(archive(out).glob("*.warc.gz"))) >= 2
-    clean = cli("extract", str(archive(out)), "-o", str(out / "clean"))
+    clean = run_cli("extract", str(archive(out)), "-o", str(out / "clean"))
     assert clean.returncode == 0, clean.stdout + clean.stderr[-2000:]
     return out
 
@@ -434,7 +407,7 @@ def _lengthen_a_response(path: Path) -> None:
 def test_8_verify_catches_a_content_length_longer_than_the_block(plain_crawl, tmp_path):
     out = _copy(plain_crawl, tmp_path)
     _lengthen_a_response(sorted(archive(out).glob("*.warc.gz"))[0])
-    result = cli("verify", str(out))
+    result = run_cli("verify", str(out))
     assert result.returncode == 1
     assert "bytes shorter than its Content-Length" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
@@ -447,7 +420,7 @@ def test_8_verify_reports_malformed_cdxj_lines(plain_crawl, tmp_path):
         fh.write("garbage\n")
         fh.write('zz,x)/ 20260101000000 {"filename": "../../etc/passwd", "offset": 0}\n')
         fh.write('zz,y)/ 20260101000000 {"filename": 3, "offset": "x", "url": 1}\n')
-    result = cli("verify", str(out))
+    result = run_cli("verify", str(out))
     assert result.returncode == 1
     assert result.stdout.count("malformed line") == 3, result.stdout
     assert "Traceback" not in result.stdout + result.stderr
@@ -482,19 +455,19 @@ def _damage(out: Path, how: str, name: str) -> Path:
 @pytest.mark.parametrize("how", ["garbage between records", "not a WARC", "bit flip", "truncated"])
 def test_8_extract_and_reindex_skip_damage_and_keep_the_rest(plain_crawl, tmp_path, how):
     out = _copy(plain_crawl, tmp_path)
-    clean = _corpus_records(plain_crawl / "clean")
+    clean = corpus_records(plain_crawl / "clean")
     # Damage the file holding most articles, so that the damage costs something.
     names = Counter(r["warc"]["filename"] for r in clean)
     damaged = _damage(out, how, names.most_common(1)[0][0])
-    result = cli("extract", str(archive(out)), "-o", str(tmp_path / "x"))
+    result = run_cli("extract", str(archive(out)), "-o", str(tmp_path / "x"))
     assert result.returncode == 1, result.stdout + result.stderr[-2000:]
     assert "Traceback" not in result.stdout + result.stderr
     assert damaged.name in result.stdout + result.stderr
-    got = {_origin(r) for r in _corpus_records(tmp_path / "x")}
+    got = {_origin(r) for r in corpus_records(tmp_path / "x")}
     # Every article of the other files is there; the damaged file gave what it still could.
     assert {_origin(r) for r in clean if r["warc"]["filename"] != damaged.name} <= got
     assert not got >= {_origin(r) for r in clean}, "the damage cost nothing: not tested"
-    reindex = cli("reindex", str(out))
+    reindex = run_cli("reindex", str(out))
     assert reindex.returncode == 1, reindex.stdout + reindex.stderr[-2000:]
     assert "Traceback" not in reindex.stdout + reindex.stderr
     assert "PROBLEM" in reindex.stdout and "Rebuilt" in reindex.stdout
@@ -525,7 +498,7 @@ def test_9_cut_bodies_huge_headers_long_urls_and_deep_json_are_reported(tmp_path
         seen = farm.requests()
     assert result.returncode == 1, result.stdout[-2000:]
     assert not [t for t in seen if len(t) > 2083]
-    found = summary(tmp_path)
+    found = summary_of(tmp_path)
     assert found["skipped"]["URL longer than 2083 characters"] == 1
     reasons = found["error_reasons"]
     assert reasons["body larger than DOWNLOAD_MAXSIZE (200000 bytes)"] == 2, reasons

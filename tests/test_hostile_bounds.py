@@ -10,13 +10,14 @@ archived, and the tree stays under 500 MB.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from conftest import BIN
 from hostile import HostileServer, Reply, run_measured
+from support import BIN, summary_of
 from warcio.archiveiterator import ArchiveIterator
+
+pytestmark = pytest.mark.e2e
 
 BUDGET_MB = 500
 NAME = "hostile"
@@ -28,10 +29,6 @@ def crawl(url: str, out: Path, *extra: str):
     measured = run_measured([*argv, "--fast", "-s", f"MAX_LINKS_PER_PAGE={LINKS}", *extra])
     print(f"peak MB: process {measured.peak_process_mb:.0f}, tree {measured.peak_tree_mb:.0f}")
     return measured
-
-
-def summary(out: Path) -> dict:
-    return json.loads((out / "summary.json").read_text())
 
 
 def archived(out: Path) -> dict[str, object]:
@@ -56,11 +53,11 @@ def assert_real_autoblog_archived(farm: HostileServer, out: Path) -> None:
     uris = set(archived(out))
     for blog in truth.values():
         assert {a["url"] for a in blog["articles"]} <= uris
-        assert summary(out)["autoblogs"][blog["base_url"]]["articles"] == len(blog["articles"])
+        assert summary_of(out)["autoblogs"][blog["base_url"]]["articles"] == len(blog["articles"])
 
 
 def links_cut(out: Path) -> int:
-    return summary(out)["skipped"].get(f"bound: MAX_LINKS_PER_PAGE={LINKS}", 0)
+    return summary_of(out)["skipped"].get(f"bound: MAX_LINKS_PER_PAGE={LINKS}", 0)
 
 
 def fake_requests(farm: HostileServer) -> list[str]:
@@ -93,7 +90,7 @@ def test_a_page_of_400000_links_and_its_reindex(tmp_path):
         measured = crawl(farm.base(), tmp_path)
         media = [t for t in farm.requests() if "/media/n" in t]
     assert measured.returncode == 1, measured.stdout[-2000:] + measured.stderr[-2000:]
-    skipped = summary(tmp_path)["skipped"]
+    skipped = summary_of(tmp_path)["skipped"]
     assert skipped["bound: page of more than 50000 tags"] == 1
     assert links_cut(tmp_path) > 0 and 0 < len(media) <= LINKS
     assert farm.base() in archived(tmp_path)  # archived whole, however it was read
@@ -112,7 +109,7 @@ def test_robots_txt_is_read_up_to_500_kib_and_obeyed_that_far(tmp_path):
         assert measured.returncode == 1, measured.stdout[-2000:] + measured.stderr[-2000:]
         assert_real_autoblog_archived(farm, tmp_path)
     assert not [t for t in seen if t.endswith("vvb.ini")]
-    skipped = summary(tmp_path)["skipped"]
+    skipped = summary_of(tmp_path)["skipped"]
     assert skipped["bound: ROBOTSTXT_MAX_SIZE=512000"] == 1 and skipped["robots.txt"] >= 1
     robots = archived(tmp_path)[farm.url + "robots.txt"]
     assert robots.get_header("WARC-Truncated") == "length"  # the archive says it is cut
@@ -131,7 +128,7 @@ def test_response_headers_are_counted_and_bounded(tmp_path):
         farm.routes[base + "?feed"] = lambda s, t: Reply(200, big + big[:100], b"")
         measured = crawl(farm.base(), tmp_path, "-s", "DOWNLOAD_MAXSIZE=200000")
     assert measured.returncode == 1, measured.stdout[-2000:] + measured.stderr[-2000:]
-    reasons = summary(tmp_path)["error_reasons"]
+    reasons = summary_of(tmp_path)["error_reasons"]
     assert reasons["response more than 500 header lines"] == 1, reasons  # ?opml
     assert reasons["response headers larger than DOWNLOAD_MAXSIZE (200000 bytes)"] == 1
     assert reasons["body larger than DOWNLOAD_MAXSIZE (200000 bytes)"] == 1  # vvb.ini

@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("crawler", "pipelines", "spiders")
 SCRAPY = ("scrapy", "twisted", "scrapy_redis")
@@ -139,6 +141,7 @@ def test_warc_layer_imports_nothing_from_above():
     assert not scrapy, scrapy
 
 
+@pytest.mark.e2e  # a child interpreter
 def test_warc_layer_loads_without_the_crawl():
     """What the graph says, seen at run time: importing every module of the WARC layer
     loads neither Scrapy nor the history nor the corpus."""

@@ -10,22 +10,26 @@ that is not one of ours. Everything goes through the real ``autoblog-archive mer
 from __future__ import annotations
 
 import gzip
-import hashlib
+import io
+import itertools
 import os
 import re
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
-from conftest import needs_pywb, run_cli
+from support import default_context, needs_pywb, run_cli, snapshot
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.layout import OutputLayout
 from crawler.samplefarm import start_farm
 from crawler.warc.cdxj import parse_cdxj_line
 from crawler.warc.reader import read_record_at
+
+pytestmark = pytest.mark.e2e
 
 NAME = "c"
 
@@ -54,21 +58,21 @@ def the_warc(layout: OutputLayout) -> Path:
     return path
 
 
+def _tuples(fh) -> Iterator[tuple[str, str, str, str]]:
+    for record in ArchiveIterator(fh):
+        h = record.rec_headers
+        yield (
+            record.rec_type,
+            h.get_header("WARC-Record-ID"),
+            h.get_header("WARC-Target-URI") or "",
+            h.get_header("WARC-Payload-Digest") or "",
+        )
+
+
 def records(path: Path) -> list[tuple[str, str, str, str]]:
     """(type, record id, target URI, payload digest) of every record of a WARC file."""
-    out = []
     with open(path, "rb") as fh:
-        for record in ArchiveIterator(fh):
-            h = record.rec_headers
-            out.append(
-                (
-                    record.rec_type,
-                    h.get_header("WARC-Record-ID"),
-                    h.get_header("WARC-Target-URI") or "",
-                    h.get_header("WARC-Payload-Digest") or "",
-                )
-            )
-    return out
+        return list(_tuples(fh))
 
 
 def captures(path: Path) -> set[str]:
@@ -113,20 +117,6 @@ def no_links(root: Path) -> None:
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             assert not Path(dirpath, name).is_symlink(), Path(dirpath, name)
-
-
-def snapshot(root: Path) -> dict[str, tuple]:
-    """Every entry below ``root`` (links not followed): kind, size, mtime, content hash."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = Path(dirpath, name)
-            st = path.lstat()
-            digest = ""
-            if path.is_file() and not path.is_symlink():
-                digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            out[str(path.relative_to(root))] = (st.st_mode, st.st_size, st.st_mtime_ns, digest)
-    return out
 
 
 # ------------------------------------------------------------------ links
@@ -279,7 +269,8 @@ def test_collided_names_follow_in_a_processes_merge(workers, tmp_path):
     from crawler.cluster.merge import merge
 
     a, b = collide(workers, tmp_path)
-    result = merge([a.root, b.root], tmp_path / "m", NAME, keep_duplicates=True)
+    read_limit = default_context().bounds.read_limit
+    result = merge([a.root, b.root], tmp_path / "m", read_limit, NAME, keep_duplicates=True)
     merged = OutputLayout(tmp_path / "m", NAME)
     assert len(merged.warcs()) == 2
     with sqlite3.connect(f"file:{merged.history}?mode=ro", uri=True) as conn:
@@ -395,19 +386,4 @@ def test_killed_workers_open_files_are_recovered_into_the_output_only(workers, t
 
 def records_of_prefix(data: bytes, count: int) -> list[tuple[str, str, str, str]]:
     """The first ``count`` records of a WARC file's bytes, as :func:`records` lists them."""
-    import io
-
-    out = []
-    for record in ArchiveIterator(io.BytesIO(data)):
-        h = record.rec_headers
-        out.append(
-            (
-                record.rec_type,
-                h.get_header("WARC-Record-ID"),
-                h.get_header("WARC-Target-URI") or "",
-                h.get_header("WARC-Payload-Digest") or "",
-            )
-        )
-        if len(out) == count:
-            break
-    return out
+    return list(itertools.islice(_tuples(io.BytesIO(data)), count))

@@ -7,56 +7,44 @@ code, the last lines printed, and the output folder afterwards.
 
 from __future__ import annotations
 
-import http.server
 import os
 import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import pytest
-from conftest import BIN, needs_pywb, run_cli
+from support import (
+    BIN,
+    IS_ROOT,
+    archived_paths,
+    crawl,
+    crawl_process,
+    free_port,
+    hold_in_subprocess,
+    needs_pywb,
+    path_of,
+    permalinks,
+    port_is_free,
+    run_cli,
+    tmpfs,
+    tree,
+    wait_for,
+    wait_for_requests,
+)
 
 from crawler.exitcodes import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE
 from crawler.samplefarm import start_farm
 
-IS_ROOT = os.geteuid() == 0
-
-
-def crawl(url: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return run_cli("crawl", url, "-o", str(out), "--name", "f", "--fast", *extra)
-
-
-def tree(folder: Path) -> dict[str, int]:
-    """Every file below ``folder`` with its size: what "left as it was" compares."""
-    return {str(p.relative_to(folder)): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
-
-
-def path_of(url: str) -> str:
-    """Path and query, percent-decoded: how the farm's log, its truth and WARCs compare."""
-    parts = urlsplit(url)
-    return unquote(parts.path + (f"?{parts.query}" if parts.query else ""))
-
-
-def permalinks(farm) -> set[str]:
-    blogs = farm.truth()["autoblogs"].values()
-    return {path_of(a["permalink"]) for blog in blogs for a in blog["articles"]}
+pytestmark = pytest.mark.e2e
 
 
 def requested(farm, since: int = 0) -> list[str]:
     return [unquote(r["path"]) for r in farm.requests()[since:]]
-
-
-def archived(out: Path) -> set[str]:
-    from conftest import responses
-
-    return {path_of(uri) for uri, _h, _b in responses(out / "collections" / "f" / "archive")}
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +53,20 @@ def small_farm() -> Iterator:
         yield farm
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(scope="module")
+def small_crawl(small_farm, tmp_path_factory) -> dict:
+    """A crawl of ``small_farm`` into a folder a crawl of a dead URL was pointed at first
+    (read it, never write it: copy it first; even verify leaves files beside the history)."""
+    out = tmp_path_factory.mktemp("small") / "out"
+    dead = crawl(f"http://127.0.0.1:{free_port()}/", out)
+    out_after_dead = out.exists()
+    good = crawl(small_farm.url, out)
+    return {"out": out, "dead": dead, "out_after_dead": out_after_dead, "good": good}
+
+
+def copy_of(folder: Path, where: Path) -> Path:
+    shutil.copytree(folder, where, symlinks=True)
+    return where
 
 
 # ---------------------------------------------------------------- exit codes, usage
@@ -115,20 +113,6 @@ def test_output_that_is_a_file_or_not_a_url(tmp_path):
     assert result.returncode == EXIT_USAGE and "not an http(s) URL" in result.stderr
 
 
-@contextmanager
-def tmpfs(folder: Path, options: str) -> Iterator[Path]:
-    """A small filesystem of our own (root only; in CI a failure to mount fails the test)."""
-    folder.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)]).returncode:
-        if os.environ.get("CI"):
-            pytest.fail(f"cannot mount a tmpfs on {folder}")
-        pytest.skip("cannot mount a tmpfs here")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)])
-
-
 @pytest.mark.skipif(not IS_ROOT, reason="mounting a read-only filesystem needs root")
 def test_read_only_output_is_bad_usage(tmp_path):
     with tmpfs(tmp_path / "ro", "ro,size=64k") as ro:
@@ -164,24 +148,22 @@ def test_missing_paths_are_named(tmp_path):
 # ---------------------------------------------------------------- dead URLs and folders
 
 
-def test_dead_url_leaves_no_folder_and_does_not_poison_the_next_run(tmp_path, small_farm):
-    out = tmp_path / "out"
-    dead = crawl(f"http://127.0.0.1:{closed_port()}/", out)
+def test_dead_url_leaves_no_folder_and_does_not_poison_the_next_run(small_crawl, tmp_path):
+    dead, good = small_crawl["dead"], small_crawl["good"]
     assert dead.returncode == EXIT_FAILED
     assert "nothing was captured" in dead.stderr and "Connection" in dead.stderr
     assert "the output folder was left as it was" in dead.stderr
-    assert not out.exists()
-    good = crawl(small_farm.url, out)
+    assert not small_crawl["out_after_dead"]
     assert good.returncode == EXIT_OK, good.stderr[-2000:]
     assert "Run 1 (full): complete" in good.stdout
-    assert run_cli("verify", str(out)).returncode == 0
+    # verify leaves SQLite's side files beside the history: on a copy.
+    assert run_cli("verify", str(copy_of(small_crawl["out"], tmp_path / "out"))).returncode == 0
 
 
-def test_dead_url_into_an_existing_crawl_changes_nothing(tmp_path, small_farm):
-    out = tmp_path / "out"
-    assert crawl(small_farm.url, out).returncode == EXIT_OK
+def test_dead_url_into_an_existing_crawl_changes_nothing(tmp_path, small_crawl):
+    out = copy_of(small_crawl["out"], tmp_path / "out")
     before = tree(out)
-    dead = crawl(f"http://127.0.0.1:{closed_port()}/", out, "--name", "other")
+    dead = crawl(f"http://127.0.0.1:{free_port()}/", out, "--name", "other")
     assert dead.returncode == EXIT_FAILED
     after = tree(out)
     assert after.keys() == before.keys()
@@ -192,31 +174,7 @@ def test_dead_url_into_an_existing_crawl_changes_nothing(tmp_path, small_farm):
         assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:  # noqa: D102 - keep the test output clean
-        pass
-
-
-def test_a_url_that_is_not_a_farm_fails_with_a_hint(tmp_path):
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "index.html").write_text("<html><body><p>Just a page.</p></body></html>")
-    handler = lambda *a: _Quiet(*a, directory=str(site))  # noqa: E731
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        result = crawl(f"http://127.0.0.1:{server.server_address[1]}/", tmp_path / "out")
-    finally:
-        server.shutdown()
-    assert result.returncode == EXIT_USAGE  # the wrong URL: fix the command
-    assert "but is not an autoblog farm or autoblog" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert not (tmp_path / "out").exists()
-
-
 def test_second_run_on_a_busy_folder_exits_3(tmp_path):
-    from test_runlock import hold_in_subprocess
-
     holder = hold_in_subprocess(tmp_path)
     try:
         result = crawl("http://127.0.0.1:9/", tmp_path)
@@ -301,7 +259,7 @@ def test_lost_captures_are_fetched_again_and_verify_sees_them(tmp_path, damage):
     verify = run_cli("verify", str(out))
     assert verify.returncode == 0, verify.stdout[-3000:]
     # Every article is in the archive again, whatever was lost.
-    assert expected - archived(out) == set()
+    assert expected - archived_paths(out) == set()
     if damage != "bad index line":
         assert fetched & expected, "lost permalinks must be fetched again"
 
@@ -327,7 +285,7 @@ def test_full_disk_stops_once_with_one_message_and_resumes(tmp_path):
             expected = permalinks(farm)
         verify = run_cli("verify", str(out))
         assert verify.returncode == 0, verify.stdout[-2000:]
-        assert expected <= archived(out)
+        assert expected <= archived_paths(out)
 
 
 # ---------------------------------------------------------------- interrupted runs
@@ -336,20 +294,16 @@ def test_full_disk_stops_once_with_one_message_and_resumes(tmp_path):
 @pytest.mark.parametrize("presses", [1, 2])
 def test_ctrl_c_says_how_to_resume_and_the_same_command_does(tmp_path, presses):
     """Once: a graceful stop. Twice: Scrapy's unclean shutdown. Both end the same way."""
-    out = tmp_path / "out"
-    argv = [str(BIN / "autoblog-archive"), "crawl", "-o", str(out), "--name", "f", "--fast"]
-    with start_farm(autoblogs=2, articles=80, engine=["0.3.4"], latency=30) as farm:
-        proc = subprocess.Popen(
-            [*argv, farm.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        while len(farm.requests()) < 20 and proc.poll() is None:
-            threading.Event().wait(0.05)
-        assert proc.poll() is None, "the crawl ended before Ctrl-C"
-        for _ in range(presses):
+    out, log = tmp_path / "out", tmp_path / "crawl.log"
+    with start_farm(autoblogs=2, articles=40, engine=["0.3.4"], latency=30) as farm:
+        proc = crawl_process(farm.url, out, "--log-file", str(log))
+        wait_for_requests(farm, 20, proc)
+        proc.send_signal(signal.SIGINT)
+        if presses == 2:  # the second press once the first one is being handled
+            wait_for(lambda: "shutting down gracefully" in log.read_text(), "a stop", proc)
             proc.send_signal(signal.SIGINT)
-            threading.Event().wait(0.3)
         stdout, stderr = proc.communicate(timeout=120)
-        again = subprocess.run([*argv, farm.url], capture_output=True, text=True, timeout=300)
+        again = crawl(farm.url, out, "--log-file", str(log))
         expected = permalinks(farm)
     text = stdout + stderr
     assert proc.returncode == EXIT_FAILED, text[-2000:]
@@ -361,12 +315,11 @@ def test_ctrl_c_says_how_to_resume_and_the_same_command_does(tmp_path, presses):
     assert again.returncode == EXIT_OK, again.stdout + again.stderr[-2000:]
     assert "Run 1 (full, resumed): complete" in again.stdout
     assert run_cli("verify", str(out)).returncode == 0
-    assert expected <= archived(out)
+    assert expected <= archived_paths(out)
 
 
-def test_extract_and_package_find_their_input(tmp_path, small_farm):
-    out = tmp_path / "out"
-    assert crawl(small_farm.url, out).returncode == EXIT_OK
+def test_extract_and_package_find_their_input(tmp_path, small_crawl):
+    out = copy_of(small_crawl["out"], tmp_path / "out")
     rebuilt = run_cli("extract", str(out), "-o", str(tmp_path / "rebuilt"), "--workers", "1")
     assert rebuilt.returncode == EXIT_OK, rebuilt.stdout + rebuilt.stderr[-2000:]
     assert " 0 records" not in rebuilt.stdout
@@ -393,8 +346,10 @@ def test_demo_is_quiet_consistent_and_never_deletes_foreign_folders(tmp_path):
     assert (foreign / "thesis.tex").read_text() == "years of work"
 
     out = tmp_path / "demo"
-    result = run_cli("demo", "-o", str(out), "--autoblogs", "5", "--articles", "12")
+    result = run_cli("demo", "-o", str(out), "--autoblogs", "3", "--articles", "8")
     assert result.returncode == EXIT_OK, result.stdout[-2000:] + result.stderr[-2000:]
+    assert (out / "demo.wacz").exists()
+    assert list((out / "collections" / "demo" / "archive").glob("*.warc.gz"))
     lines = (result.stdout + result.stderr).splitlines()
     assert len(lines) <= 40, "\n".join(lines)
     text = "\n".join(lines)
@@ -415,9 +370,8 @@ def test_demo_is_quiet_consistent_and_never_deletes_foreign_folders(tmp_path):
 
 
 @needs_pywb
-def test_replay_fails_loudly_and_stops_with_its_parent(small_farm, tmp_path):
-    out = tmp_path / "out"
-    assert crawl(small_farm.url, out).returncode == EXIT_OK
+def test_replay_fails_loudly_and_stops_with_its_parent(small_crawl):
+    out = small_crawl["out"]
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -425,7 +379,7 @@ def test_replay_fails_loudly_and_stops_with_its_parent(small_farm, tmp_path):
         taken = run_cli("replay", str(out), "--port", str(port))
     assert taken.returncode == EXIT_USAGE and f"port {port} is not free" in taken.stderr
 
-    port = closed_port()
+    port = free_port()
     proc = subprocess.Popen(
         [str(BIN / "autoblog-archive"), "replay", str(out), "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -435,17 +389,14 @@ def test_replay_fails_loudly_and_stops_with_its_parent(small_farm, tmp_path):
     assert "pywb is replaying" in first, first + proc.stderr.read()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
-    with socket.socket() as probe:  # pywb went with it: nothing listens there any more
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind(("127.0.0.1", port))
+    assert port_is_free(port)  # pywb went with it: nothing listens there any more
 
 
-def test_scrapy_log_goes_to_a_file_unless_verbose(tmp_path, small_farm):
-    quiet = crawl(small_farm.url, tmp_path / "a")
+def test_scrapy_log_goes_to_a_file_unless_verbose(tmp_path, small_farm, small_crawl):
+    quiet = small_crawl["good"]
     assert "[scrapy" not in quiet.stderr and "INFO" not in quiet.stderr
     loud = crawl(small_farm.url, tmp_path / "b", "--verbose")
     assert "[scrapy" in loud.stderr
     custom = tmp_path / "my.log"
     crawl(small_farm.url, tmp_path / "c", "--log-file", str(custom))
     assert "Spider closed" in custom.read_text()
-    shutil.rmtree(tmp_path / "a")

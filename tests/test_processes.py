@@ -5,9 +5,7 @@ corpus readers and pywb read as if one process had crawled it."""
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
-import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -15,11 +13,21 @@ from urllib.parse import unquote
 
 import orjson
 import pytest
-from conftest import BIN, needs_pywb, replayed, responses, run_cli
+from support import (
+    BIN,
+    free_port,
+    needs_pywb,
+    replayed,
+    responses,
+    run_cli,
+    wait_for_requests,
+)
 
 from crawler.corpus.shards import read_corpus
 from crawler.runlock import RunLock
 from crawler.samplefarm import start_farm
+
+pytestmark = pytest.mark.e2e
 
 
 def by_url_and_text(folder: Path) -> Counter:
@@ -110,11 +118,9 @@ def test_merged_folder_replays_in_pywb(crawls):
 
 
 def test_dead_farm_leaves_no_folder(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     out = tmp_path / "dead"
-    result = run_cli("crawl", f"http://127.0.0.1:{port}/", "-o", str(out), "-p", "2", "--fast")
+    dead = f"http://127.0.0.1:{free_port()}/"
+    result = run_cli("crawl", dead, "-o", str(out), "-p", "2", "--fast")
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert not out.exists()
@@ -139,11 +145,7 @@ def test_ctrl_c_stops_every_process_and_the_next_run_completes(tmp_path):
         truth = farm.truth()["autoblogs"]
         proc = subprocess.Popen([*crawl, farm.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)  # fmt: skip
-        deadline = time.monotonic() + 60
-        while len(farm.requests()) < 40 and proc.poll() is None:
-            assert time.monotonic() < deadline, "the crawl stalled"
-            time.sleep(0.05)
-        assert proc.poll() is None, "the crawl ended before Ctrl-C"
+        wait_for_requests(farm, 40, proc)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=120)
         assert proc.returncode == 2, (stdout, stderr[-2000:])

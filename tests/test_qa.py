@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from conftest import needs_pywb, run_cli
+from support import needs_pywb, run_cli
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.layout import OutputLayout
-from crawler.qa import find_chromium
+from crawler.qa.browser import find_chromium
 from crawler.samplefarm import start_farm
 from crawler.urls import canonical_url
 
@@ -297,65 +297,107 @@ def test_report_html_escapes_every_value_from_the_archive() -> None:
     assert "http://x/&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;&lt;img" in page
 
 
+# wabac.js (ReplayWeb.page's service worker) reads at most this much of a text index: a
+# pages.jsonl whose header says "hasText" is searched only as far as its first MiB.
+TEXT_INDEX_WINDOW = 1 << 20
+# A word no page of the sample farm has, which an author's correction adds to one article.
+RARE_WORD = "palimpseste"
+
+
+def serve_folder(folder: Path) -> http.server.ThreadingHTTPServer:
+    """A static file server on loopback (a free port), serving in a thread of its own."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 @needs_chromium
-@pytest.mark.xfail(
-    reason="unfinished: ReplayWeb.page loads the WACZ but the #view=pages&query= search "
-    "does not show the article within 120 s; the UI step is still to be found",
-    strict=False,
-)
-def test_replaywebpage_finds_an_article_by_a_word_of_its_text(archive, tmp_path) -> None:
-    """ReplayWeb.page's built files served from loopback, the crawl's WACZ beside them:
-    its full-text search (the WACZ's pages carry each page's text) finds an article by a
-    word that is in its text and not in its title."""
+def test_replaywebpage_finds_an_article_by_a_word_of_its_text(tmp_path) -> None:
+    """ReplayWeb.page's built files served from loopback, a crawl's WACZ beside them: its
+    search lists an article for a word of its text, lists no page without that word, and
+    the article it lists replays from the WACZ through ReplayWeb.page's service worker
+    (the farm is gone: the archive is the only source). The farm is big enough that the
+    article's line in the WACZ's pages.jsonl lies past its first MiB."""
     import zipfile
 
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
-    wacz = archive["out"] / f"{NAME}.wacz"
-    with zipfile.ZipFile(wacz) as z:
-        header = json.loads(z.read("pages/pages.jsonl").splitlines()[0])
-    if not header.get("hasText"):
-        pytest.skip("the WACZ's pages.jsonl has no text yet (branch data-croissant)")
+    from crawler.qa.browser import browser_args
+
     if not (REPLAYWEBPAGE / "ui.js").is_file():
         assert not os.environ.get("CI"), f"{REPLAYWEBPAGE}: run .ci/run to fetch it"
         pytest.skip("ReplayWeb.page not fetched (npm pack replaywebpage, see .ci/run)")
+    out = tmp_path / "crawl"
+    with start_farm(autoblogs=8, articles=60, seed=5, engine=["0.3.4", "0.2"]) as farm:
+        # The autoblog whose pages come last in the index (and in pages.jsonl): its
+        # oldest article gets a paragraph with the word.
+        last = max(farm.truth()["autoblogs"].values(), key=lambda b: b["base_url"])
+        folder = last["base_url"].rstrip("/").rsplit("/", 1)[-1]
+        edited = farm.edit(folder, 0, f"Note de l’archiviste : ce billet cite un {RARE_WORD}.")
+        url = canonical_url(edited["articles"][0]["permalink"])
+        crawl = run_cli("crawl", farm.url, "-o", str(out), "--name", NAME, "--fast", "--wacz")
+    assert crawl.returncode == 0, crawl.stdout[-2000:] + crawl.stderr[-2000:]
+    with zipfile.ZipFile(out / f"{NAME}.wacz") as z:
+        lines = z.read("pages/pages.jsonl").splitlines(keepends=True)
+    searchable: dict[str, str] = {}  # what ReplayWeb.page indexes: url, title and text
+    starts: dict[str, int] = {}
+    offset = len(lines[0])
+    for line in lines[1:]:
+        entry = json.loads(line)
+        text = " ".join((entry["url"], entry["title"], entry["text"])).lower()
+        searchable[entry["url"]] = searchable.get(entry["url"], "") + " " + text
+        starts.setdefault(entry["url"], offset)
+        offset += len(line)
+    assert RARE_WORD in searchable[url] and starts[url] > TEXT_INDEX_WINDOW, starts[url]
     site = tmp_path / "site"
     shutil.copytree(REPLAYWEBPAGE, site)
-    shutil.copy(wacz, site / "archive.wacz")
-    articles = [a for b in archive["truth"].values() for a in b["articles"] if a["reachable"]]
-    titles = " ".join(a["title"] for a in articles).lower()
-    article, word = next(
-        (a, w)
-        for a in articles
-        for w in a["text"].split()
-        if len(w) > 8 and w.isalpha() and w.lower() not in titles
-    )
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    shutil.copy(out / f"{NAME}.wacz", site / "archive.wacz")
+    server = serve_folder(site)
     base = f"http://127.0.0.1:{server.server_address[1]}/"
 
-    def search() -> int:
+    def search() -> tuple[list[str], bool, str]:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=find_chromium())
+            browser = p.chromium.launch(executable_path=find_chromium(), args=browser_args())
             try:
-                context = browser.new_context()
+                # ReplayWeb.page replays through its service worker (sw.js), which only a
+                # secure context registers: http://127.0.0.1 is one. Unlike qa's contexts
+                # (hostile pages), this one allows service workers.
+                context = browser.new_context(service_workers="allow")
+                context.set_default_timeout(120_000)
                 context.route(
                     "**/*",
                     lambda r: r.continue_() if r.request.url.startswith(base) else r.abort(),
                 )
                 page = context.new_page()
-                page.goto(f"{base}index.html?source={base}archive.wacz#view=pages&query={word}")
-                found = page.get_by_text(article["title"], exact=False).first
-                found.wait_for(state="visible", timeout=120_000)
-                # The list is the search's result, not every page: an article without
-                # the word is not in it.
-                other = next(a for a in articles if word.lower() not in a["text"].lower())
-                return page.get_by_text(other["title"], exact=False).count()
+                page.goto(
+                    f"{base}index.html?source={base}archive.wacz#view=pages&query={RARE_WORD}"
+                )
+                # The list stays empty ("Initializing Search...") until the text index is
+                # built, then shows the search's results at once. Titles are drawn in
+                # shadow roots: the article is found by its link's accessible name, as a
+                # reader sees it.
+                link = page.get_by_role("link", name=edited["articles"][0]["title"]).first
+                link.wait_for(state="visible")
+                listed = page.locator("wr-page-entry .page-url keyword-mark").all_text_contents()
+                controlled = page.evaluate("() => navigator.serviceWorker.controller !== null")
+                with page.expect_event(
+                    "framenavigated", predicate=lambda f: f"mp_/{url}" in f.url
+                ) as navigated:
+                    link.click()
+                frame = navigated.value
+                expect(frame.locator("body")).to_contain_text(RARE_WORD)
+                return listed, controlled, frame.url
             finally:
                 browser.close()
 
     try:
-        assert in_thread(search) == 0
+        listed, controlled, replayed = in_thread(search)
     finally:
         server.shutdown()
+    assert url in listed
+    # The list is the search's result, not every page: each page listed has the word.
+    assert all(RARE_WORD in searchable[page] for page in listed), listed
+    assert len(listed) < len(searchable)
+    # Replayed by ReplayWeb.page's service worker (the static server has no such path).
+    assert controlled and replayed.startswith(f"{base}w/"), replayed

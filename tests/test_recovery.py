@@ -12,9 +12,9 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
-from conftest import kill_when_ready
 from scrapy import Request
 from scrapy.http import HtmlResponse
+from support import kill_when_ready
 from warcio.archiveiterator import ArchiveIterator
 from warcio.timeutils import datetime_to_iso_date
 
@@ -232,6 +232,7 @@ def test_warcinfo_only_and_empty_files_are_deleted(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.e2e
 def test_real_cli_warcio_check_and_sigkilled_writer(tmp_path):
     """A writer process killed with SIGKILL mid-stream; the repaired file passes
     `warcio check` (the real command) and `autoblog-archive verify`-style pairing."""
@@ -251,7 +252,7 @@ def test_real_cli_warcio_check_and_sigkilled_writer(tmp_path):
                 print("ready", flush=True)
         """
     )
-    kill_when_ready(script, settle=0.3)
+    kill_when_ready(script, growing=archive, more=4000)
     (open_file,) = archive.glob("*.open")
     repairs = repair_directory(archive)
     assert [r.action for r in repairs] == ["closed"]

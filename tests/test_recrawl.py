@@ -2,50 +2,35 @@
 
 from __future__ import annotations
 
-import gzip
 import html
 import json
 import signal
 import subprocess
-import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
 from urllib.parse import unquote
 
-import orjson
 import pytest
-from conftest import BIN, needs_pywb, run_cli
-from warcio.archiveiterator import ArchiveIterator
+from support import (
+    corpus_records,
+    crawl_process,
+    needs_pywb,
+    reachable_articles,
+    records_by_run,
+    run_cli,
+    wait_for_requests,
+    warcio_check,
+)
 
 from crawler.samplefarm import start_farm
 from crawler.urls import canonical_url
 
-
-def records_by_run(archive: Path) -> list[tuple[str, str, str, dict]]:
-    """(run id, record type, target URI, WARC headers) of every record, run from warcinfo."""
-    out = []
-    for path in sorted(archive.glob("*.warc.gz")):
-        run = "?"
-        with open(path, "rb") as fh:
-            for record in ArchiveIterator(fh):
-                if record.rec_type == "warcinfo":
-                    fields = record.content_stream().read().decode()
-                    for line in fields.splitlines():
-                        if line.startswith("crawlRun:"):
-                            run = line.split(":", 1)[1].strip()
-                    continue
-                uri = record.rec_headers.get_header("WARC-Target-URI")
-                out.append((run, record.rec_type, uri, dict(record.rec_headers.headers)))
-    return out
+pytestmark = pytest.mark.e2e
 
 
 def corpus_of_run(out: Path, run: int) -> list[dict]:
-    records = []
-    for shard in sorted((out / "corpus" / f"run-{run:05d}").glob("part-*.jsonl.gz")):
-        with gzip.open(shard) as fh:
-            records += [orjson.loads(line) for line in fh if line.strip()]
-    return records
+    return corpus_records(out, f"corpus/run-{run:05d}/part-*.jsonl.gz")
 
 
 @pytest.fixture(scope="module")
@@ -205,8 +190,7 @@ def test_unchanged_content_is_written_as_revisits(recrawl):
         assert headers["WARC-Payload-Digest"] == original["WARC-Payload-Digest"]
     assert run_cli("verify", str(recrawl["out"])).returncode == 0
     files = sorted((recrawl["out"] / "collections" / "r" / "archive").glob("*.warc.gz"))
-    check = subprocess.run([str(BIN / "warcio"), "check", *map(str, files)], capture_output=True)
-    assert check.returncode == 0
+    assert warcio_check(files).returncode == 0
 
 
 @needs_pywb
@@ -243,19 +227,8 @@ def test_reindex_rebuilds_the_history(recrawl, tmp_path):
 
 
 def _crawl_process(url: str, out: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [str(BIN / "autoblog-archive"), "crawl", url, "-o", str(out), "--name", "k", "--fast",
-         "--set", "CONCURRENT_REQUESTS_PER_DOMAIN=2", "--warc-max-size", "40000"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-
-
-def _wait_for_requests(farm, n: int, proc: subprocess.Popen, timeout: float = 60) -> None:
-    """Until the farm has seen ``n`` requests, or the crawl ended on its own."""
-    deadline = time.monotonic() + timeout
-    while len(farm.requests()) < n and proc.poll() is None:
-        assert time.monotonic() < deadline, "the crawl stalled"
-        time.sleep(0.05)
+    return crawl_process(url, out, "--set", "CONCURRENT_REQUESTS_PER_DOMAIN=2",
+                         "--warc-max-size", "40000", name="k")  # fmt: skip
 
 
 def test_killed_crawl_resumes_without_loss_or_duplicates(tmp_path):
@@ -264,12 +237,12 @@ def test_killed_crawl_resumes_without_loss_or_duplicates(tmp_path):
         truth = farm.truth()["autoblogs"]
         for kill_at in (15, 50, 90):
             proc = _crawl_process(farm.url, tmp_path)
-            _wait_for_requests(farm, kill_at, proc)
+            wait_for_requests(farm, kill_at, proc)
             assert proc.poll() is None, "the crawl ended before it could be killed"
             proc.send_signal(signal.SIGKILL)
             proc.wait()
         interrupted = _crawl_process(farm.url, tmp_path)
-        _wait_for_requests(farm, len(farm.requests()) + 10, interrupted)
+        wait_for_requests(farm, len(farm.requests()) + 10, interrupted)
         assert interrupted.poll() is None, "the crawl ended before Ctrl-C"
         interrupted.send_signal(signal.SIGINT)  # Ctrl-C: graceful stop, resumable
         interrupted.communicate(timeout=120)
@@ -281,19 +254,13 @@ def test_killed_crawl_resumes_without_loss_or_duplicates(tmp_path):
     assert verify.returncode == 0, verify.stdout
     archive = tmp_path / "collections" / "k" / "archive"
     assert not list(archive.glob("*.open"))
-    files = sorted(archive.glob("*.warc.gz"))
-    check = subprocess.run([str(BIN / "warcio"), "check", *map(str, files)], capture_output=True)
-    assert check.returncode == 0
+    assert warcio_check(sorted(archive.glob("*.warc.gz"))).returncode == 0
     records = records_by_run(archive)
     assert {run for run, *_ in records} == {"1"}, "the resumed crawl must stay run 1"
     full = Counter(uri for _run, kind, uri, _h in records if kind == "response")
     twice = {uri: n for uri, n in full.items() if n > 1}
     assert not twice, twice
-    captured = {unquote(uri) for uri in full}
-    for blog in truth.values():
-        for article in blog["articles"]:
-            if article["reachable"]:
-                assert unquote(article["url"]) in captured
+    assert reachable_articles(truth) <= {unquote(uri) for uri in full}
     corpus = corpus_of_run(tmp_path, 1)
     urls = Counter(canonical_url(r["url"]) for r in corpus)
     assert max(urls.values()) == 1
@@ -304,7 +271,7 @@ def test_second_run_on_the_same_folder_is_refused(tmp_path):
     # About 10 s of crawling: the first run surely still holds the folder meanwhile.
     with start_farm(autoblogs=1, articles=60, latency=200) as farm:
         first = _crawl_process(farm.url, tmp_path)
-        _wait_for_requests(farm, 3, first)
+        wait_for_requests(farm, 3, first)
         second = run_cli("crawl", farm.url, "-o", str(tmp_path), "--name", "k", "--fast")
         assert first.poll() is None, "the first run ended before the second one started"
         first.send_signal(signal.SIGKILL)

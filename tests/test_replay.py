@@ -11,9 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -21,10 +19,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import BIN, needs_pywb, run_cli
+from support import (
+    BIN,
+    free_port,
+    must_mount,
+    needs_pywb,
+    port_is_free,
+    run_cli,
+    snapshot,
+    wait_for,
+)
 
 from crawler.exitcodes import EXIT_FAILED, EXIT_USAGE
 from crawler.samplefarm import RunningFarm, start_farm
+
+pytestmark = pytest.mark.e2e
 
 NAME = "f"
 MARK = "PLANTED-MARK-7f3a"
@@ -56,22 +65,6 @@ def archive(farm, tmp_path_factory) -> Path:
 @pytest.fixture
 def articles(farm) -> list[dict]:
     return [a for b in farm.truth()["autoblogs"].values() for a in b["articles"] if a["reachable"]]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def fetch(url: str) -> tuple[int, bytes]:
@@ -126,24 +119,10 @@ def running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def wait_for_child(proc: subprocess.Popen, timeout: float = 60) -> int:
+def wait_for_child(proc: subprocess.Popen) -> int:
     """The first child `replay` starts (pywb), as soon as it exists."""
-    deadline = time.monotonic() + timeout
-    while not children(proc.pid):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "replay started no process"
-        time.sleep(0.005)
+    wait_for(lambda: children(proc.pid), "replay started a process", proc)
     return children(proc.pid)[0]
-
-
-def listing(folder: Path) -> dict[str, tuple[int, int, int]]:
-    """Every entry below ``folder`` (itself included): mode, size, mtime."""
-    entries = [folder, *folder.rglob("*")]
-    return {
-        str(p.relative_to(folder)): (st.st_mode, st.st_size, st.st_mtime_ns)
-        for p in entries
-        for st in [p.lstat()]
-    }
 
 
 def copy_archive(archive: Path, tmp_path: Path) -> Path:
@@ -219,13 +198,13 @@ def test_planted_templates_config_metadata_and_static_never_run_or_show(
 @needs_pywb
 def test_pywb_output_goes_to_the_log_file_never_into_the_archive(archive, articles, tmp_path):
     out = copy_archive(archive, tmp_path)
-    before = listing(out)
+    before = snapshot(out)
     log = tmp_path / "pywb.log"
     with serving(out, "--log-file", str(log)) as (base, _):
         assert fetch(f"{base}{NAME}/2100id_/{articles[0]['url']}")[0] == 200
     port = base.rstrip("/").rsplit(":", 1)[1]
     assert f"Starting Gevent Server on {port}" in log.read_text()  # written before it listens
-    assert listing(out) == before
+    assert snapshot(out) == before
 
 
 @needs_pywb
@@ -325,15 +304,9 @@ def test_pywb_dying_is_exit_2_with_its_last_lines(archive, tmp_path):
 def read_only_view(folder: Path, view: Path) -> Iterator[Path]:
     """``folder`` bind-mounted read-only at ``view``: unwritable even for root."""
     view.mkdir()
-    mounted = subprocess.run(["mount", "--bind", str(folder), str(view)]).returncode == 0
-    if mounted and subprocess.run(["mount", "-o", "remount,bind,ro", str(view)]).returncode:
-        subprocess.run(["umount", "-l", str(view)])
-        mounted = False
-    if not mounted:
-        if os.environ.get("CI"):
-            pytest.fail(f"cannot bind-mount {folder} read-only")
-        pytest.skip("cannot bind-mount read-only here (needs root)")
+    must_mount("--bind", str(folder), str(view), what=f"{folder} read-only")
     try:
+        must_mount("-o", "remount,bind,ro", str(view), what=f"{folder} read-only")
         yield view
     finally:
         subprocess.run(["umount", "-l", str(view)])
@@ -345,12 +318,12 @@ def test_read_only_archive_replays_and_nothing_is_written_in_it(archive, article
     with read_only_view(out, tmp_path / "ro") as ro:
         with pytest.raises(OSError):
             (ro / "probe").write_text("x")
-        before = listing(ro)
+        before = snapshot(ro)
         url = articles[0]["url"]
         with serving(ro) as (base, _):
             raw = fetch(f"{base}{NAME}/2100id_/{url}")
             page = fetch(f"{base}{NAME}/2100/{url}")
-        after = listing(ro)
+        after = snapshot(ro)
     assert raw == (200, urllib.request.urlopen(url).read())
     assert page[0] == 200
     assert after == before

@@ -7,62 +7,39 @@ what the output folder holds afterwards.
 
 from __future__ import annotations
 
-import http.server
 import os
 import signal
 import sqlite3
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import orjson
 import pytest
-from conftest import BIN, responses, run_cli
-from test_operator import IS_ROOT, path_of, permalinks, tmpfs
+from support import (
+    BIN,
+    IS_ROOT,
+    archived_paths,
+    crawl,
+    path_of,
+    permalinks,
+    responses,
+    run_cli,
+    said,
+    summary_of,
+    tmpfs,
+    wait_for,
+)
 
 from crawler.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
-from crawler.samplefarm import start_farm
+from crawler.samplefarm import RunningFarm, start_farm
+
+pytestmark = pytest.mark.e2e
 
 
-def crawl(url: str, out: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    argv = [str(BIN / "autoblog-archive"), "crawl", url, "-o", str(out), "--name", "f", "--fast"]
-    return subprocess.run([*argv, *extra], capture_output=True, text=True, timeout=300, env=env)
-
-
-def said(result: subprocess.CompletedProcess) -> str:
-    return result.stdout + result.stderr
-
-
-def summary_of(out: Path) -> dict:
-    return orjson.loads((out / "summary.json").read_bytes())
-
-
-def archived_paths(out: Path) -> set[str]:
-    from test_operator import archived
-
-    return archived(out)
-
-
-@pytest.fixture
-def plain_site(tmp_path) -> Iterator[str]:
-    """A plain web server (Python's file server): pages, but no autoblog anywhere."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "index.html").write_text("<html><body><p>Just a page.</p></body></html>")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:  # noqa: D102 - keep the test output clean
-            pass
-
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), lambda *a: Quiet(*a, directory=str(site))
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
+@pytest.fixture(scope="module")
+def tiny_farm() -> Iterator[RunningFarm]:
+    with start_farm(autoblogs=1, articles=3) as farm:
+        yield farm
 
 
 # ------------------------------------------------- 2. a run exists once it holds an autoblog page
@@ -207,15 +184,14 @@ def test_an_extraction_pool_that_cannot_work_makes_the_run_partial(tmp_path):
         (["--processes", "0"], "--processes must be 1 or more"),
     ],
 )
-def test_bad_option_values_exit_4_in_one_line_before_anything(tmp_path, args, message):
-    with start_farm(autoblogs=1, articles=3) as farm:
-        result = crawl(farm.url, tmp_path / "out", *args)
-        asked = farm.requests()
+def test_bad_option_values_exit_4_in_one_line_before_anything(tmp_path, tiny_farm, args, message):
+    before = len(tiny_farm.requests())
+    result = crawl(tiny_farm.url, tmp_path / "out", *args)
     assert result.returncode == EXIT_USAGE, said(result)[-3000:]
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) <= 2  # the error and at most a hint
     assert "Traceback" not in said(result)
-    assert asked == [] and not (tmp_path / "out").exists()
+    assert len(tiny_farm.requests()) == before and not (tmp_path / "out").exists()
 
 
 def test_a_url_with_a_bad_port_is_bad_usage(tmp_path):
@@ -295,18 +271,6 @@ def _fork_server_started(pgid: int) -> bool:
     return False
 
 
-def _wait_for(condition, proc: subprocess.Popen | None, what: str, limit: int = 3000) -> None:
-    """Poll ``condition`` (no fixed sleep) until it holds; fail if the crawl ended first
-    (``proc``), or after ``limit`` looks."""
-    tick = threading.Event()
-    for _ in range(limit):
-        if condition():
-            return
-        assert proc is None or proc.poll() is None, f"the crawl ended before {what}"
-        tick.wait(0.02)
-    raise AssertionError(f"still waiting: {what}")
-
-
 @pytest.mark.parametrize("presses", [1, 2])
 def test_ctrl_c_to_the_process_group_stops_cleanly_and_resumes(tmp_path, presses):
     """Ctrl-C on a terminal signals the whole process group: the crawl, the extraction
@@ -317,19 +281,19 @@ def test_ctrl_c_to_the_process_group_stops_cleanly_and_resumes(tmp_path, presses
     out, log = tmp_path / "out", tmp_path / "crawl.log"
     argv = [str(BIN / "autoblog-archive"), "crawl", "-o", str(out), "--name", "f", "--fast",
             "--log-file", str(log)]  # fmt: skip
-    with start_farm(autoblogs=2, articles=60, engine=["0.3.4"], latency=20) as farm:
+    with start_farm(autoblogs=2, articles=30, engine=["0.3.4"], latency=20) as farm:
         proc = subprocess.Popen(
             [*argv, farm.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             start_new_session=True,
         )  # fmt: skip
         try:
-            _wait_for(lambda: _fork_server_started(proc.pid), proc, "the fork server started")
+            wait_for(lambda: _fork_server_started(proc.pid), "the fork server started", proc)
             os.killpg(proc.pid, signal.SIGINT)
             if presses == 2:
-                _wait_for(
+                wait_for(
                     lambda: "shutting down gracefully" in log.read_text(errors="replace"),
-                    proc,
                     "the graceful stop began",
+                    proc,
                 )
                 os.killpg(proc.pid, signal.SIGINT)
             stdout, stderr = proc.communicate(timeout=240)
@@ -344,7 +308,7 @@ def test_ctrl_c_to_the_process_group_stops_cleanly_and_resumes(tmp_path, presses
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-5000:]
     assert "interrupted: run the same command again to resume" in text
     assert f"Resume: {BIN / 'autoblog-archive'} crawl -o {out}" in stderr
-    _wait_for(lambda: not _group(proc.pid), None, "every process of the crawl to end")
+    wait_for(lambda: not _group(proc.pid), "every process of the crawl to end")
     assert again.returncode == EXIT_OK, said(again)[-3000:]
     assert "Run 1 (full, resumed): complete" in again.stdout
     assert expected <= archived_paths(out)

@@ -4,36 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import pytest
+from support import hold_in_subprocess
 
 from crawler.layout import LOCK_NAME
 from crawler.runlock import RunLock, RunLockedError, read_holder
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def hold_in_subprocess(output: Path) -> subprocess.Popen:
-    script = textwrap.dedent(
-        f"""
-        import sys, time
-        sys.path.insert(0, {str(ROOT)!r})
-        from crawler.runlock import RunLock
-        lock = RunLock({str(output)!r}, command="autoblog-archive crawl http://farm.test/")
-        lock.acquire()
-        print("locked", flush=True)
-        time.sleep(60)
-        """
-    )
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "locked"
-    return proc
-
-
+@pytest.mark.e2e
 def test_second_run_is_refused_with_the_holders_details(tmp_path):
     proc = hold_in_subprocess(tmp_path)
     try:
@@ -49,6 +28,7 @@ def test_second_run_is_refused_with_the_holders_details(tmp_path):
         proc.wait()
 
 
+@pytest.mark.e2e
 def test_sigkilled_holder_leaves_a_stale_file_that_does_not_block(tmp_path):
     proc = hold_in_subprocess(tmp_path)
     os.kill(proc.pid, signal.SIGKILL)

@@ -12,7 +12,10 @@ import gzip
 from pathlib import Path
 
 import orjson
+import pytest
 from fingerprint import crawl_twice, scrub_volatile
+
+pytestmark = pytest.mark.e2e
 
 GOLDEN = Path(__file__).parent / "data" / "crawl-fingerprint.json.gz"
 
@@ -37,9 +40,23 @@ def _first_difference(a, b, path="") -> str | None:
     return None if a == b else f"{path}: {str(a)[:200]!r} != {str(b)[:200]!r}"
 
 
+def _without_empty_throttled(value):
+    """0.3.0's change report has a ``throttled`` category (polite back-off, issue 23) that
+    the golden predates: dropped where empty, so a page really throttled still differs."""
+    if isinstance(value, dict):
+        return {
+            k: _without_empty_throttled(v)
+            for k, v in value.items()
+            if not (k == "throttled" and v in ([], 0, {}))
+        }
+    if isinstance(value, list):
+        return [_without_empty_throttled(v) for v in value]
+    return value
+
+
 def test_crawl_output_is_unchanged(tmp_path):
     # Scrubbed again: what VOLATILE leaves out now (the version) was kept in the file.
     expected = scrub_volatile(orjson.loads(gzip.decompress(GOLDEN.read_bytes())))
-    got = crawl_twice(tmp_path / "out")
+    got = _without_empty_throttled(crawl_twice(tmp_path / "out"))
     assert got["first"]["corpus"] and got["second"]["reports"]
     assert _first_difference(expected, got) is None, _first_difference(expected, got)

@@ -9,10 +9,12 @@ import urllib.request
 from urllib.parse import quote
 
 import pytest
-from conftest import REFERENCE_PAGES
 from lxml import etree, html
+from support import REFERENCE_PAGES
 
 from crawler.samplefarm import start_farm
+
+pytestmark = pytest.mark.e2e
 
 REF = REFERENCE_PAGES
 

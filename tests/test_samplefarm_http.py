@@ -8,9 +8,12 @@ import socket
 import urllib.request
 from urllib.parse import quote, urlsplit
 
+import pytest
 from lxml import html
 
 from crawler.samplefarm import start_farm
+
+pytestmark = pytest.mark.e2e
 
 
 def get(url: str, headers: dict | None = None) -> tuple[int, bytes, dict]:

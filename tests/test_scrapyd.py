@@ -4,24 +4,19 @@ spider runs there with the arguments of ``scrapy crawl``: WARCs, indexes, ``veri
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from conftest import BIN, run_cli
+import pytest
+from support import BIN, free_port, run_cli, wait_for
 
 from crawler.samplefarm import start_farm
 
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _call(url: str, data: dict | None = None) -> dict:
@@ -30,8 +25,21 @@ def _call(url: str, data: dict | None = None) -> dict:
         return json.loads(answer.read())
 
 
+def _answers(url: str) -> bool:
+    try:
+        _call(url)
+    except OSError:
+        return False
+    return True
+
+
+def _finished(api: str, job: str) -> bool:
+    jobs = _call(api + "listjobs.json?project=autoblog_archive")
+    return any(j["id"] == job for j in jobs["finished"])
+
+
 def test_deploy_to_scrapyd_and_crawl_there(tmp_path):
-    port = _free_port()
+    port = free_port()
     (tmp_path / "scrapyd.conf").write_text(
         f"[scrapyd]\nbind_address = 127.0.0.1\nhttp_port = {port}\nmax_proc = 1\n"
         f"eggs_dir = {tmp_path}/eggs\nlogs_dir = {tmp_path}/logs\ndbs_dir = {tmp_path}/dbs\n"
@@ -46,13 +54,7 @@ def test_deploy_to_scrapyd_and_crawl_there(tmp_path):
     )
     api = f"http://127.0.0.1:{port}/"
     try:
-        for _ in range(400):
-            try:
-                _call(api + "daemonstatus.json")
-                break
-            except OSError:
-                assert server.poll() is None, server.stderr.read().decode()[-2000:]
-                time.sleep(0.05)
+        wait_for(lambda: _answers(api + "daemonstatus.json"), "Scrapyd answers", server)
         deploy = subprocess.run(
             [str(BIN / "scrapyd-deploy"), "test"],
             cwd=ROOT,
@@ -72,11 +74,7 @@ def test_deploy_to_scrapyd_and_crawl_there(tmp_path):
                 {"project": "autoblog_archive", "spider": "autoblog", "url": farm.url,
                  "setting": settings},
             )["jobid"]  # fmt: skip
-            while True:
-                jobs = _call(api + "listjobs.json?project=autoblog_archive")
-                if any(j["id"] == job for j in jobs["finished"]):
-                    break
-                time.sleep(0.1)
+            wait_for(lambda: _finished(api, job), "the job finished", server, timeout=300)
         verify = run_cli("verify", str(out))
         assert verify.returncode == 0, verify.stdout[-2000:]
         assert list((out / "collections" / "s" / "archive").glob("*.warc.gz"))

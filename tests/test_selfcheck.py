@@ -8,8 +8,8 @@ import argparse
 from functools import lru_cache
 
 import pytest
-from conftest import REFERENCE_PAGES
 from rapidfuzz import fuzz
+from support import REFERENCE_PAGES
 
 from crawler.corpus.extraction import extract_page
 from crawler.corpus.selfcheck import MAX_EXCESS, MIN_COVERAGE, check_text, parse_block, visible_text

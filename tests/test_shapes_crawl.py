@@ -8,13 +8,15 @@ import statistics
 from collections import defaultdict
 
 import pytest
-from conftest import run_cli
 from rapidfuzz import fuzz
+from support import run_cli
 
 from crawler.corpus.shards import read_corpus
 from crawler.samplefarm import start_farm
 from crawler.samplefarm.shapes import BROAD_FARM, repeated_line_runs
 from crawler.urls import canonical_url
+
+pytestmark = pytest.mark.e2e
 
 MIN_RATIO = 95.0
 MIN_MEAN = 99.0

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import run_cli
+import pytest
+from support import run_cli
 
 from crawler.samplefarm import start_farm
+
+pytestmark = pytest.mark.e2e
 
 # What the children import early: the fork server and resource tracker (selectors,
 # random via tempfile), the WACZ step and the workers' extraction (json).

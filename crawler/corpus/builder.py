@@ -253,7 +253,6 @@ class CorpusBuilder:
         read_limit: int,
         records_per_shard: int = RECORDS_PER_SHARD,
         near_dup_distance: int = NEAR_DUP_DISTANCE,
-        debug_sleep: Mapping[str, float] | None = None,
         corpus_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.output_dir = Path(output_dir)
@@ -261,7 +260,6 @@ class CorpusBuilder:
         self.corpus_dir = Path(corpus_dir) if corpus_dir else self.output_dir / "corpus"
         self.records_per_shard = records_per_shard
         self.near_dup_distance = near_dup_distance
-        self.debug_sleep = dict(debug_sleep or {})
         self.read_limit = read_limit  # of a page the workers read from a WARC (DOWNLOAD_MAXSIZE)
         self.pool = ExtractionPool(self._on_result, options)
         self.corpus_dir.mkdir(parents=True, exist_ok=True)
@@ -331,9 +329,6 @@ class CorpusBuilder:
                 self.stats.extra["parses_reused"] = self.stats.extra.get("parses_reused", 0) + 1
             else:
                 payload["body"] = body
-        for marker, seconds in self.debug_sleep.items():
-            if marker in url:
-                payload["debug_sleep"] = seconds
         with self._lock:
             task_id = self._next_id
             self._next_id += 1

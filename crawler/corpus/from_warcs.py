@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,7 +103,6 @@ def extract_warcs(
     output_dir: str | os.PathLike[str],
     options: CorpusOptions,
     read_limit: int,
-    debug_sleep: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Write ``<output_dir>/corpus/`` from WARC files (replacing the corpus there, whole,
     once the new one is complete), the workers reading at most ``read_limit`` bytes of a
@@ -111,9 +110,7 @@ def extract_warcs(
     files = sorted({str(Path(p)) for p in paths})
     started = time.monotonic()
     with replaced_corpus(output_dir) as corpus_dir:
-        builder = CorpusBuilder(
-            output_dir, options, read_limit, debug_sleep=debug_sleep, corpus_dir=corpus_dir
-        )
+        builder = CorpusBuilder(output_dir, options, read_limit, corpus_dir=corpus_dir)
         # Files are scanned here, one after the other, while the workers already extract
         # what was found: scanning only reads headers, and the workers have the cores.
         pages, problems, unreadable, scan_s = 0, [], 0, 0.0

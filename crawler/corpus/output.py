@@ -54,7 +54,7 @@ def remove_leftovers(root: Path) -> None:
         return
     for entry in os.scandir(root):
         if entry.name.startswith((CORPUS_NEW_PREFIX, CORPUS_OLD_PREFIX)):
-            _remove(Path(entry.path))
+            remove_path(Path(entry.path))
 
 
 @contextmanager
@@ -63,27 +63,34 @@ def replaced_corpus(root: str | os.PathLike[str]) -> Iterator[Path]:
     there before removed) when the block ends, or is removed if the block fails."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    new = Path(tempfile.mkdtemp(prefix=CORPUS_NEW_PREFIX, dir=root))
+    new = new_folder(root, CORPUS_NEW_PREFIX)
     try:
         yield new
-        new.chmod(0o755)  # mkdtemp's 0700 would not be the usual folder's mode
-        _put_in_place(new, OutputLayout(root).corpus)
+        put_in_place(new, OutputLayout(root).corpus, CORPUS_OLD_PREFIX)
     except BaseException:
-        _remove(new)
+        remove_path(new)
         raise
 
 
-def _put_in_place(new: Path, target: Path) -> None:
+def new_folder(parent: Path, prefix: str) -> Path:
+    """A new, empty folder in ``parent`` to be put in place whole (:func:`put_in_place`)."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+
+
+def put_in_place(new: Path, target: Path, old_prefix: str) -> None:
+    """``new`` becomes ``target``, the folder there before removed (``old_prefix``: its
+    name while it is, where the swap cannot be one atomic exchange)."""
+    new.chmod(0o755)  # mkdtemp's 0700 would not be the usual folder's mode
     if not os.path.lexists(target):
         os.rename(new, target)
         return
     if _exchange(new, target):
-        _remove(new)  # now the old corpus
+        remove_path(new)  # now the old one
         return
-    old = Path(tempfile.mkdtemp(prefix=CORPUS_OLD_PREFIX, dir=target.parent))
-    os.rename(target, old / "corpus")
+    old = Path(tempfile.mkdtemp(prefix=old_prefix, dir=target.parent))
+    os.rename(target, old / target.name)
     os.rename(new, target)
-    _remove(old)
+    remove_path(old)
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -104,7 +111,7 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
     """Remove a folder (or a symlink or file standing there), never following a link."""
     if path.is_symlink() or not path.is_dir():
         path.unlink(missing_ok=True)

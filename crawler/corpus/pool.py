@@ -17,7 +17,6 @@ import os
 import queue
 import signal
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -59,8 +58,6 @@ def _read_warc_response(path: str, offset: int, limit: int) -> dict[str, Any]:
 
 def process_task(payload: dict[str, Any]) -> dict[str, Any]:
     """Run one extraction task (in a worker process, or inline for debugging)."""
-    if payload.get("debug_sleep"):
-        time.sleep(payload["debug_sleep"])  # test hook: simulates a hanging extraction
     if "block_html" in payload:  # deferred text of an index block (see CorpusBuilder.close)
         return text_fields(payload["block_html"])
     extra: list[str] = []

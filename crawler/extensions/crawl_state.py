@@ -329,15 +329,14 @@ class CrawlState:
         """This run's complete capture of ``url`` (a resumed run does not fetch it again)."""
         if self.run is None or canonical_url(url) not in self.captured_this_run:
             return None
-        capture = self.history.latest_capture(url)
+        capture = self.history.latest_capture(url)  # a throttled or failed fetch: not one
         if capture is None or capture.run_id != self.run.id:
-            return None
-        if capture.status is None or capture.status >= 500:
             return None
         return capture
 
     def archived_before(self, url: str) -> Capture | None:
-        """The newest successful capture of ``url`` from an earlier run."""
+        """The newest successful capture of ``url`` from an earlier run (a later throttled
+        or failed fetch does not hide it)."""
         if self.run is None:
             return None
         capture = self.history.latest_capture(url, before_run=self.run.id)

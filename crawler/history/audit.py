@@ -18,10 +18,11 @@ of each URL, whichever run made it) and checking every declared item against the
 Nothing the engine legitimately never serves is asked for: pages past the last one,
 numeric slugs (the engine serves ``?2024`` as a page number), a 0.1 or 0.2 engine's feed
 links, URLs the scope or the forbidden-URL rules keep the crawler from. An item is held
-when the newest capture of its URL answered below 500: a 404 permalink is what the engine
-serves, while after a 5xx the page as the farm serves it now is unknown (and the crawl
-fetches it again: ``CrawlState.archived_before``). What is missing is named (autoblog,
-what, URL, why), makes the run partial, and is fetched first by the next run
+when the newest capture of its URL answered (below 500, not 408 nor 429): a 404 permalink
+is what the engine serves, while after a 5xx, a 408 or a 429 (the farm throttled the
+crawl) the page as the farm serves it now is unknown. Every page whose newest capture
+was throttled is missing too, declared or not. What is missing is named (autoblog, what,
+URL, why), makes the run partial, and is fetched first by the next run
 (:func:`save_audit`, :func:`missing_before`); ``verify`` runs the same audit offline, on
 what the WARC files still hold.
 
@@ -47,7 +48,7 @@ from scrapy.http import Response, TextResponse
 from warcio.exceptions import ArchiveLoadFailed
 
 from crawler.history.captures import _capture_from_row
-from crawler.history.model import Capture
+from crawler.history.model import ANSWERED_SQL, THROTTLED, Capture, answered
 from crawler.parsing import (
     ENGINE_FILES,
     PAGE_QUERY,
@@ -67,6 +68,8 @@ logger = logging.getLogger(__name__)
 
 # Engines whose feed links each entry to its permalink (``?<slug>``, as their pages do).
 FEED_PERMALINKS = ("0.3", "2025", "0.3.0")
+# Why a page the farm throttled is missing, declared or not.
+THROTTLED_WHY = f"answered {THROTTLED} Too Many Requests on every attempt when last asked"
 # Who named an autoblog (the "why" of a missing autoblog).
 NAMED = "named with --autoblogs (or hidden_autoblogs)"
 SEEDED = "named on the command line"
@@ -163,10 +166,13 @@ class ArchiveView:
         self.read_limit = read_limit
 
     def held(self, url: str) -> bool:
-        """The newest capture of ``url`` (canonical) still in its file answered below 500.
+        """The newest capture of ``url`` (canonical) still in its file answered: a 404 is
+        what the engine serves; a 5xx, 408 or 429 (throttled) says nothing of the page as
+        the farm serves it now (:func:`crawler.history.model.answered`)."""
+        return answered(self.newest_status(url))
 
-        A 404 is what the engine serves; a 5xx says nothing of the page, and the crawl
-        does not count it as archived either (``CrawlState.archived_before``)."""
+    def newest_status(self, url: str) -> int | None:
+        """The HTTP status of the newest capture of ``url`` still in its file (None: none)."""
         rows = self.conn.execute(
             "SELECT status, filename, offset FROM captures WHERE url = ? "
             "ORDER BY warc_date DESC, id DESC",
@@ -174,8 +180,18 @@ class ArchiveView:
         )
         for status, name, offset in rows:
             if (name, offset) not in self.lost:
-                return status is not None and status < 500
-        return False
+                return status
+        return None
+
+    def throttled(self) -> Iterator[tuple[str, str]]:
+        """(URL, autoblog) of every URL whose newest capture was throttled (429), by URL."""
+        rows = self.conn.execute(
+            "SELECT url, MIN(autoblog) FROM captures WHERE status = ? GROUP BY url ORDER BY url",
+            (THROTTLED,),
+        )
+        for url, autoblog in rows:
+            if self.newest_status(url) == THROTTLED:
+                yield url, autoblog or autoblog_base(url)
 
     def newest(self, url: str) -> Capture | None:
         """The newest capture of ``url`` that answered 200 and is held (a revisit: its
@@ -354,6 +370,11 @@ class Auditor:
         for base, why in sorted(autoblogs.items()):
             if self.fetchable(base) and (keeps is None or keeps(base)):
                 self.autoblog(base, why)
+        # Declared or not (a medium, a stylesheet): a page the farm throttled when last
+        # asked is not in the archive as it is now.
+        for url, autoblog in self.view.throttled():
+            if self.fetchable(url) and (keeps is None or keeps(autoblog)):
+                self.missing(Missing(autoblog, "page", url, THROTTLED_WHY))
         return self.audit
 
     def seed(self, seed: str, autoblogs: dict[str, str]) -> None:
@@ -499,8 +520,8 @@ def missing_before(conn: sqlite3.Connection) -> list[Missing]:
     if exists is None:
         return []
     rows = conn.execute(
-        "SELECT autoblog, what, url, why FROM audit_missing m WHERE COALESCE(("
-        "  SELECT c.status FROM captures c WHERE c.url = m.url"
-        "  ORDER BY c.warc_date DESC, c.id DESC LIMIT 1), 500) >= 500 ORDER BY rowid"
+        "SELECT autoblog, what, url, why FROM audit_missing m WHERE NOT COALESCE(("
+        f"  SELECT {ANSWERED_SQL} FROM captures c WHERE c.url = m.url"
+        "  ORDER BY c.warc_date DESC, c.id DESC LIMIT 1), 0) ORDER BY rowid"
     )
     return [Missing(*row) for row in rows]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 
-from crawler.history.model import CAPTURE_TYPES, Capture
+from crawler.history.model import ANSWERED_SQL, CAPTURE_TYPES, Capture
 from crawler.urls import autoblog_base, canonical_url
 
 CAPTURE_COLUMNS = (
@@ -79,8 +79,9 @@ class CaptureQueries:
     def latest_capture(
         self, url: str, before_run: int | None = None, record_type: str | None = None
     ) -> Capture | None:
-        """The newest capture of ``url`` (optionally from runs before ``before_run``)."""
-        sql = "SELECT * FROM captures WHERE url = ?"
+        """The newest capture of ``url`` that says what the page is (optionally from runs
+        before ``before_run``): a throttled or failed fetch never replaces it (``answered``)."""
+        sql = f"SELECT * FROM captures WHERE url = ? AND {ANSWERED_SQL}"
         params: list[object] = [canonical_url(url)]
         if before_run is not None:
             sql += " AND run_id < ?"

@@ -22,6 +22,19 @@ RUNNING, INTERRUPTED, FINISHED, PARTIAL, FAILED = (
 )
 RESUMABLE = (RUNNING, INTERRUPTED)
 
+# 429 Too Many Requests: the farm throttles the crawl (crawler.backoff). Like 408 and any
+# 5xx, it says "not now", nothing about the page: such a capture stays in the WARC and the
+# history, but is never a page's capture as far as any question about the page goes.
+THROTTLED = 429
+NOT_NOW = (408, THROTTLED)
+# The same rule as SQL, on a captures row.
+ANSWERED_SQL = "(status < 500 AND status NOT IN (408, 429))"
+
+
+def answered(status: int | None) -> bool:
+    """Whether a capture with this HTTP status says what the page is (see ``NOT_NOW``)."""
+    return status is not None and status < 500 and status not in NOT_NOW
+
 
 def warcinfo_run_fields(run_id: int, started: str, mode: str = "full") -> dict[str, str]:
     """Fields to add to every ``warcinfo`` of a run so a rebuild can regroup files by run

@@ -3,7 +3,8 @@
 Computed from the crawl history (this run against every earlier one), so it can be
 redone for any run, also after ``reindex``. Definitions:
 
-Pages (every URL fetched in the run, last fetch of the run counts):
+Pages (every URL fetched in the run, last fetch of the run counts, compared with the
+newest earlier capture that answered: ``History.latest_capture``):
 - new: never captured in an earlier run;
 - gone: answered 404/410 now, 2xx before; or, in a full pass that finished, captured
   with 2xx before in an autoblog this run walked, and not fetched this time ("not
@@ -12,7 +13,9 @@ Pages (every URL fetched in the run, last fetch of the run counts):
   text, media; not the "Mise à jour" block nor the search form) differs / is the same as
   the previous capture's; pages without one (media, feeds, articles.db) compare payload
   digests. A revisit record is unchanged by definition;
-- errors: answered 5xx (not compared: a failing server says nothing about the content).
+- errors: answered 5xx (not compared: a failing server says nothing about the content);
+- throttled: answered 429 Too Many Requests on every attempt (crawler.backoff): not
+  compared either, and the page's previous capture stays the one later runs compare with.
 ``new_index_pages`` lists the new pages that are an autoblog's index pages (``./?N``,
 ``/<sha1>/N``): after growth, the tail pages an incremental run fetched because no run
 had captured them yet.
@@ -40,13 +43,15 @@ import orjson
 
 from crawler.escaping import terminal
 from crawler.exitcodes import UsageError
-from crawler.history.model import FINISHED, Capture
+from crawler.history.model import FINISHED, THROTTLED, Capture
 from crawler.history.store import History
 from crawler.layout import OutputLayout
 from crawler.parsing import PAGE_QUERY
 from crawler.urls import autoblog_base
 
 CATEGORIES = ("new", "changed", "unchanged", "gone")
+# Pages only: fetches that said nothing of the page (5xx; 429, the farm throttled the crawl).
+PAGE_FAILURES = ("errors", "throttled")
 GONE_STATUSES = (404, 410)
 
 
@@ -55,6 +60,8 @@ def _ok(status: int | None) -> bool:
 
 
 def _page_state(now: Capture, before: Capture | None) -> str:
+    if now.status == THROTTLED:
+        return "throttled"
     if before is None:
         return "new"
     if now.status in GONE_STATUSES and _ok(before.status):
@@ -77,7 +84,7 @@ def _empty_autoblog() -> dict:
         "responses": 0,
         "revisits": 0,
         "articles": {c: [] for c in CATEGORIES},
-        "pages": {c: [] for c in (*CATEGORIES, "errors")},
+        "pages": {c: [] for c in (*CATEGORIES, *PAGE_FAILURES)},
         "new_index_pages": [],
     }
 
@@ -154,7 +161,8 @@ def build_report(history: History, run_id: int | None = None) -> dict:
         "articles": {c: sum(len(a["articles"][c]) for a in autoblogs.values()) for c in CATEGORIES},
         "new_index_pages": sum(len(a["new_index_pages"]) for a in autoblogs.values()),
         "pages": {
-            c: sum(len(a["pages"][c]) for a in autoblogs.values()) for c in (*CATEGORIES, "errors")
+            c: sum(len(a["pages"][c]) for a in autoblogs.values())
+            for c in (*CATEGORIES, *PAGE_FAILURES)
         },
     }
     for entry in autoblogs.values():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+from email.utils import formatdate
 
 # The hostile shapes the farm serves (crawler.samplefarm.hostile), by the name --hostile takes.
 HOSTILE_KINDS = {
@@ -29,6 +30,11 @@ Per-autoblog settings: --fault TARGET:KIND[=VALUE] (repeatable). TARGET is an au
 (0 = first), a folder name, or '*' for every autoblog. KINDs:
   latency=MS      add MS milliseconds before answering
   error=F         answer a fraction F of requests with 500 or 503 (deterministic sequence)
+  throttle=SHARE:AFTER[:TIMES[:STATUS]]
+                  a seeded share SHARE of the URLs answers 429 Too Many Requests (STATUS 503:
+                  Service Unavailable) with Retry-After AFTER ('N' seconds, '@N' an HTTP date
+                  N seconds ahead, '-' no header) the first TIMES times each is asked (default
+                  1; 0: every time, until switched off with throttle=0)
   drop=F          close the connection mid-body on a fraction F of responses
   gzip            gzip the body when the client sends Accept-Encoding: gzip
   chunked         use Transfer-Encoding: chunked
@@ -46,6 +52,48 @@ Per-autoblog settings: --fault TARGET:KIND[=VALUE] (repeatable). TARGET is an au
   shapes          ordinary articles cycle through the real-world content shapes of the
                   site type (link posts, footnote tables, code, video, empty, ...)
 Farm-wide switches (--latency, --error-rate, ...) apply to every request, /_farm/ excepted."""
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """``SHARE:AFTER[:TIMES[:STATUS]]``: which URLs answer "too many requests", how often."""
+
+    share: float  # of the URLs, chosen by a hash of the farm's seed and the URL
+    retry_after: str  # "N" seconds, "@N" an HTTP date N seconds ahead, "" no header
+    times: int = 1  # answers before the URL is served (0: every time)
+    status: int = 429  # or 503
+
+    def retry_after_header(self, now: float) -> str | None:
+        if not self.retry_after:
+            return None
+        if self.retry_after.startswith("@"):
+            return formatdate(now + int(self.retry_after[1:]), usegmt=True)
+        return self.retry_after
+
+
+def parse_throttle(text: str) -> Throttle | None:
+    """``throttle=SHARE:AFTER[:TIMES[:STATUS]]`` (``throttle=0``: off)."""
+    parts = text.split(":")
+    try:
+        share = float(parts[0])
+    except ValueError:
+        raise ValueError("throttle takes SHARE:AFTER[:TIMES[:STATUS]], SHARE a number") from None
+    if not 0 <= share <= 1:
+        raise ValueError("throttle SHARE must lie between 0 and 1")
+    if share == 0:
+        return None
+    if not 2 <= len(parts) <= 4:
+        raise ValueError("throttle takes SHARE:AFTER[:TIMES[:STATUS]]")
+    after = parts[1]
+    if after == "-":
+        after = ""
+    elif not after.removeprefix("@").isdecimal() or not after.isascii():
+        raise ValueError("throttle AFTER must be N (seconds), @N (a date N s ahead) or -")
+    times = parts[2] if len(parts) > 2 else "1"
+    status = parts[3] if len(parts) > 3 else "429"
+    if not times.isdecimal() or status not in ("429", "503"):
+        raise ValueError("throttle TIMES must be a count and STATUS 429 or 503")
+    return Throttle(share, after, int(times), int(status))
 
 
 @dataclass
@@ -66,6 +114,7 @@ class AutoblogSettings:
     shapes: bool = False
     status: int = 0  # every request under the folder answers this status (0: normal)
     content_type: str | None = None  # the pages' Content-Type instead of text/html
+    throttle: Throttle | None = None  # a share of the URLs answers 429/503 with Retry-After
 
     def apply(self, kind: str, value: str | None) -> None:
         """Apply one ``KIND[=VALUE]`` fault specification."""
@@ -89,6 +138,8 @@ class AutoblogSettings:
             if not (value or "").isdigit() or not 200 <= int(value or 0) <= 599:
                 raise ValueError("status must be an HTTP status from 200 to 599")
             self.status = int(value or 0)
+        elif kind == "throttle":
+            self.throttle = parse_throttle(value or "")
         elif kind == "ctype":
             if not value or not value.isprintable():
                 raise ValueError("ctype must be a Content-Type, e.g. image/png")
@@ -169,6 +220,13 @@ def add_farm_arguments(parser: argparse.ArgumentParser) -> None:
     f.add_argument("--latency", type=float, default=0.0, metavar="MS", help="added latency")
     f.add_argument("--error-rate", type=float, default=0.0, metavar="F", help="fraction 500/503")
     f.add_argument("--drop-rate", type=float, default=0.0, metavar="F", help="fraction dropped")
+    f.add_argument(
+        "--throttle",
+        type=_throttle,
+        default=None,
+        metavar="SHARE:AFTER[:TIMES[:STATUS]]",
+        help="a share of the URLs answers 429 with Retry-After (see throttle= below)",
+    )
     f.add_argument("--gzip", action="store_true", help="gzip bodies when the client accepts it")
     f.add_argument("--chunked", action="store_true", help="Transfer-Encoding: chunked")
     f.add_argument("--update-block", action="store_true", help="'Mise a jour' block everywhere")
@@ -201,6 +259,7 @@ def config_from_args(args: argparse.Namespace) -> FarmConfig:
         latency_ms=args.latency,
         error=args.error_rate,
         drop=args.drop_rate,
+        throttle=args.throttle,
         gzip=args.gzip,
         chunked=args.chunked,
         update=args.update_block,
@@ -222,6 +281,13 @@ def config_from_args(args: argparse.Namespace) -> FarmConfig:
         quiet=not args.log_requests,
         hostile=dict(args.hostile),
     )
+
+
+def _throttle(text: str) -> Throttle | None:
+    try:
+        return parse_throttle(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _hostile_kinds() -> list[str]:

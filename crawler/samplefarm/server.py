@@ -10,13 +10,14 @@ import random
 import signal
 import sys
 import time
+from collections import Counter
 from email.utils import formatdate
 from urllib.parse import parse_qs
 
 import orjson
 
 from .farm import EDIT_TEXT, Farm
-from .options import AutoblogSettings, FarmConfig, config_from_args
+from .options import AutoblogSettings, FarmConfig, Throttle, config_from_args
 from .response import Response
 
 REASONS = {
@@ -26,6 +27,7 @@ REASONS = {
     400: "Bad Request",
     404: "Not Found",
     405: "Method Not Allowed",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -40,6 +42,7 @@ class FarmServer:
         self.farm = Farm(cfg)
         self.log: list[bytes] = []
         self.fault_rng = random.Random(f"faults/{cfg.seed}")
+        self.throttled: Counter[str] = Counter()  # "too many requests" answered, per URL
 
     async def handle_conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -103,7 +106,9 @@ class FarmServer:
         s = resp.autoblog.settings if resp.autoblog else self.cfg.defaults
         if s.latency_ms:
             await asyncio.sleep(s.latency_ms / 1000)
-        if s.error and self.fault_rng.random() < s.error:
+        if s.throttle and self.throttles(target, s.throttle):
+            resp = throttled(s.throttle, resp)
+        elif s.error and self.fault_rng.random() < s.error:
             code = 500 if self.fault_rng.random() < 0.5 else 503
             resp = Response(
                 code,
@@ -115,6 +120,17 @@ class FarmServer:
             resp = conditional(resp, headers.get("if-none-match"))
         await self.send(writer, method, resp, headers, keep, log=True, target=target)
         return keep
+
+    def throttles(self, target: str, throttle: Throttle) -> bool:
+        """Whether this request of ``target`` is answered "too many requests": the URL is
+        among the seeded share, and has not had its ``times`` such answers yet."""
+        digest = hashlib.sha1(f"throttle/{self.cfg.seed}/{target}".encode()).digest()
+        if int.from_bytes(digest[:8], "big") >= throttle.share * 2**64:
+            return False
+        if throttle.times and self.throttled[target] >= throttle.times:
+            return False
+        self.throttled[target] += 1
+        return True
 
     async def send(
         self,
@@ -298,6 +314,16 @@ def main_from_args(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def throttled(throttle: Throttle, resp: Response) -> Response:
+    """The farm's "too many requests" answer (the web server's rate limit, before PHP)."""
+    code = throttle.status
+    headers = [("Content-type", "text/html; charset=UTF-8")]
+    after = throttle.retry_after_header(time.time())
+    if after is not None:
+        headers.append(("Retry-After", after))
+    return Response(code, f"<h1>{code} {REASONS[code]}</h1>".encode(), headers, resp.autoblog)
 
 
 def conditional(resp: Response, if_none_match: str | None) -> Response:

@@ -24,7 +24,7 @@ from warcio.recordloader import ArcWarcRecord
 
 from crawler.layout import OutputLayout
 from crawler.warc import WarcPointer
-from crawler.warc.names import warc_name_problem
+from crawler.warc.names import TEXT_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -239,8 +239,9 @@ def write_cdxj(
     """
     layout.cdxj.parent.mkdir(parents=True, exist_ok=True)
     # A file whose name is not a plain WARC name (put there by hand: merge refuses them)
-    # is left out of the index, as out of the history; `verify` names it.
-    present = {p.name for p in layout.warcs() if warc_name_problem(p.name) is None}
+    # is left out of the index, as out of the history; `verify` names it. Text WARC files
+    # (crawler.corpus.wet) are named text/<file>.
+    present = set(layout.index_names())
     indexed: set[str] = set()
     with LineSorter(layout.cdxj.parent) as lines:
         if not rebuild and layout.cdxj.exists():
@@ -277,11 +278,10 @@ def _index_file(
     ) as buffer:
         failure: Exception | None = None
         try:
-            write_cdx_index(
-                buffer,
-                [str(layout.archive / name)],
-                {"sort": False, "dir_root": str(layout.archive)},
-            )
+            options = {"sort": False, "dir_root": str(layout.archive)}
+            if name.startswith(TEXT_DIR + "/"):
+                options["records"] = "conversion"  # cdxj-indexer leaves them out otherwise
+            write_cdx_index(buffer, [str(layout.archive / name)], options)
         except Exception as exc:  # noqa: BLE001 - any damage: keep what was indexed, go on
             failure = exc
         buffer.seek(0)

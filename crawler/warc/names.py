@@ -17,6 +17,9 @@ from datetime import UTC, datetime
 
 WARC_SUFFIX = ".warc.gz"
 OPEN_SUFFIX = ".open"  # a WARC file still being written
+# The corpus as WARC conversion records (crawler.corpus.wet) lives in archive/text/; the
+# CDXJ index names its files text/<name> (a path relative to archive/, as pywb reads it).
+TEXT_DIR = "text"
 STAMP_DIGITS = 17  # YYYYMMDDhhmmss + milliseconds
 SERIAL_DIGITS = 5
 MAX_STEM = 180  # a renamed file's name stays under the 255 bytes a file name may have
@@ -44,6 +47,14 @@ def warc_name_problem(name: str) -> str | None:
     if not name.endswith(WARC_SUFFIX) or name == WARC_SUFFIX:
         return f"not a {WARC_SUFFIX} name"
     return name_problem(name)
+
+
+def index_name_problem(name: str) -> str | None:
+    """Why ``name`` is not the file name of a CDXJ line of ours, or None: a WARC file of
+    the archive folder, or ``text/<file>``, one of its text WARC files."""
+    if name.startswith(TEXT_DIR + "/"):
+        name = name[len(TEXT_DIR) + 1 :]
+    return warc_name_problem(name)
 
 
 def is_open_name(name: str) -> bool:
