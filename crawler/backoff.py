@@ -30,14 +30,12 @@ from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.http import Response
 from scrapy.utils.httpobj import urlparse_cached
 
+from crawler.context import RunContext
+from crawler.counters import BACKOFF_DELAY, Stat, family
 from crawler.extensions.politeness import CrawlDelay
 from crawler.history.model import THROTTLED
 
 logger = logging.getLogger(__name__)
-
-# Stats: throttled answers, and pages still throttled after their last retry (the latter
-# make the run partial: crawler.bounds.ERROR_STATS).
-ANSWERS, GAVE_UP = "backoff/throttled", "backoff/gave_up"
 # A Retry-After is a number or an HTTP date (29 characters): anything longer is neither.
 MAX_VALUE = 64
 
@@ -88,12 +86,10 @@ class Backoff:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Backoff:
-        settings = crawler.settings
+        context = RunContext.of(crawler)
+        politeness = context.politeness
         return cls(
-            crawler,
-            settings.getfloat("BACKOFF_MAX_DELAY"),
-            settings.getbool("RETRY_ENABLED"),
-            settings.getint("AUDIT_MAX_MISSING"),
+            crawler, politeness.backoff_max_delay, politeness.retry, context.audit.max_missing
         )
 
     def _slot_delay(self, request: Request) -> float:
@@ -107,7 +103,7 @@ class Backoff:
         if wait is None:
             return response
         stats = self.crawler.stats
-        stats.inc_value(ANSWERS)
+        stats.inc_value(Stat.THROTTLED)
         politeness = self.crawler.get_extension(CrawlDelay)
         if politeness is not None and wait > 0:
             politeness.back_off(request, wait)
@@ -123,7 +119,7 @@ class Backoff:
     def _give_up(self, request: Request, response: Response, wait: float) -> None:
         """Still throttled after the last retry: the page is not archived by this run."""
         self.gave_up += 1
-        self.crawler.stats.inc_value(GAVE_UP)
+        self.crawler.stats.inc_value(Stat.THROTTLED_GAVE_UP)
         attempts = int(request.meta.get("retry_times", 0)) + 1
         logger.warning(
             "throttled: %s answered %d on each of %d attempts; the next run asks again",
@@ -139,14 +135,9 @@ class Backoff:
     def summary(self) -> dict[str, Any]:
         """What ``summary.json`` says of throttling (``throttled``)."""
         stats = self.crawler.stats
-        delays = {
-            key.split("/", 2)[2]: value
-            for key, value in stats.get_stats().items()
-            if key.startswith("backoff/delay/")
-        }
         return {
-            "answers": stats.get_value(ANSWERS, 0),
+            "answers": stats.get_value(Stat.THROTTLED, 0),
             "pages_total": self.gave_up,
             "pages": list(self.throttled),
-            "delays": delays,
+            "delays": family(stats.get_stats(), BACKOFF_DELAY),
         }

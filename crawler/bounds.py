@@ -11,37 +11,15 @@ count, so each run gets further and any farm is reached in finitely many runs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from scrapy import Request
 
+from crawler.counters import Stat, bound_skipped
+
 logger = logging.getLogger(__name__)
-
-# Entries of a shared frontier a worker dropped as no request of its crawl (crawler.cluster).
-FRONTIER_REJECTED = "frontier/rejected"
-# Stats that make a run partial: failed fetches, failed WARC writes, spider exceptions,
-# links left out, pages and robots.txt files read in part (each named under "skipped"),
-# frontier entries dropped (what they stood for may be missing), autoblog bases that gave
-# no autoblog page, a corpus far short of the article pages, pages still throttled after
-# their last retry (crawler.backoff.GAVE_UP).
-ERROR_STATS = (
-    "errors/fetch",
-    "backoff/gave_up",
-    "errors/links_cut",
-    "errors/read_in_part",
-    "warc/write_errors",
-    "spider_exceptions/count",
-    FRONTIER_REJECTED,
-    "autoblogs/not_archived",
-    "corpus/shortfall",
-)
-
-
-def error_count(stats: Mapping[str, Any]) -> int:
-    """Everything that went wrong in a run (a RecursionError in a callback included)."""
-    return sum(int(stats.get(key, 0) or 0) for key in ERROR_STATS)
 
 
 @dataclass(frozen=True)
@@ -72,8 +50,8 @@ def bounded_links(results: Iterable[Any], limit: int, stats: Any, url: str) -> I
         yield result
     if dropped:
         logger.warning("%s: %d links past MAX_LINKS_PER_PAGE=%d not followed", url, dropped, limit)
-        stats.inc_value(f"skipped/bound: MAX_LINKS_PER_PAGE={limit}", count=dropped)
-        stats.inc_value("errors/links_cut")
+        stats.inc_value(bound_skipped(f"MAX_LINKS_PER_PAGE={limit}"), count=dropped)
+        stats.inc_value(Stat.LINKS_CUT)
 
 
 def read_in_part(stats: Any, url: str, bound: str) -> None:
@@ -81,5 +59,5 @@ def read_in_part(stats: Any, url: str, bound: str) -> None:
     is partial, since what lies past the bound was not followed (a page) or not obeyed
     (robots.txt)."""
     logger.warning("%s: read up to %s only", url, bound)
-    stats.inc_value(f"skipped/bound: {bound}")
-    stats.inc_value("errors/read_in_part")
+    stats.inc_value(bound_skipped(bound))
+    stats.inc_value(Stat.READ_IN_PART)

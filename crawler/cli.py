@@ -62,14 +62,7 @@ def _crawl(p: argparse.ArgumentParser) -> None:
         help="crawl processes, the farm's autoblogs dealt out between them (default 1)",
     )
     _output(p)
-    p.add_argument(
-        "--set",
-        "-s",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override a Scrapy setting (repeatable)",
-    )
+    _settings(p)
 
 
 def _output(p: argparse.ArgumentParser) -> None:
@@ -100,6 +93,23 @@ def _directory(p: argparse.ArgumentParser) -> None:
     p.add_argument("directory", help=DIRECTORY_HELP)
 
 
+def _settings(p: argparse.ArgumentParser, what: str = "a Scrapy setting") -> None:
+    p.add_argument(
+        "--set",
+        "-s",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=f"override {what} (repeatable; docs/crawling.md lists them)",
+    )
+
+
+def _read_back(p: argparse.ArgumentParser) -> None:
+    """A command that reads an archive back: its bounds are the crawl's settings."""
+    _directory(p)
+    _settings(p, "a setting, e.g. DOWNLOAD_MAXSIZE")
+
+
 def _replay(p: argparse.ArgumentParser) -> None:
     _directory(p)
     # Checked by `replay` itself: a bad port is one line and exit 4, like every usage error.
@@ -119,12 +129,12 @@ def _qa_options(p: argparse.ArgumentParser) -> None:
 
 
 def _qa(p: argparse.ArgumentParser) -> None:
-    _directory(p)
+    _read_back(p)
     _qa_options(p)
 
 
 def _verify(p: argparse.ArgumentParser) -> None:
-    _directory(p)
+    _read_back(p)
     p.add_argument(
         "--qa",
         action="store_true",
@@ -197,20 +207,22 @@ def _extract(p: argparse.ArgumentParser) -> None:
         "--workers",
         type=int,
         default=None,
-        help="worker processes (default: one per core); with --dask local, Dask workers",
+        help="worker processes, CORPUS_WORKERS (default: one per core); with --dask "
+        "local, Dask workers",
     )
     p.add_argument(
         "--timeout",
         type=float,
         default=None,
-        help="seconds per document before its worker is killed (default CORPUS_TIMEOUT, 30)",
+        help="seconds per document before its worker is killed, CORPUS_TIMEOUT",
     )
     p.add_argument(
         "--max-tasks-per-worker",
         type=int,
         default=None,
-        help="recycle a worker after this many documents (default CORPUS_MAX_TASKS, 500)",
+        help="recycle a worker after this many documents, CORPUS_MAX_TASKS",
     )
+    _settings(p, "a setting, e.g. CORPUS_MAX_TASKS or DOWNLOAD_MAXSIZE")
     p.add_argument(
         "--dask",
         metavar="ADDRESS",
@@ -243,18 +255,20 @@ def _worker(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--fast", action="store_true", help="no politeness delays (loopback)")
     _output(p)
-    p.add_argument("--set", "-s", action="append", default=[], metavar="NAME=VALUE")
+    _settings(p)
 
 
 def _merge(p: argparse.ArgumentParser) -> None:
     p.add_argument("workers", nargs="+", metavar="WORKER_DIR", help="workers' output folders")
     p.add_argument("--output", "-o", required=True, help="the merged output folder")
     p.add_argument("--name", help="the collection to merge (default: the only one)")
+    _settings(p, "a setting, e.g. DOWNLOAD_MAXSIZE")
 
 
 def _reconcile(p: argparse.ArgumentParser) -> None:
     p.add_argument("merged", metavar="MERGED_DIR", help="the folder `merge` wrote")
     _cluster(p)
+    _settings(p, "a setting, e.g. DOWNLOAD_MAXSIZE")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -359,7 +373,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str, s
                 "crawler.corpus.extract", "run_extract"),
     "package": ("turn a corpus into a dataset (manifest, card, Parquet)", _package,
                 "crawler.corpus.dataset", "run_package"),
-    "reindex": ("rebuild history.sqlite from the CDXJ indexes and WARCs", _directory,
+    "reindex": ("rebuild history.sqlite from the CDXJ indexes and WARCs", _read_back,
                 "crawler.history.reindex", "run_reindex"),
     "report": ("print the change report of the latest run", _report,
                "crawler.history.report", "run_report"),

@@ -1,8 +1,10 @@
-"""The end of a crawl as the operator sees it: the summary, the verdict, the exit code.
+"""The end of a crawl as the operator sees it: the summary and the outcome it is judged by.
 
 The summary is assembled from the crawl's components once Scrapy has stopped (each
 asked for what it owns, through ``crawler.get_extension`` and friends) and from Scrapy's
-statistics (counts only).
+statistics (counts only, by their declared names: :mod:`crawler.counters`); the
+:class:`crawler.outcome.CrawlOutcome` built beside it, from the same sources, gives the
+exit code and the verdict.
 """
 
 from __future__ import annotations
@@ -14,11 +16,10 @@ from typing import Any, TextIO
 from scrapy.crawler import Crawler
 
 from crawler.backoff import Backoff
-from crawler.bounds import FRONTIER_REJECTED, error_count
+from crawler.context import RunContext
+from crawler.counters import ERROR_REASON, SKIPPED, STATUS, Stat, count, family
 from crawler.escaping import terminal
-from crawler.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 from crawler.extensions import CrawlState, IndexOnClose, RunSummary
-from crawler.extensions.crawl_state import HISTORY_ERROR
 from crawler.extensions.lookup import (
     captures_held,
     downloader_middleware,
@@ -26,6 +27,8 @@ from crawler.extensions.lookup import (
     page_bound_reached,
 )
 from crawler.history.report import list_changes
+from crawler.outcome import Counts, CrawlOutcome, Finish, problem_lines
+from crawler.processes import share_label
 from crawler.untrusted import read_json_object
 from pipelines.research_corpus import CorpusPipeline
 from pipelines.warc_capture import WarcCapture
@@ -40,8 +43,17 @@ def _read_report(path: str | None) -> dict | None:
     return read_json_object(path, REPORT_LIMIT)
 
 
-def summarize(crawler: Crawler) -> tuple[dict, int]:
-    """(summary, captures held) of a finished crawl."""
+def share_of(context: RunContext) -> str | None:
+    """Who this crawl is when it is one share of a bigger one (its verdict says so)."""
+    if context.cluster.enabled:
+        return f"worker {context.cluster.worker}"
+    if context.processes.share:
+        return share_label(context.processes.share)
+    return None
+
+
+def summarize(crawler: Crawler, seeds: list[str]) -> tuple[dict, CrawlOutcome]:
+    """(summary, outcome) of a finished crawl of ``seeds``."""
     stats: dict[str, Any] = crawler.stats.get_stats() if crawler.stats else {}
     state = crawler.get_extension(CrawlState)
     capture = crawler.get_extension(WarcCapture)
@@ -50,183 +62,77 @@ def summarize(crawler: Crawler) -> tuple[dict, int]:
     corpus = item_pipeline(crawler, CorpusPipeline)
     backoff = downloader_middleware(crawler, Backoff)
     run = state.run if state is not None else None
-    outcome = state.outcome if state is not None else None
-    skipped = {k.split("/", 1)[1]: v for k, v in stats.items() if k.startswith("skipped/")}
-    if stats.get("robotstxt/forbidden"):
-        skipped["robots.txt"] = stats["robotstxt/forbidden"]
-    statuses = {
-        k.rsplit("/", 1)[1]: v
-        for k, v in stats.items()
-        if k.startswith("downloader/response_status_count/")
-    }
+    ended = state.outcome if state is not None else None
+    skipped = family(stats, SKIPPED)
+    if count(stats, Stat.ROBOTS_FORBIDDEN):
+        skipped["robots.txt"] = count(stats, Stat.ROBOTS_FORBIDDEN)
     autoblogs = found.autoblogs if found is not None else {}
+    identified = {b: e for b, e in sorted(autoblogs.items()) if e["engine"] or e["pages"]}
+    not_archived = tuple(found.not_archived.values()) if found is not None else ()
+    shortfall = corpus.shortfall if corpus else None
+    audit = state.audit.as_dict() if state is not None and state.audit else None
+    throttled = backoff.summary() if backoff is not None else None
+    counts = Counts.from_stats(stats)
+    outcome = CrawlOutcome(
+        finish=Finish.of(stats.get(Stat.FINISH_REASON)),
+        reason=str(stats.get(Stat.FINISH_REASON, Finish.INTERRUPTED)),
+        seeds=tuple(seeds),
+        held=captures_held(crawler),
+        counts=counts,
+        autoblogs=len(identified),
+        capped=page_bound_reached(crawler),
+        problems=tuple(problem_lines(not_archived, shortfall, throttled)),
+        missing=(audit or {}).get("missing_total") or 0,
+        seeds_found=tuple(found.seeds.values()) if found is not None else (),
+        not_archived=not_archived,
+        first_failure=found.first_failure if found is not None else None,
+        history_error=ended.history_error if ended else None,
+        warc_write_error=capture.write_error if capture else None,
+        index_error=indexes.error if indexes else None,
+        share=share_of(RunContext.of(crawler)),
+    )
     summary = {
-        "finish_reason": stats.get("finish_reason", "interrupted"),
+        "finish_reason": outcome.reason,
         "run": {
             "id": run.id if run else None,
             "mode": run.mode if run else None,
             "resumed": run.resumed if run else None,
-            "status": outcome.status if outcome else None,
-            "report": outcome.report if outcome else None,
+            "status": ended.status if ended else None,
+            "report": ended.report if ended else None,
         },
-        "report": _read_report(outcome.report if outcome else None),
-        "requests": stats.get("downloader/request_count", 0),
-        "responses": stats.get("warc/responses", 0),
-        "revisits": stats.get("warc/revisits", 0),
-        "from_archive": stats.get("resume/from_archive", 0),
-        "statuses": statuses,
-        "warc_records": stats.get("warc/records", 0),
-        "payload_bytes": stats.get("warc/payload_bytes", 0),
-        "errors": error_count(stats),
-        "frontier_rejected": stats.get(FRONTIER_REJECTED, 0),
-        "error_reasons": {
-            k.split("/", 1)[1]: v
-            for k, v in stats.items()
-            if k.startswith("errors/") and k != "errors/fetch"
-        },
-        "capped": page_bound_reached(crawler),
-        "truncated": stats.get("warc/truncated", 0),
+        "report": _read_report(ended.report if ended else None),
+        "requests": counts.requests,
+        "responses": counts.responses,
+        "revisits": counts.revisits,
+        "from_archive": counts.from_archive,
+        "statuses": family(stats, STATUS),
+        "warc_records": counts.warc_records,
+        "payload_bytes": counts.payload_bytes,
+        "errors": counts.errors,
+        "frontier_rejected": counts.frontier_rejected,
+        "error_reasons": family(stats, ERROR_REASON),
+        "capped": outcome.capped,
+        "truncated": counts.truncated,
         "warc_files": [p.name for p in capture.closed_files] if capture else [],
         "corpus_records": corpus.records if corpus else 0,
         "corpus_shards": corpus.shards if corpus else [],
         "skipped": skipped,
-        "autoblogs": {b: e for b, e in sorted(autoblogs.items()) if e["engine"] or e["pages"]},
-        "first_failure": found.first_failure if found is not None else None,
-        "history_error": outcome.history_error if outcome else None,
-        "seeds_found": {u: vars(f) for u, f in found.seeds.items()} if found is not None else {},
-        "not_archived": [vars(f) for f in found.not_archived.values()] if found else [],
-        "corpus_shortfall": corpus.shortfall if corpus else None,
-        "warc_write_error": capture.write_error if capture else None,
-        "index_error": indexes.error if indexes else None,
+        "autoblogs": identified,
+        "first_failure": outcome.first_failure,
+        "history_error": outcome.history_error,
+        "seeds_found": {f.url: vars(f) for f in outcome.seeds_found},
+        "not_archived": [vars(f) for f in not_archived],
+        "corpus_shortfall": shortfall,
+        "problems": list(outcome.problems),
+        "warc_write_error": outcome.warc_write_error,
+        "index_error": outcome.index_error,
         "written": indexes.written if indexes else {},
         # What the farm declares that the archive lacks (crawler.history.audit).
-        "audit": state.audit.as_dict() if state is not None and state.audit else None,
+        "audit": audit,
         # Answers that asked the crawl to slow down, and the pages still throttled.
-        "throttled": backoff.summary() if backoff is not None else None,
+        "throttled": throttled,
     }
-    return summary, captures_held(crawler)
-
-
-def verdict(summary: dict, held: int) -> tuple[int, str]:
-    """The exit code and the one sentence an operator reads first (``held``: captures the
-    run holds, written or read back)."""
-    reason = summary["finish_reason"]
-    seeds = ", ".join(summary["seeds"])
-    first_failure = summary.get("first_failure")
-    if reason == HISTORY_ERROR:
-        why = summary.get("history_error") or "see the log"
-        return EXIT_FAILED, f"the crawl history could not start a run ({why}): nothing was fetched"
-    if not held:
-        if reason in ("shutdown", "interrupted"):
-            return EXIT_FAILED, "interrupted before anything was captured; the folder is unchanged"
-        return _nothing_captured(summary, first_failure or f"{seeds} did not answer")
-    if reason in ("shutdown", "interrupted"):
-        return EXIT_FAILED, "interrupted: run the same command again to resume"
-    if reason == "warc_write_error":
-        return EXIT_FAILED, (
-            f"stopped: writing the WARC failed ({summary['warc_write_error'] or 'disk full?'}); "
-            "everything written before is kept; free space and run the same command again"
-        )
-    if summary["index_error"]:
-        return EXIT_FAILED, (
-            f"writing the indexes failed ({summary['index_error']}); the WARCs are "
-            "kept; run the same command again"
-        )
-    if reason != "finished":
-        return EXIT_FAILED, f"stopped early ({reason}): run the same command again to resume"
-    if not summary["autoblogs"]:
-        return EXIT_FAILED, (
-            f"no autoblog found at {seeds}: is it a Projet Autoblog farm root or an "
-            "autoblog's base URL (ending in /)?"
-        )
-    if summary["capped"]:
-        return EXIT_PARTIAL, (
-            f"partial: the bound {summary['capped']} was reached; run the same command "
-            "again to continue where this run stopped"
-        )
-    if summary["frontier_rejected"]:
-        return EXIT_PARTIAL, (
-            f"partial: {summary['frontier_rejected']} entries of the shared frontier were no "
-            "request of this crawl and were dropped (named in the log): who else writes to "
-            "this Redis?"
-        )
-    problems = problem_lines(summary)
-    if problems:
-        more = f" (and {len(problems) - 1} more, below)" if len(problems) > 1 else ""
-        return EXIT_PARTIAL, f"partial: {problems[0]}{more}"
-    if summary["errors"]:
-        return EXIT_PARTIAL, (
-            f"partial: {summary['errors']} fetches failed, everything fetched is archived; "
-            "the next run fetches them again"
-        )
-    missing = (summary.get("audit") or {}).get("missing_total")
-    if missing:
-        return EXIT_PARTIAL, (
-            f"partial: {missing} items the farm declares are not in the archive (listed "
-            "below and in summary.json); the next run fetches them first"
-        )
-    return EXIT_OK, "complete"
-
-
-def _nothing_captured(summary: dict, fallback: str) -> tuple[int, str]:
-    """No autoblog page: a seed that answered with something else is a wrong URL (exit 4,
-    fix the command); one that did not answer, or a farm none of whose autoblogs gave a
-    page, is a failure (exit 2, try again)."""
-    left = "the output folder was left as it was"
-    seeds = summary.get("seeds_found", {})
-    wrong = [f"{u} {f['why']}" for u, f in seeds.items() if f["kind"] == "not_autoblog"]
-    if wrong:
-        return EXIT_USAGE, f"{'; '.join(wrong)}; nothing was captured, {left}"
-    why = [f"{u} {f['why']}" for u, f in seeds.items() if f["kind"] == "failed"]
-    farm = next((u for u, f in seeds.items() if f["kind"] == "farm"), None)
-    if not why and farm is not None:
-        bases = summary.get("not_archived") or []
-        first = f" (first: {bases[0]['url']} {bases[0]['why']})" if bases else ""
-        why = [f"{farm} is an autoblog farm, but no autoblog of it gave a page{first}"]
-        if not bases:
-            why = [f"{farm} is an autoblog farm listing no autoblog (name hidden ones with "
-                   "--autoblogs)"]  # fmt: skip
-    return EXIT_FAILED, f"nothing was captured ({'; '.join(why) or fallback}); {left}"
-
-
-def problem_lines(summary: dict) -> list[str]:
-    """What a run that holds pages failed to archive, each named (each makes it partial):
-    seeds and autoblog bases that gave no autoblog page, pages the farm still throttled
-    after their last retry, a corpus far short of the pages."""
-    lines = [
-        f"not archived: {p['url']} ({p['asked_as']}) {p['why']}"
-        for p in summary.get("not_archived", [])
-    ]
-    throttled = summary.get("throttled") or {}
-    lines += [
-        f"throttled: {p['url']} answered {p['status']} on each of {p['attempts']} attempts; "
-        "the next run fetches it first"
-        for p in throttled.get("pages", [])
-    ]
-    unnamed = throttled.get("pages_total", 0) - len(throttled.get("pages", []))
-    if unnamed > 0:
-        lines.append(f"throttled: {unnamed} more pages (AUDIT_MAX_MISSING)")
-    short = summary.get("corpus_shortfall")
-    if short:
-        lines.append(
-            f"corpus short: {short['records']} records for the {short['article_pages']} "
-            f"article pages captured ({short['why']}); the WARCs hold every page: rebuild "
-            "it with `autoblog-archive extract`"
-        )
-    return lines
-
-
-def share_verdict(code: int, summary: dict, who: str) -> int:
-    """The exit code of one share of a crawl (a cluster worker, a ``--processes`` process):
-    a share that found no autoblog of its own is not a failure, the others had them."""
-    if code == EXIT_FAILED and not summary["responses"] and not summary["errors"]:
-        summary["verdict"] = f"{who}: the others took every request, nothing left for this one"
-        return EXIT_OK
-    if code == EXIT_FAILED and summary["finish_reason"] == "finished" and not summary["autoblogs"]:
-        code = EXIT_PARTIAL if summary["errors"] else EXIT_OK
-        summary["verdict"] = "partial" if summary["errors"] else "complete"
-        summary["verdict"] += f": {who}'s share held no autoblog page"
-    return code
+    return summary, outcome
 
 
 def audit_lines(audit: dict | None, limit: int = 20) -> list[str]:
@@ -266,18 +172,18 @@ def print_summary(summary: dict, out: TextIO | None = None) -> None:
     if report.get("run", {}).get("id", 1) > 1:  # a first crawl's URLs are all new: noise
         for line in list_changes(report, limit=20):
             say(f"  {line}")
-    for reason, count in sorted(summary.get("error_reasons", {}).items()):
-        say(f"  failed {count} x {reason}")
+    for reason, times in sorted(summary.get("error_reasons", {}).items()):
+        say(f"  failed {times} x {reason}")
     # A discarded run's captures are gone, a stopped one's are completed by its resumption:
     # their verdict alone says what to do.
-    if counted and summary["finish_reason"] == "finished":
-        problems = problem_lines(summary)
+    if counted and Finish.of(summary["finish_reason"]) is Finish.FINISHED:
+        problems = summary["problems"]
         for line in problems[:20]:  # a hostile farm may list thousands
             say(f"  {line}")
         if len(problems) > 20:
             say(f"  ... and {len(problems) - 20} more in summary.json")
-    for reason, count in sorted(summary["skipped"].items()):
-        say(f"  skipped {count} x {reason}")
+    for reason, times in sorted(summary["skipped"].items()):
+        say(f"  skipped {times} x {reason}")
     throttled = summary.get("throttled") or {}
     if throttled.get("answers"):
         slowed = ", ".join(

@@ -7,6 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from crawler.context import command_context
 from crawler.crawl_summary import print_summary
 from crawler.escaping import terminal
 from crawler.exitcodes import EXIT_FAILED, UsageError
@@ -55,7 +56,7 @@ def run_demo(args: argparse.Namespace) -> int:
             log_file=args.log_file,
         )
     print_summary(summary)
-    report = verify(output)
+    report = verify(output, command_context([]))
     print(f"Verify: {report.verdict} ({report.files} WARC files, {report.records} records)")
     for problem in report.problems[:10]:
         print(terminal(f"  DEFECT {problem}"))

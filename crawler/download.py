@@ -30,6 +30,7 @@ from scrapy.http import Headers
 from scrapy.robotstxt import ProtegoRobotParser
 
 from crawler.bounds import read_in_part
+from crawler.context import RunContext
 
 
 class HeadersTooLarge(Exception):
@@ -42,8 +43,8 @@ class BoundedDownloadHandler(HTTP11DownloadHandler):
 
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler)
-        settings = crawler.settings
-        limits = (settings.getint("MAX_RESPONSE_HEADERS"), settings.getint("DOWNLOAD_MAXSIZE"))
+        bounds = RunContext.of(crawler).bounds
+        limits = (bounds.response_headers, bounds.read_limit)
         # The pool builds a protocol per connection and each protocol a parser per response:
         # Scrapy swaps in its lenient parser the same way (scrapy/.../http11.py).
         self._pool._factory = lambda *args: _BoundedClientFactory(*args, limits=limits)
@@ -59,8 +60,8 @@ class FetchBounds:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> FetchBounds:
-        settings = crawler.settings
-        bounds = cls(settings.getint("DOWNLOAD_MAXSIZE"), settings.getint("ROBOTSTXT_MAX_SIZE"))
+        context = RunContext.of(crawler).bounds
+        bounds = cls(context.read_limit, context.robots_size)
         crawler.signals.connect(bounds.headers_received, signal=signals.headers_received)
         crawler.signals.connect(bounds.bytes_received, signal=signals.bytes_received)
         return bounds
@@ -140,7 +141,7 @@ class BoundedRobotParser(ProtegoRobotParser):
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, robotstxt_body: bytes) -> BoundedRobotParser:
-        limit = crawler.settings.getint("ROBOTSTXT_MAX_SIZE") if crawler else 0
+        limit = RunContext.of(crawler).bounds.robots_size if crawler else 0
         if limit and len(robotstxt_body) > limit:
             end = robotstxt_body.rfind(b"\n", 0, limit + 1)
             robotstxt_body = robotstxt_body[: end + 1 if end >= 0 else limit]

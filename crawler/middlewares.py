@@ -16,10 +16,11 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Headers, Response
 from scrapy.responsetypes import responsetypes
 
+from crawler.context import RunContext
+from crawler.counters import Stat, bound_skipped, skipped
 from crawler.history.model import Capture
 from crawler.items import CAPTURE_KEY, Captured, CrawlHistory, CrawlPlan, crawl_planned
 from crawler.scope import Refused, Scope, refusal
-from crawler.settings import DOWNLOAD_MAXSIZE
 from crawler.urls import autoblog_base
 from crawler.warc.reader import read_record_at
 
@@ -33,14 +34,14 @@ class ScopeGuardMiddleware:
     robots.txt of a seed's origin goes out.
     """
 
-    def __init__(self, max_url_length: int = 0, stats=None) -> None:
+    def __init__(self, max_url_length: int, stats=None) -> None:
         self.max_url_length = max_url_length
         self.stats = stats
         self.scope: Scope | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ScopeGuardMiddleware:
-        guard = cls(crawler.settings.getint("URLLENGTH_LIMIT"), crawler.stats)
+        guard = cls(RunContext.of(crawler).bounds.url_length, crawler.stats)
         crawler.signals.connect(guard.crawl_planned, signal=crawl_planned)
         return guard
 
@@ -59,7 +60,7 @@ class ScopeGuardMiddleware:
         reason = self.reason(request)
         if reason is not None:
             if self.stats is not None:
-                self.stats.inc_value(f"skipped/{reason}")
+                self.stats.inc_value(skipped(reason))
             logger.warning("not requesting %s (%s)", request.url[:300], reason)
         return reason
 
@@ -78,18 +79,16 @@ class ResumeFromArchive:
     back and hands it on as if downloaded, without a new capture.
     """
 
-    def __init__(
-        self, state: CrawlHistory | None, max_size: int = DOWNLOAD_MAXSIZE, stats=None
-    ) -> None:
+    def __init__(self, state: CrawlHistory | None, max_size: int, stats=None) -> None:
         self.state = state
         # Read back no more than the crawl would download (a bomb is never inflated whole).
-        self.max_size = max_size or DOWNLOAD_MAXSIZE
+        self.max_size = max_size
         self.stats = stats
         self.read_back = 0
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ResumeFromArchive:
-        max_size = crawler.settings.getint("DOWNLOAD_MAXSIZE")
+        max_size = RunContext.of(crawler).bounds.read_limit
         return cls(crawler.get_extension(CrawlHistory), max_size, crawler.stats)
 
     def process_request(self, request: Request) -> Response | None:
@@ -109,12 +108,13 @@ class ResumeFromArchive:
         )
         self.read_back += 1
         if self.stats is not None:
-            self.stats.inc_value("resume/from_archive")
+            self.stats.inc_value(Stat.FROM_ARCHIVE)
         return response
 
 
-def read_response(path, capture: Capture, request: Request, limit: int = DOWNLOAD_MAXSIZE):
-    """The Scrapy response stored at ``capture`` (body decoded, as Scrapy would give it)."""
+def read_response(path, capture: Capture, request: Request, limit: int):
+    """The Scrapy response stored at ``capture`` (body decoded, as Scrapy would give it,
+    up to ``limit`` bytes: DOWNLOAD_MAXSIZE)."""
     try:
         record = read_record_at(path, capture.offset, limit)
     except (OSError, ValueError, EOFError) as exc:
@@ -144,7 +144,7 @@ class PageBounds:
     """Refuses network fetches past ``MAX_PAGES_PER_RUN`` or ``MAX_PAGES_PER_AUTOBLOG``
     (0 = no bound), reporting the bound under ``skipped`` (see :mod:`crawler.bounds`)."""
 
-    def __init__(self, per_run: int = 0, per_autoblog: int = 0, stats=None) -> None:
+    def __init__(self, per_run: int, per_autoblog: int, stats=None) -> None:
         self.per_run = per_run
         self.per_autoblog = per_autoblog
         self.stats = stats
@@ -154,19 +154,15 @@ class PageBounds:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> PageBounds:
-        settings = crawler.settings
-        return cls(
-            settings.getint("MAX_PAGES_PER_RUN"),
-            settings.getint("MAX_PAGES_PER_AUTOBLOG"),
-            crawler.stats,
-        )
+        bounds = RunContext.of(crawler).bounds
+        return cls(bounds.pages_per_run, bounds.pages_per_autoblog, crawler.stats)
 
     def _refuse(self, request: Request, bound: str) -> None:
         if self.bound_reached is None:
             logger.warning("bound reached: %s; run the same command again to continue", bound)
         self.bound_reached = bound
         if self.stats is not None:
-            self.stats.inc_value(f"skipped/bound: {bound}")
+            self.stats.inc_value(bound_skipped(bound))
         raise Refused(f"bound reached ({bound}): {request.url[:300]}")
 
     def process_request(self, request: Request) -> None:

@@ -26,7 +26,7 @@ import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -35,6 +35,9 @@ from crawler.children import python_command
 from crawler.escaping import terminal
 from crawler.exitcodes import EXIT_FAILED, EXIT_LOCKED, EXIT_PARTIAL, EXIT_USAGE, UsageError
 from crawler.urls import canonical_url
+
+if TYPE_CHECKING:
+    from crawler.context import ProcessOptions
 
 logger = logging.getLogger(__name__)
 
@@ -81,14 +84,15 @@ class Share:
         return owner is None or owner == self.index
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Share | None:
-        """``PROCESS_SHARE`` is ``i/N`` (empty: this process crawls everything)."""
-        spec = settings.get("PROCESS_SHARE")
-        if not spec:
+    def of(cls, options: ProcessOptions) -> Share | None:
+        """``PROCESS_SHARE`` is ``i/N`` (empty: this process crawls everything), the deal
+        in ``PROCESS_DEAL``."""
+        if not options.share:
             return None
-        index, _, count = spec.partition("/")
-        deal = settings.get("PROCESS_DEAL")
-        owners = read_deal(Path(deal)).get("autoblogs", {}) if deal else {}
+        index, _, count = options.share.partition("/")
+        if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+            raise UsageError(f"PROCESS_SHARE={options.share}: expected i/N with i < N")
+        owners = read_deal(Path(options.deal)).get("autoblogs", {}) if options.deal else {}
         return cls(int(index), int(count), owners)
 
 
@@ -227,24 +231,19 @@ def run_in_processes(job: Job) -> int:
 
 
 def _crawl_and_merge(job: Job) -> tuple[int, bool]:
-    from scrapy.settings import Settings
-
     from crawler.cluster.merge import merge, print_outcome
+    from crawler.context import command_context
 
     args, urls, output = job.args, job.urls, job.output
 
     count = job.processes
-    settings = Settings()
-    settings.setmodule("crawler.settings", priority="project")
-    settings.update(job.overrides, priority="cmdline")
-    delay = None if args.fast else settings.getfloat("DOWNLOAD_DELAY")
+    context = command_context([], job.overrides)
+    politeness = context.politeness
+    delay = None if args.fast else politeness.delay
     listed: list[str] = []
     for url in urls:
         listed += listed_autoblogs(
-            url,
-            settings.getint("DOWNLOAD_MAXSIZE"),
-            settings.getfloat("DOWNLOAD_TIMEOUT"),
-            settings.get("USER_AGENT"),
+            url, context.bounds.read_limit, politeness.timeout, politeness.user_agent
         )
     root = processes_root(output)
     root.mkdir(parents=True, exist_ok=True)
@@ -267,7 +266,9 @@ def _crawl_and_merge(job: Job) -> tuple[int, bool]:
             file=sys.stderr,
         )
         return EXIT_FAILED, False
-    result = merge(kept, output, job.name, wacz=job.wacz, keep_duplicates=True)
+    result = merge(
+        kept, output, context.bounds.read_limit, job.name, wacz=job.wacz, keep_duplicates=True
+    )
     summary = merged_summary([s for s in summaries.values() if s], result.corpus_records)
     code = max(codes)
     if not result.complete:

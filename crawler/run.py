@@ -7,7 +7,6 @@ writes the same WARCs and indexes, without the checks, the summary and the exit 
 from __future__ import annotations
 
 import argparse
-import difflib
 import logging
 import os
 import re
@@ -26,13 +25,13 @@ from scrapy.settings import Settings
 
 from crawler.collection import check_collection_name
 from crawler.config import command_config
-from crawler.crawl_summary import print_summary, share_verdict, summarize, verdict
+from crawler.context import RunContext, parse_setting, project_settings
+from crawler.crawl_summary import print_summary, summarize
 from crawler.escaping import terminal
 from crawler.exitcodes import EXIT_FAILED, EXIT_LOCKED, UsageError, UserError, resume_line
 from crawler.extensions.lookup import item_pipeline
 from crawler.folder import FolderSnapshot, check_log_file, check_output_folder
-from crawler.layout import OutputLayout
-from crawler.processes import Job, check_processes, run_in_processes, share_label
+from crawler.processes import Job, check_processes, run_in_processes
 from crawler.runlock import RunLockedError
 from pipelines.research_corpus import CorpusPipeline
 from spiders.autoblog import AutoblogSpider
@@ -48,8 +47,8 @@ def default_name(url: str) -> str:
 def crawl_settings(
     output: Path, name: str, fast: bool = False, overrides: dict[str, Any] | None = None
 ) -> Settings:
-    settings = Settings()
-    settings.setmodule("crawler.settings", priority="project")
+    """The crawl's Scrapy settings: the project's, ``--fast``'s, then the command's own."""
+    settings = project_settings().copy()
     if fast:
         settings.update(settings.getdict("FAST_SETTINGS"), priority="cmdline")
     settings.update({"CRAWL_NAME": name, "OUTPUT_DIR": str(output)}, priority="cmdline")
@@ -132,6 +131,9 @@ def _crawl(
         if log is not None:
             extra |= {"LOG_FILE": str(log), "LOG_FILE_APPEND": True}
         settings = crawl_settings(output, name, fast=fast, overrides=extra | (overrides or {}))
+        # Every value checked before anything starts, whatever set it (exit 4, one line);
+        # each component then takes its part of the same context (RunContext.of).
+        context = RunContext.from_settings(settings)
         process = CrawlerProcess(settings)
         crawler_ = process.create_crawler(AutoblogSpider)
         done = process.crawl(crawler_, urls=list(urls), autoblogs=autoblogs or [])
@@ -153,16 +155,16 @@ def _crawl(
             # Refused before the run started (a malformed history): leave no trace.
             snapshot.restore()
         failure.raiseException()
-    summary, held = summarize(crawler_)
+    summary, outcome = summarize(crawler_, urls)
     summary |= {"started": started.isoformat(), "finished": datetime.now(UTC).isoformat()}
     summary |= {"seeds": list(urls), "output": str(output), "name": name}
-    layout = OutputLayout(output, name)
+    layout = context.layout
     files = [layout.archive / f for f in summary["warc_files"]]
     summary["warc_bytes"] = sum(p.stat().st_size for p in files if p.exists())
-    code, summary["verdict"] = verdict(summary, held)
+    code, summary["verdict"] = outcome.verdict()
     if log is not None:
         summary["log"] = str(log)
-    if not held:
+    if not outcome.held:
         snapshot.restore()
         if move_log:  # nowhere to keep it: the verdict says what went wrong
             del summary["log"]
@@ -209,68 +211,9 @@ def _keep_log(log: Path, target: Path) -> Path:
     return target
 
 
-SETTING_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
-# What a setting of each type takes, in words.
-KINDS = {
-    "bool": "true or false",
-    "int": "an integer",
-    "float": "a number",
-    "dict": "a JSON object",
-    "list": "a JSON list",
-}
-
-
-def parse_setting(item: str, known: Settings) -> tuple[str, Any]:
-    """``NAME=VALUE`` from ``--set``, typed like the setting's default (bad usage if not)."""
-    key, sep, raw = item.partition("=")
-    key = key.strip()
-    if not sep or not SETTING_NAME.match(key):
-        raise UsageError(f"--set {item!r}: expected NAME=VALUE, e.g. --set DOWNLOAD_DELAY=2")
-    default = known.get(key)
-    if default is None and key not in known:
-        close = difflib.get_close_matches(key, list(known.attributes), n=1, cutoff=0.85)
-        if close:
-            raise UsageError(f"--set {key}: unknown setting; did you mean {close[0]}?")
-        return key, raw
-    try:
-        if isinstance(default, bool):
-            if raw.strip().lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-                raise ValueError(raw)
-            return key, raw.strip().lower() in ("1", "true", "yes", "on")
-        if isinstance(default, int | float):
-            value = type(default)(raw)
-            if value != value or value in (float("inf"), float("-inf")):  # nan, inf
-                raise ValueError(raw)
-            return key, _in_range(key, value, known.getdict("SETTING_RANGES"))
-        if isinstance(default, dict | list):
-            value = orjson.loads(raw)
-            if not isinstance(value, type(default)):
-                raise ValueError(raw)
-            return key, value
-    except ValueError:
-        kind = KINDS.get(type(default).__name__, f"a {type(default).__name__}")
-        raise UsageError(f"--set {key}={raw}: {key} takes {kind} (default {default!r})") from None
-    choices = known.getdict("SETTING_CHOICES").get(key)
-    if choices and raw not in choices:
-        raise UsageError(f"--set {key}={raw}: {key} takes one of {', '.join(choices)}")
-    return key, raw
-
-
-def _in_range(key: str, value: float, ranges: dict[str, Any]) -> float:
-    """A number of ``--set`` within its declared range (``SETTING_RANGES``; not negative
-    when none is declared), or bad usage."""
-    low, high = ranges.get(key, (0, None))
-    if low is not None and value < low:
-        raise UsageError(f"--set {key}={value}: {key} must be at least {low}")
-    if high is not None and value > high:
-        raise UsageError(f"--set {key}={value}: {key} must be at most {high}")
-    return value
-
-
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    known = Settings()
-    known.setmodule("crawler.settings", priority="project")
-    overrides = dict(parse_setting(item, known) for item in args.set)
+    """The settings ``--set`` and ``--warc-max-size`` give, each checked (exit 4 if bad)."""
+    overrides = dict(parse_setting(item) for item in args.set)
     if args.warc_max_size is not None:
         if args.warc_max_size <= 0:
             raise UsageError("--warc-max-size must be a positive number of bytes")
@@ -323,6 +266,7 @@ def run_crawl_command(args: argparse.Namespace) -> int:
     output_dir = check_output_folder(output or "output/crawl")
     name = check_collection_name(name or default_name(urls[0]))
     check_log_file(args.log_file)
+    RunContext.from_settings(crawl_settings(output_dir, name, args.fast, overrides))
     processes = check_processes(args.processes)
     if processes > 1:
         return run_in_processes(Job(args, urls, output_dir, name, wacz, overrides, processes))
@@ -341,8 +285,6 @@ def run_crawl_command(args: argparse.Namespace) -> int:
         log_file=args.log_file,
     )
     share = overrides.get("PROCESS_SHARE")
-    if share:
-        code = share_verdict(code, summary, share_label(share))
     if args.quiet:
         print(terminal(summary["verdict"]), file=sys.stdout if code < EXIT_FAILED else sys.stderr)
     else:

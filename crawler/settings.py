@@ -2,7 +2,9 @@
 
 Polite by default (one request at a time per host, a delay, robots.txt obeyed);
 ``FAST_SETTINGS`` (``crawl --fast``) lifts the politeness for loopback benchmarks and tests.
-Components read these without fallbacks of their own.
+Nothing imports a value from here: the settings the project reads are read and checked
+in one place, ``crawler.context.RunContext``, and each component takes its part of that
+context in ``from_crawler`` (the list is documented in docs/crawling.md).
 """
 
 import crawler
@@ -47,8 +49,9 @@ RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408]
 BACKOFF_MAX_DELAY = 60.0
 DOWNLOAD_TIMEOUT = 60
 # Body bound: a larger body is not downloaded (reported under errors, with its reason). It is
-# also the most any command reads back of one stored payload (passed to crawler.warc.reader),
-# so a compressed bomb captured in a WARC is never inflated whole.
+# also the most any command reads back of one stored payload (``extract``, ``verify``,
+# ``reindex``, ``merge`` take --set too), so a compressed bomb captured in a WARC is never
+# inflated whole.
 DOWNLOAD_MAXSIZE = 64 * 1024 * 1024
 # Response headers count towards DOWNLOAD_MAXSIZE too, and a response may carry at most this
 # many header lines (Twisted keeps every one: a million took 923 MB). crawler.download.
@@ -154,10 +157,11 @@ WARC_DESCRIPTION = "Projet Autoblog farm crawl"
 PROGRESS_INTERVAL = 10.0
 PROGRESS_LIVE = True
 
-# What `--set NAME=VALUE` accepts (crawler.run.parse_setting), read from here alone: a
-# value of the default's type; a number within its range below (inclusive, None: no
-# bound), and a number not listed here may not be negative (bounds, counts, delays,
-# sizes: 0 is "none" where the setting says so); a word among its choices below.
+# What a setting accepts, from `--set NAME=VALUE`, the config file or `scrapy crawl -s`
+# alike (crawler.context), read from here alone: a value of the default's type; a number
+# within its range below (inclusive, None: no bound), and a number not listed here may
+# not be negative (bounds, counts, delays, sizes: 0 is "none" where the setting says so);
+# a word among its choices below.
 SETTING_RANGES = {
     "CONCURRENT_REQUESTS": (1, None),
     "CONCURRENT_REQUESTS_PER_DOMAIN": (1, None),
@@ -167,6 +171,8 @@ SETTING_RANGES = {
     "CORPUS_MAX_TASKS": (1, None),
     "CORPUS_TIMEOUT": (0.001, None),
     "CORPUS_MIN_RECORDS": (0, 1),
+    # every read of the archive is bounded: no "0 = none" for the body bound
+    "DOWNLOAD_MAXSIZE": (1, None),
     "DOWNLOAD_DELAY_JITTER": (0, 1),
     "BACKOFF_MAX_DELAY": (0, 3600),
     "AUTOTHROTTLE_TARGET_CONCURRENCY": (0.001, None),
@@ -174,6 +180,11 @@ SETTING_RANGES = {
     "PROGRESS_INTERVAL": (0.1, None),
     "CLUSTER_BUSY_TTL": (1, None),
     "CLUSTER_POLL_INTERVAL": (0.01, None),
+    # Playwright reads a timeout of 0 as none: a replayed page always has one
+    "QA_PAGE_TIMEOUT": (0.001, None),
+    "QA_MAX_REQUESTS": (1, None),  # the page itself is one
+    "QA_TEXT_CHARS": (1, None),
+    "QA_MIN_SCORE": (0, 1),
     "MAIL_PORT": (1, 65535),
     # Scrapy's request priorities: either sign
     "DEPTH_PRIORITY": (None, None),
@@ -182,6 +193,7 @@ SETTING_RANGES = {
 }
 SETTING_CHOICES = {
     "CRAWL_MODE": ("auto", "full", "incremental"),
+    "CLUSTER_MODE": ("full", "incremental"),
     "LOG_LEVEL": ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"),
 }
 
@@ -195,6 +207,10 @@ FAST_SETTINGS = {
 
 LOG_LEVEL = "INFO"
 
+# What the history and the run lock keep as the run's command line (crawler.redact hides
+# the passwords of URLs in it); empty: this process's own command line.
+RUN_COMMAND = ""
+
 # `crawl --processes N` (crawler.processes): set for each process; empty in a one-process crawl.
 PROCESS_SHARE = ""  # "i/N": this process crawls the autoblogs dealt to process i
 PROCESS_DEAL = ""  # the deal: processes/deal.json in the output folder
@@ -204,6 +220,7 @@ CLUSTER_CRAWL_ID = ""
 CLUSTER_RUN = 0
 CLUSTER_MODE = "full"
 CLUSTER_WORKER = ""
+REDIS_URL = ""  # the shared frontier's Redis (scrapy-redis reads it too)
 CLUSTER_BUSY_TTL = 30  # seconds a killed worker is still waited for
 CLUSTER_POLL_INTERVAL = 0.5  # seconds between an idle worker's looks at the shared queue
 # Bytes of one entry of the shared queue: a larger one is dropped unread (crawler.cluster.frontier).
@@ -214,7 +231,7 @@ CLUSTER_MAX_ENTRY_SIZE = 64 * 1024
 # A replayed page is content from outside: it gets QA_PAGE_TIMEOUT seconds to load, at
 # most QA_MAX_REQUESTS requests (the rest are aborted and counted) and QA_TEXT_CHARS
 # characters of text on each side of the comparison.
-QA_PAGE_TIMEOUT = 30
+QA_PAGE_TIMEOUT = 30.0
 QA_MAX_REQUESTS = 500
 QA_TEXT_CHARS = 50_000
 # A page scoring below this fails the qa (exit 1): see docs/qa.md for the score.

@@ -32,6 +32,8 @@ from crawler.warc.names import OPEN_SUFFIX, WARC_SUFFIX, index_name_problem, war
 from crawler.warc.reader import read_record_at, walk_file
 
 if TYPE_CHECKING:
+    from crawler.context import RunContext
+    from crawler.history.audit import AuditBounds
     from crawler.history.consistency import Unheld
 
 
@@ -229,14 +231,11 @@ def check_history(root: Path, report: Report) -> list[Unheld] | None:
     return unheld
 
 
-def check_audit(root: Path, report: Report, unheld: list[Unheld]) -> None:
+def check_audit(root: Path, report: Report, unheld: list[Unheld], bounds: AuditBounds) -> None:
     """The audit that closes every crawl (crawler.history.audit), run on what the WARC
     files hold now: one missing item per item the farm declared that the archive lacks."""
-    from scrapy.settings import Settings
-
     from crawler.history.audit import (
         ArchiveView,
-        AuditBounds,
         AuditScope,
         audit_archive,
         missing_before,
@@ -245,9 +244,6 @@ def check_audit(root: Path, report: Report, unheld: list[Unheld]) -> None:
     from crawler.scope import Scope
     from crawler.urls import autoblog_base
 
-    settings = Settings()
-    settings.setmodule("crawler.settings")
-    bounds = AuditBounds.from_settings(settings)
     # Captures not in the index are still in their file: held, only not replayable.
     lost = frozenset((u.filename, u.offset) for u in unheld if u.reason != "not in the index")
     archives = [layout.archive for layout in OutputLayout.find(root)]
@@ -276,8 +272,9 @@ def check_audit(root: Path, report: Report, unheld: list[Unheld]) -> None:
         report.missing.append(f"and {more} more (AUDIT_MAX_MISSING)")
 
 
-def verify(root: str | Path) -> Report:
-    """Check an output folder, or one WARC file alone (its records, digests, pairing)."""
+def verify(root: str | Path, context: RunContext) -> Report:
+    """Check an output folder, or one WARC file alone (its records, digests, pairing); the
+    audit reads as deep as ``context`` says (AUDIT_*, DOWNLOAD_MAXSIZE)."""
     report = Report()
     root = Path(root)
     if root.is_file() and root.name.endswith((WARC_SUFFIX, WARC_SUFFIX + OPEN_SUFFIX)):
@@ -303,17 +300,22 @@ def verify(root: str | Path) -> Report:
     if layouts:
         unheld = check_history(root, report)
         if unheld is not None:
-            check_audit(root, report, unheld)
+            from crawler.history.audit import AuditBounds
+
+            check_audit(root, report, unheld, AuditBounds.of(context))
     return report
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    from crawler.context import command_context
+
+    context = command_context(args.set)  # every value checked before anything is read
     qa = getattr(args, "qa", False)
     if qa:
         from crawler.qa.browser import check_prerequisites
 
         check_prerequisites()  # what to install is said before anything long runs
-    report = verify(args.directory)
+    report = verify(args.directory, context)
     for problem in report.problems:
         print(terminal(f"DEFECT  {problem}"))
     for item in report.missing:

@@ -21,7 +21,9 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThread
 
+from crawler.context import CorpusOptions, RunContext
 from crawler.corpus.builder import CorpusBuilder
+from crawler.counters import Stat
 from crawler.items import CrawlHistory, PageItem, RunInfo, run_started
 from crawler.layout import OutputLayout
 
@@ -31,13 +33,10 @@ logger = logging.getLogger(__name__)
 class CorpusPipeline:
     """Queues every archived page for extraction; writes the run's corpus at the end."""
 
-    def __init__(
-        self, layout: OutputLayout, workers: int = 2, timeout: float = 30.0, min_share: float = 0.9
-    ) -> None:
+    def __init__(self, layout: OutputLayout, options: CorpusOptions, read_limit: int) -> None:
         self.layout = layout
-        self.workers = workers
-        self.timeout = timeout
-        self.min_share = min_share  # CORPUS_MIN_RECORDS: below it the run is partial
+        self.options = options  # workers, time limit, recycling, CORPUS_MIN_RECORDS
+        self.read_limit = read_limit
         self.stats = None
         self.state: CrawlHistory | None = None  # the crawl history, if the crawl keeps one
         self.run_id: int | None = None
@@ -49,21 +48,16 @@ class CorpusPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CorpusPipeline:
-        settings = crawler.settings
-        if not settings.getbool("CORPUS_ENABLED"):
+        context = RunContext.of(crawler)
+        if not context.corpus.enabled:
             raise NotConfigured
-        pipeline = cls(
-            OutputLayout(settings["OUTPUT_DIR"], settings["CRAWL_NAME"]),
-            settings.getint("CORPUS_WORKERS"),
-            settings.getfloat("CORPUS_TIMEOUT"),
-            settings.getfloat("CORPUS_MIN_RECORDS"),
-        )
+        pipeline = cls(context.layout, context.corpus, context.bounds.read_limit)
         pipeline.stats = crawler.stats
         pipeline.state = crawler.get_extension(CrawlHistory)
         crawler.signals.connect(pipeline.run_started, signal=run_started)
         return pipeline
 
-    def _count(self, key: str) -> None:
+    def _count(self, key: Stat) -> None:
         if self.stats is not None:
             self.stats.inc_value(key)
 
@@ -75,8 +69,8 @@ class CorpusPipeline:
         if self.builder is None:
             self.builder = CorpusBuilder(
                 self.layout.root,
-                workers=self.workers,
-                timeout=self.timeout,
+                self.options,
+                self.read_limit,
                 corpus_dir=self.layout.run_corpus(self.run_id),
             )
         return self.builder
@@ -86,10 +80,10 @@ class CorpusPipeline:
             return item
         captured = item.captured
         if captured is None:
-            self._count("corpus/pages_without_warc")
+            self._count(Stat.CORPUS_WITHOUT_WARC)
             return item
         if captured.record_type == "revisit":
-            self._count("corpus/pages_unchanged")
+            self._count(Stat.CORPUS_UNCHANGED)
             return item
         queued = self._builder().add_page(
             item.url,
@@ -104,7 +98,7 @@ class CorpusPipeline:
         )
         # Body and parse are no longer needed once queued: items stay small for later stages.
         item.body, item.parsed, item.text = b"", None, None
-        self._count("corpus/pages_queued" if queued else "corpus/pages_ignored")
+        self._count(Stat.CORPUS_QUEUED if queued else Stat.CORPUS_IGNORED)
         if queued and item.kind == "article" and item.http_status == 200:
             self.article_pages += 1
         return item
@@ -124,12 +118,13 @@ class CorpusPipeline:
             self.builder = None
         if self.stats is not None:  # pages whose spider parse the workers reused
             self.stats.set_value(
-                "corpus/parses_reused", builder.stats.extra.get("parses_reused", 0)
+                Stat.CORPUS_PARSES_REUSED, builder.stats.extra.get("parses_reused", 0)
             )
+            self.stats.set_value(Stat.CORPUS_PROCESSES, builder.pool.stats["spawned"])
         self.shards = [str(s) for s in shards]
         self.records = builder.stats.permalink_records + builder.stats.index_only_records
         made = builder.stats.permalink_records
-        if made < self.min_share * self.article_pages:
+        if made < self.options.min_records * self.article_pages:
             why = builder.stats.first_failure or "extraction gave no record for them"
             self._short(made, f"{builder.stats.failures} pages failed extraction, first: {why}")
 
@@ -144,7 +139,7 @@ class CorpusPipeline:
             self.article_pages,
             why,
         )
-        self._count("corpus/shortfall")
+        self._count(Stat.CORPUS_SHORTFALL)
 
     def abandon(self) -> None:
         """The crawl is stopped now (a second Ctrl-C): stop the extraction workers, write

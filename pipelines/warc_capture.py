@@ -24,6 +24,8 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 
 import crawler
+from crawler.context import Politeness, RunContext, WarcOptions
+from crawler.counters import Stat
 from crawler.history.digests import payload_digest
 from crawler.history.model import warcinfo_run_fields
 from crawler.items import (
@@ -37,7 +39,7 @@ from crawler.items import (
     run_started,
     warc_files_closed,
 )
-from crawler.layout import OutputLayout
+from crawler.outcome import Finish
 from crawler.outlinks import page_outlinks
 from crawler.warc.cdxj import CaptureIndex
 from crawler.warc.records import HEADERS_NOTE, CaptureRecords, FetchNotes, warc_date_now
@@ -48,17 +50,17 @@ logger = logging.getLogger(__name__)
 SAFE_PREFIX = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
-def warcinfo_fields(settings, name: str) -> dict[str, str]:
+def warcinfo_fields(warc: WarcOptions, politeness: Politeness, name: str) -> dict[str, str]:
     """What every WARC file of the crawl says about itself in its ``warcinfo`` record."""
     return {
         "software": f"autoblog-archive/{crawler.__version__} (Scrapy, warcio)",
         "format": "WARC File Format 1.1",
         "conformsTo": "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/",
         "isPartOf": name,
-        "robots": "obey" if settings.getbool("ROBOTSTXT_OBEY") else "ignore",
-        "http-header-user-agent": settings.get("USER_AGENT", ""),
-        "operator": settings["WARC_OPERATOR"],
-        "description": settings["WARC_DESCRIPTION"],
+        "robots": "obey" if politeness.obey_robots else "ignore",
+        "http-header-user-agent": politeness.user_agent,
+        "operator": warc.operator,
+        "description": warc.description,
         "note": HEADERS_NOTE,
     }
 
@@ -78,7 +80,7 @@ def cut_short(response: Response) -> bool:
 class WarcCapture:
     """Writes every downloaded exchange to rolling WARC files of the collection."""
 
-    def __init__(self, writer: RollingWarcWriter, stats=None, max_outlinks: int = 0) -> None:
+    def __init__(self, writer: RollingWarcWriter, max_outlinks: int, stats=None) -> None:
         self.writer = writer
         self.stats = stats
         self.records = CaptureRecords(max_outlinks)
@@ -90,20 +92,20 @@ class WarcCapture:
 
     @classmethod
     def from_crawler(cls, crawler_: Crawler) -> WarcCapture:
-        settings = crawler_.settings
-        if not settings.getbool("WARC_ENABLED"):
+        context = RunContext.of(crawler_)
+        warc = context.warc
+        if not warc.enabled:
             raise NotConfigured
-        name = settings["CRAWL_NAME"]
-        layout = OutputLayout(settings["OUTPUT_DIR"], name)
+        layout = context.layout
         writer = RollingWarcWriter(
             directory=layout.archive,
-            prefix=SAFE_PREFIX.sub("-", settings.get("WARC_PREFIX") or name),
-            warcinfo=warcinfo_fields(settings, name),
-            max_size=settings.getint("WARC_MAX_SIZE"),
+            prefix=SAFE_PREFIX.sub("-", warc.prefix or layout.name),
+            warcinfo=warcinfo_fields(warc, context.politeness, layout.name),
+            max_size=warc.max_size,
             observer=CaptureIndex(layout.capture_index),
         )
         # A page's metadata record lists as many outlinks as the spider may follow from it.
-        ext = cls(writer, crawler_.stats, settings.getint("MAX_LINKS_PER_PAGE"))
+        ext = cls(writer, context.bounds.links_per_page, crawler_.stats)
         ext.crawler = crawler_
         crawler_.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler_.signals.connect(ext.run_started, signal=run_started)
@@ -117,7 +119,7 @@ class WarcCapture:
         """The WARC files this crawl wrote and closed, in order."""
         return list(self.writer.closed_files)
 
-    def _count(self, key: str, value: int = 1) -> None:
+    def _count(self, key: Stat, value: int = 1) -> None:
         if self.stats is not None:
             self.stats.inc_value(key, count=value)
 
@@ -133,7 +135,7 @@ class WarcCapture:
     def response_downloaded(self, response: Response, request: Request, spider: Spider) -> None:
         if self.write_error is not None:
             # Responses already in flight when the crawl was stopped: not archived.
-            self._count("warc/not_written_after_error")
+            self._count(Stat.NOT_WRITTEN_AFTER_ERROR)
             return
         try:
             request.meta[CAPTURE_KEY] = self.capture(response, request)
@@ -141,9 +143,9 @@ class WarcCapture:
             # A full disk must stop the crawl, not silently drop captures: said once.
             self.write_error = exc.strerror or str(exc)
             logger.error("WARC write failed (%s); stopping the crawl", self.write_error)
-            self._count("warc/write_errors")
+            self._count(Stat.WARC_WRITE_ERRORS)
             if self.crawler is not None:
-                self.crawler.engine.close_spider(spider, reason="warc_write_error")
+                self.crawler.engine.close_spider(spider, reason=Finish.WARC_WRITE_ERROR)
 
     def capture(self, response: Response, request: Request) -> Captured:
         latency = float(request.meta.get("download_latency") or 0.0)
@@ -159,7 +161,7 @@ class WarcCapture:
         else:
             first = self.records.response(response, warc_date, digest, truncated)
             if truncated:
-                self._count("warc/truncated")
+                self._count(Stat.TRUNCATED)
         record_id = first.rec_headers.get_header("WARC-Record-ID")
         group = [
             first,
@@ -170,9 +172,9 @@ class WarcCapture:
         ]
         pointers = self.writer.write_group(group)
         self.captured += 1
-        self._count("warc/records", 3)
-        self._count(f"warc/{first.rec_type}s")
-        self._count("warc/payload_bytes", len(response.body))
+        self._count(Stat.RECORDS, 3)
+        self._count(Stat.REVISITS if first.rec_type == "revisit" else Stat.RESPONSES)
+        self._count(Stat.PAYLOAD_BYTES, len(response.body))
         if self.state is not None:
             self.state.record_capture(
                 response.url,
@@ -207,9 +209,9 @@ class WarcCapture:
             self.writer.write_group([record])
         except OSError as exc:
             logger.error("WARC write failed (%s)", exc)
-            self._count("warc/write_errors")
+            self._count(Stat.WARC_WRITE_ERRORS)
             return
-        self._count("warc/records")
+        self._count(Stat.RECORDS)
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
         try:
@@ -220,6 +222,6 @@ class WarcCapture:
         if self.writer.observer is not None:
             self.writer.observer.finish()
         # Each file starts with its warcinfo record: counted so totals match `verify`.
-        self._count("warc/records", len(self.writer.closed_files))
+        self._count(Stat.RECORDS, len(self.writer.closed_files))
         if self.crawler is not None:
             self.crawler.signals.send_catch_log(warc_files_closed, files=self.closed_files)

@@ -26,7 +26,9 @@ from scrapy.exceptions import CloseSpider, IgnoreRequest
 from scrapy.http import Response, TextResponse
 
 from crawler.bounds import LinksCut, bounded_links, read_in_part
-from crawler.extensions.crawl_state import HISTORY_ERROR, CrawlState
+from crawler.context import Bounds, RunContext
+from crawler.counters import PAGES, Stat, error_reason, skipped
+from crawler.extensions.crawl_state import CrawlState
 from crawler.failures import failure_reason
 from crawler.farm_documents import (
     NestedTooDeeply,
@@ -48,6 +50,7 @@ from crawler.items import (
     crawl_planned,
     fetch_failed,
 )
+from crawler.outcome import Finish
 from crawler.parsing import ENGINE_FILES, MAX_TAGS, ParsedPage, parse_page
 from crawler.processes import Share
 from crawler.scope import Refused, Scope, forbidden_reason
@@ -85,9 +88,14 @@ class AutoblogSpider(Spider):
         urls: str | list[str] | None = None,
         autoblogs: str | list[str] | None = None,
         allow_hosts: str | list[str] | None = None,
+        *,
+        bounds: Bounds,
+        share: Share | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.bounds = bounds  # links per page, URL length, body size (crawler.context)
+        self.share = share  # crawl --processes: the autoblogs this one crawls
         self.seeds = split_list(url) + split_list(urls)
         if not self.seeds:
             raise ValueError("give the farm or autoblog URL: -a url=http://farm.example/")
@@ -101,15 +109,13 @@ class AutoblogSpider(Spider):
         self._requested: set[str] = set()
         # Autoblog base -> whether this incremental run walks it in full (see first_walk).
         self._first_walk: dict[str, bool] = {}
-        self.share: Share | None = None  # crawl --processes: the autoblogs this one crawls
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> AutoblogSpider:
-        spider = super().from_crawler(crawler, *args, **kwargs)
-        spider.max_url_length = crawler.settings.getint("URLLENGTH_LIMIT")
-        spider.max_links = crawler.settings.getint("MAX_LINKS_PER_PAGE")
-        spider.share = Share.from_settings(crawler.settings)
-        return spider
+        """The options come from the crawl's context, never from ``-a`` arguments."""
+        context = RunContext.of(crawler)
+        kwargs.update(bounds=context.bounds, share=Share.of(context.processes))
+        return super().from_crawler(crawler, *args, **kwargs)
 
     async def start(self) -> AsyncIterator[Request]:
         self.send_plan()
@@ -140,12 +146,10 @@ class AutoblogSpider(Spider):
     def send_plan(self) -> None:
         """Before any request: the plan starts the run (CrawlState) and arms the scope
         guard. A spider used outside a crawl (``seed``, ``reconcile``) has no one to tell."""
-        crawler = getattr(self, "crawler", None)
-        if crawler is None:
-            return
+        crawler = self.crawler
         try:
             self.state = crawler.get_extension(CrawlState)
-        except RuntimeError:  # built by get_crawler, no extensions: nobody listens
+        except RuntimeError:  # no extensions yet: nobody listens
             return
         named = [base for seed in self.seeds for base in self.named_on(seed)]
         plan = CrawlPlan(seeds=list(self.seeds), scope=self.scope, named=named, share=self.share)
@@ -153,7 +157,7 @@ class AutoblogSpider(Spider):
         if self.state is not None and self.state.run is None:
             # The history could not start a run (the error is in the log): nothing may be
             # fetched outside it, or later runs would not know what this one archived.
-            raise CloseSpider(HISTORY_ERROR)
+            raise CloseSpider(Finish.HISTORY_ERROR)
 
     # -- requests ---------------------------------------------------------------
 
@@ -173,21 +177,21 @@ class AutoblogSpider(Spider):
         if not url:
             return
         url = url.split("#", 1)[0]
-        limit = getattr(self, "max_url_length", 0)
+        limit = self.bounds.url_length
         reason_not = forbidden_reason(url)
         if reason_not is None and limit and len(url) > limit:
             reason_not = f"URL longer than {limit} characters"
         if reason_not is not None:
-            self.crawler.stats.inc_value(f"skipped/{reason_not}")
+            self.crawler.stats.inc_value(skipped(reason_not))
             return
         if not self.scope.allows(url):
-            self.crawler.stats.inc_value("skipped/out of scope (not followed)")
+            self.crawler.stats.inc_value(skipped("out of scope (not followed)"))
             return
         state = self.state
         headers: dict[str, str] = {}
         if state is not None and state.incremental:
             if not refresh and state.archived_before(url) is not None:
-                self.crawler.stats.inc_value("incremental/already_archived")
+                self.crawler.stats.inc_value(Stat.ALREADY_ARCHIVED)
                 return
             if refresh:
                 headers = state.validators(url)
@@ -227,7 +231,7 @@ class AutoblogSpider(Spider):
                 why = f"redirects to {request.url[:300]}, out of scope (give that URL instead)"
                 self._base_answered(request, "not_autoblog", why, count=True)
             return
-        reason = failure_reason(failure, self.crawler.settings.getint("DOWNLOAD_MAXSIZE"))
+        reason = failure_reason(failure, self.bounds.read_limit)
         detail = str(failure.value).strip()[:300]
         if reason == type(failure.value).__name__ and detail:
             reason_text = f"{reason}: {detail}"
@@ -235,8 +239,8 @@ class AutoblogSpider(Spider):
             reason_text = reason
         url = request.url if request else "?"
         logger.warning("failed: %s (%s)", url, reason_text)
-        self.crawler.stats.inc_value("errors/fetch")
-        self.crawler.stats.inc_value(f"errors/{reason}")
+        self.crawler.stats.inc_value(Stat.FETCH_ERRORS)
+        self.crawler.stats.inc_value(error_reason(reason))
         if request is not None:
             self.crawler.signals.send_catch_log(fetch_failed, request=request, reason=reason_text)
             self._base_answered(request, "failed", f"did not answer ({reason_text})")
@@ -262,7 +266,7 @@ class AutoblogSpider(Spider):
             return
         found = BaseFound(asked[0], asked[1], kind, why)
         if count and not found.ok:
-            self.crawler.stats.inc_value("autoblogs/not_archived")
+            self.crawler.stats.inc_value(Stat.NOT_ARCHIVED)
         self.crawler.signals.send_catch_log(base_found, found=found)
 
     def _base_read(self, response: Response, page: ParsedPage | None) -> None:
@@ -307,12 +311,12 @@ class AutoblogSpider(Spider):
     # -- parsing ----------------------------------------------------------------
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
-        """Every page's output, with at most ``MAX_LINKS_PER_PAGE`` requests."""
-        limit = getattr(self, "max_links", 0)
-        output = self._parse(response)
+        """Every page's output (the callback of every request), with at most
+        ``MAX_LINKS_PER_PAGE`` requests."""
+        output = self.read_page(response)
         if self.share is not None and self.share.owner_of(response.url) is None:
             output = self._my_share(output)
-        return bounded_links(output, limit, self.crawler.stats, response.url)
+        return bounded_links(output, self.bounds.links_per_page, self.crawler.stats, response.url)
 
     def _my_share(self, output: Iterator[Any]) -> Iterator[Any]:
         """``crawl --processes``: of a farm-level page's links (farm list, exports,
@@ -324,11 +328,12 @@ class AutoblogSpider(Spider):
             if isinstance(item, Request) and not self.share.keeps(
                 item.url, item.meta.get(REASON_KEY)
             ):
-                self.crawler.stats.inc_value("skipped/autoblog of another process")
+                self.crawler.stats.inc_value(skipped("autoblog of another process"))
                 continue
             yield item
 
-    def _parse(self, response: Response) -> Iterator[Any]:
+    def read_page(self, response: Response) -> Iterator[Any]:
+        """What a page gives, by what it is (JSON export, sitemap, HTML page)."""
         if "dataloss" in response.flags:
             # Captured as WARC-Truncated; fetch again rather than read half a page.
             retry = get_retry_request(response.request, spider=self, reason="dataloss")
@@ -336,7 +341,7 @@ class AutoblogSpider(Spider):
                 yield retry
             else:
                 logger.warning("gave up on %s: body truncated on every attempt", response.url)
-                self.crawler.stats.inc_value("errors/fetch")
+                self.crawler.stats.inc_value(Stat.FETCH_ERRORS)
                 self._base_answered(response.request, "failed", "body cut short on every attempt")
             return
         ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
@@ -354,7 +359,7 @@ class AutoblogSpider(Spider):
         query = urlsplit(response.url).query
         if query not in ("export", "media"):
             return
-        limit = getattr(self, "max_links", 0)
+        limit = self.bounds.links_per_page
         try:
             if query == "export":
                 bases, cut = read_export(response.body, response.urljoin("./"), limit)
@@ -362,8 +367,8 @@ class AutoblogSpider(Spider):
                 folder, names, cut = read_media_list(response.body, limit)
         except NestedTooDeeply:
             logger.error("JSON nested too deeply to read: %s", response.url)
-            self.crawler.stats.inc_value("errors/fetch")
-            self.crawler.stats.inc_value("errors/JSON nested too deeply")
+            self.crawler.stats.inc_value(Stat.FETCH_ERRORS)
+            self.crawler.stats.inc_value(error_reason("JSON nested too deeply"))
             return
         except ValueError:
             logger.warning("not JSON: %s", response.url)
@@ -381,15 +386,15 @@ class AutoblogSpider(Spider):
             yield from self._follow(urljoin(folder, name), "media list")
 
     def parse_sitemap(self, response: Response) -> Iterator[Request | LinksCut]:
-        locs, cut = read_sitemap(response.body, getattr(self, "max_links", 0))
+        locs, cut = read_sitemap(response.body, self.bounds.links_per_page)
         if cut:
             yield LinksCut(cut)
         for loc in locs:
             yield from self._follow(loc, "sitemap", refresh=True)
 
     def parse_html(self, response: TextResponse) -> Iterator[Any]:
-        page = parse_page(response.text, response.url, max_links=getattr(self, "max_links", 0))
-        self.crawler.stats.inc_value(f"pages/{page.kind}")
+        page = parse_page(response.text, response.url, max_links=self.bounds.links_per_page)
+        self.crawler.stats.inc_value(PAGES + page.kind)
         self._base_read(response, page)
         if page.kind == "farm":  # its list is read whole, apart from this parse
             yield from self.parse_farm(response)
@@ -438,7 +443,7 @@ class AutoblogSpider(Spider):
         previous = state.archived_before(response.url)
         if previous is None or previous.normalized_digest != digest:
             return False
-        self.crawler.stats.inc_value("incremental/unchanged_autoblogs")
+        self.crawler.stats.inc_value(Stat.UNCHANGED_AUTOBLOGS)
         return True
 
     def unarchived_pages(
@@ -458,7 +463,7 @@ class AutoblogSpider(Spider):
             return  # walked in full: its pages are not tail pages
         for link in page.page_links:
             if link != base and state.archived_before(link) is None:
-                self.crawler.stats.inc_value("incremental/unarchived_pages")
+                self.crawler.stats.inc_value(Stat.UNARCHIVED_PAGES)
                 yield from self._follow(link, "unarchived page", meta={"tail_page": True})
 
     def pages_to_walk(self, page: ParsedPage, base: str) -> list[str]:
@@ -482,7 +487,7 @@ class AutoblogSpider(Spider):
         else:
             self._known_pages[base] += 1
         if self._known_pages[base] > state.margin_pages:
-            self.crawler.stats.inc_value("incremental/walks_stopped")
+            self.crawler.stats.inc_value(Stat.WALKS_STOPPED)
             return []
         return [page.next_page]
 
@@ -510,7 +515,7 @@ class AutoblogSpider(Spider):
             return
         last = state.last_numbered_page(following)
         if last is not None and last != canonical_url(following):
-            self.crawler.stats.inc_value("incremental/old_last_pages")
+            self.crawler.stats.inc_value(Stat.OLD_LAST_PAGES)
             yield from self._follow(last, "last archived page", refresh=True)
 
     @staticmethod
@@ -527,9 +532,7 @@ class AutoblogSpider(Spider):
 
     def parse_farm(self, response: TextResponse) -> Iterator[Request | LinksCut]:
         root = response.urljoin("./")
-        farm = read_farm_page(
-            response.text, response.url, getattr(self, "max_links", 0), FARM_EXPORTS
-        )
+        farm = read_farm_page(response.text, response.url, self.bounds.links_per_page, FARM_EXPORTS)
         if farm.cut:
             yield LinksCut(farm.cut)
         for base in farm.autoblogs:

@@ -327,3 +327,17 @@ needs_pywb = pytest.mark.skipif(
     not _pywb_available() and not os.environ.get("CI"),
     reason="pywb not installed (python3 -m venv .venv-pywb && .venv-pywb/bin/pip install pywb)",
 )
+
+
+# ---------------------------------------------------------------- the run context
+
+
+def default_context(**corpus: object):
+    """The run context of the project's default settings (what every command starts
+    from), its corpus options changed as given (``workers=2``, ``timeout=20``...)."""
+    from dataclasses import replace
+
+    from crawler.context import RunContext, project_settings
+
+    context = RunContext.from_settings(project_settings())
+    return replace(context, corpus=replace(context.corpus, **corpus))

@@ -7,9 +7,12 @@ its own, which is what lets a new extractor or a distributed frontier swap one o
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from scrapy import Request
 from scrapy.http import HtmlResponse
+from support import default_context
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.extensions import CrawlState, IndexOnClose, RunSummary
@@ -22,6 +25,7 @@ from pipelines.research_corpus import CorpusPipeline
 from pipelines.warc_capture import WarcCapture
 
 BASE = "http://127.0.0.1:9/autoblogs/a/"
+DEFAULTS = default_context()
 
 
 def _response(url: str = BASE, body: bytes = b"<html><a href='?2'>2</a></html>"):
@@ -31,7 +35,8 @@ def _response(url: str = BASE, body: bytes = b"<html><a href='?2'>2</a></html>")
 
 def test_warc_capture_writes_a_readable_group_without_a_crawl(tmp_path):
     layout = OutputLayout(tmp_path, "c")
-    capture = WarcCapture(RollingWarcWriter(layout.archive, "c", {"software": "test"}, 1 << 30))
+    writer = RollingWarcWriter(layout.archive, "c", {"software": "test"}, 1 << 30)
+    capture = WarcCapture(writer, max_outlinks=DEFAULTS.bounds.links_per_page)
     response = _response()
     captured = capture.capture(response, response.request)
     assert isinstance(captured, Captured) and captured.record_type == "response"
@@ -48,11 +53,13 @@ def test_warc_capture_writes_a_readable_group_without_a_crawl(tmp_path):
 
 
 def test_crawl_state_touches_nothing_until_opened(tmp_path):
-    state = CrawlState(OutputLayout(tmp_path / "out", "c"), mode="full")
+    full = replace(DEFAULTS.history, mode="full")
+    state = CrawlState(OutputLayout(tmp_path / "out", "c"), full, DEFAULTS.bounds.read_limit)
     assert not (tmp_path / "out").exists()
     assert state.find_original(BASE, "sha1:X") is None and not state.incremental
     # A page captured elsewhere, with its digests: no run opened, so nothing is noted.
-    capture = WarcCapture(RollingWarcWriter(tmp_path / "warcs", "c", {"software": "test"}, 1 << 30))
+    writer = RollingWarcWriter(tmp_path / "warcs", "c", {"software": "test"}, 1 << 30)
+    capture = WarcCapture(writer, max_outlinks=DEFAULTS.bounds.links_per_page)
     response = _response()
     captured = capture.capture(response, response.request)
     capture.writer.close()
@@ -63,7 +70,7 @@ def test_crawl_state_touches_nothing_until_opened(tmp_path):
 
 
 def test_page_bounds_refuse_past_the_bound():
-    bounds = PageBounds(per_run=2)
+    bounds = PageBounds(per_run=2, per_autoblog=0)
     for n in range(2):
         bounds.process_request(Request(f"{BASE}?{n}"))
     with pytest.raises(Refused):
@@ -75,11 +82,12 @@ def test_page_bounds_refuse_past_the_bound():
 
 
 def test_resume_without_history_lets_everything_through():
-    assert ResumeFromArchive(None).process_request(Request(BASE)) is None
+    resume = ResumeFromArchive(None, DEFAULTS.bounds.read_limit)
+    assert resume.process_request(Request(BASE)) is None
 
 
 def test_items_feed_the_summary_and_the_page_titles(tmp_path):
-    summary, indexes = RunSummary(), IndexOnClose(OutputLayout(tmp_path, "c"))
+    summary, indexes = RunSummary(), IndexOnClose(OutputLayout(tmp_path, "c"), wacz=False)
     page = PageItem(BASE, "index", 200, {}, b"", None, autoblog=BASE, engine="0.3", title="T")
     article = ArticleItem(BASE, "0.3", BASE + "?a", "A", None, None, BASE, "index", 200, None)
     for item in (page, article, article):
@@ -90,6 +98,30 @@ def test_items_feed_the_summary_and_the_page_titles(tmp_path):
 
 
 def test_corpus_pipeline_starts_no_worker_before_a_page(tmp_path):
-    pipeline = CorpusPipeline(OutputLayout(tmp_path, "c"), workers=1)
+    one = default_context(workers=1)
+    pipeline = CorpusPipeline(OutputLayout(tmp_path, "c"), one.corpus, one.bounds.read_limit)
     assert pipeline.process_item(PageItem(BASE, "index", 200, {}, b"", None)) is not None
     assert pipeline.builder is None and not (tmp_path / "corpus").exists()
+
+
+def test_a_request_naming_no_callback_is_read_within_the_link_bound():
+    """Scrapy hands a response whose request names no callback (a shared frontier's entry
+    may name none) to the spider's default callback: the page's links are bounded there
+    too, as for every request the spider makes itself."""
+    from crawler.cluster.frontier import spider_outside_crawl
+    from crawler.context import project_settings
+    from crawler.samplefarm.farm import Farm
+    from crawler.samplefarm.options import FarmConfig
+
+    farm = Farm(FarmConfig(host="127.0.0.1", port=9, autoblogs=6, articles=2))
+    page = farm.handle("GET", "/", "127.0.0.1:9")  # the farm's index: its autoblogs, exports
+    url = "http://127.0.0.1:9/"
+    settings = project_settings().copy()
+    settings.set("MAX_LINKS_PER_PAGE", 2, priority="cmdline")
+    spider = spider_outside_crawl([url], [], settings)
+    request = Request(url)
+    response = HtmlResponse(url, body=page.body, headers=list(page.headers), request=request)
+    assert request.callback is None  # Scrapy then calls the spider's _parse
+    followed = [r for r in spider._parse(response) if isinstance(r, Request)]
+    assert len(followed) == 2
+    assert spider.crawler.stats.get_value("skipped/bound: MAX_LINKS_PER_PAGE=2") > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import default_context
 
 import crawler
 from crawler import exitcodes
@@ -157,8 +158,8 @@ def test_redacted_url():
 
 
 def test_default_bounds_exist_and_can_be_raised():
-    from crawler import settings as defaults
+    defaults = default_context().bounds  # read from the settings, as every component does
 
-    assert defaults.MAX_PAGES_PER_RUN > 0 and defaults.MAX_PAGES_PER_AUTOBLOG > 0
-    assert defaults.MAX_LINKS_PER_PAGE > 0 and defaults.URLLENGTH_LIMIT > 0
-    assert 0 < defaults.DOWNLOAD_MAXSIZE <= 256 * 1024 * 1024
+    assert defaults.pages_per_run > 0 and defaults.pages_per_autoblog > 0
+    assert defaults.links_per_page > 0 and defaults.url_length > 0
+    assert 0 < defaults.read_limit <= 256 * 1024 * 1024

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from rapidfuzz import fuzz
-from support import BIN, REFERENCE_PAGES, run_cli
+from support import BIN, REFERENCE_PAGES, default_context, run_cli
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.corpus.builder import CorpusBuilder
@@ -54,8 +54,9 @@ def farm_corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     # Offline, from the crawl's WARCs; workers recycled meanwhile (every 40 documents: a
     # few times, each new worker costs a trafilatura import).
+    context = default_context(workers=2, timeout=20, max_tasks=40)
     offline = extract_warcs(
-        layout.warcs(), tmp / "offline", workers=2, timeout=20, max_tasks_per_worker=40
+        layout.warcs(), tmp / "offline", context.corpus, context.bounds.read_limit
     )
     return {
         "truth": truth,
@@ -192,7 +193,9 @@ def test_small_shards_stream_the_same_records(farm_corpus: dict[str, Any], tmp_p
         found, problems = scan_warc(path)
         assert not problems
         entries += found
-    with CorpusBuilder(tmp_path, workers=2, timeout=20, records_per_shard=7) as b:
+    context = default_context(workers=2, timeout=20)
+    read_limit = context.bounds.read_limit
+    with CorpusBuilder(tmp_path, context.corpus, read_limit, records_per_shard=7) as b:
         queue_pages(b, entries)
     shards = sorted((tmp_path / "corpus").glob("part-*.jsonl.gz"))
     records = farm_corpus["offline"]
@@ -252,7 +255,8 @@ def test_hang_broken_and_index_only(tmp_path: Path, caplog: pytest.LogCaptureFix
     caplog.set_level(logging.WARNING, logger="crawler.corpus")
     # The limit counts from when a worker starts a document, not from when it was handed
     # out: generous enough that no real document reaches it on a busy machine.
-    with CorpusBuilder(tmp_path, workers=2, timeout=10) as builder:
+    context = default_context(workers=2, timeout=10)
+    with CorpusBuilder(tmp_path, context.corpus, context.bounds.read_limit) as builder:
         queued = [
             builder.add_page(
                 u, body, headers={"Content-Type": ct} if ct else None, http_status=status

@@ -21,14 +21,22 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 from rapidfuzz import fuzz
-from support import BIN, crawl_log, needs_pywb, reachable_articles, responses, run_cli, warcio_check
+from support import (
+    BIN,
+    crawl_log,
+    default_context,
+    needs_pywb,
+    reachable_articles,
+    responses,
+    run_cli,
+    warcio_check,
+)
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.collection import PAGE_TEXT_CHARS
 from crawler.corpus.shards import read_corpus
 from crawler.samplefarm import start_farm
 from crawler.scope import forbidden_reason
-from crawler.settings import DOWNLOAD_MAXSIZE
 from crawler.urls import canonical_url
 from crawler.warc.reader import read_record_at
 
@@ -452,7 +460,7 @@ def test_every_warc_pointer_opens_its_response(crawled):
     for record in read_corpus(crawled["out"]):
         pointer = record["warc"]
         path = archive / pointer["filename"]
-        stored = read_record_at(path, pointer["offset"], DOWNLOAD_MAXSIZE)
+        stored = read_record_at(path, pointer["offset"], default_context().bounds.read_limit)
         assert stored.rec_type == "response"
         assert stored.header("WARC-Record-ID") == pointer["record_id"]
         assert stored.header("WARC-Payload-Digest") == pointer["payload_digest"]

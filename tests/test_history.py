@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support import BIN, requested_urls, run_cli, wait_for
+from support import BIN, default_context, requested_urls, run_cli, wait_for
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler import __version__ as VERSION
@@ -281,7 +281,7 @@ def test_rebuild_from_indexes_restores_everything(history_crawls, tmp_path, caps
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
     layout.cdxj.unlink()
-    code = run_reindex(argparse.Namespace(directory=str(layout.root)))
+    code = run_reindex(argparse.Namespace(directory=str(layout.root), set=[]))
     assert code == 0
     assert "3 runs" in capsys.readouterr().out
     assert layout.cdxj.exists()
@@ -294,7 +294,7 @@ def test_rebuild_from_indexes_restores_everything(history_crawls, tmp_path, caps
     with History.open(db) as h:
         h.conn.execute("UPDATE runs SET command = 'kept', mode = 'incremental' WHERE id = ?", (2,))
         h.commit()
-    assert run_reindex(argparse.Namespace(directory=str(layout.root))) == 0
+    assert run_reindex(argparse.Namespace(directory=str(layout.root), set=[])) == 0
     assert dump(db)["runs"][1][3:] == ("kept", "incremental")
 
 
@@ -423,7 +423,8 @@ def test_sigkilled_crawl_loses_nothing_that_the_warc_holds(killed, tmp_path):
     assert [r.action for r in repairs] == ["closed"] and repairs[0].cut_bytes > 50
     held = warc_captures(layout)
     assert len(held) > 20
-    reconcile_with_warcs(layout.root)  # what a resumed crawl does first
+    read_limit = default_context().bounds.read_limit
+    reconcile_with_warcs(layout.root, read_limit)  # what a resumed crawl does first
     with History.open(layout.root) as h:
         run = h.latest_run()
         assert run.status == "running"  # crashed: resumable
@@ -432,11 +433,11 @@ def test_sigkilled_crawl_loses_nothing_that_the_warc_holds(killed, tmp_path):
         assert committed <= set(held)
         for repair in repairs:  # nothing committed points past the cut
             assert h.forget_after(repair.result.name, repair.size_after) == 0
-        added = reconcile_files(h, layout.warcs(), run.id)
+        added = reconcile_files(h, layout.warcs(), run.id, read_limit)
         assert added == len(held) - len(committed)
         captures = h.captures_in_run(run.id)
         assert {x.record_id: x.url for x in captures} == held
-        assert reconcile_files(h, layout.warcs(), run.id) == 0  # idempotent, cheap
+        assert reconcile_files(h, layout.warcs(), run.id, read_limit) == 0  # idempotent
         # The articles of the permalink pages read back are known again.
         permalinks = {
             canonical_url(a["permalink"])
@@ -451,7 +452,7 @@ def test_sigkilled_crawl_loses_nothing_that_the_warc_holds(killed, tmp_path):
     # A history rebuilt from the WARCs alone holds the same captures and articles.
     for suffix in ("", "-wal", "-shm"):
         Path(str(layout.history) + suffix).unlink(missing_ok=True)
-    assert run_reindex(argparse.Namespace(directory=str(layout.root))) == 0
+    assert run_reindex(argparse.Namespace(directory=str(layout.root), set=[])) == 0
     rebuilt = dump(layout.history)
     # Every capture the WARCs hold, each where its record is.
     lost = {row[10] for row in reconciled["captures"] if row[5] is None}
@@ -473,7 +474,7 @@ def test_reindex_repairs_open_files_and_respects_the_run_lock(killed, tmp_path, 
 
     layout = copy_output(killed["out"], tmp_path / "k", "k")
     assert layout.open_warcs(), "the kill left no .open file"
-    args = argparse.Namespace(directory=str(layout.root))
+    args = argparse.Namespace(directory=str(layout.root), set=[])
     with RunLock(layout.root, command="a crawl"):
         assert run_reindex(args) == EXIT_LOCKED
     assert "a crawl" in capsys.readouterr().out
@@ -630,7 +631,7 @@ def test_report_survives_a_rebuild(reported, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(reported["out"] / "collections", copy / "collections")
     write_cdxj(OutputLayout(copy, "farm"))
-    rebuild_from_indexes(copy)
+    rebuild_from_indexes(copy, default_context().bounds.read_limit)
     with History.open(copy) as rebuilt:
         for run in reported["runs"]:
             a = build_report(reported["history"], run)

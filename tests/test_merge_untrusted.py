@@ -21,7 +21,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from support import needs_pywb, run_cli, snapshot
+from support import default_context, needs_pywb, run_cli, snapshot
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.layout import OutputLayout
@@ -269,7 +269,8 @@ def test_collided_names_follow_in_a_processes_merge(workers, tmp_path):
     from crawler.cluster.merge import merge
 
     a, b = collide(workers, tmp_path)
-    result = merge([a.root, b.root], tmp_path / "m", NAME, keep_duplicates=True)
+    read_limit = default_context().bounds.read_limit
+    result = merge([a.root, b.root], tmp_path / "m", read_limit, NAME, keep_duplicates=True)
     merged = OutputLayout(tmp_path / "m", NAME)
     assert len(merged.warcs()) == 2
     with sqlite3.connect(f"file:{merged.history}?mode=ro", uri=True) as conn:

@@ -91,7 +91,7 @@ def test_every_spelling_the_server_reads_as_forbidden_is_forbidden(tail):
 
 def test_guard_fails_closed_without_a_scope():
     """Until the spider's plan gives it the scope, the guard lets nothing out; built alone."""
-    guard = ScopeGuardMiddleware(max_url_length=2083)
+    guard = ScopeGuardMiddleware(max_url_length=2083, stats=None)
     assert guard.reason(Request(FARM + "autoblogs/x/")) == "no scope known"
     guard.crawl_planned(CrawlPlan(seeds=[FARM], scope=Scope([FARM])))
     assert guard.reason(Request(FARM + "autoblogs/x/")) is None

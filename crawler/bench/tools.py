@@ -23,7 +23,6 @@ from crawler.bench import (
 )
 from crawler.bench.measure import Run, measure
 from crawler.children import python_command
-from crawler.settings import FAST_SETTINGS
 
 # ---------------------------------------------------------------- the farm
 
@@ -163,9 +162,12 @@ def plain_scrapy_main(urls_file: str, stats_file: str) -> int:
         def parse(self, response: Any, **kwargs: Any) -> None:
             return None
 
+    from crawler.context import project_settings
+
+    fast = project_settings().getdict("FAST_SETTINGS")  # our --fast concurrency
     settings = {
-        "CONCURRENT_REQUESTS": FAST_SETTINGS["CONCURRENT_REQUESTS"],
-        "CONCURRENT_REQUESTS_PER_DOMAIN": FAST_SETTINGS["CONCURRENT_REQUESTS_PER_DOMAIN"],
+        "CONCURRENT_REQUESTS": fast["CONCURRENT_REQUESTS"],
+        "CONCURRENT_REQUESTS_PER_DOMAIN": fast["CONCURRENT_REQUESTS_PER_DOMAIN"],
         "LOG_LEVEL": "WARNING",
     }
     process = CrawlerProcess(settings)

@@ -43,13 +43,13 @@ def seed_run(
     """Start cluster run N+1: full the first time (or with ``full``), then incremental."""
     from scrapy_redis.dupefilter import RFPDupeFilter
 
-    from crawler.cluster.frontier import seed_queue
+    from crawler.cluster.frontier import seed_queue, spider_outside_crawl
     from crawler.collection import check_collection_name
+    from crawler.context import command_settings
     from crawler.run import check_urls, default_name
-    from spiders.autoblog import AutoblogSpider
 
     keys = Keys(check_crawl_id(crawl))
-    spider = AutoblogSpider(urls=check_urls(urls), autoblogs=autoblogs or [])
+    spider = spider_outside_crawl(check_urls(urls), autoblogs or [], command_settings([]))
     name = check_collection_name(name or default_name(spider.seeds[0]))
     client = connect(redis_url)
     run = int(client.incr(keys.run))
@@ -93,7 +93,7 @@ def default_worker_id(output: str) -> str:
 
 def run_worker(args: argparse.Namespace) -> int:
     from crawler.cluster.frontier import worker_settings
-    from crawler.crawl_summary import print_summary, share_verdict
+    from crawler.crawl_summary import print_summary
     from crawler.folder import check_log_file, check_output_folder
     from crawler.run import overrides_from_args, run_crawl
 
@@ -122,7 +122,6 @@ def run_worker(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         log_file=args.log_file,
     )
-    code = share_verdict(code, summary, f"worker {worker}")
     if args.quiet:
         print(summary["verdict"], file=sys.stdout if code < EXIT_FAILED else sys.stderr)
     else:

@@ -16,12 +16,15 @@ import gzip
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from crawler.corpus.from_warcs import queue_pages, scan_warc
 from crawler.corpus.output import replaced_corpus
+
+if TYPE_CHECKING:
+    from crawler.context import CorpusOptions
 
 PARTS = "corpus-parts"
 
@@ -64,21 +67,28 @@ class _PrecomputedPool:
         return None
 
 
-def _builder(output_dir: str | os.PathLike[str], results: dict, corpus_dir: Path | None = None):
+def _builder(
+    output_dir: str | os.PathLike[str],
+    results: dict,
+    options: CorpusOptions,
+    read_limit: int,
+    corpus_dir: Path | None = None,
+):
     from crawler.corpus.builder import CorpusBuilder
 
-    builder = CorpusBuilder(output_dir, workers=1, corpus_dir=corpus_dir)
+    builder = CorpusBuilder(output_dir, options, read_limit, corpus_dir=corpus_dir)
     builder.pool = _PrecomputedPool(builder._on_result, results)  # type: ignore[assignment]
     return builder
 
 
-def extract_part(warc: str, part: str) -> str:
-    """The Dask task: extract every HTML page of one WARC file into ``part``."""
+def extract_part(warc: str, part: str, options: CorpusOptions, read_limit: int) -> str:
+    """The Dask task: extract every HTML page of one WARC file into ``part``, each read
+    up to ``read_limit`` bytes (DOWNLOAD_MAXSIZE)."""
     import tempfile
 
     entries, problems = scan_warc(warc)
     with tempfile.TemporaryDirectory(prefix="extract-part-") as tmp:
-        builder = _builder(tmp, {}, corpus_dir=Path(tmp))
+        builder = _builder(tmp, {}, options, read_limit, corpus_dir=Path(tmp))
         queue_pages(builder, entries)
         ran = builder.pool.ran
     data = {"warc": Path(warc).name, "entries": entries, "problems": problems, "results": ran}
@@ -94,9 +104,14 @@ def part_name(warc: str | os.PathLike[str]) -> str:
 
 
 def extract_on_dask(
-    paths: list[str], output_dir: str | os.PathLike[str], scheduler: str, workers: int = 2
+    paths: list[str],
+    output_dir: str | os.PathLike[str],
+    scheduler: str,
+    options: CorpusOptions,
+    read_limit: int,
 ) -> dict[str, Any]:
-    """``<output_dir>/corpus/`` from WARC files, one Dask task per file not done yet."""
+    """``<output_dir>/corpus/`` from WARC files, one Dask task per file not done yet
+    (``--dask local``: a LocalCluster of ``CORPUS_WORKERS`` processes)."""
     from dask.distributed import Client, LocalCluster
 
     from crawler.children import isolate_library_children
@@ -110,17 +125,25 @@ def extract_on_dask(
         cluster = None
         if scheduler == "local":
             cluster = LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=options.workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
             )
         with Client(cluster or scheduler) as client:
             futures = client.map(
-                extract_part, todo, [str(parts / part_name(f)) for f in todo], pure=False
+                extract_part,
+                todo,
+                [str(parts / part_name(f)) for f in todo],
+                options=options,
+                read_limit=read_limit,
+                pure=False,
             )
             client.gather(futures)
         if cluster is not None:
             cluster.close()
     with replaced_corpus(output_dir) as corpus_dir:
-        builder = _builder(output_dir, {}, corpus_dir=corpus_dir)
+        builder = _builder(output_dir, {}, options, read_limit, corpus_dir=corpus_dir)
         pages, problems = 0, []
         for f in files:
             with gzip.open(parts / part_name(f)) as fh:

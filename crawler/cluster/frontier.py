@@ -18,12 +18,14 @@ from typing import Any
 from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DontCloseSpider, NotConfigured
+from scrapy.settings import Settings
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.request import request_from_dict
 from scrapy_redis.queue import PriorityQueue
 
-from crawler.bounds import FRONTIER_REJECTED
 from crawler.cluster import Keys, connect, entries
+from crawler.context import ClusterOptions, RunContext
+from crawler.counters import Stat
 from crawler.middlewares import ScopeGuardMiddleware
 from crawler.scope import refusal
 
@@ -47,10 +49,16 @@ def worker_settings(
     redis_url: str, crawl: str, run: int, mode: str, worker: str, name: str
 ) -> dict[str, Any]:
     """Scrapy settings that make a crawl one worker of cluster run ``run``."""
-    from crawler.settings import DOWNLOADER_MIDDLEWARES, EXTENSIONS
+    from crawler.context import project_settings
 
+    project = project_settings()
     keys = Keys(crawl)
-    extensions = {k: v for k, v in EXTENSIONS.items() if k != "crawler.extensions.CrawlState"}
+    extensions = {
+        k: v
+        for k, v in project.getdict("EXTENSIONS").items()
+        if k != "crawler.extensions.CrawlState"
+    }
+    middlewares = project.getdict("DOWNLOADER_MIDDLEWARES")
     return {
         "SCHEDULER": "scrapy_redis.scheduler.Scheduler",
         "SCHEDULER_QUEUE_CLASS": __name__ + ".FrontierQueue",
@@ -73,20 +81,37 @@ def worker_settings(
             "crawler.cluster.shared_history.ClusterCrawlState": 50,
             __name__ + ".ClusterIdle": 60,
         },
-        "DOWNLOADER_MIDDLEWARES": DOWNLOADER_MIDDLEWARES | {__name__ + ".ClusterPoliteness": 590},
+        "DOWNLOADER_MIDDLEWARES": middlewares | {__name__ + ".ClusterPoliteness": 590},
     }
 
 
-def cluster_of(settings: Any) -> tuple[Any, Keys]:
+def cluster_of(options: ClusterOptions) -> tuple[Any, Keys]:
     """(Redis client, keys) of the worker's cluster; not a worker: the component is off."""
-    if not settings.get("CLUSTER_CRAWL_ID"):
+    if not options.enabled:
         raise NotConfigured
-    return connect(settings["REDIS_URL"]), Keys(settings["CLUSTER_CRAWL_ID"])
+    return connect(options.redis_url), Keys(options.crawl_id)
 
 
 def seed_queue(redis_url: str, spider: Spider, key: str) -> PriorityQueue:
     """The queue as ``seed`` and ``reconcile`` push their own spider's requests to it."""
     return PriorityQueue(connect(redis_url, decode=False), spider, key, serializer=entries)
+
+
+def spider_outside_crawl(seeds: list[str], autoblogs: list[str], settings: Settings) -> Any:
+    """The crawl's spider with a crawler of its own that crawls nothing (no extension of
+    ours: no history, no capture), for ``seed`` and ``reconcile`` to ask which requests
+    it makes; its options come from ``settings``, as in a crawl."""
+    from scrapy.utils.test import get_crawler
+
+    from crawler.context import context_settings
+    from spiders.autoblog import AutoblogSpider
+
+    # Only what the context reads: Scrapy's own defaults for the rest (its reactor
+    # settings, no EXTENSIONS of ours).
+    crawler = get_crawler(AutoblogSpider, {name: settings[name] for name in context_settings()})
+    spider = AutoblogSpider.from_crawler(crawler, urls=seeds, autoblogs=autoblogs)
+    crawler.spider = spider
+    return spider
 
 
 class FrontierQueue(PriorityQueue):
@@ -97,7 +122,7 @@ class FrontierQueue(PriorityQueue):
     An entry that is no request of this crawl (not JSON of the entries' shape, larger than
     ``CLUSTER_MAX_ENTRY_SIZE``, a URL the scope guard refuses, a callback the spider does
     not offer in ``request_callbacks``) is dropped, logged with the queue's key, and
-    counted under ``FRONTIER_REJECTED``, which makes the run partial; the worker goes on
+    counted under ``Stat.FRONTIER_REJECTED``, which makes the run partial; the worker goes on
     with the next entry. So that whatever is in the queue out of scope was put there by
     someone else, a request the scope guard would refuse at download (a redirect out of
     the farm) is refused before it is shared, counted under ``skipped`` as it would be.
@@ -107,7 +132,7 @@ class FrontierQueue(PriorityQueue):
         super().__init__(server, spider, key, entries)
         crawler = spider.crawler
         self.stats = crawler.stats
-        self.max_size = crawler.settings.getint("CLUSTER_MAX_ENTRY_SIZE")
+        self.max_size = RunContext.of(crawler).cluster.max_entry_size
         self.guard = crawler.get_downloader_middleware(ScopeGuardMiddleware)
         self._pop = server.register_script(POP)
 
@@ -138,13 +163,13 @@ class FrontierQueue(PriorityQueue):
                 if name is not None and name not in spider.request_callbacks:
                     raise entries.BadEntry(f"no callback {name[:80]!r} on the spider")
             request = request_from_dict(data, spider=spider)
-            why = refusal(spider.scope, request.url, request.method, spider.max_url_length)
+            why = refusal(spider.scope, request.url, request.method, spider.bounds.url_length)
             if why is not None:
                 raise entries.BadEntry(why)
         except (ValueError, TypeError) as exc:
             shown = "" if isinstance(entry, int) else f": {entry[:100]!r}"
             logger.error("dropped an entry of the shared frontier %s (%s)%s", self.key, exc, shown)
-            self.stats.inc_value(FRONTIER_REJECTED)
+            self.stats.inc_value(Stat.FRONTIER_REJECTED)
             return None
         return request
 
@@ -157,19 +182,18 @@ class ClusterIdle:
     idle worker exits once the queue is empty and no other worker is busy.
     """
 
-    def __init__(self, crawler: Crawler) -> None:
-        settings = crawler.settings
+    def __init__(self, crawler: Crawler, options: ClusterOptions) -> None:
         self.crawler = crawler
-        self.client, self.keys = cluster_of(settings)
-        self.run = settings.getint("CLUSTER_RUN")
-        self.busy_key = self.keys.busy(self.run, settings["CLUSTER_WORKER"])
-        self.ttl = settings.getint("CLUSTER_BUSY_TTL")
-        self.poll = settings.getfloat("CLUSTER_POLL_INTERVAL")
+        self.client, self.keys = cluster_of(options)
+        self.run = options.run
+        self.busy_key = self.keys.busy(self.run, options.worker)
+        self.ttl = options.busy_ttl
+        self.poll = options.poll_interval
         self._marked = 0
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ClusterIdle:
-        ext = cls(crawler)
+        ext = cls(crawler, RunContext.of(crawler).cluster)
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.working, signal=signals.request_scheduled)
         crawler.signals.connect(ext.working, signal=signals.response_received)
@@ -212,14 +236,13 @@ class ClusterPoliteness:
     delay (``--fast``) it costs nothing.
     """
 
-    def __init__(self, crawler: Crawler) -> None:
-        settings = crawler.settings
+    def __init__(self, crawler: Crawler, options: ClusterOptions) -> None:
         self.crawler = crawler
-        self.client, self.keys = cluster_of(settings)
+        self.client, self.keys = cluster_of(options)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ClusterPoliteness:
-        return cls(crawler)
+        return cls(crawler, RunContext.of(crawler).cluster)
 
     def _slot(self, request: Request) -> Any:
         engine = self.crawler.engine
@@ -241,5 +264,5 @@ class ClusterPoliteness:
                 continue
             if self.client.set(gate, 1, px=max(1, int(delay * 1000)), nx=True):
                 return None
-            self.crawler.stats.inc_value("cluster/politeness_waits")
+            self.crawler.stats.inc_value(Stat.CLUSTER_POLITENESS_WAITS)
             await asyncio.sleep(max(self.client.pttl(gate), 10) / 1000)

@@ -128,8 +128,9 @@ def first_record_id(fh: BinaryIO) -> str:
 class Intake:
     """The worker folders of one merge, opened; what was refused, by name."""
 
-    def __init__(self, scratch: Path) -> None:
+    def __init__(self, scratch: Path, read_limit: int) -> None:
         self.scratch = scratch  # inside the merge's output folder, removed by the caller
+        self.read_limit = read_limit  # DOWNLOAD_MAXSIZE: no record of ours is larger
         self.workers: list[Worker] = []
         self.refused: list[str] = []
         self.recovered: list[str] = []
@@ -240,7 +241,6 @@ class Intake:
         worker.sources.append(Source(worker, name, where, fh, identity))
 
     def _recover(self, worker: Worker, name: str, base: str, where: str) -> None:
-        from crawler.settings import DOWNLOAD_MAXSIZE
         from crawler.warc.recovery import copy_whole_prefix
 
         fh = self._open_warc(worker, name, where)
@@ -249,7 +249,7 @@ class Intake:
         with fh:
             folder = Path(tempfile.mkdtemp(prefix="recovered-", dir=self.scratch))
             try:
-                repair = copy_whole_prefix(fh, name, folder / base, DOWNLOAD_MAXSIZE)
+                repair = copy_whole_prefix(fh, name, folder / base, self.read_limit)
             except Exception as exc:  # noqa: BLE001 - a file that cannot be cut back: refused
                 self.refuse(where, f"unfinished and not recoverable ({type(exc).__name__})")
                 return

@@ -78,12 +78,14 @@ def _skip(result: MergeResult, message: str) -> None:
 def merge(
     roots: list[str | Path],
     output: str | Path,
+    read_limit: int,
     name: str | None = None,
     wacz: bool = False,
     keep_duplicates: bool = False,
 ) -> MergeResult:
     """Merge worker output folders into ``output`` (again after each cluster run: files
-    already merged stay, new ones are added).
+    already merged stay, new ones are added); a page read back from a WARC is read up to
+    ``read_limit`` bytes (DOWNLOAD_MAXSIZE).
 
     ``keep_duplicates`` (``crawl --processes``, whose processes share run numbers): every
     capture is kept, files are hard-linked, not copied, and the indexes, titles and history
@@ -94,9 +96,9 @@ def merge(
         if stale.is_dir() and not stale.is_symlink():
             shutil.rmtree(stale, ignore_errors=True)
     scratch = Path(tempfile.mkdtemp(prefix=".merge-", dir=output))
-    intake = Intake(scratch)
+    intake = Intake(scratch, read_limit)
     try:
-        return _merge(intake, roots, Path(output), name, wacz, keep_duplicates)
+        return _merge(intake, roots, Path(output), name, wacz, keep_duplicates, read_limit)
     finally:
         intake.close()
         shutil.rmtree(scratch, ignore_errors=True)
@@ -109,6 +111,7 @@ def _merge(
     name: str | None,
     wacz: bool,
     keep_duplicates: bool,
+    read_limit: int,
 ) -> MergeResult:
     from crawler.collection import check_collection_name, finish_output
     from crawler.exitcodes import UsageError
@@ -180,7 +183,7 @@ def _merge(
     if keep_duplicates:
         merge_histories(target.history, histories)
     else:
-        rebuild_from_indexes(target.root)
+        rebuild_from_indexes(target.root, read_limit)
     with History.open(target.root) as history:
         latest = history.latest_run()
         if latest is not None:
@@ -247,15 +250,17 @@ def _seeds(
 
 
 def run_merge(args: argparse.Namespace) -> int:
+    from crawler.context import command_context
     from crawler.exitcodes import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, UserError
     from crawler.runlock import RunLock, RunLockedError
 
+    context = command_context(args.set)
     try:
         lock = RunLock(args.output, "autoblog-archive merge").acquire()
     except RunLockedError as exc:
         raise UserError(exc.describe(), EXIT_LOCKED) from None
     try:
-        result = merge(args.workers, args.output, args.name)
+        result = merge(args.workers, args.output, context.bounds.read_limit, args.name)
     finally:
         lock.release()
     print_outcome(result)

@@ -14,7 +14,7 @@ import argparse
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -22,24 +22,23 @@ from crawler.cluster import Keys, check_crawl_id, connect, current_run
 from crawler.escaping import terminal
 from crawler.urls import canonical_url
 
+if TYPE_CHECKING:
+    from scrapy.settings import Settings
 
-def _spider(seeds: list[str], autoblogs: list[str]) -> Any:
-    from scrapy.utils.test import get_crawler
 
-    from crawler import settings
-    from spiders.autoblog import AutoblogSpider
+def _spider(seeds: list[str], autoblogs: list[str], settings: Settings) -> Any:
+    """The crawl's spider, following every link of a page (no MAX_LINKS_PER_PAGE: what
+    a page lists is what may be missing)."""
+    from crawler.cluster.frontier import spider_outside_crawl
 
-    crawler = get_crawler(
-        AutoblogSpider,
-        {"URLLENGTH_LIMIT": settings.URLLENGTH_LIMIT, "MAX_LINKS_PER_PAGE": 0},
-    )
-    spider = AutoblogSpider.from_crawler(crawler, urls=seeds, autoblogs=autoblogs)
-    crawler.spider = spider
-    return spider
+    own = settings.copy()
+    own.set("MAX_LINKS_PER_PAGE", 0, priority="cmdline")
+    return spider_outside_crawl(seeds, autoblogs, own)
 
 
 def listed_requests(root: Path, spider: Any) -> Iterator[Any]:
-    """Every request the spider makes from the start and from each captured response."""
+    """Every request the spider makes from the start and from each captured response (read
+    back up to the spider's own body bound, DOWNLOAD_MAXSIZE)."""
     from scrapy import Request
     from scrapy.exceptions import IgnoreRequest
 
@@ -59,7 +58,10 @@ def listed_requests(root: Path, spider: Any) -> Iterator[Any]:
             continue  # a revisit's links were those of its original
         try:
             response = read_response(
-                layout.archive / capture.filename, capture, Request(capture.url)
+                layout.archive / capture.filename,
+                capture,
+                Request(capture.url),
+                spider.bounds.read_limit,
             )
         except IgnoreRequest:
             continue  # a stored body past the bound: archived, never inflated, no links
@@ -70,7 +72,9 @@ def listed_requests(root: Path, spider: Any) -> Iterator[Any]:
                 yield out
 
 
-def missing_requests(root: str | Path, seeds: list[str], autoblogs: list[str]) -> list[Any]:
+def missing_requests(
+    root: str | Path, seeds: list[str], autoblogs: list[str], settings: Settings
+) -> list[Any]:
     """Requests for what the captured pages list but the merged folder does not hold."""
     from crawler.layout import OutputLayout
     from crawler.warc.cdxj import parse_cdxj_line
@@ -83,23 +87,25 @@ def missing_requests(root: str | Path, seeds: list[str], autoblogs: list[str]) -
             if parsed is not None:
                 held.add(canonical_url(parsed[2]["url"]))
     missing: dict[str, Any] = {}
-    for request in listed_requests(root, _spider(seeds, autoblogs)):
+    for request in listed_requests(root, _spider(seeds, autoblogs, settings)):
         url = canonical_url(request.url)
         if url not in held and url not in missing:
             missing[url] = request.replace(dont_filter=True)
     return list(missing.values())
 
 
-def reconcile(redis_url: str, crawl: str, root: str | Path) -> tuple[int, list[str]]:
+def reconcile(
+    redis_url: str, crawl: str, root: str | Path, settings: Settings
+) -> tuple[int, list[str]]:
     """Queue the missing requests in the current cluster run; returns (run, their URLs)."""
     from crawler.cluster.frontier import seed_queue
 
     keys = Keys(check_crawl_id(crawl))
     run, info = current_run(connect(redis_url), keys)
     seeds, autoblogs = orjson.loads(info["seeds"]), orjson.loads(info["autoblogs"])
-    missing = missing_requests(root, seeds, autoblogs)
+    missing = missing_requests(root, seeds, autoblogs, settings)
     if missing:
-        spider = _spider(seeds, autoblogs)
+        spider = _spider(seeds, autoblogs, settings)
         queue = seed_queue(redis_url, spider, keys.requests(run))
         for request in missing:
             queue.push(request)
@@ -108,12 +114,15 @@ def reconcile(redis_url: str, crawl: str, root: str | Path) -> tuple[int, list[s
 
 def run_reconcile(args: argparse.Namespace) -> int:
     from crawler.cluster.commands import cluster_options
+    from crawler.context import RunContext, command_settings
     from crawler.exitcodes import EXIT_OK, EXIT_PARTIAL
     from crawler.folder import check_crawl_folder
 
     redis_url, crawl, _ = cluster_options(args)
+    settings = command_settings(args.set)
+    RunContext.from_settings(settings)  # every value checked before anything is read
     check_crawl_folder(args.merged)  # before Redis is asked anything
-    run, urls = reconcile(redis_url, crawl, args.merged)
+    run, urls = reconcile(redis_url, crawl, args.merged, settings)
     if not urls:
         print(f"complete: every page the captured pages list is archived in {args.merged}")
         return EXIT_OK

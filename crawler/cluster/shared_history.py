@@ -17,6 +17,8 @@ import orjson
 from scrapy.crawler import Crawler
 
 from crawler.cluster import Keys, connect
+from crawler.context import RunContext
+from crawler.counters import Stat
 from crawler.extensions.crawl_state import FULL, CrawlState
 from crawler.history.model import Capture
 from crawler.history.store import History
@@ -124,16 +126,16 @@ class ClusterCrawlState(CrawlState):
     def from_crawler(cls, crawler: Crawler) -> ClusterCrawlState:
         state = super().from_crawler(crawler)
         assert isinstance(state, ClusterCrawlState) and state.history is not None
-        settings = crawler.settings
-        state.keys = Keys(settings["CLUSTER_CRAWL_ID"])
-        state.cluster_run = settings.getint("CLUSTER_RUN")
-        state.cluster_mode = settings["CLUSTER_MODE"] or FULL
+        cluster = RunContext.of(crawler).cluster
+        state.keys = Keys(cluster.crawl_id)
+        state.cluster_run = cluster.run
+        state.cluster_mode = cluster.mode or FULL
         state.shared = SharedHistory(
-            state.history, connect(settings["REDIS_URL"]), state.keys, state.cluster_run
+            state.history, connect(cluster.redis_url), state.keys, state.cluster_run
         )
         state.history = state.shared  # type: ignore[assignment]
         if state.stats is not None:
-            state.stats.set_value("cluster/run", state.cluster_run)
+            state.stats.set_value(Stat.CLUSTER_RUN, state.cluster_run)
         return state
 
     def _mode(self) -> str:

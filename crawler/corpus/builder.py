@@ -21,7 +21,7 @@ from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -33,8 +33,10 @@ from crawler.corpus.pool import ExtractionPool
 from crawler.corpus.shards import RECORDS_PER_SHARD, write_shards
 from crawler.corpus.text import charset_from_content_type, header_value, is_html, repair_value
 from crawler.parsing import ParsedPage
-from crawler.settings import CORPUS_MAX_TASKS, CORPUS_TIMEOUT, CORPUS_WORKERS
 from crawler.urls import canonical_url
+
+if TYPE_CHECKING:
+    from crawler.context import CorpusOptions
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +79,8 @@ class CorpusBuilder:
     def __init__(
         self,
         output_dir: str | os.PathLike[str],
-        workers: int = CORPUS_WORKERS,
-        timeout: float = CORPUS_TIMEOUT,
-        max_tasks_per_worker: int = CORPUS_MAX_TASKS,
+        options: CorpusOptions,
+        read_limit: int,
         records_per_shard: int = RECORDS_PER_SHARD,
         near_dup_distance: int = NEAR_DUP_DISTANCE,
         corpus_dir: str | os.PathLike[str] | None = None,
@@ -89,7 +90,8 @@ class CorpusBuilder:
         self.corpus_dir = Path(corpus_dir) if corpus_dir else self.output_dir / "corpus"
         self.records_per_shard = records_per_shard
         self.near_dup_distance = near_dup_distance
-        self.pool = ExtractionPool(self._on_result, workers, timeout, max_tasks_per_worker)
+        self.read_limit = read_limit  # of a page the workers read from a WARC (DOWNLOAD_MAXSIZE)
+        self.pool = ExtractionPool(self._on_result, options)
         self.corpus_dir.mkdir(parents=True, exist_ok=True)
         self._spool = tempfile.TemporaryFile(prefix="corpus-spool-", dir=self.corpus_dir)
         self._lock = threading.Lock()
@@ -146,7 +148,7 @@ class CorpusBuilder:
             if pointer is None:
                 raise ValueError("warc_path needs warc_pointer (offset, length)")
             payload.update(warc_path=str(warc_path), offset=pointer["offset"])
-            payload["length"] = pointer["length"]
+            payload.update(length=pointer["length"], read_limit=self.read_limit)
         else:
             body = bytes(body or b"")
             facts = None

@@ -16,11 +16,15 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from crawler.corpus.output import check_extract_output, remove_leftovers
 from crawler.escaping import TerminalFormatter, terminal
 from crawler.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, UsageError, UserError
 from crawler.layout import TEXT_DIR, OutputLayout
+
+if TYPE_CHECKING:
+    from crawler.context import RunContext
 
 
 def warc_paths(given: Iterable[str]) -> list[str]:
@@ -71,10 +75,13 @@ def log_to_terminal() -> None:
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
 
 
-def extract_into(args: argparse.Namespace, work: Callable[[list[str], Path], dict]) -> dict:
+def extract_into(
+    args: argparse.Namespace, work: Callable[[list[str], Path], dict], context: RunContext
+) -> dict:
     """What ``extract`` does around its work, on one engine or the other: the inputs and
     the output checked before anything is written, the output folder held (one run at a
-    time), what a killed run left removed, and a failure to write as one line (exit 2)."""
+    time), what a killed run left removed, and a failure to write as one line (exit 2).
+    ``--warc-text`` files roll over as the crawl's WARC files do (WARC_MAX_SIZE)."""
     from crawler.runlock import hold_folder
 
     paths = warc_paths(args.warcs)
@@ -89,16 +96,11 @@ def extract_into(args: argparse.Namespace, work: Callable[[list[str], Path], dic
         remove_leftovers(output)
         result = work(paths, output)
         if collections:
-            from scrapy.settings import Settings
-
             from crawler.corpus.shards import corpus_shards
             from crawler.corpus.wet import write_corpus_text
 
             shards = corpus_shards(output)
-            settings = Settings()  # the crawl's, as crawler/settings.py declares them
-            settings.setmodule("crawler.settings")
-            max_size = settings.getint("WARC_MAX_SIZE")
-            result["text"] = write_corpus_text(shards, collections, max_size)
+            result["text"] = write_corpus_text(shards, collections, context.warc.max_size)
         return result
     except (OSError, sqlite3.Error) as exc:
         full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
@@ -130,22 +132,35 @@ def print_text(result: dict) -> None:
     )
 
 
+def extract_context(args: argparse.Namespace) -> RunContext:
+    """``extract``'s settings: the crawl's, then its options (each the setting it names;
+    one worker per core unless ``--workers`` or ``--set CORPUS_WORKERS`` says otherwise),
+    then ``--set``, checked like a crawl's (exit 4)."""
+    from crawler.context import command_context
+
+    given: dict[str, Any] = {"CORPUS_WORKERS": args.workers or os.cpu_count() or 2}
+    if args.timeout is not None:
+        given["CORPUS_TIMEOUT"] = args.timeout
+    if args.max_tasks_per_worker is not None:
+        given["CORPUS_MAX_TASKS"] = args.max_tasks_per_worker
+    return command_context(args.set, given)
+
+
 def run_extract(args: argparse.Namespace) -> int:
     """Handler of ``autoblog-archive extract``: the one entry point, on this machine's
     worker processes or, with ``--dask``, on a Dask cluster
-    (:mod:`crawler.cluster.dask_extract`); both feed the same corpus builder."""
-    from crawler import settings
-
-    # Defaults once, in crawler/settings.py (the crawl's corpus pipeline uses the same).
-    args.workers = args.workers or os.cpu_count() or 2
-    args.timeout = args.timeout or settings.CORPUS_TIMEOUT
-    args.max_tasks_per_worker = args.max_tasks_per_worker or settings.CORPUS_MAX_TASKS
+    (:mod:`crawler.cluster.dask_extract`); both feed the same corpus builder, each page
+    read up to DOWNLOAD_MAXSIZE."""
+    context = extract_context(args)
+    options, read_limit = context.corpus, context.bounds.read_limit
     log_to_terminal()
     if args.dask:
         from crawler.cluster.dask_extract import extract_on_dask
 
         result = extract_into(
-            args, lambda paths, output: extract_on_dask(paths, output, args.dask, args.workers)
+            args,
+            lambda paths, output: extract_on_dask(paths, output, args.dask, options, read_limit),
+            context,
         )
         said = (
             f"{result['records']} records from {result['pages']} pages in {result['files']} "
@@ -156,19 +171,13 @@ def run_extract(args: argparse.Namespace) -> int:
         from crawler.corpus.from_warcs import extract_warcs
 
         result = extract_into(
-            args,
-            lambda paths, output: extract_warcs(
-                paths,
-                output,
-                workers=args.workers,
-                timeout=args.timeout,
-                max_tasks_per_worker=args.max_tasks_per_worker,
-            ),
+            args, lambda paths, output: extract_warcs(paths, output, options, read_limit), context
         )
         said = (
             f"{result['records']} records ({result['index_only_records']} from index pages "
             f"only) from {result['pages']} pages in {result['files']} WARC files, "
-            f"{result['skipped_pages']} skipped, {result['seconds']}s -> {args.output}/corpus/"
+            f"{result['skipped_pages']} skipped, {result['pool']['spawned']} extraction "
+            f"processes, {result['seconds']}s -> {args.output}/corpus/"
         )
     for problem in result["problems"]:
         print(terminal(f"PROBLEM  {problem}"))

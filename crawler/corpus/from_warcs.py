@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 from crawler.corpus.builder import CorpusBuilder
 from crawler.corpus.output import replaced_corpus
 from crawler.corpus.text import is_html
-from crawler.settings import CORPUS_MAX_TASKS, CORPUS_TIMEOUT
 
 if TYPE_CHECKING:
+    from crawler.context import CorpusOptions
     from crawler.warc.reader import StoredRecord
 
 logger = logging.getLogger(__name__)
@@ -102,22 +102,16 @@ def queue_pages(builder: CorpusBuilder, entries: Iterable[dict[str, Any]]) -> in
 def extract_warcs(
     paths: Iterable[str | os.PathLike[str]],
     output_dir: str | os.PathLike[str],
-    workers: int = 2,
-    timeout: float = CORPUS_TIMEOUT,
-    max_tasks_per_worker: int = CORPUS_MAX_TASKS,
+    options: CorpusOptions,
+    read_limit: int,
 ) -> dict[str, Any]:
     """Write ``<output_dir>/corpus/`` from WARC files (replacing the corpus there, whole,
-    once the new one is complete); returns counts and timings."""
+    once the new one is complete), the workers reading at most ``read_limit`` bytes of a
+    page (DOWNLOAD_MAXSIZE); returns counts and timings."""
     files = sorted({str(Path(p)) for p in paths})
     started = time.monotonic()
     with replaced_corpus(output_dir) as corpus_dir:
-        builder = CorpusBuilder(
-            output_dir,
-            workers=workers,
-            timeout=timeout,
-            max_tasks_per_worker=max_tasks_per_worker,
-            corpus_dir=corpus_dir,
-        )
+        builder = CorpusBuilder(output_dir, options, read_limit, corpus_dir=corpus_dir)
         # Files are scanned here, one after the other, while the workers already extract
         # what was found: scanning only reads headers, and the workers have the cores.
         pages, problems, unreadable, scan_s = 0, [], 0, 0.0

@@ -19,14 +19,16 @@ import signal
 import threading
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pebble
 
 from crawler.children import isolate_library_children
 from crawler.corpus.extraction import extract_facts, page_facts, text_fields
 from crawler.corpus.text import charset_from_content_type
-from crawler.settings import CORPUS_MAX_TASKS, CORPUS_TIMEOUT, CORPUS_WORKERS, DOWNLOAD_MAXSIZE
+
+if TYPE_CHECKING:
+    from crawler.context import CorpusOptions
 
 logger = logging.getLogger(__name__)
 
@@ -34,14 +36,15 @@ logger = logging.getLogger(__name__)
 # ---------------------------------------------------------------- worker side
 
 
-def _read_warc_response(path: str, offset: int, length: int) -> dict[str, Any]:
-    """One response record (one gzip member) -> decoded body + the headers extraction needs."""
+def _read_warc_response(path: str, offset: int, limit: int) -> dict[str, Any]:
+    """One response record (one gzip member) -> decoded body (at most ``limit`` bytes,
+    DOWNLOAD_MAXSIZE) + the headers extraction needs."""
     from crawler.warc.reader import read_record_at
 
-    record = read_record_at(path, offset, DOWNLOAD_MAXSIZE)
+    record = read_record_at(path, offset, limit)
     if not record.complete:
         # A compressed bomb or a giant page: never inflated whole, so never extracted.
-        raise ValueError(f"stored body larger than {DOWNLOAD_MAXSIZE} bytes, not extracted")
+        raise ValueError(f"stored body larger than {limit} bytes, not extracted")
     body = record.payload
     # A broken Content-Encoding: the raw bytes are kept, flagged.
     flags: list[str] = [] if record.decoded else ["content_decoding_error"]
@@ -61,7 +64,7 @@ def process_task(payload: dict[str, Any]) -> dict[str, Any]:
     if "facts" in payload:  # the spider's own parse (crawl time; see extraction.reuse_parse)
         facts = payload["facts"]
     elif "warc_path" in payload:
-        got = _read_warc_response(payload["warc_path"], payload["offset"], payload["length"])
+        got = _read_warc_response(payload["warc_path"], payload["offset"], payload["read_limit"])
         facts = page_facts(got["body"], payload["url"], got["charset"])
         extra = got["flags"]
     else:
@@ -138,17 +141,11 @@ class ExtractionPool:
     leave quietly when the crawl is gone.
     """
 
-    def __init__(
-        self,
-        on_result: Callable[[int, bool, Any], None],
-        workers: int = CORPUS_WORKERS,
-        timeout: float = CORPUS_TIMEOUT,
-        max_tasks_per_worker: int = CORPUS_MAX_TASKS,
-    ) -> None:
+    def __init__(self, on_result: Callable[[int, bool, Any], None], options: CorpusOptions) -> None:
         self.on_result = on_result
-        self.n_workers = max(1, workers)
-        self.timeout = timeout
-        self.max_tasks = max(1, max_tasks_per_worker)
+        self.n_workers = options.workers  # CORPUS_WORKERS, CORPUS_TIMEOUT, CORPUS_MAX_TASKS
+        self.timeout = options.timeout
+        self.max_tasks = options.max_tasks
         self._queue: queue.SimpleQueue[tuple[int, dict[str, Any]] | None] = queue.SimpleQueue()
         self._feeder: threading.Thread | None = None
         self._pending = 0

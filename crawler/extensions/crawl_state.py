@@ -22,8 +22,9 @@ from scrapy import Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
-from crawler.bounds import error_count
 from crawler.config import Incremental
+from crawler.context import HistoryOptions, RunContext
+from crawler.counters import Stat, error_count
 from crawler.extensions.lookup import captures_held, page_bound_reached
 from crawler.history.audit import (
     ArchiveView,
@@ -49,7 +50,7 @@ from crawler.items import (
     warc_files_closed,
 )
 from crawler.layout import OutputLayout
-from crawler.redact import redacted_command
+from crawler.outcome import Finish
 from crawler.runlock import RunLock
 from crawler.urls import canonical_url, page_number
 from crawler.warc import WarcPointer
@@ -59,8 +60,6 @@ from crawler.warc.recovery import repair_output
 logger = logging.getLogger(__name__)
 
 FULL, INCREMENTAL = "full", "incremental"
-# Why a crawl stops before its first request when the history could not start its run.
-HISTORY_ERROR = "history_error"
 
 
 @dataclass
@@ -76,17 +75,14 @@ class CrawlState:
     """The history of one output folder during one crawl."""
 
     def __init__(
-        self,
-        layout: OutputLayout,
-        mode: str = "auto",
-        full_every: int = 0,
-        margin_pages: int = 1,
-        stats=None,
+        self, layout: OutputLayout, options: HistoryOptions, read_limit: int, stats=None
     ) -> None:
         self.layout = layout
-        self.requested_mode = mode
-        self.full_every = full_every
-        self.margin_pages = margin_pages
+        self.requested_mode = options.mode
+        self.full_every = options.full_every
+        self.margin_pages = options.margin_pages
+        self.command = options.command  # what the history and the run lock keep
+        self.read_limit = read_limit  # bytes read of one stored payload (DOWNLOAD_MAXSIZE)
         self.stats = stats
         self.crawler: Crawler | None = None
         self.lock: RunLock | None = None
@@ -103,20 +99,14 @@ class CrawlState:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CrawlState:
-        settings = crawler.settings
-        if not settings.getbool("HISTORY_ENABLED"):
+        context = RunContext.of(crawler)
+        if not context.history.enabled:
             raise NotConfigured
-        state = cls(
-            OutputLayout(settings["OUTPUT_DIR"], settings["CRAWL_NAME"]),
-            settings["CRAWL_MODE"],
-            settings.getint("FULL_PASS_EVERY"),
-            settings.getint("INCREMENTAL_MARGIN_PAGES"),
-            crawler.stats,
-        )
+        state = cls(context.layout, context.history, context.bounds.read_limit, crawler.stats)
         state.crawler = crawler
-        if settings.getbool("AUDIT_ENABLED"):
-            state.audit_bounds = AuditBounds.from_settings(settings)
-        state.open(redacted_command())
+        if context.audit.enabled:
+            state.audit_bounds = AuditBounds.of(context)
+        state.open()
         crawler.signals.connect(state.crawl_planned, signal=crawl_planned)
         crawler.signals.connect(state.note_page, signal=signals.item_scraped)
         crawler.signals.connect(state.spider_idle, signal=signals.spider_idle)
@@ -125,23 +115,23 @@ class CrawlState:
         crawler.signals.connect(state.close_with_audit, signal=warc_files_closed)
         return state
 
-    def _count(self, key: str, value: int = 1) -> None:
+    def _count(self, key: Stat, value: int = 1) -> None:
         if self.stats is not None:
             self.stats.inc_value(key, count=value)
 
     # -- the run -----------------------------------------------------------------
 
-    def open(self, command: str) -> None:
+    def open(self) -> None:
         """Lock the folder (or raise ``RunLockedError``), check the history (or raise
         :class:`HistoryError` with nothing written), repair the folder, open the history."""
-        self.lock = RunLock(self.layout.root, command).acquire()
+        self.lock = RunLock(self.layout.root, self.command).acquire()
         try:
             check_history(self.layout.root)
             for repair in repair_output(self.layout.root):
                 logger.warning("crash recovery: %s", repair.describe())
-                self._count("recovery/files")
-            self.reconciled = reconcile_with_warcs(self.layout.root)
-            self._count("history/forgotten", len(self.reconciled.forgotten))
+                self._count(Stat.RECOVERED_FILES)
+            self.reconciled = reconcile_with_warcs(self.layout.root, self.read_limit)
+            self._count(Stat.HISTORY_FORGOTTEN, len(self.reconciled.forgotten))
             self.history = History.open(self.layout.history)
         except BaseException:
             # No crawl follows (Scrapy gives up on this crawler): the folder is free again.
@@ -183,11 +173,11 @@ class CrawlState:
             # Whether the lost history's last run had finished is written nowhere else.
             logger.warning("the history was rebuilt: this run is a full pass")
             mode = FULL
-        run_id = history.start_run(seeds, redacted_command(), mode=mode)
+        run_id = history.start_run(seeds, self.command, mode=mode)
         run = history.get_run(run_id)
         assert run is not None
         self.run = RunInfo(run_id, mode, run.started, bool(resumable), self._archive_run(run_id))
-        reconcile_files(history, self.layout.warcs(), run_id)
+        reconcile_files(history, self.layout.warcs(), run_id, self.read_limit)
         self.captured_this_run = history.urls_captured_in_run(run_id)
         # A first crawl has nothing to be a revisit of: no lookup per capture.
         self.has_earlier_captures = self._earlier_captures(run_id)
@@ -248,8 +238,8 @@ class CrawlState:
         run, history, plan, bounds = self.run, self.history, self.plan, self.audit_bounds
         if run is None or history is None or plan is None or bounds is None:
             return
-        reason = self.stats.get_value("finish_reason") if self.stats is not None else None
-        if reason != "finished" or self.outcome.report is None:
+        reason = self.stats.get_value(Stat.FINISH_REASON) if self.stats is not None else None
+        if Finish.of(reason) is not Finish.FINISHED or self.outcome.report is None:
             return  # interrupted, failed, or discarded: nothing closes yet
         keeps = None
         if plan.share is not None:

@@ -17,6 +17,7 @@ from scrapy import signals
 from scrapy.crawler import Crawler
 
 from crawler.collection import finish_output
+from crawler.context import RunContext
 from crawler.extensions.lookup import captures_held
 from crawler.items import CrawlPlan, PageItem, crawl_planned, warc_files_closed
 from crawler.layout import OutputLayout
@@ -28,7 +29,7 @@ logger = logging.getLogger(__name__)
 class IndexOnClose:
     """CDXJ, pages.jsonl, pywb config (and WACZ) for the collection, after the last WARC."""
 
-    def __init__(self, layout: OutputLayout, wacz: bool = False) -> None:
+    def __init__(self, layout: OutputLayout, wacz: bool) -> None:
         self.layout = layout
         self.wacz = wacz
         self.titles = DiskMap()  # page URL -> title, until the indexes are written
@@ -39,11 +40,8 @@ class IndexOnClose:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> IndexOnClose:
-        settings = crawler.settings
-        ext = cls(
-            OutputLayout(settings["OUTPUT_DIR"], settings["CRAWL_NAME"]),
-            settings.getbool("WACZ_ENABLED"),
-        )
+        context = RunContext.of(crawler)
+        ext = cls(context.layout, context.output.wacz)
         ext.crawler = crawler
         crawler.signals.connect(ext.crawl_planned, signal=crawl_planned)
         crawler.signals.connect(ext.item_scraped, signal=signals.item_scraped)

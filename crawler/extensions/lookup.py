@@ -8,6 +8,8 @@ from typing import TypeVar
 
 from scrapy.crawler import Crawler
 
+from crawler.context import RunContext
+
 T = TypeVar("T")
 
 
@@ -42,7 +44,7 @@ def captures_held(crawler: Crawler) -> int:
     from pipelines.warc_capture import WarcCapture
 
     found = crawler.get_extension(RunSummary)
-    if found is not None and not crawler.settings.get("CLUSTER_CRAWL_ID"):
+    if found is not None and not RunContext.of(crawler).cluster.enabled:
         return found.autoblog_pages
     capture = crawler.get_extension(WarcCapture)
     resume = downloader_middleware(crawler, ResumeFromArchive)

@@ -16,18 +16,21 @@ from scrapy.crawler import Crawler
 from scrapy.http import Response
 from scrapy.utils.httpobj import urlparse_cached
 
+from crawler.context import RunContext
+from crawler.counters import BACKOFF_DELAY, CRAWL_DELAY
+
 logger = logging.getLogger(__name__)
 
 
 class CrawlDelay:
-    def __init__(self, crawler: Crawler) -> None:
+    def __init__(self, crawler: Crawler, user_agent: str) -> None:
         self.crawler = crawler
         self.delays: dict[str, float] = {}  # host -> the least delay it asked for
-        self.user_agent = crawler.settings.get("USER_AGENT", "*")
+        self.user_agent = user_agent or "*"  # whose Crawl-delay robots.txt gives
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CrawlDelay:
-        ext = cls(crawler)
+        ext = cls(crawler, RunContext.of(crawler).politeness.user_agent)
         crawler.signals.connect(ext.robots_parsed, signal=signals.robots_parsed)
         crawler.signals.connect(ext.response_downloaded, signal=signals.response_downloaded)
         return ext
@@ -40,7 +43,7 @@ class CrawlDelay:
         if delay:
             host = urlparse_cached(request).hostname or ""
             self._raise(host, float(delay))
-            self.crawler.stats.set_value(f"robotstxt/crawl_delay/{host}", float(delay))
+            self.crawler.stats.set_value(CRAWL_DELAY + host, float(delay))
             logger.info("robots.txt of %s asks for Crawl-delay: %s s", host, delay)
             self._apply(request)
 
@@ -49,7 +52,7 @@ class CrawlDelay:
         earliest, and no more often than that for the rest of the run."""
         host = urlparse_cached(request).hostname or ""
         if self._raise(host, delay):
-            self.crawler.stats.set_value(f"backoff/delay/{host}", delay)
+            self.crawler.stats.set_value(BACKOFF_DELAY + host, delay)
             logger.warning("%s throttles the crawl: one request every %.1f s from now", host, delay)
         self._apply(request, restart=True)
 

@@ -8,7 +8,11 @@ import time
 
 from scrapy import Spider, signals
 from scrapy.crawler import Crawler
+from scrapy.statscollectors import StatsCollector
 from twisted.internet import task
+
+from crawler.context import ProgressOptions, RunContext
+from crawler.counters import Stat
 
 logger = logging.getLogger(__name__)
 
@@ -16,17 +20,17 @@ logger = logging.getLogger(__name__)
 class Progress:
     """Shows pages, articles, bytes, errors and rate every ``PROGRESS_INTERVAL`` seconds."""
 
-    def __init__(self, crawler: Crawler) -> None:
-        self.stats = crawler.stats
-        self.interval = crawler.settings.getfloat("PROGRESS_INTERVAL")
-        self.tty = sys.stderr.isatty() and crawler.settings.getbool("PROGRESS_LIVE")
+    def __init__(self, stats: StatsCollector, options: ProgressOptions) -> None:
+        self.stats = stats
+        self.interval = options.interval
+        self.tty = sys.stderr.isatty() and options.live
         self.started = time.monotonic()
         self._loop: task.LoopingCall | None = None
         self._live = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Progress:
-        ext = cls(crawler)
+        ext = cls(crawler.stats, RunContext.of(crawler).progress)
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext
@@ -34,11 +38,11 @@ class Progress:
     def line(self) -> str:
         get = self.stats.get_value
         elapsed = max(time.monotonic() - self.started, 1e-6)
-        pages = get("warc/responses", 0) + get("warc/revisits", 0)
-        errors = get("errors/fetch", 0) + get("warc/write_errors", 0)
+        pages = get(Stat.RESPONSES, 0) + get(Stat.REVISITS, 0)
+        errors = get(Stat.FETCH_ERRORS, 0) + get(Stat.WARC_WRITE_ERRORS, 0)
         return (
-            f"pages {pages}  articles {get('articles/found', 0)}  "
-            f"{get('warc/payload_bytes', 0) / 1e6:.1f} MB  errors {errors}  "
+            f"pages {pages}  articles {get(Stat.ARTICLES_FOUND, 0)}  "
+            f"{get(Stat.PAYLOAD_BYTES, 0) / 1e6:.1f} MB  errors {errors}  "
             f"{pages / elapsed * 60:.0f} pages/min"
         )
 

@@ -13,6 +13,7 @@ from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.http import Request
 
+from crawler.counters import Stat
 from crawler.items import ArticleItem, BaseFound, PageItem, base_found, fetch_failed
 from crawler.spill import DiskMap
 
@@ -58,7 +59,7 @@ class RunSummary:
                 return
             self._entry(item.autoblog)["articles"] += 1
             if self.stats is not None:
-                self.stats.inc_value("articles/found")
+                self.stats.inc_value(Stat.ARTICLES_FOUND)
 
     def spider_closed(self, spider=None, reason: str | None = None) -> None:
         """No item comes after: the counts are kept, the permalinks dropped."""

@@ -39,7 +39,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 from scrapy import Request, Selector
@@ -53,6 +53,9 @@ from crawler.history.model import ANSWERED_SQL, THROTTLED, Capture, answered
 from crawler.parsing import ENGINE_FILES, PAGE_QUERY, ParsedPage, parse_page
 from crawler.scope import Scope, forbidden_reason
 from crawler.urls import autoblog_base, canonical_url, page_number
+
+if TYPE_CHECKING:
+    from crawler.context import RunContext
 
 logger = logging.getLogger(__name__)
 
@@ -83,13 +86,9 @@ class AuditBounds:
     read_limit: int  # DOWNLOAD_MAXSIZE: bytes read of one record
 
     @classmethod
-    def from_settings(cls, settings: Any) -> AuditBounds:
-        return cls(
-            settings.getint("AUDIT_MAX_DECLARED"),
-            settings.getint("AUDIT_MAX_MISSING"),
-            settings.getint("URLLENGTH_LIMIT"),
-            settings.getint("DOWNLOAD_MAXSIZE"),
-        )
+    def of(cls, context: RunContext) -> AuditBounds:
+        audit, bounds = context.audit, context.bounds
+        return cls(audit.max_declared, audit.max_missing, bounds.url_length, bounds.read_limit)
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ def check_history(root: Path) -> None:
         History.open(path).close()  # every row checked on the way in
 
 
-def rebuild_history(root: Path, problem: str) -> str:
+def rebuild_history(root: Path, problem: str, read_limit: int) -> str:
     """Put an untrustworthy history aside and rebuild it from the WARCs; one line on it."""
     path = OutputLayout(root).history
     if path.exists():
@@ -85,7 +85,7 @@ def rebuild_history(root: Path, problem: str) -> str:
             Path(str(path) + suffix).unlink(missing_ok=True)
     for layout in OutputLayout.find(root):
         write_cdxj(layout, rebuild=True)
-    report = rebuild_from_indexes(root)
+    report = rebuild_from_indexes(root, read_limit)
     return (
         f"history.sqlite was {problem}: rebuilt from {report.files} WARC files "
         f"({report.runs} runs, {report.captures} captures)"
@@ -117,12 +117,13 @@ def unheld_captures(
     return unheld
 
 
-def reconcile_with_warcs(root: Path) -> Reconciled:
-    """Make the history of ``root`` claim nothing its WARCs do not hold (before a run)."""
+def reconcile_with_warcs(root: Path, read_limit: int) -> Reconciled:
+    """Make the history of ``root`` claim nothing its WARCs do not hold (before a run);
+    a history rebuilt reads at most ``read_limit`` bytes of a page (DOWNLOAD_MAXSIZE)."""
     done = Reconciled()
     problem = history_problem(root)
     if problem is not None:
-        done.rebuilt = rebuild_history(root, problem)
+        done.rebuilt = rebuild_history(root, problem, read_limit)
         logger.warning("%s", done.rebuilt)
     if not OutputLayout(root).history.exists():
         return done

@@ -2,8 +2,9 @@
 that wrote it (the ``warcinfo`` fields of :func:`crawler.history.model.warcinfo_run_fields`).
 
 Every read goes through the WARC layer's bounded reader (:mod:`crawler.warc.reader`):
-an HTML page's body only up to the body bound, to digest it and list its articles, a
-``warcinfo``'s fields only up to a megabyte, nothing of any other record.
+an HTML page's body only up to the body bound its caller passes (``read_limit``,
+DOWNLOAD_MAXSIZE), to digest it and list its articles, a ``warcinfo``'s fields only up to
+a megabyte, nothing of any other record.
 """
 
 from __future__ import annotations
@@ -22,8 +23,14 @@ from crawler.history.model import CAPTURE_TYPES, RUN_FIELD, RUN_MODE_FIELD, RUN_
 from crawler.history.validate import MAX_ID, is_stamp
 from crawler.layout import OutputLayout
 from crawler.parsing import parse_page
-from crawler.settings import DOWNLOAD_MAXSIZE
-from crawler.warc.reader import NoRecord, RecordWalk, StoredRecord, open_warc, read_record_at
+from crawler.warc.reader import (
+    NoRecord,
+    PayloadLimit,
+    RecordWalk,
+    StoredRecord,
+    open_warc,
+    read_record_at,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,29 +59,38 @@ class FoundRecord:
     directory: Path | None = None  # the archive folder, to find a revisit's original
 
 
-def payload_limit(record: StoredRecord) -> int | None:
-    """What of a record the history reads: a warcinfo's fields, an HTML page's body (to
-    digest and list its articles; Content-Encoding undone, a bounded prefix only: a
-    stored bomb stays small), nothing of any other record."""
-    if record.rec_type == "warcinfo":
-        return WARCINFO_READ_LIMIT
-    if record.rec_type == "response" and record.status == 200 and record.http_headers:
-        if "html" in (record.http_headers.get_header("Content-Type") or "").lower():
-            return DOWNLOAD_MAXSIZE
-    return None
+def is_page(record: StoredRecord) -> bool:
+    """An HTML page answered 200: what the history digests and lists the articles of."""
+    if record.rec_type != "response" or record.status != 200 or not record.http_headers:
+        return False
+    return "html" in (record.http_headers.get_header("Content-Type") or "").lower()
+
+
+def payload_limit(read_limit: int) -> PayloadLimit:
+    """What of a record the history reads: a warcinfo's fields, an HTML page's body up to
+    ``read_limit`` bytes (to digest and list its articles; Content-Encoding undone, a
+    bounded prefix only: a stored bomb stays small), nothing of any other record."""
+
+    def limit(record: StoredRecord) -> int | None:
+        if record.rec_type == "warcinfo":
+            return WARCINFO_READ_LIMIT
+        return read_limit if is_page(record) else None
+
+    return limit
 
 
 def found_record(record: StoredRecord, path: Path, run: tuple) -> FoundRecord:
     url = record.target_uri
     digest: str | None = None
     articles: list[tuple[str, str]] = []
-    if payload_limit(record) is not None:
+    if is_page(record):
         body = record.payload
         if not record.decoded:
             logger.warning("history: cannot decode %s", url)
             body = b""
         elif not record.complete:
-            logger.warning("history: %s larger than %d bytes, not parsed", url, DOWNLOAD_MAXSIZE)
+            # The payload read is the bound: a prefix of exactly that many bytes.
+            logger.warning("history: %s larger than %d bytes, not parsed", url, len(body))
             body = b""
         if body:
             page = parse_page(body, url)
@@ -118,7 +134,7 @@ def _warcinfo_fields(record: StoredRecord) -> dict[str, str]:
 def first_warcinfo(path: Path) -> dict[str, str] | None:
     """The fields of the ``warcinfo`` record that starts a WARC file (read bounded), or
     None if the file starts with another record. Raises :data:`READ_ERRORS`."""
-    first = read_record_at(path, 0, payload_limit)
+    first = read_record_at(path, 0, payload_limit(0))  # a page's body: not read at all
     return _warcinfo_fields(first) if first.rec_type == "warcinfo" else None
 
 
@@ -126,12 +142,13 @@ def _run_info(fields: dict[str, str]) -> tuple[str | None, str | None, str | Non
     return fields.get(RUN_FIELD), fields.get(RUN_STARTED_FIELD), fields.get(RUN_MODE_FIELD)
 
 
-def iter_warc_captures(path: Path, start: int = 0) -> Iterator[FoundRecord]:
-    """Response/revisit records of one WARC from byte ``start``, with offsets and lengths."""
+def iter_warc_captures(path: Path, start: int, read_limit: int) -> Iterator[FoundRecord]:
+    """Response/revisit records of one WARC from byte ``start``, with offsets and lengths
+    (a page's body read up to ``read_limit`` bytes)."""
     run: tuple[str | None, str | None, str | None] = (None, None, None)
     with open_warc(path) as fh:
         fh.seek(start)
-        walk = RecordWalk(fh, payload=payload_limit)
+        walk = RecordWalk(fh, payload=payload_limit(read_limit))
         for record in walk:
             if record.rec_type == "warcinfo":
                 run = _run_info(_warcinfo_fields(record))
@@ -167,10 +184,11 @@ def cdxj_entries(layout: OutputLayout) -> dict[str, list[tuple[int, int]]]:
 
 
 def read_captures_at(
-    path: Path, entries: list[tuple[int, int]], problems: list[str]
+    path: Path, entries: list[tuple[int, int]], problems: list[str], read_limit: int
 ) -> Iterator[FoundRecord]:
-    """The capture at each CDXJ offset, with the file's warcinfo run; an unreadable record
-    is noted in ``problems`` and skipped, and the rest of the file is still read."""
+    """The capture at each CDXJ offset, with the file's warcinfo run (a page's body read up
+    to ``read_limit`` bytes); an unreadable record is noted in ``problems`` and skipped,
+    and the rest of the file is still read."""
     run: tuple[str | None, str | None, str | None] = (None, None, None)
     try:
         run = _run_info(first_warcinfo(path) or {})
@@ -179,7 +197,7 @@ def read_captures_at(
     with open_warc(path) as fh:
         for offset, length in entries:
             try:
-                record = read_record_at(fh, offset, payload_limit)
+                record = read_record_at(fh, offset, payload_limit(read_limit))
                 if record.rec_type not in CAPTURE_TYPES:
                     continue
                 record.length = length

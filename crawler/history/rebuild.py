@@ -36,14 +36,14 @@ from crawler.warc.reader import read_record_at
 logger = logging.getLogger(__name__)
 
 
-def index_record(history: History, found: FoundRecord, run_id: int) -> None:
+def index_record(history: History, found: FoundRecord, run_id: int, read_limit: int) -> None:
     """Record one response/revisit read back from a WARC (rebuild and reconcile).
 
     A revisit has no body: its page digest and articles are its original's, re-read
-    from the original record (identical payload, identical page).
+    from the original record (identical payload, identical page; up to ``read_limit``).
     """
     if found.record_type == "revisit" and found.refers_to and found.page_digest is None:
-        _complete_revisit(history, found)
+        _complete_revisit(history, found, read_limit)
     history.record_capture(
         url=found.url,
         run_id=run_id,
@@ -61,13 +61,13 @@ def index_record(history: History, found: FoundRecord, run_id: int) -> None:
     _note_articles(history, found, run_id)
 
 
-def _complete_revisit(history: History, found: FoundRecord) -> None:
+def _complete_revisit(history: History, found: FoundRecord, read_limit: int) -> None:
     original = history.capture_by_record_id(found.refers_to)
     if original is None or original.normalized_digest is None or found.directory is None:
         return
     path = found.directory / original.filename
     try:
-        record = read_record_at(path, original.offset, payload_limit)
+        record = read_record_at(path, original.offset, payload_limit(read_limit))
     except READ_ERRORS as exc:
         logger.warning("history: original of %s unreadable (%s)", found.url, exc)
         return
@@ -76,7 +76,7 @@ def _complete_revisit(history: History, found: FoundRecord) -> None:
     found.articles = read.articles
 
 
-def reconcile_files(history: History, warcs: Iterable[Path], run_id: int) -> int:
+def reconcile_files(history: History, warcs: Iterable[Path], run_id: int, read_limit: int) -> int:
     """Re-read what a crash kept out of the history (an uncommitted batch).
 
     Two things can be lost: capture rows, and what the crawl noted about a captured page
@@ -92,7 +92,7 @@ def reconcile_files(history: History, warcs: Iterable[Path], run_id: int) -> int
         unnoted = history.unnoted_pages(path.name)
         target = file_run
         begin = min([start, *(offset for offset, _run in unnoted.values())])
-        for found in iter_warc_captures(path, begin):
+        for found in iter_warc_captures(path, begin, read_limit):
             if found.record_id in unnoted:
                 _note_page(history, found, unnoted[found.record_id][1])
             if found.offset < start:
@@ -103,7 +103,7 @@ def reconcile_files(history: History, warcs: Iterable[Path], run_id: int) -> int
                 continue
             if history.capture_by_record_id(found.record_id) is not None:
                 continue
-            index_record(history, found, target if target is not None else run_id)
+            index_record(history, found, target if target is not None else run_id, read_limit)
             added += 1
     history.commit()
     return added
@@ -145,7 +145,7 @@ class RebuildReport:
     problems: list[str] = field(default_factory=list)
 
 
-def rebuild_from_indexes(output_dir: str | os.PathLike[str]) -> RebuildReport:
+def rebuild_from_indexes(output_dir: str | os.PathLike[str], read_limit: int) -> RebuildReport:
     """Rebuild ``history.sqlite`` from the collections' CDXJ indexes and WARC records.
 
     Captures come from the CDXJ lines (file, offset, length), each completed from its
@@ -181,7 +181,7 @@ def rebuild_from_indexes(output_dir: str | os.PathLike[str]) -> RebuildReport:
                 continue
             report.files += 1
             try:
-                for found in read_captures_at(path, entries, report.problems):
+                for found in read_captures_at(path, entries, report.problems, read_limit):
                     key = found.run_key
                     if key is None:
                         written = parse_warc_filename(path.name)
@@ -223,7 +223,7 @@ def rebuild_from_indexes(output_dir: str | os.PathLike[str]) -> RebuildReport:
                 ),
             )
             for found in records:
-                index_record(history, found, run_id)
+                index_record(history, found, run_id, read_limit)
             report.runs += 1
             report.captures += len(records)
         history.commit()

@@ -17,9 +17,11 @@ from crawler.warc.reader import warc_defects
 def run_reindex(args: argparse.Namespace) -> int:
     """``autoblog-archive reindex DIR``: repair ``.open`` files, rewrite the CDXJ, then
     rebuild history.sqlite; refused (exit 3) while a crawl holds the folder."""
+    from crawler.context import command_context
     from crawler.exitcodes import EXIT_FAILED, EXIT_LOCKED
     from crawler.runlock import RunLock, RunLockedError
 
+    context = command_context(args.set)
     root = Path(args.directory)
     layouts = OutputLayout.find(root)
     if not layouts:
@@ -31,12 +33,13 @@ def run_reindex(args: argparse.Namespace) -> int:
         print(exc)
         return EXIT_LOCKED
     try:
-        return _reindex(root, layouts)
+        return _reindex(root, layouts, context.bounds.read_limit)
     finally:
         lock.release()
 
 
-def _reindex(root: Path, layouts: list[OutputLayout]) -> int:
+def _reindex(root: Path, layouts: list[OutputLayout], read_limit: int) -> int:
+    """Rebuild from the WARCs, reading at most ``read_limit`` bytes of a page."""
     from crawler.warc.recovery import repair_directory
 
     problems: list[str] = []
@@ -51,7 +54,7 @@ def _reindex(root: Path, layouts: list[OutputLayout]) -> int:
                 continue
             problems.extend(warc_defects(path))  # damage the index alone would pass over
         write_cdxj(layout, rebuild=True, problems=problems)
-    report = rebuild_from_indexes(root)
+    report = rebuild_from_indexes(root, read_limit)
     report.problems[:0] = problems
     for problem in report.problems:
         print(terminal(f"PROBLEM  {problem}"))

@@ -10,13 +10,16 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from crawler.exitcodes import UsageError
-from crawler.qa.bounds import CONSOLE_CHARS, LISTED, QaBounds
+from crawler.qa.bounds import CONSOLE_CHARS, LISTED
 from crawler.qa.captured import PageRef
+
+if TYPE_CHECKING:
+    from crawler.context import QaOptions
 
 INSTALL_PLAYWRIGHT = "pip install 'autoblog-archive[qa]' (Playwright for Python and rapidfuzz)"
 INSTALL_CHROMIUM = "apt-get install chromium (Debian's package; set AUTOBLOG_CHROMIUM to another)"
@@ -125,7 +128,7 @@ def _text_rules() -> list[list[str]]:
 class Browser:
     """Headless Chromium for replayed pages: one fresh context per page."""
 
-    def __init__(self, chromium: str, base: str, bounds: QaBounds) -> None:
+    def __init__(self, chromium: str, base: str, bounds: QaOptions) -> None:
         from playwright.sync_api import sync_playwright
 
         self.base = base

@@ -70,14 +70,13 @@ class CapturedPage:
     problem: str | None = None
 
 
-def captured_page(path: Path | None, offset: int, chars: int) -> CapturedPage:
+def captured_page(path: Path | None, offset: int, chars: int, read_limit: int) -> CapturedPage:
     """The visible text of the captured response (the farm's truth rule:
     crawler.corpus.selfcheck.visible_text), and what is wrong with its record: a record
     cut short (a truncated file) or unreadable is named, never raised."""
     from crawler.corpus.selfcheck import visible_text
     from crawler.corpus.text import charset_from_content_type, decode_html
     from crawler.parsing import parse_html
-    from crawler.settings import DOWNLOAD_MAXSIZE
     from crawler.warc.reader import RecordWalk, open_warc
 
     if path is None:
@@ -86,7 +85,7 @@ def captured_page(path: Path | None, offset: int, chars: int) -> CapturedPage:
     try:
         with open_warc(path) as fh:
             fh.seek(offset)
-            walk = RecordWalk(fh, payload=lambda _record: DOWNLOAD_MAXSIZE)
+            walk = RecordWalk(fh, payload=lambda _record: read_limit)  # DOWNLOAD_MAXSIZE
             record = next(iter(walk), None)
     except OSError as exc:
         return CapturedPage(problem=f"its record in {path.name} is unreadable ({exc!r})")

@@ -7,17 +7,19 @@ import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import orjson
 
 from crawler.escaping import terminal
 from crawler.exitcodes import EXIT_OK, EXIT_PARTIAL, UsageError
-from crawler.qa.bounds import QaBounds
 from crawler.qa.browser import Browser, archived_status, check_prerequisites
 from crawler.qa.captured import captured_page, choose, html_captures
 from crawler.qa.score import Summary, page_record
 from crawler.untrusted import Folder, Refused, shown
+
+if TYPE_CHECKING:
+    from crawler.context import RunContext
 
 QA_FOLDER = "qa"
 PAGES_NAME = "pages.jsonl"
@@ -32,18 +34,14 @@ class QaResult:
 
 
 def run_qa_on(
-    root: Path, sample: int | None = None, seed: int = 0, settings: Any = None
+    root: Path, context: RunContext, sample: int | None = None, seed: int = 0
 ) -> QaResult:
-    """Replay ``root`` and open its pages in Chromium; write qa/ in it; the verdict."""
+    """Replay ``root`` and open its pages in Chromium; write qa/ in it; the verdict. The
+    bounds of a page and the threshold are the context's (``QA_*``)."""
     from crawler.replay import Wayback, check_replayable
 
     chromium = check_prerequisites()
-    if settings is None:
-        from scrapy.settings import Settings
-
-        settings = Settings()
-        settings.setmodule("crawler.settings")
-    bounds = QaBounds.from_settings(settings)
+    bounds, read_limit = context.qa, context.bounds.read_limit
     if sample is not None and sample < 1:
         raise UsageError(f"--sample {sample}: takes a number of pages, 1 or more")
     collections = check_replayable(root)
@@ -62,7 +60,7 @@ def run_qa_on(
     with Wayback(root, collections=collections) as base, Browser(chromium, base, bounds) as browser:
         for ref in pages:
             path = warcs.get(ref.collection, {}).get(ref.filename)
-            captured = captured_page(path, ref.offset, bounds.text_chars)
+            captured = captured_page(path, ref.offset, bounds.text_chars, read_limit)
             replayed = browser.open(ref)
             lacking = {
                 r.url: archived_status(base, ref.collection, r.url, bounds.page_timeout)
@@ -113,8 +111,11 @@ def summary_lines(result: dict, root: Path) -> list[str]:
 
 
 def run_qa(args: argparse.Namespace) -> int:
-    """``autoblog-archive qa DIR [--sample N] [--seed S]``."""
-    result = run_qa_on(Path(args.directory), args.sample, args.seed)
+    """``autoblog-archive qa DIR [--sample N] [--seed S] [--set NAME=VALUE]``."""
+    from crawler.context import command_context
+
+    context = command_context(args.set)
+    result = run_qa_on(Path(args.directory), context, args.sample, args.seed)
     for line in result.lines:
         print(line)
     return result.exit_code
