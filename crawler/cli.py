@@ -350,6 +350,12 @@ def _bench(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs)")
     parser.add_argument(
+        "--python-farm",
+        action="store_true",
+        help="crawlers fetch from the Python sample farm, not from nginx serving its "
+        "pre-rendered pages (the default when nginx is installed)",
+    )
+    parser.add_argument(
         "--hostile",
         action="store_true",
         help="only the hostile shapes of issue 19 at full size (time and memory against "

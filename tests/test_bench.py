@@ -50,6 +50,13 @@ def test_bench_tiny_configuration(tmp_path):
     assert [s["articles_per_autoblog"] for s in data["scale"]] == [8, 16]
     assert data["machine"]["cpus"] and len(data["machine"]["loadavg_before"]) == 3
     assert {t["target"] for t in data["targets"]} and data["farm"]["requests_per_s"] > 0
+    # The crawlers fetched from nginx serving the frozen farm (.ci/run installs it): every
+    # URL the discovery crawl fetched with a 200 is served, and our crawl found them all.
+    assert data["farm"]["server"].startswith("nginx/")
+    assert data["farm"]["python_requests_per_s"] > 0
+    frozen = data["farm"]["frozen"]
+    assert frozen["stored"] > 0 and frozen["stored"] + frozen["skipped"] == urls
+    assert crawlers["ours_full"]["runs"][0]["extra"]["requests"] == urls
     table = (tmp_path / f"{crawler.__version__}.md").read_text()
     assert "| ours_warc |" in table and "vs plain Scrapy" in table
     assert table in result.stdout

@@ -54,8 +54,8 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets, each with the measured value and whether it holds."""
     r = result.get("ratios", {})
     rows: list[tuple[str, Any, Callable[[Any], bool]]] = [
-        ("farm serves >= 3x the fastest crawler", r.get("farm_vs_fastest_crawler"),
-         lambda v: v >= 3),
+        ("farm serves >= 5x the fastest crawler", r.get("farm_vs_fastest_crawler"),
+         lambda v: v >= 5),
         ("CPU/page at the large scale run <= 1.2x the small one",
          r.get("cpu_per_page_large_vs_small"), lambda v: v <= 1.2),
         ("WARC only >= 0.90x plain Scrapy", r.get("ours_warc", {}).get("vs_plain_scrapy"),
@@ -97,9 +97,12 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     farm = result.get("farm", {})
     if farm.get("requests_per_s"):
+        python = farm.get("python_requests_per_s")
         lines.append(
-            f"Farm serving rate (fast client): {farm['requests_per_s']:.0f} requests/s, "
-            f"{result['ratios'].get('farm_vs_fastest_crawler', '?')}x the fastest crawler."
+            f"Farm served by {farm.get('server', 'python')}: {farm['requests_per_s']:.0f} "
+            f"requests/s with a fast client, "
+            f"{result['ratios'].get('farm_vs_fastest_crawler', '?')}x the fastest crawler"
+            + (f" (the Python farm itself: {python:.0f} requests/s)." if python else ".")
         )
     crawlers = result.get("crawlers", {})
     plain, wget = _rate(result, "plain_scrapy"), _rate(result, "wget")

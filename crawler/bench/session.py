@@ -35,8 +35,10 @@ from crawler.bench import (
 from crawler.bench.hostile import QUICK_SCALE, hostile_markdown, run_hostile
 from crawler.bench.measure import Run, machine, summarize_runs
 from crawler.bench.results import markdown, ratios, targets
+from crawler.bench.static_farm import freeze, nginx_path, nginx_version, start_static
 from crawler.bench.tools import (
     count_requests,
+    farm_paths,
     farm_rate,
     measure_extract,
     naive_rate,
@@ -60,6 +62,7 @@ class BenchConfig:
     new_fraction: float = DEFAULT_NEW_FRACTION
     skip: tuple[str, ...] = ()
     quick: bool = False
+    static: bool = True  # the crawlers fetch from nginx serving the frozen farm, if installed
 
 
 class Bench:
@@ -89,18 +92,35 @@ class Bench:
             "config": asdict(cfg),
             "machine": machine(),
         }
-        with start_farm(autoblogs=cfg.autoblogs, articles=cfg.articles, seed=cfg.seed) as farm:
-            self.result["farm"] = {"autoblogs": cfg.autoblogs, "articles": cfg.articles}
+        farm_options = {"autoblogs": cfg.autoblogs, "articles": cfg.articles, "seed": cfg.seed}
+        self.result["farm"] = {"autoblogs": cfg.autoblogs, "articles": cfg.articles}
+        farm = start_farm(**farm_options)
+        try:
             if self.wants("farm"):
-                self.say("farm: serving rate with a fast client")
-                self.result["farm"]["requests_per_s"] = farm_rate(
-                    farm.port, farm.truth(), cfg.farm_seconds
+                self.say("farm: the Python farm's serving rate with a fast client")
+                self.result["farm"]["python_requests_per_s"] = farm_rate(
+                    farm.port, farm_paths(farm.truth(), 5000), cfg.farm_seconds
                 )
-            self.crawlers(farm)
+            urls = self.discover(farm)
+            if nginx_path() is None or not self.config.static:
+                why = "--python-farm" if nginx_path() else "nginx is not installed"
+                self.say(f"farm: the Python farm serves the crawlers ({why})")
+                self.result["farm"]["server"] = f"python ({why})"
+                self._measure_crawlers(farm.port, urls)
+            else:
+                frozen = freeze(farm.port, urls, self.scratch / "static" / "root")
+                self.result["farm"]["frozen"] = {k: frozen[k] for k in ("stored", "skipped")}
+                farm.stop()  # nginx takes its port: the pages' links name it
+                with start_static(self.scratch / "static", farm.port, frozen["types"]):
+                    self.result["farm"]["server"] = nginx_version()
+                    self._measure_crawlers(farm.port, urls)
+                farm = start_farm(port=farm.port, **farm_options)  # the same seed, same farm
             if self.wants("extract"):
                 self.extract()
             if self.wants("recrawl"):
                 self.recrawl(farm)
+        finally:
+            farm.stop()
         if self.wants("scale"):
             self.scale()
         self.result["machine"]["loadavg_after"] = list(os.getloadavg())
@@ -108,34 +128,41 @@ class Bench:
         self.result["targets"] = targets(self.result)
         return self.result
 
-    def crawlers(self, farm: Any) -> None:
+    def discover(self, farm: Any) -> list[str]:
+        """One untimed full crawl of the Python farm: the URL list the baselines fetch, the
+        targets nginx serves, and the folder that extract and the re-crawl start from."""
+        out = self._dir("kept")
+        self.say("discovery: our full pipeline over the Python farm (not timed)")
+        before = count_requests(farm)  # the serving-rate check's requests come first
+        run_ours(farm.url, out, [], out.with_suffix(".log"))
+        log = farm.requests()[before:]
+        targets = [r["path"] for r in log if r["method"] == "GET"]
+        (self.scratch / "urls.txt").write_text(
+            "".join(farm.url.rstrip("/") + t + "\n" for t in targets)
+        )
+        self.result["farm"]["crawl_requests"] = len(log)
+        self._kept, self._kept_requests = out, len(log)
+        return targets
+
+    def _measure_crawlers(self, port: int, targets: list[str]) -> None:
+        if self.wants("farm"):
+            self.say("farm: serving rate with a fast client")
+            self.result["farm"]["requests_per_s"] = farm_rate(
+                port, targets, self.config.farm_seconds
+            )
+        self.crawlers(f"http://127.0.0.1:{port}/")
+
+    def crawlers(self, url: str) -> None:
         """All crawlers over the same farm, alternating, ``repeat`` times each."""
         cfg = self.config
         runs: dict[str, list[Run]] = {}
         urls_file = self.scratch / "urls.txt"
-        self._kept: Path | None = None
         for rep in range(cfg.repeat):
-            # Ours first: the first full crawl's URL list feeds the plain Scrapy baseline.
-            before = count_requests(farm)
-            out = self._dir("full")
-            self.say(f"round {rep + 1}/{cfg.repeat}: ours, full pipeline")
-            runs.setdefault("ours_full", []).append(
-                run_ours(farm.url, out, [], out.with_suffix(".log"))
-            )
-            if rep == 0:
-                log = farm.requests()[before:]
-                urls = [farm.url.rstrip("/") + r["path"] for r in log if r["method"] == "GET"]
-                urls_file.write_text("\n".join(urls) + "\n")
-                self.result["farm"]["crawl_requests"] = len(log)
-                self._kept, self._kept_requests = out, len(log)
-            else:
-                shutil.rmtree(out, ignore_errors=True)
-            for mode, extra in OURS_MODES.items():
+            for mode, extra in {"full": [], **OURS_MODES}.items():
                 out = self._dir(mode.replace("+", "-"))
                 self.say(f"round {rep + 1}/{cfg.repeat}: ours, {mode}")
-                runs.setdefault(f"ours_{mode}", []).append(
-                    run_ours(farm.url, out, extra, out.with_suffix(".log"))
-                )
+                name = "ours_full" if mode == "full" else f"ours_{mode}"
+                runs.setdefault(name, []).append(run_ours(url, out, extra, out.with_suffix(".log")))
                 shutil.rmtree(out, ignore_errors=True)
             if self.wants("plain"):
                 out = self._dir("plain")
@@ -268,7 +295,13 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
     for name in ("autoblogs", "articles", "scale_articles", "scale_pages", "farm_seconds"):
         if getattr(args, name) is not None:
             base[name] = getattr(args, name)
-    config = BenchConfig(repeat=args.repeat, seed=args.seed, skip=args.skip, quick=args.quick)
+    config = BenchConfig(
+        repeat=args.repeat,
+        seed=args.seed,
+        skip=args.skip,
+        quick=args.quick,
+        static=not args.python_farm,
+    )
     for key, value in base.items():
         setattr(config, key, value)
     if len(config.scale_articles) != len(config.scale_pages):

@@ -61,11 +61,10 @@ def _fetch_for(args: tuple[int, list[str], float]) -> int:
     return done
 
 
-def farm_rate(port: int, truth: dict, seconds: float, clients: int = 2) -> float:
-    """Requests/s the farm serves to ``clients`` fast client processes."""
+def farm_rate(port: int, paths: list[str], seconds: float, clients: int = 2) -> float:
+    """Requests/s the farm on ``port`` serves to ``clients`` fast client processes."""
     from concurrent.futures import ProcessPoolExecutor
 
-    paths = farm_paths(truth, 5000)
     _fetch_for((port, paths[:50], 0.2))  # warm-up: the farm's first permalink builds an index
     with ProcessPoolExecutor(clients) as pool:
         counts = list(
