@@ -288,6 +288,33 @@ def test_hang_broken_and_index_only(tmp_path: Path, caplog: pytest.LogCaptureFix
     assert "extraction_timeout" in skipped
 
 
+def test_a_page_that_fails_fails_alone_in_its_batch(tmp_path: Path) -> None:
+    """The workers take pages in batches: a page whose extraction breaks (its capture's
+    WARC file is gone) is skipped by itself, every other page of its batch has its record."""
+    if not REFERENCE.is_dir():
+        pytest.skip("reference pages not available")
+    article = (REFERENCE / "v034-fr_article.html").read_bytes()
+    urls = [f"http://farm.test/autoblogs/lqdn/?article-{n}" for n in range(12)]
+    gone = tmp_path / "gone.warc.gz"
+    html = {"Content-Type": "text/html; charset=UTF-8"}
+    # One worker, two batches at most in flight: the later pages wait, and go together.
+    context = default_context(workers=1, timeout=20)
+    with CorpusBuilder(tmp_path, context.corpus, context.bounds.read_limit) as builder:
+        for url in urls[:-1]:
+            assert builder.add_page(url, article, headers=html)
+        assert builder.add_page(
+            urls[-1], headers=html, warc_path=gone,
+            warc_pointer={"filename": gone.name, "offset": 0, "length": 1000},
+        )  # fmt: skip
+    assert builder.pool.stats["batches"] < len(urls)  # batched
+    records = {r["url"]: r for r in read_corpus(tmp_path)}
+    assert sorted(records) == sorted(urls[:-1])
+    assert all(r["text"] and r["lang"] == "fr" for r in records.values())
+    skipped = [json.loads(line) for line in (tmp_path / "corpus" / "skipped.jsonl").open()]
+    assert [(s["url"], s["reason"]) for s in skipped] == [(urls[-1], "extraction_failed")]
+    assert "FileNotFoundError" in skipped[0]["detail"]
+
+
 # ---------------------------------------------------------------- packaging
 
 
