@@ -272,6 +272,14 @@ def _page_link(page_path: str, href: str, engine: str | None) -> str | None:
     return target if target and _looks_like_page(target, engine) else None
 
 
+def is_autoblog_root(url: str) -> bool:
+    """An autoblog's own base URL (no query, no last path segment): always its first index
+    page, even when it shows one article and no pagination (a new autoblog); every engine's
+    permalink has a query (0.3, 0.1) or a last segment (0.2)."""
+    parts = urlsplit(url)
+    return not parts.query and parts.path.rsplit("/", 1)[-1] in ("", "index.php")
+
+
 def _looks_like_page(href: str, engine: str | None) -> bool:
     parts = urlsplit(href)
     if parts.query:
@@ -363,7 +371,7 @@ def parse_page(
             kind = "not_found"
         elif bool(ERROR_TRAILER_RE.search(text)) and not articles and not page_links:
             kind = "error"
-        elif page_links or (not articles and urlsplit(url).query == ""):
+        elif page_links or is_autoblog_root(url) or (not articles and not urlsplit(url).query):
             kind = "index"
         elif len(articles) == 1:
             kind = "article"
