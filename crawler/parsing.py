@@ -24,6 +24,7 @@ import lxml.html
 from lxml.html import HtmlElement
 
 from crawler.escaped_code import CODE_REMOVED_MARK, strip_escaped_code
+from crawler.urls import PAGE_QUERY, is_autoblog_root
 
 # A page is read up to its first MAX_TAGS tags (each "<" counts): a tree costs 200-500 bytes
 # a tag, so a page of a million links would take a crawl (and `reindex`) past 500 MB. Not
@@ -49,8 +50,6 @@ ENGINE_FILES = {
     "0.1": ("?feed", "vvb.ini", "articles.db"),
 }
 
-# Pages of one autoblog; whole query string selects the page (no ?page= parameter).
-PAGE_QUERY = re.compile(r"^(?:page)?\d+$")
 V01_PERMALINK = re.compile(r"^\d{8}_\d{6}_")
 
 
@@ -270,14 +269,6 @@ def _page_link(page_path: str, href: str, engine: str | None) -> str | None:
     """``href`` resolved if it is a page of the autoblog, else None (remembered per page)."""
     target = absolute_link(page_path, href)
     return target if target and _looks_like_page(target, engine) else None
-
-
-def is_autoblog_root(url: str) -> bool:
-    """An autoblog's own base URL (no query, no last path segment): always its first index
-    page, even when it shows one article and no pagination (a new autoblog); every engine's
-    permalink has a query (0.3, 0.1) or a last segment (0.2)."""
-    parts = urlsplit(url)
-    return not parts.query and parts.path.rsplit("/", 1)[-1] in ("", "index.php")
 
 
 def _looks_like_page(href: str, engine: str | None) -> bool:
