@@ -271,96 +271,10 @@ def _reconcile(p: argparse.ArgumentParser) -> None:
     _settings(p, "a setting, e.g. DOWNLOAD_MAXSIZE")
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated numbers") from None
-
-
-def _sections(text: str) -> tuple[str, ...]:
-    names = tuple(x.strip() for x in text.split(",") if x.strip())
-    from crawler.bench import SECTIONS
-
-    unknown = [n for n in names if n not in SECTIONS]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown section {unknown[0]!r}; one of {SECTIONS}")
-    return names
-
-
 def _bench(parser: argparse.ArgumentParser) -> None:
-    from crawler.bench import (
-        DEFAULT_ARTICLES,
-        DEFAULT_AUTOBLOGS,
-        DEFAULT_FARM_SECONDS,
-        DEFAULT_REPEAT,
-        DEFAULT_SEED,
-        SECTIONS,
-    )
+    from crawler.bench.options import add_bench_arguments
 
-    parser.add_argument("--quick", action="store_true", help="a small farm: a few minutes")
-    parser.add_argument(
-        "--autoblogs",
-        type=int,
-        default=None,
-        help=f"autoblogs in the farm (default {DEFAULT_AUTOBLOGS})",
-    )
-    parser.add_argument(
-        "--articles",
-        type=int,
-        default=None,
-        help=f"articles per autoblog (default {DEFAULT_ARTICLES})",
-    )
-    parser.add_argument(
-        "--repeat",
-        type=int,
-        default=DEFAULT_REPEAT,
-        help=f"alternating runs of each tool (default {DEFAULT_REPEAT})",
-    )
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="the farm's seed")
-    parser.add_argument(
-        "--scale-articles",
-        type=_ints,
-        default=None,
-        help="articles per autoblog of the scale runs (default 400,4000)",
-    )
-    parser.add_argument(
-        "--scale-pages",
-        type=_ints,
-        default=None,
-        help="pages the scale runs aim at (default 10000,50000)",
-    )
-    parser.add_argument(
-        "--farm-seconds",
-        type=float,
-        default=None,
-        help=f"length of the farm's serving-rate check (default {DEFAULT_FARM_SECONDS:g})",
-    )
-    parser.add_argument(
-        "--skip",
-        type=_sections,
-        default=(),
-        help=f"comma-separated sections to leave out: {','.join(SECTIONS)}",
-    )
-    parser.add_argument(
-        "--output",
-        "-o",
-        default="benchmarks/results",
-        help="folder for <version>.json and .md (default benchmarks/results)",
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs)")
-    parser.add_argument(
-        "--python-farm",
-        action="store_true",
-        help="crawlers fetch from the Python sample farm, not from nginx serving its "
-        "pre-rendered pages (the default when nginx is installed)",
-    )
-    parser.add_argument(
-        "--hostile",
-        action="store_true",
-        help="only the hostile shapes of issue 19 at full size (time and memory against "
-        "their budgets; with --quick at a hundredth): <version>-hostile.json and .md",
-    )
+    add_bench_arguments(parser)
 
 
 # name: (help, arguments, module, function run with the parsed arguments)
@@ -463,41 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C before anything started: one line, no traceback
         print("autoblog-archive: interrupted", file=sys.stderr)
         return EXIT_FAILED
-    return _run(args)
+    from crawler.dispatch import run_command
 
-
-def _run(args: argparse.Namespace) -> int:
-    from crawler.escaping import terminal
-    from crawler.exitcodes import EXIT_FAILED, UserError
-
-    handler: Handler = args.handler
-    debug = bool(getattr(args, "debug", False))
-    try:
-        return handler(args)
-    except UserError as exc:
-        if debug:
-            raise
-        # Messages may name what a folder or an archive holds: one escaped line each.
-        print(terminal(f"autoblog-archive {args.command}: {exc}"), file=sys.stderr)
-        if exc.hint:
-            print(terminal(f"  {exc.hint}"), file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print(
-            f"autoblog-archive {args.command}: interrupted; run the same command again",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
-    except Exception as exc:
-        # Not an expected condition: still one line and a failure code, never 1 (partial).
-        if debug:
-            raise
-        print(
-            terminal(f"autoblog-archive {args.command}: {type(exc).__name__}: {exc}"),
-            file=sys.stderr,
-        )
-        print("  run it again with --debug for the traceback", file=sys.stderr)
-        return EXIT_FAILED
+    return run_command(args)
 
 
 if __name__ == "__main__":

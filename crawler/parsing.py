@@ -24,6 +24,7 @@ import lxml.html
 from lxml.html import HtmlElement
 
 from crawler.escaped_code import CODE_REMOVED_MARK, strip_escaped_code
+from crawler.urls import PAGE_QUERY, is_autoblog_root
 
 # A page is read up to its first MAX_TAGS tags (each "<" counts): a tree costs 200-500 bytes
 # a tag, so a page of a million links would take a crawl (and `reindex`) past 500 MB. Not
@@ -49,8 +50,6 @@ ENGINE_FILES = {
     "0.1": ("?feed", "vvb.ini", "articles.db"),
 }
 
-# Pages of one autoblog; whole query string selects the page (no ?page= parameter).
-PAGE_QUERY = re.compile(r"^(?:page)?\d+$")
 V01_PERMALINK = re.compile(r"^\d{8}_\d{6}_")
 
 
@@ -363,7 +362,7 @@ def parse_page(
             kind = "not_found"
         elif bool(ERROR_TRAILER_RE.search(text)) and not articles and not page_links:
             kind = "error"
-        elif page_links or (not articles and urlsplit(url).query == ""):
+        elif page_links or is_autoblog_root(url) or (not articles and not urlsplit(url).query):
             kind = "index"
         elif len(articles) == 1:
             kind = "article"

@@ -1,15 +1,20 @@
-"""URL keys shared by the spider, the history and the corpus.
+"""URL keys and shapes shared by the spider, the history and the corpus.
 
 Permalinks parsed from a page keep their raw accents (``?vidéo``); requests and
 ``WARC-Target-URI`` carry ``?vid%C3%A9o``. Every component that compares URLs goes
-through :func:`canonical_url` so both spellings meet.
+through :func:`canonical_url` so both spellings meet. What a URL's shape says (an
+autoblog's root, a numbered page) is decided here too, from the URL alone.
 """
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 from w3lib.url import safe_url_string
+
+# Pages of one autoblog; whole query string selects the page (no ?page= parameter).
+PAGE_QUERY = re.compile(r"^(?:page)?\d+$")
 
 
 def canonical_url(url: str) -> str:
@@ -37,3 +42,19 @@ def page_number(url: str) -> tuple[str, int] | None:
     if not digits or len(digits) > 12:
         return None
     return prefix, int(digits)
+
+
+def is_autoblog_root(url: str) -> bool:
+    """An autoblog's own base URL (no query, no last path segment): always its first index
+    page, even when it shows one article and no pagination (a new autoblog); every engine's
+    permalink has a query (0.3, 0.1) or a last segment (0.2)."""
+    parts = urlsplit(url)
+    return not parts.query and parts.path.rsplit("/", 1)[-1] in ("", "index.php")
+
+
+def is_index_page(url: str) -> bool:
+    """An autoblog's numbered page: ``?N`` / ``?pageN`` query, or a 0.2 ``/<sha1>/N`` path."""
+    parts = urlsplit(url)
+    if parts.query:
+        return bool(PAGE_QUERY.match(parts.query))
+    return parts.path.rstrip("/").rsplit("/", 1)[-1].isdigit()

@@ -234,8 +234,8 @@ def check_history(root: Path, report: Report) -> list[Unheld] | None:
 def check_audit(root: Path, report: Report, unheld: list[Unheld], bounds: AuditBounds) -> None:
     """The audit that closes every crawl (crawler.history.audit), run on what the WARC
     files hold now: one missing item per item the farm declared that the archive lacks."""
+    from crawler.history.archive_view import ArchiveView
     from crawler.history.audit import (
-        ArchiveView,
         AuditScope,
         audit_archive,
         missing_before,

@@ -15,7 +15,6 @@ what earlier runs archived.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -38,32 +37,27 @@ from crawler.farm_documents import (
     read_sitemap,
 )
 from crawler.history.digests import page_digests
-from crawler.history.model import NOT_NOW
 from crawler.items import (
     REASON_KEY,
-    ArticleItem,
-    BaseFound,
     CrawlPlan,
-    PageItem,
-    base_found,
     captured_of,
     crawl_planned,
     fetch_failed,
 )
 from crawler.outcome import Finish
-from crawler.parsing import ENGINE_FILES, MAX_TAGS, ParsedPage, parse_page
+from crawler.parsing import ENGINE_FILES, MAX_TAGS, parse_page
 from crawler.processes import Share
 from crawler.scope import Refused, Scope, forbidden_reason
-from crawler.urls import autoblog_base, canonical_url
+from crawler.urls import autoblog_base
+from spiders.base_answers import base_answered, base_read
+from spiders.incremental import IncrementalWalk
+from spiders.page_items import article_item, page_item
 
 logger = logging.getLogger(__name__)
 
 # What the last run's audit found missing goes out before anything else of this run.
 MISSING_PRIORITY = 10
 FARM_EXPORTS = ("?export", "?exportopml", "?sitemap", "?rss")
-# Why a seed or an autoblog's base URL is asked for: what answers there is reported
-# (``base_found``), so an autoblog that gives no page is named, never silently missing.
-BASE_REASONS = ("seed", "listed autoblog", "farm list", "farm export")
 # Re-rooted on the autoblog base: 0.2 pages link "?feed" relative to every page.
 AUTOBLOG_QUERY_RESOURCES = {"feed", "opml", "media"}
 
@@ -104,11 +98,9 @@ class AutoblogSpider(Spider):
         self.scope = Scope([autoblog_base(s) for s in self.seeds], split_list(allow_hosts))
         self.state: CrawlState | None = None  # the crawl history, once the crawl starts
         self._engines: dict[str, str] = {}  # autoblog base -> engine, as first seen
-        self._known_pages: Counter[str] = Counter()
         # URLs of links every page repeats, once requested: see _follow_new.
         self._requested: set[str] = set()
-        # Autoblog base -> whether this incremental run walks it in full (see first_walk).
-        self._first_walk: dict[str, bool] = {}
+        self.walk: IncrementalWalk | None = None  # an incremental run's rules
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> AutoblogSpider:
@@ -158,6 +150,8 @@ class AutoblogSpider(Spider):
             # The history could not start a run (the error is in the log): nothing may be
             # fetched outside it, or later runs would not know what this one archived.
             raise CloseSpider(Finish.HISTORY_ERROR)
+        if self.state is not None and self.state.incremental:
+            self.walk = IncrementalWalk(self.state, crawler.stats)
 
     # -- requests ---------------------------------------------------------------
 
@@ -226,10 +220,10 @@ class AutoblogSpider(Spider):
                 return
             if robots and request.meta.get(REASON_KEY) == "seed":
                 why = "refused by the farm's robots.txt"
-                self._base_answered(request, "failed", why, count=True)
+                base_answered(self.crawler, request, "failed", why, count=True)
             elif not robots and request.meta.get("redirect_times"):
                 why = f"redirects to {request.url[:300]}, out of scope (give that URL instead)"
-                self._base_answered(request, "not_autoblog", why, count=True)
+                base_answered(self.crawler, request, "not_autoblog", why, count=True)
             return
         reason = failure_reason(failure, self.bounds.read_limit)
         detail = str(failure.value).strip()[:300]
@@ -243,70 +237,7 @@ class AutoblogSpider(Spider):
         self.crawler.stats.inc_value(error_reason(reason))
         if request is not None:
             self.crawler.signals.send_catch_log(fetch_failed, request=request, reason=reason_text)
-            self._base_answered(request, "failed", f"did not answer ({reason_text})")
-
-    # -- what answered at a seed or an autoblog's base URL ---------------------------
-
-    @staticmethod
-    def _asked_base(request: Request) -> tuple[str, str] | None:
-        """(URL as asked, why) when ``request`` asks for a seed or an autoblog's base."""
-        reason = request.meta.get(REASON_KEY)
-        if reason not in BASE_REASONS:
-            return None
-        url = (request.meta.get("redirect_urls") or [request.url])[0]
-        return None if "?" in url else (url, reason)  # the farm's ?export is no autoblog
-
-    def _base_answered(
-        self, request: Request, kind: str, why: str = "", count: bool = False
-    ) -> None:
-        """Report what answered; ``count`` a failure not counted yet (an answer, not a
-        failed fetch) under ``autoblogs/not_archived``, which makes the run partial."""
-        asked = self._asked_base(request)
-        if asked is None:
-            return
-        found = BaseFound(asked[0], asked[1], kind, why)
-        if count and not found.ok:
-            self.crawler.stats.inc_value(Stat.NOT_ARCHIVED)
-        self.crawler.signals.send_catch_log(base_found, found=found)
-
-    def _base_read(self, response: Response, page: ParsedPage | None) -> None:
-        """A seed must hold a farm or an autoblog, an autoblog's base an autoblog page;
-        anything else (a 404, a server error, a PNG, another site) is named and makes the
-        run partial (``autoblogs/not_archived``)."""
-        asked = self._asked_base(response.request) if response.request is not None else None
-        if asked is None:
-            return
-        status = response.status
-        ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").split(";")[0]
-        # The server's words go into the summary and the terminal: short and printable.
-        ctype = "".join(c for c in ctype.strip().lower()[:80] if c.isprintable())
-        ctype = ctype or "with no Content-Type"
-        found = page.kind if page is not None and page.kind == "farm" else None
-        if page is not None and page.engine and found is None:
-            found = "autoblog"
-        if status < 400 and (found == "autoblog" or (found == "farm" and asked[1] == "seed")):
-            self._base_answered(response.request, found)
-            return
-        if status == 404 and asked[1] == "farm export":
-            # ?export names folders, not addresses: a 0.2 autoblog is at /<sha1>/, its
-            # export key autoblogs/<sha1>; the farm's index lists it where it is.
-            return
-        # A server error or "too many requests / too slow" is no answer yet (2: try again);
-        # anything else says the address is wrong (4: fix the command).
-        failed = status >= 500 or status in NOT_NOW
-        if failed:
-            why = f"answered {status} {ctype}"  # what it serves otherwise is unknown
-        elif page is None:
-            why = f"answered {status} {ctype}, not an HTML page"
-        elif found == "farm":
-            why = f"answered {status} {ctype}: the farm's index, not an autoblog"
-        elif found is None:
-            what = "an autoblog farm or autoblog" if asked[1] == "seed" else "an autoblog"
-            why = f"answered {status} {ctype} but is not {what} (no VroumVroumBlog markup)"
-        else:
-            why = f"answered {status} {ctype}"
-        kind = "failed" if failed else "not_autoblog"
-        self._base_answered(response.request, kind, why, count=True)
+            base_answered(self.crawler, request, "failed", f"did not answer ({reason_text})")
 
     # -- parsing ----------------------------------------------------------------
 
@@ -342,7 +273,9 @@ class AutoblogSpider(Spider):
             else:
                 logger.warning("gave up on %s: body truncated on every attempt", response.url)
                 self.crawler.stats.inc_value(Stat.FETCH_ERRORS)
-                self._base_answered(response.request, "failed", "body cut short on every attempt")
+                base_answered(
+                    self.crawler, response.request, "failed", "body cut short on every attempt"
+                )
             return
         ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
         query = urlsplit(response.url).query
@@ -353,7 +286,7 @@ class AutoblogSpider(Spider):
         elif isinstance(response, TextResponse) and "html" in ctype:
             yield from self.parse_html(response)
             return
-        self._base_read(response, None)
+        base_read(self.crawler, response, None)
 
     def parse_json(self, response: Response) -> Iterator[Request | LinksCut]:
         query = urlsplit(response.url).query
@@ -395,7 +328,7 @@ class AutoblogSpider(Spider):
     def parse_html(self, response: TextResponse) -> Iterator[Any]:
         page = parse_page(response.text, response.url, max_links=self.bounds.links_per_page)
         self.crawler.stats.inc_value(PAGES + page.kind)
-        self._base_read(response, page)
+        base_read(self.crawler, response, page)
         if page.kind == "farm":  # its list is read whole, apart from this parse
             yield from self.parse_farm(response)
             return
@@ -407,116 +340,38 @@ class AutoblogSpider(Spider):
         captured = captured_of(response.meta) is not None
         digest, article_digests = page_digests(page) if captured else (None, [])
         base = autoblog_base(response.url)
-        yield self.page_item(response, page, base, digest, article_digests)
+        yield page_item(response, page, base, digest, article_digests)
         first_sight = bool(page.engine) and base not in self._engines
         if page.engine:
             self._engines.setdefault(base, page.engine)
-        yield from self.unarchived_pages(response, page, base)
-        if self.unchanged_since_last_run(response, base, digest):
-            return
-        yield from self.old_last_page(response, page, base)
+        walk = self.walk
+        if walk is not None:
+            for link in walk.unarchived_pages(response.url, page, base):
+                yield from self._follow(link, "unarchived page", meta={"tail_page": True})
+            if walk.unchanged(response.url, base, digest):
+                return
+            last = walk.old_last_page(response.url, page, base)
+            yield from self._follow(last, "last archived page", refresh=True)
         if first_sight:
             for name in ENGINE_FILES.get(page.engine, ()):
                 yield from self._follow(base + name, "engine file", refresh=True)
-        walk = [] if response.meta.get("tail_page") else self.pages_to_walk(page, base)
-        for link in walk:
+        if response.meta.get("tail_page"):
+            links = []
+        else:
+            links = walk.pages_to_walk(page, base) if walk is not None else page.page_links
+        for link in links:
             yield from self._follow_new(link, "pagination", refresh=True)
         for article in page.articles:
             if page.kind == "index":
                 yield from self._follow(article.permalink, "permalink")
             for media in article.media:
                 yield from self._follow(media, "article media")
-            yield self.article_item(response, page.kind, page.engine, article)
+            yield article_item(response, page.kind, page.engine, article)
         for link in page.requisites:
             yield from self._follow_new(link, "page requisite")
         if page.kind in ("index", "article", "not_found", "search", "error", "other"):
             for extra in self.autoblog_files(page.links, base):
                 yield from self._follow_new(extra, "autoblog file", refresh=True)
-
-    # -- crawl history ------------------------------------------------------------
-
-    def unchanged_since_last_run(self, response: Response, base: str, digest: str | None) -> bool:
-        """Incremental runs skip an autoblog whose first page lists the same articles."""
-        state = self.state
-        if state is None or not state.incremental or response.url != base or digest is None:
-            return False
-        previous = state.archived_before(response.url)
-        if previous is None or previous.normalized_digest != digest:
-            return False
-        self.crawler.stats.inc_value(Stat.UNCHANGED_AUTOBLOGS)
-        return True
-
-    def unarchived_pages(
-        self, response: Response, page: ParsedPage, base: str
-    ) -> Iterator[Request]:
-        """Incremental runs: the pages an autoblog's first page lists that no run captured.
-
-        When an autoblog gains articles its pagination shifts and new last pages appear
-        past where the newest-first walk stops; without them the archive's newest pages
-        link to pages it does not hold. Each is fetched once (``_follow`` skips what an
-        earlier run archived) and does not continue the walk (``tail_page``).
-        """
-        state = self.state
-        if state is None or not state.incremental or response.url != base:
-            return
-        if self.first_walk(base):
-            return  # walked in full: its pages are not tail pages
-        for link in page.page_links:
-            if link != base and state.archived_before(link) is None:
-                self.crawler.stats.inc_value(Stat.UNARCHIVED_PAGES)
-                yield from self._follow(link, "unarchived page", meta={"tail_page": True})
-
-    def pages_to_walk(self, page: ParsedPage, base: str) -> list[str]:
-        """All listed pages in a full pass; newest first, until known articles, otherwise.
-
-        An incremental run follows "older" only while pages still show articles no
-        earlier run archived, plus ``INCREMENTAL_MARGIN_PAGES`` pages of margin, and
-        always into a page no run captured. An autoblog no earlier run archived is
-        walked in full (:meth:`first_walk`).
-        """
-        state = self.state
-        if state is None or not state.incremental or self.first_walk(base):
-            return page.page_links
-        if page.kind != "index" or page.next_page is None:
-            return []
-        if state.archived_before(page.next_page) is None:
-            # Past where earlier walks ended: a 0.1 engine's new tail is only reached so.
-            return [page.next_page]
-        if any(a.permalink and not state.article_known_before(a.permalink) for a in page.articles):
-            self._known_pages[base] = 0
-        else:
-            self._known_pages[base] += 1
-        if self._known_pages[base] > state.margin_pages:
-            self.crawler.stats.inc_value(Stat.WALKS_STOPPED)
-            return []
-        return [page.next_page]
-
-    def first_walk(self, base: str) -> bool:
-        """Whether this incremental run walks an autoblog in full: no earlier run archived
-        its first page, so there is nothing known to stop at. (A 0.1 engine links only the
-        next page: cut where the incremental rule stops, it stayed cut for good.)"""
-        state = self.state
-        if state is None or not state.incremental:
-            return False
-        if base not in self._first_walk:
-            self._first_walk[base] = state.archived_before(base) is None
-        return self._first_walk[base]
-
-    def old_last_page(self, response: Response, page: ParsedPage, base: str) -> Iterator[Request]:
-        """Incremental runs, an engine that links only the next page (0.1), first page
-        changed: the last page an earlier run archived is fetched again. Growth pushed
-        articles past it onto pages page 1 does not name; from it the walk goes on into
-        the pages no run captured (:meth:`pages_to_walk`)."""
-        state = self.state
-        following = page.next_page
-        if state is None or not state.incremental or response.url != base or following is None:
-            return
-        if set(page.page_links) != {following} or self.first_walk(base):
-            return
-        last = state.last_numbered_page(following)
-        if last is not None and last != canonical_url(following):
-            self.crawler.stats.inc_value(Stat.OLD_LAST_PAGES)
-            yield from self._follow(last, "last archived page", refresh=True)
 
     @staticmethod
     def autoblog_files(links: list[str], base: str) -> list[str]:
@@ -542,50 +397,3 @@ class AutoblogSpider(Spider):
                 yield from self._follow(root + export, "farm export", refresh=True)
         for src in farm.requisites:
             yield from self._follow_new(src, "page requisite")
-
-    def page_item(
-        self,
-        response: TextResponse,
-        page: ParsedPage,
-        base: str,
-        digest: str | None,
-        article_digests: list[tuple[str, str]],
-    ) -> PageItem:
-        """The captured page itself (body as Scrapy decoded it), with what the history keeps."""
-        if page.kind == "article" and page.articles:
-            title = page.articles[0].title
-        else:
-            title = page.site_title or None
-        captured = captured_of(response.meta)
-        return PageItem(
-            url=response.url,
-            kind=page.kind,
-            http_status=response.status,
-            headers=response.headers,
-            body=response.body,
-            captured=captured,
-            autoblog=base,
-            engine=page.engine,
-            title=title,
-            digest=digest,
-            article_digests=article_digests,
-            parsed=page,
-            text=response.text,
-        )
-
-    def article_item(
-        self, response: Response, kind: str, engine: str | None, article
-    ) -> ArticleItem:
-        """One item per article block seen (the summary counts distinct permalinks)."""
-        return ArticleItem(
-            autoblog=autoblog_base(response.url),
-            engine=engine,
-            permalink=article.permalink,
-            title=article.title,
-            date_text=article.date_text,
-            source_url=article.source_url,
-            seen_on=response.url,
-            seen_as=kind,
-            http_status=response.status,
-            captured=captured_of(response.meta),
-        )

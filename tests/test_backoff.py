@@ -21,9 +21,9 @@ import pytest
 from support import responses, run_cli
 
 from crawler.backoff import retry_after
+from crawler.history.archive_view import ArchiveView
 from crawler.history.audit import (
     THROTTLED_WHY,
-    ArchiveView,
     AuditBounds,
     AuditScope,
     audit_archive,

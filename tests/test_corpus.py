@@ -324,7 +324,8 @@ def test_package(farm_corpus: dict[str, Any], tmp_path: Path) -> None:
 
     import pyarrow.parquet as pq
 
-    from crawler.corpus.dataset import package_dataset, parquet_schema
+    from crawler.corpus.dataset import package_dataset
+    from crawler.corpus.parquet import parquet_schema
 
     out = tmp_path / "dataset"
     shutil.copytree(farm_corpus["offline_dir"], out)
@@ -386,7 +387,7 @@ def _croissant_reads_back(folder: Path, records: list[dict[str, Any]]) -> None:
     import pandas as pd
     import pyarrow as pa
 
-    from crawler.corpus.dataset import parquet_schema
+    from crawler.corpus.parquet import parquet_schema
 
     check = subprocess.run(
         [str(BIN / "mlcroissant"), "validate", "--jsonld", "croissant.json"],

@@ -348,6 +348,19 @@ def test_scrapy_crawl_command_gives_the_same_output(tmp_path):
     assert run_cli("verify", str(tmp_path)).returncode == 0
 
 
+def test_an_autoblog_of_one_article_has_its_permalink_archived(tmp_path):
+    """A new autoblog's root shows its one article and no pagination: still an index page,
+    so the crawl follows the permalink and the audit finds it (was exit 1, missing)."""
+    with start_farm(autoblogs=3, articles=1, engine=["0.3.4", "0.2", "0.1"]) as farm:
+        result = run_cli("crawl", farm.url, "-o", str(tmp_path), "--name", "one", "--fast")
+        truth = farm.truth()["autoblogs"]
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    permalinks = {canonical_url(a["permalink"]) for b in truth.values() for a in b["articles"]}
+    assert len(permalinks) == 3
+    archive = tmp_path / "collections" / "one" / "archive"
+    assert permalinks <= {canonical_url(uri) for uri, _h, _b in responses(archive)}
+
+
 def test_robots_crawl_delay_is_applied(tmp_path):
     """--fast lifts our own delays but never the farm's Crawl-delay."""
     delay = 0.25

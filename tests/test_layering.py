@@ -3,7 +3,7 @@
 ``crawler/warc/`` is the bottom layer: WARC files written, read, repaired and indexed,
 with nothing of the crawl above it (Scrapy, the history, the corpus). The pipelines ask
 the extensions through Scrapy, never import them. And no module imports itself back
-through others: the known cycles are listed below, to be emptied, never to grow.
+through others (no known cycle is left; none may come back).
 
 The module graph is built with ``ast`` from every ``import`` of ``crawler/``,
 ``pipelines/`` and ``spiders/``, those inside functions too (a lazy import is still a
@@ -25,14 +25,9 @@ SCRAPY = ("scrapy", "twisted", "scrapy_redis")
 # Helpers the WARC layer may use: each imports nothing of the crawl (checked below).
 LEAVES = {"crawler", "crawler.layout", "crawler.untrusted", "crawler.escaping", "crawler.spill"}
 # Import cycles still to break, each a set of modules that import one another (a strongly
-# connected component of the graph). Issue 21 broke those of the history/extensions part
-# (crawl_state -> lookup -> middlewares -> warc_capture -> crawl_state), the sample farm's
-# and run <-> processes; the two below came with report.html and croissant.json, each a
-# lazy import back into a module that imports it. Remove one once it is gone, never add one.
-KNOWN_CYCLES: list[set[str]] = [
-    {"crawler.history.report", "crawler.history.html_report"},
-    {"crawler.corpus.dataset", "crawler.corpus.croissant"},
-]
+# connected component of the graph). Issue 21 broke them all (the last two: report.html's
+# and croissant.json's vocabulary moved to the modules both sides import). Never add one.
+KNOWN_CYCLES: list[set[str]] = []
 
 
 def module_name(path: Path) -> str:

@@ -23,10 +23,10 @@ from urllib.parse import quote, urlsplit
 
 from crawler.config import DatasetInfo
 from crawler.corpus.card import FIELD_MEANINGS
-from crawler.corpus.dataset import ISO_8601, parquet_schema
-from crawler.history.readback import READ_ERRORS, first_warcinfo
-from crawler.history.store import read_runs, run_seeds
-from crawler.layout import HISTORY_NAME, OutputLayout
+from crawler.corpus.parquet import ISO_8601, parquet_schema
+from crawler.corpus.provenance import crawl_activity, extraction_activity, unique, warcinfos
+from crawler.history.store import read_runs
+from crawler.layout import HISTORY_NAME
 
 CONFORMS_TO = "http://mlcommons.org/croissant/1.1"
 # The context of the Croissant 1.1 specification (its appendix 1) and mlcroissant's, with
@@ -228,93 +228,6 @@ def autoblogs_record_set(sites: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _warcinfos(base: Path) -> list[dict[str, str]]:
-    """The warcinfo fields of every WARC file of the folder (symbolic links not followed,
-    an unreadable file skipped: they describe the crawl, they do not make the dataset)."""
-    found = []
-    for layout in OutputLayout.find(base):
-        for warc in layout.warcs():
-            if warc.is_symlink():
-                continue
-            try:
-                fields = first_warcinfo(warc)
-            except READ_ERRORS:
-                continue
-            if fields:
-                found.append(fields)
-    return found
-
-
-def _unique(values: Iterable[str | None]) -> list[str]:
-    return list(dict.fromkeys(v for v in values if v))
-
-
-def _property(name: str, value: object) -> dict[str, Any]:
-    return {"@type": "PropertyValue", "name": name, "value": value}
-
-
-def _agent(name: str, version: str | None) -> dict[str, Any]:
-    agent: dict[str, Any] = {"@type": "prov:SoftwareAgent", "name": name}
-    if version:
-        agent["softwareVersion"] = version
-    return agent
-
-
-def _software(software: str) -> dict[str, Any]:
-    """A warcinfo's ``autoblog-archive/0.2.0 (Scrapy, warcio)`` as a PROV software agent."""
-    name, _, version = software.split(" ", 1)[0].partition("/")
-    return _agent(name, version)
-
-
-def crawl_activity(
-    runs: list[dict[str, Any]], infos: list[dict[str, str]], records: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """The crawl as one PROV activity: its runs (history.sqlite rows), what each WARC
-    file's warcinfo says (software, robots.txt policy, User-Agent, operator), the capture
-    dates of the records."""
-    captured = sorted(r["crawl_date"] for r in records if r.get("crawl_date"))
-    started = _unique([*(r.get("started") for r in runs), *captured[:1]])
-    ended = _unique([*(r.get("finished") for r in reversed(runs)), *captured[-1:]])
-    activity: dict[str, Any] = {
-        "@type": "prov:Activity",
-        "@id": "crawl",
-        "name": "crawl of Projet Autoblog farms into WARC files",
-        "prov:startedAtTime": min(started) if started else None,
-        "prov:endedAtTime": max(ended) if ended else None,
-    }
-    seeds = _unique(s for r in runs for s in run_seeds(r))
-    if seeds:
-        activity["prov:used"] = [{"@type": "prov:Entity", "url": s} for s in seeds]
-    agents = [_software(s) for s in _unique(i.get("software") for i in infos)]
-    if agents:
-        activity["prov:wasAssociatedWith"] = agents
-    properties = [_property("runs", len(runs))] if runs else []
-    for name, key in (("robots.txt", "robots"), ("User-Agent", "http-header-user-agent")):
-        properties += [_property(name, v) for v in _unique(i.get(key) for i in infos)]
-    properties += [_property("operator", v) for v in _unique(i.get("operator") for i in infos)]
-    if properties:
-        activity["additionalProperty"] = properties
-    return {k: v for k, v in activity.items() if v is not None}
-
-
-def extraction_activity(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """How the records were made from the captures: the extractor and the pipeline."""
-    agents: dict[tuple[str, str], None] = {}
-    for r in records:
-        ext = r.get("extraction") or {}
-        pipeline, _, release = str(ext.get("pipeline") or "").partition(" ")
-        for name, version in ((ext.get("tool"), ext.get("version")), (pipeline, release)):
-            if name:
-                agents[(str(name), str(version or ""))] = None
-    return {
-        "@type": "prov:Activity",
-        "@id": "extraction",
-        "name": "one record per article, text by the extractor on the article's own block",
-        "prov:used": {"@id": "crawl"},
-        "prov:wasAssociatedWith": [_agent(name, version) for name, version in agents],
-    }
-
-
 def _farm_root(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}/"
@@ -330,7 +243,7 @@ def croissant_metadata(
 ) -> dict[str, Any]:
     """The Croissant description of the dataset folder ``base``."""
     runs = [row for _, row in sorted(read_runs(base / HISTORY_NAME).items())]
-    infos = _warcinfos(base)
+    infos = warcinfos(base)
     crawl = crawl_activity(runs, infos, records)
     seeds = [e["url"] for e in crawl.get("prov:used", [])]
     sites = sorted(counts["sites"])
@@ -411,7 +324,7 @@ def croissant_metadata(
         "distribution": [*file_objects(entries), *file_sets],
         "recordSet": record_sets,
     }
-    operators = _unique(i.get("operator") for i in infos)
+    operators = unique(i.get("operator") for i in infos)
     if operators:
         metadata["creator"] = [{"@type": "Organization", "name": o} for o in operators]
     return {k: v for k, v in metadata.items() if v is not None}

@@ -38,8 +38,8 @@ from crawler.corpus.dates import date_from_v01_slug, parse_engine_date
 from crawler.corpus.selfcheck import check_text, parse_block, visible_text
 from crawler.corpus.text import clean_text, decode_html, detect_language, one_line, simhash64
 from crawler.escaped_code import CODE_REMOVED_MARK
-from crawler.parsing import PAGE_QUERY, ParsedPage, parse_page
-from crawler.urls import autoblog_base
+from crawler.parsing import ParsedPage, parse_page
+from crawler.urls import PAGE_QUERY, autoblog_base
 from crawler.urls import canonical_url as _canonical_url
 
 TRAFILATURA_OPTIONS: dict[str, Any] = {

@@ -26,8 +26,8 @@ from crawler.config import Incremental
 from crawler.context import HistoryOptions, RunContext
 from crawler.counters import Stat, error_count
 from crawler.extensions.lookup import captures_held, page_bound_reached
+from crawler.history.archive_view import ArchiveView
 from crawler.history.audit import (
-    ArchiveView,
     Audit,
     AuditBounds,
     AuditScope,
@@ -38,6 +38,7 @@ from crawler.history.audit import (
 )
 from crawler.history.consistency import check_history, reconcile_with_warcs
 from crawler.history.model import FAILED, FINISHED, INTERRUPTED, PARTIAL, Capture
+from crawler.history.readback import validators_at
 from crawler.history.rebuild import reconcile_files
 from crawler.history.report import build_report, write_report
 from crawler.history.store import History
@@ -54,7 +55,6 @@ from crawler.outcome import Finish
 from crawler.runlock import RunLock
 from crawler.urls import canonical_url, page_number
 from crawler.warc import WarcPointer
-from crawler.warc.reader import read_record_at
 from crawler.warc.recovery import repair_output
 
 logger = logging.getLogger(__name__)
@@ -353,19 +353,7 @@ class CrawlState:
         capture = self.history.latest_complete(url, self.run.id) if self.run else None
         if capture is None:
             return {}
-        try:
-            record = read_record_at(self.layout.archive / capture.filename, capture.offset, limit=0)
-        except (OSError, ValueError, EOFError):
-            return {}
-        http = record.http_headers
-        if http is None:
-            return {}
-        headers = {}
-        if http.get_header("ETag"):
-            headers["If-None-Match"] = http.get_header("ETag")
-        if http.get_header("Last-Modified"):
-            headers["If-Modified-Since"] = http.get_header("Last-Modified")
-        return headers
+        return validators_at(self.layout.archive / capture.filename, capture.offset)
 
     def article_known_before(self, permalink: str) -> bool:
         """Was this article archived by an earlier run (the incremental stop rule)?"""

@@ -24,10 +24,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from crawler.escaping import html
-from crawler.history.report import CATEGORIES, is_index_page
+from crawler.history.model import CATEGORIES
 from crawler.history.store import History
 from crawler.layout import OutputLayout
-from crawler.urls import autoblog_base
+from crawler.urls import autoblog_base, is_index_page
 
 # The latest runs plotted: a daily crawl for years would draw thousands of points.
 PLOTTED_RUNS = 200

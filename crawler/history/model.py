@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 from crawler.warc import WarcPointer
 
+# What the change report says of an article or a page against the run before.
+CATEGORIES = ("new", "changed", "unchanged", "gone")
+
 SCHEMA_VERSION = 1
 # warcinfo fields naming the run a WARC file belongs to (``crawlRun`` is its id here).
 RUN_FIELD = "crawlRun"

@@ -214,3 +214,21 @@ def read_captures_at(
                 problems.append(f"{path.name} offset {offset}: unreadable record skipped ({exc})")
                 continue
             yield found
+
+
+def validators_at(path: Path, offset: int) -> dict[str, str]:
+    """Conditional-GET headers (``If-None-Match``, ``If-Modified-Since``) from the ETag and
+    Last-Modified of the response record at ``offset``; none when it cannot be read."""
+    try:
+        record = read_record_at(path, offset, limit=0)
+    except (OSError, ValueError, EOFError):
+        return {}
+    http = record.http_headers
+    if http is None:
+        return {}
+    headers = {}
+    if etag := http.get_header("ETag"):
+        headers["If-None-Match"] = etag
+    if modified := http.get_header("Last-Modified"):
+        headers["If-Modified-Since"] = modified
+    return headers

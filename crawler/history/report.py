@@ -37,19 +37,16 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import TextIO
-from urllib.parse import urlsplit
 
 import orjson
 
 from crawler.escaping import terminal
 from crawler.exitcodes import UsageError
-from crawler.history.model import FINISHED, THROTTLED, Capture
+from crawler.history.model import CATEGORIES, FINISHED, THROTTLED, Capture
 from crawler.history.store import History
 from crawler.layout import OutputLayout
-from crawler.parsing import PAGE_QUERY
-from crawler.urls import autoblog_base
+from crawler.urls import autoblog_base, is_index_page
 
-CATEGORIES = ("new", "changed", "unchanged", "gone")
 # Pages only: fetches that said nothing of the page (5xx; 429, the farm throttled the crawl).
 PAGE_FAILURES = ("errors", "throttled")
 GONE_STATUSES = (404, 410)
@@ -87,14 +84,6 @@ def _empty_autoblog() -> dict:
         "pages": {c: [] for c in (*CATEGORIES, *PAGE_FAILURES)},
         "new_index_pages": [],
     }
-
-
-def is_index_page(url: str) -> bool:
-    """An autoblog's numbered page: ``?N`` / ``?pageN`` query, or a 0.2 ``/<sha1>/N`` path."""
-    parts = urlsplit(url)
-    if parts.query:
-        return bool(PAGE_QUERY.match(parts.query))
-    return parts.path.rstrip("/").rsplit("/", 1)[-1].isdigit()
 
 
 def build_report(history: History, run_id: int | None = None) -> dict:

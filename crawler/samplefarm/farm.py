@@ -9,16 +9,17 @@ from . import render as R
 from .content import BASE_NOW, Article, Autoblog, load_seed, media_name
 from .control import FarmControl
 from .engine_files import EngineFiles
+from .exports import FarmExports
 from .options import AutoblogSettings, FarmConfig
 from .response import RESOURCES, Response, png_bytes, svg_bytes
 
 HTML = "text/html; charset=UTF-8"
 
 
-class Farm(FarmControl, EngineFiles):
+class Farm(FarmControl, EngineFiles, FarmExports):
     """All autoblogs of one farm and the routing of requests to them (its control
     interface: :class:`.control.FarmControl`; its engine files:
-    :class:`.engine_files.EngineFiles`)."""
+    :class:`.engine_files.EngineFiles`; its exports: :class:`.exports.FarmExports`)."""
 
     def __init__(self, cfg: FarmConfig) -> None:
         self.cfg = cfg
@@ -143,80 +144,9 @@ class Farm(FarmControl, EngineFiles):
     def farm_root(self, query: str, host: str) -> Response:
         listed = self.listed()
         keys = parse_qs(query, keep_blank_values=True)
-        if "export" in keys:
-            data = {
-                "meta": {
-                    "xsaf-version": 3,
-                    "xsaf-db_transfer": "true",
-                    "xsaf-media_transfer": "true",
-                },
-                "autoblogs": {
-                    f"autoblogs/{ab.folder}": {
-                        "SITE_TYPE": ab.site_type,
-                        "SITE_TITLE": ab.title,
-                        "SITE_URL": ab.site_url,
-                        "FEED_URL": ab.feed_url,
-                    }
-                    for ab in sorted(listed, key=lambda a: a.folder)
-                },
-            }
-            return Response(200, R.php_json(data).encode(), [("Content-Type", "application/json")])
-        if "exportopml" in keys:
-            outl = "".join(
-                f'<outline title="{R.esc(ab.title)}" text="{ab.site_type}" '
-                f'htmlUrl="{R.esc(ab.site_url)}" xmlUrl="{R.esc(ab.feed_url)}"/>'
-                for ab in sorted(listed, key=lambda a: a.folder)
-            )
-            body = (
-                f'<?xml version="1.0"?>\n<opml version="1.0"><head><title>Autoblog OPML export '
-                f"from {host}</title><dateCreated>{R.rfc822(self.now)}</dateCreated></head>"
-                f"<body>{outl}</body></opml>\n"
-            )
-            return Response(
-                200,
-                body.encode(),
-                [
-                    ("Content-type", "text/xml;charset=UTF-8"),
-                    ("Content-Disposition", f'attachment; filename="autoblogs-{host}.xml"'),
-                ],
-            )
-        if "sitemap" in keys:
-            iso = R.iso_date(self.now)
-            urls = "".join(
-                f"<url>\n <loc>{self.base_url(ab, host)}</loc>\n <lastmod>{iso}</lastmod>\n"
-                " <changefreq>hourly</changefreq>\n</url>\n\n"
-                for ab in sorted(listed, key=lambda a: a.folder)
-            )
-            body = (
-                '<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="http://www.sitemaps.org/'
-                f'schemas/sitemap/0.9">\n<url>\n <loc>http://{host}/</loc>\n  <lastmod>{iso}'
-                f"</lastmod>\n  <changefreq>daily</changefreq>\n</url>\n{urls}</urlset>"
-            )
-            return Response(200, body.encode(), [("Content-Type", "application/xml")])
-        if "rss" in keys:
-            items = []
-            for ab in listed:
-                u = f"http://{host}/./" + self.base_url(ab, host).split("/", 3)[3]
-                t = R.esc(ab.title)
-                items.append(
-                    f'\n<item>\n\t<title>{t}</title>\n\t<description><![CDATA[Autoblog "{t}" '
-                    f'ajouté.<br>Autoblog : <a href="{u}">{t}</a><br>Site : <a href="'
-                    f'{ab.site_url}">{ab.site_url}</a><br>RSS : <a href="{ab.feed_url}">'
-                    f"{ab.feed_url}</a>]]></description>\n\t<link>{u}</link>\n\t<guid "
-                    f'isPermaLink="false">{self.now}</guid>\n\t<dc:creator>Autoblog</dc:creator>'
-                    f"\n\t<pubDate>{R.rfc822(self.now)}</pubDate>\n</item>"
-                )
-            body = (
-                '<?xml version="1.0" encoding="UTF-8" ?>\n\t<rss version="2.0" xmlns:atom='
-                '"http://www.w3.org/2005/Atom" xmlns:dc="http://purl.org/dc/elements/1.1/">'
-                f'<channel><link>http://{host}/</link><atom:link href="http://{host}//?rss" '
-                'rel="self" type="application/rss+xml"/><title>Projet Autoblog</title>'
-                "<description>Projet Autoblog - RSS : Ajouts et changements de disponibilité."
-                f"</description>{''.join(items)}</channel></rss>"
-            )
-            return Response(
-                200, body.encode(), [("Content-type", "application/rss+xml; charset=utf-8")]
-            )
+        exported = self.farm_export(keys, listed, host)
+        if exported is not None:
+            return exported
         if "check" in keys:  # 0.2 status icon
             return Response(200, svg_bytes("#4a4"), [("Content-Type", "image/svg+xml")])
         if self.farm_engine_02:
