@@ -1,10 +1,13 @@
 """Scale-out: crawl workers on a shared scrapy-redis frontier, merged afterwards.
 
 Off unless a worker is started with ``--redis URL``: the single-process crawl never
-imports this package. Every Redis key of one distributed crawl starts with
-``autoblog-archive:<crawl id>:`` so several crawls can share one Redis (and a Redis ACL
-can hold a crawl's user to its own keys). The URL's password is never shown or stored
-(:mod:`crawler.redact`).
+imports this package, and ``crawl --processes`` only its merge. Redis, scrapy-redis and
+Dask are the ``cluster`` extra (``pip install 'autoblog-archive[cluster]'``); a command
+that needs them checks first (:func:`require_cluster_extra`).
+
+Every Redis key of one distributed crawl starts with ``autoblog-archive:<crawl id>:`` so
+several crawls can share one Redis (and a Redis ACL can hold a crawl's user to its own
+keys). The URL's password is never shown or stored (:mod:`crawler.redact`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,11 @@ from urllib.parse import urlsplit
 from crawler.redact import redacted_url
 
 PREFIX = "autoblog-archive"
+# What the commands of the shared frontier (seed, worker, reconcile) and `extract --dask`
+# import: the `cluster` extra of pyproject.toml.
+REDIS_MODULES = ("redis", "scrapy_redis")
+DASK_MODULES = ("dask", "distributed")
+CLUSTER_EXTRA = "pip install 'autoblog-archive[cluster]'"
 CRAWL_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -64,6 +72,21 @@ class Keys:
     @property
     def articles(self) -> str:
         return self.key("articles")
+
+
+def require_cluster_extra(modules: tuple[str, ...] = REDIS_MODULES, what: str = "") -> None:
+    """Exit 4 in one line when the ``cluster`` extra is not installed, before anything
+    starts: without it the command would fail deep inside on an ImportError."""
+    from importlib.util import find_spec
+
+    from crawler.exitcodes import UsageError
+
+    missing = [name for name in modules if find_spec(name) is None]
+    if missing:
+        needs = f"{what} needs" if what else "needs"
+        raise UsageError(
+            f"{needs} the cluster extra ({', '.join(missing)} not installed): {CLUSTER_EXTRA}"
+        )
 
 
 def check_crawl_id(crawl: str) -> str:
