@@ -110,7 +110,9 @@ class Backoff:
         retry = None
         if self.retry and not request.meta.get("dont_retry"):
             reason = f"throttled ({response.status}, wait {wait:g} s)"
-            retry = get_retry_request(request, spider=self.crawler.spider, reason=reason)
+            spider = self.crawler.spider
+            assert spider is not None  # a response comes only while the spider runs
+            retry = get_retry_request(request, spider=spider, reason=reason)
         if retry is not None:
             return retry
         self._give_up(request, response, wait)

@@ -14,7 +14,7 @@ thrown away.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from scrapy import Request, signals
@@ -46,8 +46,9 @@ class BoundedDownloadHandler(HTTP11DownloadHandler):
         bounds = RunContext.of(crawler).bounds
         limits = (bounds.response_headers, bounds.read_limit)
         # The pool builds a protocol per connection and each protocol a parser per response:
-        # Scrapy swaps in its lenient parser the same way (scrapy/.../http11.py).
-        self._pool._factory = lambda *args: _BoundedClientFactory(*args, limits=limits)
+        # Scrapy swaps in its lenient parser the same way (scrapy/.../http11.py); Twisted
+        # types the pool's private _factory as the class, any callable making one serves.
+        self._pool._factory = lambda *args: _BoundedClientFactory(*args, limits=limits)  # type: ignore[assignment]
 
 
 class FetchBounds:
@@ -109,7 +110,7 @@ class _BoundedClientProtocol(_LenientHTTP11ClientProtocol):
 
     def request(self, request: Any) -> Any:
         d = super().request(request)
-        parser = self._parser
+        parser = cast(_BoundedHeadersParser, self._parser)  # made by request(): now ours
         parser.__class__ = _BoundedHeadersParser
         parser.max_lines, parser.max_bytes = self.limits
         parser.lines = parser.size = 0

@@ -18,11 +18,14 @@ are the crawl's, each sent by one component, with the arguments written beside i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from crawler.layout import OutputLayout
 from crawler.parsing import ParsedPage
 from crawler.warc import WarcPointer
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
 
 # The one key under which a request's capture travels to the spider and the pipelines.
 CAPTURE_KEY = "autoblog_archive_capture"
@@ -131,7 +134,7 @@ class CrawlHistory(Protocol):
     history during a crawl.
 
     The history is an extension (:class:`crawler.extensions.CrawlState`); the others
-    find it with ``crawler.get_extension(CrawlHistory)``, by what it answers, so that
+    find it with :func:`crawl_history` (``crawler.get_extension``), by what it answers, so that
     neither ``pipelines/`` nor the downloader middlewares depend on the extensions
     (Scrapy's lookup is an ``isinstance`` check, which a runtime-checkable protocol
     answers).
@@ -147,6 +150,13 @@ class CrawlHistory(Protocol):
     def record_capture(self, url: str, pointer: WarcPointer, **capture: Any) -> None: ...
 
     def articles_known_before(self) -> set[str]: ...
+
+
+def crawl_history(crawler: Crawler) -> CrawlHistory | None:
+    """The crawl's history, whichever extension keeps it (None in a crawl without one)."""
+    # Scrapy's lookup is an isinstance check, which the protocol answers at run time;
+    # mypy only takes a concrete class there.
+    return crawler.get_extension(CrawlHistory)  # type: ignore[type-abstract]
 
 
 # Sent by the spider before its first request: crawl_planned(plan=CrawlPlan).

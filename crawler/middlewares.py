@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from pathlib import Path
 
 from scrapy import Request
 from scrapy.crawler import Crawler
@@ -19,7 +20,14 @@ from scrapy.responsetypes import responsetypes
 from crawler.context import RunContext
 from crawler.counters import Stat, bound_skipped, skipped
 from crawler.history.model import Capture
-from crawler.items import CAPTURE_KEY, Captured, CrawlHistory, CrawlPlan, crawl_planned
+from crawler.items import (
+    CAPTURE_KEY,
+    Captured,
+    CrawlHistory,
+    CrawlPlan,
+    crawl_history,
+    crawl_planned,
+)
 from crawler.scope import Refused, Scope, refusal
 from crawler.urls import autoblog_base
 from crawler.warc.reader import read_record_at
@@ -89,7 +97,7 @@ class ResumeFromArchive:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ResumeFromArchive:
         max_size = RunContext.of(crawler).bounds.read_limit
-        return cls(crawler.get_extension(CrawlHistory), max_size, crawler.stats)
+        return cls(crawl_history(crawler), max_size, crawler.stats)
 
     def process_request(self, request: Request) -> Response | None:
         state = self.state
@@ -112,7 +120,7 @@ class ResumeFromArchive:
         return response
 
 
-def read_response(path, capture: Capture, request: Request, limit: int):
+def read_response(path: Path, capture: Capture, request: Request, limit: int) -> Response | None:
     """The Scrapy response stored at ``capture`` (body decoded, as Scrapy would give it,
     up to ``limit`` bytes: DOWNLOAD_MAXSIZE)."""
     try:

@@ -141,7 +141,7 @@ def servable(root: Path) -> tuple[list[Collection], list[Path]]:
             if layout.cdxj.is_symlink():
                 skipped.append(layout.cdxj)
             continue
-        warcs = []
+        warcs: list[Path] = []
         for warc in layout.warcs():
             (warcs if _plain(warc.name) and _is_real(warc, stat.S_IFREG) else skipped).append(warc)
         collections.append(Collection(entry.name, layout.cdxj, warcs))

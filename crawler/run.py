@@ -190,7 +190,8 @@ def _stop_extraction_on_shutdown(crawler_: Any) -> None:
         if corpus is not None:
             corpus.abandon()
 
-    reactor.addSystemEventTrigger("before", "shutdown", abandon)
+    # zope declares the interface's methods without self: mypy shifts the arguments.
+    reactor.addSystemEventTrigger("before", "shutdown", abandon)  # type: ignore[arg-type]
 
 
 def _temporary_log() -> Path:

@@ -214,7 +214,7 @@ def check_history(root: Path, report: Report) -> list[Unheld] | None:
     except HistoryError as exc:
         # A defect of the archive like any other: the WARCs are still checked and listed.
         report.problems.append(str(exc))
-        return
+        return None
     except sqlite3.Error as exc:
         report.problems.append(f"{HISTORY_NAME}: unreadable ({exc}); run `reindex` to rebuild it")
         return None

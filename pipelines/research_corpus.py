@@ -18,13 +18,14 @@ from typing import Any
 from scrapy import Spider
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
+from scrapy.statscollectors import StatsCollector
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThread
 
 from crawler.context import CorpusOptions, RunContext
 from crawler.corpus.builder import CorpusBuilder
 from crawler.counters import Stat
-from crawler.items import CrawlHistory, PageItem, RunInfo, run_started
+from crawler.items import CrawlHistory, PageItem, RunInfo, crawl_history, run_started
 from crawler.layout import OutputLayout
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class CorpusPipeline:
         self.layout = layout
         self.options = options  # workers, time limit, recycling, CORPUS_MIN_RECORDS
         self.read_limit = read_limit
-        self.stats = None
+        self.stats: StatsCollector | None = None
         self.state: CrawlHistory | None = None  # the crawl history, if the crawl keeps one
         self.run_id: int | None = None
         self.builder: CorpusBuilder | None = None
@@ -53,7 +54,7 @@ class CorpusPipeline:
             raise NotConfigured
         pipeline = cls(context.layout, context.corpus, context.bounds.read_limit)
         pipeline.stats = crawler.stats
-        pipeline.state = crawler.get_extension(CrawlHistory)
+        pipeline.state = crawl_history(crawler)
         crawler.signals.connect(pipeline.run_started, signal=run_started)
         return pipeline
 

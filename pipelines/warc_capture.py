@@ -35,6 +35,7 @@ from crawler.items import (
     CrawlHistory,
     RunInfo,
     captured_of,
+    crawl_history,
     fetch_failed,
     run_started,
     warc_files_closed,
@@ -125,7 +126,7 @@ class WarcCapture:
 
     def spider_opened(self, spider: Spider) -> None:
         if self.crawler is not None:
-            self.state = self.crawler.get_extension(CrawlHistory)
+            self.state = crawl_history(self.crawler)
 
     def run_started(self, run: RunInfo) -> None:
         # Lets a rebuild from the WARCs alone regroup files by run (crawler.history.rebuild).

@@ -267,17 +267,17 @@ class AutoblogSpider(Spider):
         """What a page gives, by what it is (JSON export, sitemap, HTML page)."""
         if "dataloss" in response.flags:
             # Captured as WARC-Truncated; fetch again rather than read half a page.
-            retry = get_retry_request(response.request, spider=self, reason="dataloss")
+            request = response.request
+            assert request is not None  # a callback's response carries its request
+            retry = get_retry_request(request, spider=self, reason="dataloss")
             if retry is not None:
                 yield retry
             else:
                 logger.warning("gave up on %s: body truncated on every attempt", response.url)
                 self.crawler.stats.inc_value(Stat.FETCH_ERRORS)
-                base_answered(
-                    self.crawler, response.request, "failed", "body cut short on every attempt"
-                )
+                base_answered(self.crawler, request, "failed", "body cut short on every attempt")
             return
-        ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
+        ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1").lower()
         query = urlsplit(response.url).query
         if "json" in ctype or query in ("export", "media"):
             yield from self.parse_json(response)
@@ -353,7 +353,7 @@ class AutoblogSpider(Spider):
             last = walk.old_last_page(response.url, page, base)
             yield from self._follow(last, "last archived page", refresh=True)
         if first_sight:
-            for name in ENGINE_FILES.get(page.engine, ()):
+            for name in ENGINE_FILES.get(page.engine or "", ()):
                 yield from self._follow(base + name, "engine file", refresh=True)
         if response.meta.get("tail_page"):
             links = []

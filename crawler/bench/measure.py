@@ -190,7 +190,7 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in ("scrapy", "twisted", "warcio", "trafilatura", "lxml"):
         try:
             from importlib.metadata import version

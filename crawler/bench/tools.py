@@ -155,7 +155,7 @@ def plain_scrapy_main(urls_file: str, stats_file: str) -> int:
 
         name = "plain"
 
-        async def start(self):  # type: ignore[override]
+        async def start(self):
             for url in urls:
                 yield Request(url, callback=self.parse)
 

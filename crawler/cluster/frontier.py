@@ -205,7 +205,7 @@ class ClusterIdle:
         # An idle worker looks at the shared queue every heartbeat (Scrapy's is 5 s):
         # shorter, so it joins in as soon as another worker adds requests.
         engine = self.crawler.engine
-        engine._SLOT_HEARTBEAT_INTERVAL = self.poll  # type: ignore[union-attr]
+        engine._SLOT_HEARTBEAT_INTERVAL = self.poll
 
     def working(self, **kwargs: Any) -> None:
         # One SET per 20 signals keeps Redis calls off the hot path; the TTL covers gaps.

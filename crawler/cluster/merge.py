@@ -76,7 +76,7 @@ def _skip(result: MergeResult, message: str) -> None:
 
 
 def merge(
-    roots: list[str | Path],
+    roots: Iterable[str | Path],
     output: str | Path,
     read_limit: int,
     name: str | None = None,
@@ -177,9 +177,9 @@ def _merge(
         earlier=[p for p in pages if p],
         seeds=seeds,
     )
-    for fh in pages:
-        if fh is not None:
-            fh.close()
+    for page_file in pages:
+        if page_file is not None:
+            page_file.close()
     if keep_duplicates:
         merge_histories(target.history, histories)
     else:

@@ -122,6 +122,11 @@ class ClusterCrawlState(CrawlState):
     from the merged WARCs groups captures by cluster run.
     """
 
+    keys: Keys
+    cluster_run: int
+    cluster_mode: str
+    shared: SharedHistory
+
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ClusterCrawlState:
         state = super().from_crawler(crawler)
@@ -133,6 +138,7 @@ class ClusterCrawlState(CrawlState):
         state.shared = SharedHistory(
             state.history, connect(cluster.redis_url), state.keys, state.cluster_run
         )
+        # A proxy of the local History (its __getattr__), not a subclass of it.
         state.history = state.shared  # type: ignore[assignment]
         if state.stats is not None:
             state.stats.set_value(Stat.CLUSTER_RUN, state.cluster_run)

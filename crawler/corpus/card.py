@@ -7,6 +7,7 @@ line goes through :func:`crawler.escaping.markdown`: it renders as the text it i
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -151,7 +152,7 @@ FLAG_ROWS = [
 ]
 
 
-def _table(header: list[str], rows: list[tuple[str, ...]]) -> str:
+def _table(header: list[str], rows: Sequence[tuple[str, ...]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [f"`{row[0]}`" if "," not in row[0] else row[0], *row[1:]]

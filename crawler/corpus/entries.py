@@ -24,7 +24,7 @@ class Entry:
 
     kind: str  # "permalink" | "index"
     key: str  # canonical permalink
-    order: tuple[str, str, int]  # deterministic choice among index sightings
+    order: tuple[str, str | None, int]  # deterministic choice among index sightings
     offset: int
     length: int
     url: str = ""

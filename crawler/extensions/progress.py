@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from scrapy import Spider, signals
 from scrapy.crawler import Crawler
@@ -13,6 +14,9 @@ from twisted.internet import task
 
 from crawler.context import ProgressOptions, RunContext
 from crawler.counters import Stat
+
+if TYPE_CHECKING:
+    from rich.live import Live
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +30,7 @@ class Progress:
         self.tty = sys.stderr.isatty() and options.live
         self.started = time.monotonic()
         self._loop: task.LoopingCall | None = None
-        self._live = None
+        self._live: Live | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Progress:

@@ -300,7 +300,7 @@ class Auditor:
         url, number = page.next_page, 1
         for step in range(self.bounds.max_declared + 1):
             found = page_number(url) if url else None
-            if found is None or found[1] <= number:
+            if url is None or found is None or found[1] <= number:
                 return  # no next page, or a link back: the chain ends
             if step == self.bounds.max_declared:
                 self.note(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from crawler.history.model import ANSWERED_SQL, CAPTURE_TYPES, Capture
 from crawler.urls import autoblog_base, canonical_url
@@ -24,6 +24,8 @@ class CaptureQueries:
     """Part of :class:`crawler.history.store.History`: its connection, its batched commits."""
 
     conn: sqlite3.Connection
+    _wrote: Callable[[], None]  # History's: one more write, committed in batches
+    commit: Callable[[], None]  # History's: everything so far made durable
 
     def record_capture(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from crawler.warc import WarcPointer
 
@@ -79,4 +80,4 @@ class Run:
     command: str | None
     mode: str
     resumed: int = 0
-    stats: dict = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)

@@ -13,6 +13,7 @@ import json
 import random
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -168,7 +169,7 @@ class Autoblog:
             s + 7: "numeric",
         }
         self._slug_index: dict[str, int] | None = None
-        self._article = lru_cache(maxsize=4096)(self._make_article)
+        self._article: Callable[[int], Article] = lru_cache(maxsize=4096)(self._make_article)
 
     # ---- identity of article c
     def _rng(self, c: int) -> random.Random:

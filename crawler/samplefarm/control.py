@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from . import render as R
@@ -35,9 +36,10 @@ class FarmControl:
     _next_index: int
     _edited: dict[str, dict[int, Article]]
 
-    def permalink(self, ab: Autoblog, a: Article, host: str) -> str: ...  # the farm's
-
-    def base_url(self, ab: Autoblog, host: str) -> str: ...  # the farm's
+    _db_cache: dict[str, tuple[int, bytes]]
+    seed_data: dict[str, Any]
+    permalink: Callable[[Autoblog, Article, str], str]  # the farm's
+    base_url: Callable[[Autoblog, str], str]  # the farm's
 
     def truth(self, host: str) -> dict:
         out = {}

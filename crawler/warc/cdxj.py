@@ -15,7 +15,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypedDict
 
 import orjson
 from cdxj_indexer.main import CDXJIndexer, write_cdx_index
@@ -29,7 +29,7 @@ from crawler.warc.names import TEXT_DIR
 logger = logging.getLogger(__name__)
 
 
-def parse_cdxj_line(line: str) -> tuple[str, str, dict] | None:
+def parse_cdxj_line(line: str) -> tuple[str, str, dict[str, Any]] | None:
     """(SURT key, timestamp, fields) of a CDXJ line, or None if it is malformed."""
     parts = line.rstrip("\n").split(" ", 2)
     if len(parts) != 3:
@@ -61,11 +61,19 @@ def cdxj_pointers(layout: OutputLayout) -> tuple[set[tuple[str, int]], int]:
 
 # Index lines sorted in memory at once; a longer index is sorted in runs on disk, then merged.
 SORT_RUN_CHARS = 4 << 20
+
+
 # Temporary files of index lines: any string survives them as it is (lone surrogates too),
 # and only "\n" ends a line, as in the lines cdxj-indexer writes.
+class TextFileOptions(TypedDict):
+    """Keyword arguments of a text file (typed, so ``open(**options)`` is checked)."""
+
+    encoding: str
+    errors: str
+    newline: str
 
 
-LINE_FILE = {"encoding": "utf-8", "errors": "surrogatepass", "newline": "\n"}
+LINE_FILE: TextFileOptions = {"encoding": "utf-8", "errors": "surrogatepass", "newline": "\n"}
 
 
 class LineSorter:

@@ -46,23 +46,34 @@ class Headers(Protocol):
 
 
 class HttpResponse(Protocol):
-    """What a response record is made of (a ``scrapy.http.Response`` is one)."""
+    """What a response record is made of (a ``scrapy.http.Response`` is one); read-only,
+    as Scrapy's ``url`` and ``body`` are."""
 
-    url: str
-    status: int
-    headers: Headers
-    body: bytes
-    ip_address: object | None
-    protocol: str | None
+    @property
+    def url(self) -> str: ...
+    @property
+    def status(self) -> int: ...
+    @property
+    def headers(self) -> Headers: ...
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def ip_address(self) -> object | None: ...
+    @property
+    def protocol(self) -> str | None: ...
 
 
 class HttpRequest(Protocol):
-    """What a request record is made of (a ``scrapy.Request`` is one)."""
+    """What a request record is made of (a ``scrapy.Request`` is one); read-only."""
 
-    url: str
-    method: str
-    headers: Headers
-    body: bytes
+    @property
+    def url(self) -> str: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def headers(self) -> Headers: ...
+    @property
+    def body(self) -> bytes: ...
 
 
 class Original(Protocol):
@@ -133,7 +144,8 @@ def warc_date_now(seconds_ago: float = 0.0) -> str:
     """A WARC-Date, second precision (py-wacz, via warcio, overflows on fractions);
     from a naive UTC datetime (warcio would print an aware one as "+00:00Z")."""
     when = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=seconds_ago)
-    return datetime_to_iso_date(when, use_micros=False)
+    stamp: str = datetime_to_iso_date(when, use_micros=False)  # warcio is untyped
+    return stamp
 
 
 def _fields_payload(lines: list[str]) -> bytes:

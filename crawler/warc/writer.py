@@ -13,7 +13,7 @@ import os
 import time
 import zlib
 from datetime import UTC, datetime
-from io import BytesIO
+from io import BytesIO, FileIO
 from pathlib import Path
 from typing import Protocol
 
@@ -87,7 +87,7 @@ class RollingWarcWriter:
         self.serial = 0
         self.closed_files: list[Path] = []
         self._builder = make_record_builder()
-        self._fh = None
+        self._fh: FileIO | None = None
         self._name: str | None = None
         self._size = 0
 
