@@ -86,6 +86,7 @@ class Backoff:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Backoff:
+        """Build it from the run context's politeness and audit bounds."""
         context = RunContext.of(crawler)
         politeness = context.politeness
         return cls(
@@ -99,6 +100,7 @@ class Backoff:
         return float(slot.delay) if slot is not None else 0.0
 
     def process_response(self, request: Request, response: Response) -> Request | Response:
+        """A 429, or a 503 with Retry-After: retried after the wait, the host slowed; else as is."""
         wait = throttle_wait(response, self._slot_delay(request), self.max_delay)
         if wait is None:
             return response

@@ -49,6 +49,7 @@ class Output:
 
     @property
     def layout(self) -> OutputLayout:
+        """The output folder's paths for this collection."""
         return OutputLayout(self.root, self.name)
 
 
@@ -153,6 +154,7 @@ class ClusterOptions:
 
     @property
     def enabled(self) -> bool:
+        """Whether this crawl is a worker of a shared frontier."""
         return bool(self.crawl_id)
 
 
@@ -184,6 +186,7 @@ class RunContext:
 
     @property
     def layout(self) -> OutputLayout:
+        """The output folder's paths."""
         return self.output.layout
 
     @classmethod

@@ -61,6 +61,7 @@ class FetchBounds:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> FetchBounds:
+        """Build it from the run context's bounds and connect it to the download signals."""
         context = RunContext.of(crawler).bounds
         bounds = cls(context.read_limit, context.robots_size)
         crawler.signals.connect(bounds.headers_received, signal=signals.headers_received)
@@ -142,6 +143,7 @@ class BoundedRobotParser(ProtegoRobotParser):
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, robotstxt_body: bytes) -> BoundedRobotParser:
+        """Scrapy's hook: the parser of ``robotstxt_body`` cut to ``ROBOTSTXT_MAX_SIZE``."""
         limit = RunContext.of(crawler).bounds.robots_size if crawler else 0
         if limit and len(robotstxt_body) > limit:
             end = robotstxt_body.rfind(b"\n", 0, limit + 1)

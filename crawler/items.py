@@ -109,6 +109,7 @@ class BaseFound:
 
     @property
     def ok(self) -> bool:
+        """Whether a farm or an autoblog answered."""
         return self.kind in ("farm", "autoblog")
 
 
@@ -125,6 +126,7 @@ class RunInfo:
 
     @property
     def warcinfo_id(self) -> int:
+        """The run number the WARC files' warcinfo names."""
         return self.archive_id if self.archive_id is not None else self.id
 
 
@@ -143,13 +145,17 @@ class CrawlHistory(Protocol):
     layout: OutputLayout
     captured_this_run: set[str]  # canonical URLs this run captured (a resumed run too)
 
-    def captured_in_this_run(self, url: str) -> Any: ...
+    def captured_in_this_run(self, url: str) -> Any:
+        """This run's complete capture of ``url``, or None."""
 
-    def find_original(self, url: str, payload_digest: str) -> Any: ...
+    def find_original(self, url: str, payload_digest: str) -> Any:
+        """An earlier capture of the same payload at ``url`` (for a revisit), or None."""
 
-    def record_capture(self, url: str, pointer: WarcPointer, **capture: Any) -> None: ...
+    def record_capture(self, url: str, pointer: WarcPointer, **capture: Any) -> None:
+        """Record a capture written to the WARC files."""
 
-    def articles_known_before(self) -> set[str]: ...
+    def articles_known_before(self) -> set[str]:
+        """Permalinks earlier runs saw."""
 
 
 def crawl_history(crawler: Crawler) -> CrawlHistory | None:

@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 
 def default_name(url: str) -> str:
+    """A collection name from a URL: its host, made safe for a folder name."""
     parts = urlsplit(url)
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", parts.netloc or "crawl").strip("-") or "crawl"
 

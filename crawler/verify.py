@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class Report:
+    """What ``verify`` found: counts, defects and missing items."""
+
     files: int = 0
     records: int = 0
     cdxj_lines: int = 0
@@ -48,10 +50,12 @@ class Report:
 
     @property
     def ok(self) -> bool:
+        """Whether nothing is wrong or missing."""
         return not self.problems and not self.missing
 
     @property
     def verdict(self) -> str:
+        """The verdict: OK, or what was found."""
         if self.ok:
             return "OK"
         found = [f"{len(self.problems)} defects"] if self.problems else []
@@ -307,6 +311,7 @@ def verify(root: str | Path, context: RunContext) -> Report:
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    """Handler of ``autoblog-archive verify``: check the folder (then ``qa``)."""
     from crawler.context import command_context
 
     context = command_context(args.set)  # every value checked before anything is read

@@ -49,6 +49,7 @@ class CorpusPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CorpusPipeline:
+        """Build it from the run context (NotConfigured without a corpus)."""
         context = RunContext.of(crawler)
         if not context.corpus.enabled:
             raise NotConfigured
@@ -63,6 +64,7 @@ class CorpusPipeline:
             self.stats.inc_value(key)
 
     def run_started(self, run: RunInfo) -> None:
+        """Keep the run id: the corpus of this run goes in its folder."""
         self.run_id = run.id
 
     def _builder(self) -> CorpusBuilder:
@@ -77,6 +79,7 @@ class CorpusPipeline:
         return self.builder
 
     def process_item(self, item: Any, spider: Spider | None = None) -> Any:
+        """Hand an archived page to the corpus builder."""
         if not isinstance(item, PageItem):
             return item
         captured = item.captured
@@ -105,6 +108,7 @@ class CorpusPipeline:
         return item
 
     async def close_spider(self, spider: Spider | None = None) -> None:
+        """Finish the corpus once the crawl ends (in a thread)."""
         if self.builder is None:
             return
         builder = self.builder

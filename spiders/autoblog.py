@@ -63,6 +63,7 @@ AUTOBLOG_QUERY_RESOURCES = {"feed", "opml", "media"}
 
 
 def split_list(value: str | list[str] | None) -> list[str]:
+    """A list option's values (a comma-separated string or a list)."""
     if not value:
         return []
     if isinstance(value, list):
@@ -71,6 +72,8 @@ def split_list(value: str | list[str] | None) -> list[str]:
 
 
 class AutoblogSpider(Spider):
+    """Crawls a farm or autoblogs, following what the pages show."""
+
     name = "autoblog"
     # The methods a request may name as its callback or errback: all that an entry of a
     # shared frontier (crawler.cluster.frontier.FrontierQueue) may ask a worker to call.
@@ -110,6 +113,7 @@ class AutoblogSpider(Spider):
         return super().from_crawler(crawler, *args, **kwargs)
 
     async def start(self) -> AsyncIterator[Request]:
+        """The crawl plan, then what the last run missed, then the seeds."""
         self.send_plan()
         for request in self.missing_requests():
             yield request
@@ -210,6 +214,7 @@ class AutoblogSpider(Spider):
             yield request
 
     def failed(self, failure: Any) -> None:
+        """Count a failed fetch and say why."""
         request = getattr(failure, "request", None)
         robots = failure.check(IgnoreRequest) and "robots.txt" in str(failure.value)
         if failure.check(Refused) or robots:
@@ -289,6 +294,7 @@ class AutoblogSpider(Spider):
         base_read(self.crawler, response, None)
 
     def parse_json(self, response: Response) -> Iterator[Request | LinksCut]:
+        """Follow the autoblogs or media of a farm's ``?export`` or ``?media``."""
         query = urlsplit(response.url).query
         if query not in ("export", "media"):
             return
@@ -319,6 +325,7 @@ class AutoblogSpider(Spider):
             yield from self._follow(urljoin(folder, name), "media list")
 
     def parse_sitemap(self, response: Response) -> Iterator[Request | LinksCut]:
+        """Follow the sitemap's locations."""
         locs, cut = read_sitemap(response.body, self.bounds.links_per_page)
         if cut:
             yield LinksCut(cut)
@@ -326,6 +333,7 @@ class AutoblogSpider(Spider):
             yield from self._follow(loc, "sitemap", refresh=True)
 
     def parse_html(self, response: TextResponse) -> Iterator[Any]:
+        """Read an HTML page: its items and the links it shows."""
         page = parse_page(response.text, response.url, max_links=self.bounds.links_per_page)
         self.crawler.stats.inc_value(PAGES + page.kind)
         base_read(self.crawler, response, page)
@@ -386,6 +394,7 @@ class AutoblogSpider(Spider):
         return found
 
     def parse_farm(self, response: TextResponse) -> Iterator[Request | LinksCut]:
+        """Follow the farm's autoblogs."""
         root = response.urljoin("./")
         farm = read_farm_page(response.text, response.url, self.bounds.links_per_page, FARM_EXPORTS)
         if farm.cut:

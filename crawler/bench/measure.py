@@ -109,6 +109,8 @@ def tree_memory_kb(root: int) -> dict[int, tuple[int, int]]:
 
 @dataclass
 class Measured:
+    """What one measured command did: its exit, output and peak memory."""
+
     returncode: int
     stdout: str
     stderr: str

@@ -75,6 +75,7 @@ def farm_rate(port: int, truth: dict, seconds: float, clients: int = 2) -> float
 
 
 def count_requests(farm: Any) -> int:
+    """Requests the sample farm has logged so far."""
     return len(farm.requests())
 
 
@@ -117,6 +118,7 @@ def run_wget(urls_file: Path, out: Path, log: Path) -> Run:
 
 
 def wget_binary() -> str:
+    """The wget binary to measure against; RuntimeError when there is none."""
     found = shutil.which("wget") or ("/usr/bin/wget" if Path("/usr/bin/wget").exists() else None)
     if not found:
         raise RuntimeError("wget is not installed (apt-get install -y wget), or use --skip wget")
@@ -124,6 +126,7 @@ def wget_binary() -> str:
 
 
 def count_responses(files: list[Path]) -> int:
+    """Response records in ``files``: the pages a tool archived."""
     from crawler.warc.reader import walk_file
 
     count = 0

@@ -35,42 +35,53 @@ class Keys:
     crawl: str
 
     def key(self, *parts: object) -> str:
+        """The key of ``parts`` under this crawl's prefix."""
         return ":".join([PREFIX, self.crawl, *map(str, parts)])
 
     @property
     def run(self) -> str:
+        """The current cluster run number (INCR by ``seed``)."""
         return self.key("run")  # the current cluster run number (INCR by `seed`)
 
     def run_info(self, run: int) -> str:
+        """Hash of cluster run ``run``: mode, seeds, name, autoblogs."""
         return self.key("run", run)  # hash: mode, seeds, name, autoblogs
 
     def requests(self, run: int) -> str:
+        """The scrapy-redis priority queue of run ``run``."""
         return self.key(run, "requests")  # scrapy-redis priority queue
 
     def dupefilter(self, run: int) -> str:
+        """The scrapy-redis seen-set (request fingerprints) of run ``run``."""
         return self.key(run, "dupefilter")  # scrapy-redis seen-set (fingerprints)
 
     def busy(self, run: int, worker: str = "*") -> str:
+        """A worker with requests in flight (a TTL key); ``*`` matches them all."""
         return self.key(run, "busy", worker)  # a worker with requests in flight (TTL)
 
     def slot(self, host: str) -> str:
+        """The cluster-wide politeness gate of ``host``."""
         return self.key("slot", host)  # cluster-wide politeness gate of one host
 
     # The crawl history every worker shares (see crawler.cluster.shared_history).
     @property
     def captures(self) -> str:
+        """Hash: each URL's newest successful capture, by any worker."""
         return self.key("captures")
 
     @property
     def previous(self) -> str:
+        """Hash: each URL's capture before that one (an earlier cluster run's)."""
         return self.key("previous")
 
     @property
     def originals(self) -> str:
+        """Hash: the first capture of each payload digest and URL (a revisit's original)."""
         return self.key("originals")
 
     @property
     def articles(self) -> str:
+        """Hash: the cluster run each article permalink was first seen in."""
         return self.key("articles")
 
 
@@ -90,6 +101,7 @@ def require_cluster_extra(modules: tuple[str, ...] = REDIS_MODULES, what: str = 
 
 
 def check_crawl_id(crawl: str) -> str:
+    """``crawl`` if it is a valid crawl id, else a usage error (exit 4)."""
     from crawler.exitcodes import UsageError
 
     if not CRAWL_ID.match(crawl or ""):

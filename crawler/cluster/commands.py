@@ -83,6 +83,7 @@ def seed_run(
 
 
 def run_seed(args: argparse.Namespace) -> int:
+    """Handler of ``autoblog-archive seed``: start the next cluster run."""
     redis_url, crawl, config = cluster_options(args)
     autoblogs = [a for a in args.autoblogs.split(",") if a]
     urls, name = list(args.urls), args.name
@@ -97,11 +98,13 @@ def run_seed(args: argparse.Namespace) -> int:
 
 
 def default_worker_id(output: str) -> str:
+    """``<host>-<output folder name>``: unique per machine and folder, fit for file names."""
     folder = os.path.basename(os.path.abspath(output))
     return f"{socket.gethostname()}-{folder}".replace("_", "-")
 
 
 def run_worker(args: argparse.Namespace) -> int:
+    """Handler of ``autoblog-archive worker``: crawl the shared queue until the cluster is idle."""
     redis_url, crawl, config = cluster_options(args)  # first: it checks the extra
     from crawler.cluster.frontier import worker_settings
     from crawler.crawl_summary import print_summary

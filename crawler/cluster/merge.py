@@ -49,6 +49,8 @@ LISTED = 20  # refusals and skipped records printed by name; the rest are counte
 
 @dataclass
 class MergeResult:
+    """What a merge did: new files, renamed ones, duplicates dropped, corpus records."""
+
     files: list[str] = field(default_factory=list)  # new files, by their merged name
     renamed: list[str] = field(default_factory=list)  # "<worker file> -> <merged name>"
     dropped: list[str] = field(default_factory=list)  # record ids of dropped duplicates
@@ -250,6 +252,7 @@ def _seeds(
 
 
 def run_merge(args: argparse.Namespace) -> int:
+    """Handler of ``autoblog-archive merge``: the workers' folders into one."""
     from crawler.context import command_context
     from crawler.exitcodes import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, UserError
     from crawler.runlock import RunLock, RunLockedError

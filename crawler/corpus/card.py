@@ -54,6 +54,7 @@ def duplicate_groups(records: list[dict[str, Any]]) -> tuple[list[dict], list[di
 
 
 def corpus_counts(records: list[dict[str, Any]], exact: list[dict], near: list[dict]) -> dict:
+    """The dataset card's counts: flags, dates, sites, duplicates."""
     flags = Counter(f for r in records for f in r["quality_flags"])
     dates = sorted(r["date"] for r in records if r["date"])
     crawl = sorted(r["crawl_date"] for r in records if r["crawl_date"])

@@ -151,6 +151,7 @@ def simhash64(text: str, shingle: int = SHINGLE) -> int:
 
 
 def hamming(a: int, b: int) -> int:
+    """Bits that differ between two SimHashes."""
     return (a ^ b).bit_count()
 
 

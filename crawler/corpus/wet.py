@@ -89,6 +89,7 @@ class TextWriter:
         self.writer = RollingWarcWriter(self.new, f"{layout.name}-text", info, max_size)
 
     def write(self, record: dict[str, Any]) -> bool:
+        """Write a corpus record as a conversion record; False when it has no text to convert."""
         converted = conversion_record(record)
         if converted is None:
             return False

@@ -99,6 +99,7 @@ class CrawlState:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CrawlState:
+        """Build it from the run context (NotConfigured without a history)."""
         context = RunContext.of(crawler)
         if not context.history.enabled:
             raise NotConfigured
@@ -202,10 +203,12 @@ class CrawlState:
         return self.history.has_captures_before(run_id)
 
     def spider_idle(self, spider: Spider) -> None:
+        """Commit the history's pending batch while the crawl waits."""
         if self.history is not None:
             self.history.commit()
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
+        """Close the run: discarded when it captured nothing, else finished with its report."""
         if self.run is None or self.history is None or self.crawler is None:
             return
         if not captures_held(self.crawler) and not self.run.resumed:
@@ -265,6 +268,7 @@ class CrawlState:
         write_report(self.layout, build_report(history, run.id), history)  # status, gone rule
 
     def engine_stopped(self) -> None:
+        """Close the history and release the folder's lock."""
         if self.history is not None:
             self.history.close()
         if self.lock is not None:
@@ -319,6 +323,7 @@ class CrawlState:
 
     @property
     def incremental(self) -> bool:
+        """Whether this run is incremental."""
         return self.run is not None and self.run.mode == INCREMENTAL
 
     def find_original(self, url: str, payload_digest: str) -> Capture | None:

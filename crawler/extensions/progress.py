@@ -34,12 +34,14 @@ class Progress:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Progress:
+        """Build it from the run context and connect it to the crawl's signals."""
         ext = cls(crawler.stats, RunContext.of(crawler).progress)
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext
 
     def line(self) -> str:
+        """The progress line: pages, articles, bytes, errors, rate."""
         get = self.stats.get_value
         elapsed = max(time.monotonic() - self.started, 1e-6)
         pages = get(Stat.RESPONSES, 0) + get(Stat.REVISITS, 0)
@@ -51,12 +53,14 @@ class Progress:
         )
 
     def tick(self) -> None:
+        """Show the line now (live on a terminal, else as a log line)."""
         if self._live is not None:
             self._live.update(self.line())
         else:
             logger.info("progress: %s", self.line())
 
     def spider_opened(self, spider: Spider) -> None:
+        """Start the live line (a terminal) or the periodic log lines."""
         if self.tty:
             from rich.console import Console
             from rich.live import Live
@@ -67,6 +71,7 @@ class Progress:
         self._loop.start(1.0 if self._live else self.interval, now=False)
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
+        """Stop the updates, leaving the last line shown."""
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         if self._live is not None:

@@ -16,6 +16,7 @@ class ArticleQueries:
     _wrote: Callable[[], None]  # History's: one more write, committed in batches
 
     def has_article(self, permalink: str) -> bool:
+        """Whether the history knows the article (any run)."""
         row = self.conn.execute(
             "SELECT 1 FROM articles WHERE permalink = ?", (canonical_url(permalink),)
         )
@@ -86,6 +87,7 @@ class ArticleQueries:
         return {r[0] for r in rows}
 
     def article(self, permalink: str) -> dict[str, Any] | None:
+        """The article's row (autoblog, first and last run, digest), or None."""
         row = self.conn.execute(
             "SELECT * FROM articles WHERE permalink = ?", (canonical_url(permalink),)
         )
@@ -93,6 +95,7 @@ class ArticleQueries:
         return dict(found) if found else None
 
     def article_count(self) -> int:
+        """Articles the history knows."""
         count: int = self.conn.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
         return count
 

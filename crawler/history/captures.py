@@ -97,6 +97,7 @@ class CaptureQueries:
         return _capture_from_row(row) if row else None
 
     def has_captures_before(self, run_id: int) -> bool:
+        """Whether any run before ``run_id`` captured anything."""
         row = self.conn.execute("SELECT 1 FROM captures WHERE run_id < ? LIMIT 1", (run_id,))
         return row.fetchone() is not None
 
@@ -133,6 +134,7 @@ class CaptureQueries:
         return _capture_from_row(row) if row else None
 
     def captures_in_run(self, run_id: int) -> list[Capture]:
+        """The captures of a run, in the order they were recorded."""
         rows = self.conn.execute(
             "SELECT * FROM captures WHERE run_id = ? ORDER BY id", (run_id,)
         ).fetchall()
@@ -152,6 +154,7 @@ class CaptureQueries:
         return cur.rowcount
 
     def capture_by_record_id(self, record_id: str) -> Capture | None:
+        """The capture of a WARC record, or None."""
         row = self.conn.execute(
             "SELECT * FROM captures WHERE record_id = ?", (record_id,)
         ).fetchone()
@@ -197,6 +200,7 @@ class CaptureQueries:
         )
 
     def capture_locations(self) -> list[tuple[str, int, str, int, int]]:
+        """(file, offset, record id, run, status) of every capture."""
         return self.conn.execute(CAPTURE_LOCATIONS).fetchall()
 
     def forget_capture(self, filename: str, offset: int) -> None:

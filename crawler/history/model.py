@@ -67,11 +67,14 @@ class Capture:
 
     @property
     def pointer(self) -> WarcPointer:
+        """Where the capture lies in the archive."""
         return WarcPointer(self.filename, self.offset, self.length, self.record_id)
 
 
 @dataclass(frozen=True)
 class Run:
+    """A run of the history: when, how it ended, its seeds, command, mode and counts."""
+
     id: int
     started: str
     finished: str | None

@@ -137,6 +137,8 @@ def _run_for_key(history: History, key: str, default: int) -> int:
 
 @dataclass
 class RebuildReport:
+    """What a rebuild of the history from the WARCs found and read."""
+
     runs: int = 0
     captures: int = 0
     articles: int = 0

@@ -255,17 +255,21 @@ class History(CaptureQueries, ArticleQueries):
         self.commit()
 
     def get_run(self, run_id: int) -> Run | None:
+        """The run ``run_id``, or None."""
         row = self.conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return _run_from_row(row) if row else None
 
     def latest_run(self) -> Run | None:
+        """The newest run, or None."""
         row = self.conn.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
         return _run_from_row(row) if row else None
 
     def runs(self) -> list[Run]:
+        """Every run, oldest first."""
         return [_run_from_row(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY id")]
 
     def previous_run_id(self, run_id: int) -> int | None:
+        """The run before ``run_id``, or None."""
         found: int | None
         found = self.conn.execute("SELECT MAX(id) FROM runs WHERE id < ?", (run_id,)).fetchone()[0]
         return found

@@ -68,9 +68,11 @@ class RunningFarm:
         return [json.loads(x) for x in self._get("_farm/requests").splitlines() if x.strip()]
 
     def truth(self) -> dict:
+        """What the farm serves: every autoblog and article (the tests' oracle)."""
         return json.loads(self._get("_farm/truth"))
 
     def grow(self, autoblog: str | None = None, n: int = 1) -> dict:
+        """Publish ``n`` new articles in ``autoblog`` (the farm's first when none is named)."""
         q = f"n={int(n)}" + (f"&autoblog={urllib.parse.quote(autoblog)}" if autoblog else "")
         return json.loads(self._get(f"_farm/grow?{q}", method="POST"))
 
@@ -104,6 +106,7 @@ class RunningFarm:
         return json.loads(self._get(f"_farm/fault?{q}", method="POST"))
 
     def stop(self) -> None:
+        """Stop the farm's process (killed if it does not stop)."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

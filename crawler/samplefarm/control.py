@@ -42,6 +42,7 @@ class FarmControl:
     base_url: Callable[[Autoblog, str], str]  # the farm's
 
     def truth(self, host: str) -> dict:
+        """Every listed autoblog and its articles, as the farm serves them."""
         out = {}
         for ab in self.autoblogs:
             arts = []
@@ -97,6 +98,7 @@ class FarmControl:
         ]
 
     def grow(self, folder: str | None, n: int, host: str) -> dict:
+        """Publish ``n`` new articles in an autoblog; returns them."""
         ab = self._find(folder)
         new = ab.grow(max(0, n))
         return {

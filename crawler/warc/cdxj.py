@@ -92,6 +92,7 @@ class LineSorter:
         self._runs: list[IO[str]] = []
 
     def add(self, line: str) -> None:
+        """Add a line (sorted runs spilled to disk past ``run_chars``)."""
         self._lines.append(line)
         self._chars += len(line)
         if self._chars >= self.run_chars:
@@ -112,6 +113,7 @@ class LineSorter:
         out.writelines(heapq.merge(*self._runs, self._lines))
 
     def close(self) -> None:
+        """Drop the lines held and the runs on disk."""
         for run in self._runs:
             run.close()
         self._runs, self._lines = [], []
@@ -162,6 +164,7 @@ class CaptureIndex:
         return self._fh
 
     def written(self, record: ArcWarcRecord, data: bytes, pointer: WarcPointer) -> None:
+        """Index a record as written."""
         # The indexer's filter reads only the WARC headers: asked of the record as built.
         if self.failed or not self._indexer.filter_record(record):
             return
@@ -175,6 +178,7 @@ class CaptureIndex:
             self._fail(exc)
 
     def closed(self, name: str) -> None:
+        """Note in the lines file that ``name`` is closed."""
         if self.failed:
             return
         try:

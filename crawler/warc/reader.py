@@ -45,15 +45,18 @@ class StoredRecord:
     digest_problems: tuple[str, ...] = ()  # a walk with ``check_digests``: the mismatches
 
     def header(self, name: str) -> str | None:
+        """The WARC header ``name``, or None."""
         value: str | None = self.rec_headers.get_header(name)  # warcio is untyped
         return value
 
     @property
     def record_id(self) -> str | None:
+        """The WARC-Record-ID, or None."""
         return self.header("WARC-Record-ID")
 
     @property
     def target_uri(self) -> str | None:
+        """The WARC-Target-URI, or None."""
         return self.header("WARC-Target-URI")
 
     @property

@@ -50,11 +50,14 @@ class RecordObserver(Protocol):
     """Told of each record as written and of each file once closed whole (the capture-time
     index, :class:`crawler.warc.cdxj.CaptureIndex`)."""
 
-    def written(self, record: ArcWarcRecord, data: bytes, pointer: WarcPointer) -> None: ...
+    def written(self, record: ArcWarcRecord, data: bytes, pointer: WarcPointer) -> None:
+        """A record was written at ``pointer``."""
 
-    def closed(self, name: str) -> None: ...
+    def closed(self, name: str) -> None:
+        """The file ``name`` was closed."""
 
-    def finish(self) -> None: ...
+    def finish(self) -> None:
+        """The writer is done."""
 
 
 class RollingWarcWriter:
@@ -93,6 +96,7 @@ class RollingWarcWriter:
 
     @property
     def current_name(self) -> str | None:
+        """The name of the file being written, or None."""
         return self._name
 
     def _open(self) -> None:
