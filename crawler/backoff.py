@@ -86,6 +86,7 @@ class Backoff:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Backoff:
+        """Build it from the run context's politeness and audit bounds."""
         context = RunContext.of(crawler)
         politeness = context.politeness
         return cls(
@@ -99,6 +100,7 @@ class Backoff:
         return float(slot.delay) if slot is not None else 0.0
 
     def process_response(self, request: Request, response: Response) -> Request | Response:
+        """A 429, or a 503 with Retry-After: retried after the wait, the host slowed; else as is."""
         wait = throttle_wait(response, self._slot_delay(request), self.max_delay)
         if wait is None:
             return response
@@ -110,7 +112,9 @@ class Backoff:
         retry = None
         if self.retry and not request.meta.get("dont_retry"):
             reason = f"throttled ({response.status}, wait {wait:g} s)"
-            retry = get_retry_request(request, spider=self.crawler.spider, reason=reason)
+            spider = self.crawler.spider
+            assert spider is not None  # a response comes only while the spider runs
+            retry = get_retry_request(request, spider=spider, reason=reason)
         if retry is not None:
             return retry
         self._give_up(request, response, wait)

@@ -1,8 +1,11 @@
-"""The `autoblog-archive` command line: every command's arguments, and the dispatch.
+"""The `autoblog-archive` command line: every command's arguments and the module that runs it.
 
-Arguments are declared here and nowhere else; each command's work lives in the module
-that owns its concern and is imported only when that command runs, so ``--help`` loads
-neither Scrapy nor trafilatura.
+Arguments are declared here (``bench``'s and ``sample-farm``'s beside their defaults, in
+``crawler/bench/options.py`` and ``crawler/samplefarm/options.py``); each command's work
+lives in the module that owns its concern and is imported only when that command runs,
+so ``--help`` loads neither Scrapy nor trafilatura, and no command but the scale-out ones
+imports the ``cluster`` extra (Redis, Dask). :mod:`crawler.dispatch` runs the command:
+its exit code, one line per error.
 """
 
 from __future__ import annotations
@@ -315,6 +318,7 @@ class Parser(argparse.ArgumentParser):
     """argparse with the project's exit code for bad usage (4, not argparse's 2)."""
 
     def error(self, message: str) -> NoReturn:
+        """Print the usage and the error, and exit 4 (argparse would exit 2)."""
         from crawler.exitcodes import EXIT_USAGE
 
         self.print_usage(sys.stderr)
@@ -329,6 +333,7 @@ def _lazy(module: str, func: str) -> Handler:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command, each bound to the handler that runs it."""
     import crawler
     from crawler.exitcodes import EXIT_CODES_HELP
     from crawler.samplefarm.options import add_farm_arguments
@@ -340,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {crawler.__version__}")
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument(
         "--debug", action="store_true", help="show Python tracebacks instead of one-line errors"
     )
@@ -368,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``autoblog-archive ARGV``; returns the exit code."""
     from crawler.children import isolate_library_children
     from crawler.exitcodes import EXIT_FAILED
 

@@ -97,7 +97,8 @@ def _title_at(layout: OutputLayout, fields: dict) -> str:
 class TitleLookup(Protocol):
     """Page titles by URL: a dict, or the crawl's :class:`crawler.spill.DiskMap`."""
 
-    def get(self, key: str, /) -> str | None: ...
+    def get(self, key: str, /) -> str | None:
+        """The value of ``key``, or None."""
 
 
 def write_pages(

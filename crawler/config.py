@@ -43,12 +43,16 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class FarmEntry:
+    """``[[farm]]``: a farm or autoblog URL and the hidden autoblogs to include."""
+
     url: str
     hidden_autoblogs: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Politeness:
+    """``[politeness]``: delay, concurrency and who to contact."""
+
     delay: float = 1.0
     concurrency: int = 1
     contact: str | None = None
@@ -59,12 +63,16 @@ class Politeness:
 
 @dataclass(frozen=True)
 class Limits:
+    """``[limits]``: pages per run and WARC file size."""
+
     max_pages: int = 0  # network fetches per run; 0: the default bound (crawler.settings)
     warc_max_size: int = 1_000_000_000
 
 
 @dataclass(frozen=True)
 class Incremental:
+    """``[incremental]``: whether runs after the first are incremental, and how."""
+
     enabled: bool = True
     margin_pages: int = 1
     full_every: int = 0  # a full pass every N runs; 0: only with --full
@@ -102,6 +110,8 @@ class DatasetInfo:
 
 @dataclass(frozen=True)
 class CrawlConfig:
+    """A TOML configuration, read and checked."""
+
     farms: list[FarmEntry]
     output: Path
     name: str | None = None
@@ -115,10 +125,12 @@ class CrawlConfig:
 
     @property
     def urls(self) -> list[str]:
+        """Every farm's URL, in the file's order."""
         return [f.url for f in self.farms]
 
     @property
     def hidden_autoblogs(self) -> list[str]:
+        """Every farm's hidden autoblogs to include."""
         return [a for f in self.farms for a in f.hidden_autoblogs]
 
     def user_agent(self, version: str) -> str:

@@ -19,7 +19,7 @@ import re
 import weakref
 from dataclasses import dataclass, field, fields, replace
 from functools import cache
-from typing import Any, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
 from scrapy.crawler import Crawler
 from scrapy.settings import BaseSettings, Settings
@@ -28,7 +28,10 @@ from crawler.exitcodes import UsageError
 from crawler.layout import OutputLayout
 from crawler.redact import redacted_command
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def setting(name: str) -> Any:
@@ -46,6 +49,7 @@ class Output:
 
     @property
     def layout(self) -> OutputLayout:
+        """The output folder's paths for this collection."""
         return OutputLayout(self.root, self.name)
 
 
@@ -150,6 +154,7 @@ class ClusterOptions:
 
     @property
     def enabled(self) -> bool:
+        """Whether this crawl is a worker of a shared frontier."""
         return bool(self.crawl_id)
 
 
@@ -181,6 +186,7 @@ class RunContext:
 
     @property
     def layout(self) -> OutputLayout:
+        """The output folder's paths."""
         return self.output.layout
 
     @classmethod

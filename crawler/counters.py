@@ -89,6 +89,7 @@ BACKOFF_DELAY = "backoff/delay/"  # a host's least delay since it throttled the 
 
 
 def skipped(why: str) -> str:
+    """The stats key counting requests skipped for ``why``."""
     return SKIPPED + why
 
 
@@ -98,6 +99,7 @@ def bound_skipped(bound: str) -> str:
 
 
 def error_reason(reason: str) -> str:
+    """The stats key counting failed fetches for ``reason``."""
     return ERROR_REASON + reason
 
 

@@ -35,6 +35,7 @@ def prepare_output(output: Path, keep: bool) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    """Handler of ``autoblog-archive demo``: serve, crawl, verify, say where it all is."""
     from crawler.replay import find_wayback
     from crawler.samplefarm import start_farm
 

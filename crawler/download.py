@@ -14,7 +14,7 @@ thrown away.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from scrapy import Request, signals
@@ -46,8 +46,9 @@ class BoundedDownloadHandler(HTTP11DownloadHandler):
         bounds = RunContext.of(crawler).bounds
         limits = (bounds.response_headers, bounds.read_limit)
         # The pool builds a protocol per connection and each protocol a parser per response:
-        # Scrapy swaps in its lenient parser the same way (scrapy/.../http11.py).
-        self._pool._factory = lambda *args: _BoundedClientFactory(*args, limits=limits)
+        # Scrapy swaps in its lenient parser the same way (scrapy/.../http11.py); Twisted
+        # types the pool's private _factory as the class, any callable making one serves.
+        self._pool._factory = lambda *args: _BoundedClientFactory(*args, limits=limits)  # type: ignore[assignment]
 
 
 class FetchBounds:
@@ -60,6 +61,7 @@ class FetchBounds:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> FetchBounds:
+        """Build it from the run context's bounds and connect it to the download signals."""
         context = RunContext.of(crawler).bounds
         bounds = cls(context.read_limit, context.robots_size)
         crawler.signals.connect(bounds.headers_received, signal=signals.headers_received)
@@ -109,7 +111,7 @@ class _BoundedClientProtocol(_LenientHTTP11ClientProtocol):
 
     def request(self, request: Any) -> Any:
         d = super().request(request)
-        parser = self._parser
+        parser = cast(_BoundedHeadersParser, self._parser)  # made by request(): now ours
         parser.__class__ = _BoundedHeadersParser
         parser.max_lines, parser.max_bytes = self.limits
         parser.lines = parser.size = 0
@@ -141,6 +143,7 @@ class BoundedRobotParser(ProtegoRobotParser):
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, robotstxt_body: bytes) -> BoundedRobotParser:
+        """Scrapy's hook: the parser of ``robotstxt_body`` cut to ``ROBOTSTXT_MAX_SIZE``."""
         limit = RunContext.of(crawler).bounds.robots_size if crawler else 0
         if limit and len(robotstxt_body) > limit:
             end = robotstxt_body.rfind(b"\n", 0, limit + 1)

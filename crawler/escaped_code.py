@@ -58,7 +58,7 @@ def _code_runs(html: str) -> Iterator[tuple[int, int]]:
         if m.start() < done:
             continue  # inside the run cut before
         end = _NO_END
-        starts, ends = closes.get(_name_key(m.group(1)), ((), ()))
+        starts, ends = closes.get(_name_key(m.group(1)), ([], []))
         i = bisect_left(starts, m.end())
         if i < len(starts):
             end = ends[i]

@@ -106,4 +106,5 @@ class TerminalFormatter(logging.Formatter):
     """Log lines for a terminal: a message about outside text stays one escaped line."""
 
     def format(self, record: logging.LogRecord) -> str:
+        """The log record as the base formatter makes it, escaped for the terminal."""
         return terminal(super().format(record))

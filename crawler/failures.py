@@ -11,6 +11,7 @@ from twisted.web._newclient import ResponseFailed
 
 
 def failure_reason(failure: Any, max_size: int = 0) -> str:
+    """Why a fetch failed, in words for the summary and the history."""
     if failure.check(CancelledError, DownloadCancelledError):
         return f"body larger than DOWNLOAD_MAXSIZE ({max_size} bytes)" if max_size else "cancelled"
     if failure.check(IgnoreRequest) and "DOWNLOAD_MAXSIZE" in str(failure.value):

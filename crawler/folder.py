@@ -73,6 +73,7 @@ class FolderSnapshot:
 
     @classmethod
     def take(cls, root: str | os.PathLike[str]) -> FolderSnapshot:
+        """The files under ``root`` now (``exists`` False when it is not a folder)."""
         root = Path(root)
         if not root.is_dir():
             return cls(root, False, frozenset())

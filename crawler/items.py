@@ -18,11 +18,14 @@ are the crawl's, each sent by one component, with the arguments written beside i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from crawler.layout import OutputLayout
 from crawler.parsing import ParsedPage
 from crawler.warc import WarcPointer
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
 
 # The one key under which a request's capture travels to the spider and the pipelines.
 CAPTURE_KEY = "autoblog_archive_capture"
@@ -106,6 +109,7 @@ class BaseFound:
 
     @property
     def ok(self) -> bool:
+        """Whether a farm or an autoblog answered."""
         return self.kind in ("farm", "autoblog")
 
 
@@ -122,6 +126,7 @@ class RunInfo:
 
     @property
     def warcinfo_id(self) -> int:
+        """The run number the WARC files' warcinfo names."""
         return self.archive_id if self.archive_id is not None else self.id
 
 
@@ -131,7 +136,7 @@ class CrawlHistory(Protocol):
     history during a crawl.
 
     The history is an extension (:class:`crawler.extensions.CrawlState`); the others
-    find it with ``crawler.get_extension(CrawlHistory)``, by what it answers, so that
+    find it with :func:`crawl_history` (``crawler.get_extension``), by what it answers, so that
     neither ``pipelines/`` nor the downloader middlewares depend on the extensions
     (Scrapy's lookup is an ``isinstance`` check, which a runtime-checkable protocol
     answers).
@@ -140,13 +145,24 @@ class CrawlHistory(Protocol):
     layout: OutputLayout
     captured_this_run: set[str]  # canonical URLs this run captured (a resumed run too)
 
-    def captured_in_this_run(self, url: str) -> Any: ...
+    def captured_in_this_run(self, url: str) -> Any:
+        """This run's complete capture of ``url``, or None."""
 
-    def find_original(self, url: str, payload_digest: str) -> Any: ...
+    def find_original(self, url: str, payload_digest: str) -> Any:
+        """An earlier capture of the same payload at ``url`` (for a revisit), or None."""
 
-    def record_capture(self, url: str, pointer: WarcPointer, **capture: Any) -> None: ...
+    def record_capture(self, url: str, pointer: WarcPointer, **capture: Any) -> None:
+        """Record a capture written to the WARC files."""
 
-    def articles_known_before(self) -> set[str]: ...
+    def articles_known_before(self) -> set[str]:
+        """Permalinks earlier runs saw."""
+
+
+def crawl_history(crawler: Crawler) -> CrawlHistory | None:
+    """The crawl's history, whichever extension keeps it (None in a crawl without one)."""
+    # Scrapy's lookup is an isinstance check, which the protocol answers at run time;
+    # mypy only takes a concrete class there.
+    return crawler.get_extension(CrawlHistory)  # type: ignore[type-abstract]
 
 
 # Sent by the spider before its first request: crawl_planned(plan=CrawlPlan).

@@ -71,14 +71,17 @@ class OutputLayout:
 
     @property
     def collection(self) -> Path:
+        """The collection's folder."""
         return self.root / "collections" / self.name
 
     @property
     def archive(self) -> Path:
+        """The collection's WARC files' folder."""
         return self.collection / "archive"
 
     @property
     def cdxj(self) -> Path:
+        """The collection's CDXJ index."""
         return self.collection / "indexes" / "index.cdxj"
 
     @property
@@ -88,9 +91,11 @@ class OutputLayout:
 
     @property
     def pywb_config(self) -> Path:
+        """pywb's config."""
         return self.root / "config.yaml"
 
     def warcs(self) -> list[Path]:
+        """The closed WARC files, by name."""
         return sorted(self.archive.glob("*" + WARC_SUFFIX))
 
     @property
@@ -112,19 +117,23 @@ class OutputLayout:
         return {name: p for name, p in names.items() if index_name_problem(name) is None}
 
     def open_warcs(self) -> list[Path]:
+        """The WARC files still being written (or left by a crash), by name."""
         return sorted(self.archive.glob("*" + WARC_SUFFIX + OPEN_SUFFIX))
 
     # -- beside it --------------------------------------------------------------------
 
     @property
     def history(self) -> Path:
+        """The crawl history."""
         return self.root / HISTORY_NAME
 
     def damaged_history(self, stamp: str) -> Path:
+        """Where a damaged history is moved aside."""
         return self.root / f"{HISTORY_NAME}.damaged-{stamp}"
 
     @property
     def report(self) -> Path:
+        """The latest run's change report."""
         return self.root / REPORT_NAME
 
     @property
@@ -133,40 +142,50 @@ class OutputLayout:
         return self.root / "report.html"
 
     def run_report(self, run_id: int) -> Path:
+        """The change report of run ``run_id``."""
         return self.root / "reports" / f"run-{run_id:05d}.json"
 
     @property
     def pages(self) -> Path:
+        """The pages' list (URL, title, date) for pywb and the WACZ."""
         return self.root / "pages.jsonl"
 
     @property
     def wacz(self) -> Path:
+        """The WACZ file."""
         return self.root / f"{self.name}.wacz"
 
     @property
     def summary(self) -> Path:
+        """The last run's summary."""
         return self.root / "summary.json"
 
     @property
     def logs(self) -> Path:
+        """The crawl logs' folder."""
         return self.root / "logs"
 
     def crawl_log(self, started: datetime) -> Path:
+        """The log of a crawl started at ``started``."""
         return self.logs / f"crawl-{started.strftime('%Y%m%dT%H%M%SZ')}.log"
 
     @property
     def corpus(self) -> Path:
+        """The research corpus."""
         return self.root / "corpus"
 
     def run_corpus(self, run_id: int | None) -> Path:
+        """The corpus of run ``run_id`` (``run`` without one)."""
         return self.corpus / (f"run-{run_id:05d}" if run_id is not None else "run")
 
     @property
     def lock(self) -> Path:
+        """The run lock."""
         return self.root / LOCK_NAME
 
     @property
     def demo_mark(self) -> Path:
+        """The mark of a folder ``demo`` wrote (the only kind it deletes)."""
         return self.root / DEMO_MARK
 
     @staticmethod

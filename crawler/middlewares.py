@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from pathlib import Path
 
 from scrapy import Request
 from scrapy.crawler import Crawler
@@ -19,7 +20,14 @@ from scrapy.responsetypes import responsetypes
 from crawler.context import RunContext
 from crawler.counters import Stat, bound_skipped, skipped
 from crawler.history.model import Capture
-from crawler.items import CAPTURE_KEY, Captured, CrawlHistory, CrawlPlan, crawl_planned
+from crawler.items import (
+    CAPTURE_KEY,
+    Captured,
+    CrawlHistory,
+    CrawlPlan,
+    crawl_history,
+    crawl_planned,
+)
 from crawler.scope import Refused, Scope, refusal
 from crawler.urls import autoblog_base
 from crawler.warc.reader import read_record_at
@@ -41,11 +49,13 @@ class ScopeGuardMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ScopeGuardMiddleware:
+        """Build it from the run context's bounds; it arms when the crawl is planned."""
         guard = cls(RunContext.of(crawler).bounds.url_length, crawler.stats)
         crawler.signals.connect(guard.crawl_planned, signal=crawl_planned)
         return guard
 
     def crawl_planned(self, plan: CrawlPlan) -> None:
+        """Take the crawl's scope."""
         self.scope = plan.scope
 
     def reason(self, request: Request) -> str | None:
@@ -65,6 +75,7 @@ class ScopeGuardMiddleware:
         return reason
 
     def process_request(self, request: Request) -> None:
+        """Refuse a request the crawl's scope or URL bound forbids."""
         reason = self.refused(request)
         if reason is not None:
             raise Refused(f"{reason}: {request.url[:300]}")
@@ -88,10 +99,12 @@ class ResumeFromArchive:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ResumeFromArchive:
+        """Build it with the crawl's history, reading up to DOWNLOAD_MAXSIZE."""
         max_size = RunContext.of(crawler).bounds.read_limit
-        return cls(crawler.get_extension(CrawlHistory), max_size, crawler.stats)
+        return cls(crawl_history(crawler), max_size, crawler.stats)
 
     def process_request(self, request: Request) -> Response | None:
+        """This run's capture of the URL, read back from the WARC, instead of a fetch."""
         state = self.state
         if state is None or not state.captured_this_run:
             return None
@@ -112,7 +125,7 @@ class ResumeFromArchive:
         return response
 
 
-def read_response(path, capture: Capture, request: Request, limit: int):
+def read_response(path: Path, capture: Capture, request: Request, limit: int) -> Response | None:
     """The Scrapy response stored at ``capture`` (body decoded, as Scrapy would give it,
     up to ``limit`` bytes: DOWNLOAD_MAXSIZE)."""
     try:
@@ -154,6 +167,7 @@ class PageBounds:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> PageBounds:
+        """Build it from the run context's page bounds."""
         bounds = RunContext.of(crawler).bounds
         return cls(bounds.pages_per_run, bounds.pages_per_autoblog, crawler.stats)
 
@@ -166,6 +180,7 @@ class PageBounds:
         raise Refused(f"bound reached ({bound}): {request.url[:300]}")
 
     def process_request(self, request: Request) -> None:
+        """Refuse a fetch past MAX_PAGES_PER_RUN or MAX_PAGES_PER_AUTOBLOG."""
         if request.url.endswith("/robots.txt"):
             return None
         if self.per_run and self.fetched >= self.per_run:

@@ -30,6 +30,7 @@ class Finish(StrEnum):
 
     @classmethod
     def of(cls, reason: object) -> Finish:
+        """How a crawl finished, from Scrapy's finish reason (None: interrupted)."""
         if reason is None:
             return cls.INTERRUPTED
         try:
@@ -59,6 +60,7 @@ class Counts:
 
     @classmethod
     def from_stats(cls, stats: Mapping[str, Any]) -> Counts:
+        """The counts from Scrapy's stats."""
         return cls(
             requests=count(stats, Stat.REQUESTS),
             responses=count(stats, Stat.RESPONSES),

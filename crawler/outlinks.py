@@ -51,10 +51,10 @@ def page_outlinks(response: Response, limit: int = 0) -> tuple[list[str], bool]:
     capture, in the reactor thread, and a full lxml parse tripled its cost. Outlinks
     are crawl metadata, not content, so attribute values are all that is needed.
     """
-    ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
+    ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1").lower()
     if "html" not in ctype:
         return [], False
-    coding = response.headers.get(b"Content-Encoding", b"").decode("latin-1")
+    coding = (response.headers.get(b"Content-Encoding") or b"").decode("latin-1")
     try:
         body = decoded_body(response.body, coding)
     except zlib.error:

@@ -122,6 +122,7 @@ def _text(el: HtmlElement | None) -> str:
 
 
 def absolute_link(url: str, href: str | None) -> str | None:
+    """The absolute URL of a link to follow, or None (empty, script, mail, fragment, data)."""
     if not href:
         return None
     href = href.strip()

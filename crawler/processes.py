@@ -45,6 +45,7 @@ DEAL_NAME = "deal.json"
 
 
 def processes_root(output: str | Path) -> Path:
+    """The folder of the processes' own output folders."""
     return Path(output) / "processes"
 
 

@@ -47,6 +47,7 @@ TAIL_BYTES = 4000
 
 
 def find_wayback() -> str | None:
+    """The pywb ``wayback`` to run ($PYWB_WAYBACK, .venv-pywb, PATH), or None."""
     candidates = [
         os.environ.get("PYWB_WAYBACK"),
         str(REPO_ROOT / ".venv-pywb" / "bin" / "wayback"),
@@ -59,6 +60,7 @@ def find_wayback() -> str | None:
 
 
 def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -76,6 +78,7 @@ def check_port(text: str | int) -> int:
 
 
 def check_port_free(port: int) -> None:
+    """Usage error (exit 4) when ``port`` on 127.0.0.1 is taken."""
     with socket.socket() as s:
         # As servers do: a closed connection's TIME_WAIT does not block, a listener does.
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -141,7 +144,7 @@ def servable(root: Path) -> tuple[list[Collection], list[Path]]:
             if layout.cdxj.is_symlink():
                 skipped.append(layout.cdxj)
             continue
-        warcs = []
+        warcs: list[Path] = []
         for warc in layout.warcs():
             (warcs if _plain(warc.name) and _is_real(warc, stat.S_IFREG) else skipped).append(warc)
         collections.append(Collection(entry.name, layout.cdxj, warcs))
@@ -261,6 +264,7 @@ class Wayback:
         self.process: subprocess.Popen[bytes] | None = None
 
     def spawn(self) -> None:
+        """Start pywb on the collections."""
         wayback = find_wayback()
         if wayback is None:
             raise UserError(
@@ -291,6 +295,7 @@ class Wayback:
 
     @property
     def log_path(self) -> Path:
+        """Where pywb's output goes."""
         assert self.private is not None
         return self.log_file or self.private / "pywb.log"
 
@@ -368,6 +373,7 @@ class Wayback:
 
 
 def run_replay(args: argparse.Namespace) -> int:
+    """Handler of ``autoblog-archive replay``: serve the folder in pywb until stopped."""
     port = check_port(args.port)
     with StopSignals() as stop:
         root = Path(args.directory)

@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 
 def default_name(url: str) -> str:
+    """A collection name from a URL: its host, made safe for a folder name."""
     parts = urlsplit(url)
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", parts.netloc or "crawl").strip("-") or "crawl"
 
@@ -190,7 +191,8 @@ def _stop_extraction_on_shutdown(crawler_: Any) -> None:
         if corpus is not None:
             corpus.abandon()
 
-    reactor.addSystemEventTrigger("before", "shutdown", abandon)
+    # zope declares the interface's methods without self: mypy shifts the arguments.
+    reactor.addSystemEventTrigger("before", "shutdown", abandon)  # type: ignore[arg-type]
 
 
 def _temporary_log() -> Path:

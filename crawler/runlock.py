@@ -34,6 +34,7 @@ class RunLockedError(RuntimeError):
         super().__init__(self.describe())
 
     def describe(self) -> str:
+        """Who holds the lock, as one line."""
         if not self.holder:
             who = "another process (it has not written its details yet)"
         else:
@@ -88,6 +89,7 @@ class RunLock:
 
     @property
     def is_locked(self) -> bool:
+        """Whether this process holds the lock."""
         return self._lock.is_locked
 
     def acquire(self) -> RunLock:

@@ -51,6 +51,7 @@ class SpillingScheduler(Scheduler):
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
+        """Scrapy's scheduler, its disk queues in a private temporary folder."""
         scheduler = super().from_crawler(crawler)
         if scheduler.dqdir is None:
             base = Path(tempfile.gettempdir())
@@ -61,6 +62,7 @@ class SpillingScheduler(Scheduler):
         return scheduler
 
     def close(self, reason: str) -> Any:
+        """Close the scheduler and remove its scratch files."""
         try:
             return super().close(reason)
         finally:

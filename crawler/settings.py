@@ -1,7 +1,13 @@
-"""Scrapy settings for archival crawls of autoblog farms: every default lives here, once.
+"""Scrapy settings for archival crawls of autoblog farms: every default lives here, once,
+with the bounds and choices each is checked against (``SETTING_RANGES``,
+``SETTING_CHOICES``).
 
 Polite by default (one request at a time per host, a delay, robots.txt obeyed);
 ``FAST_SETTINGS`` (``crawl --fast``) lifts the politeness for loopback benchmarks and tests.
+The ``CLUSTER_*`` settings and ``REDIS_URL`` are set by ``autoblog-archive worker`` (the
+``cluster`` extra) and empty in any other crawl. Scrapyd finds this module through the
+``scrapy`` entry point of the project's egg.
+
 Nothing imports a value from here: the settings the project reads are read and checked
 in one place, ``crawler.context.RunContext``, and each component takes its part of that
 context in ``from_crawler`` (the list is documented in docs/crawling.md).

@@ -25,6 +25,7 @@ def to_blob(text: str) -> bytes:
 
 
 def from_blob(data: bytes) -> str:
+    """The string :func:`to_blob` made."""
     return bytes(data).decode("utf-8", "surrogatepass")
 
 
@@ -69,6 +70,7 @@ class DiskMap:
         )
 
     def get(self, key: str, default: str | None = None) -> str | None:
+        """The value of ``key``, or ``default``."""
         row = self._conn.execute("SELECT value FROM map WHERE key = ?", (to_blob(key),)).fetchone()
         if row is None or row[0] is None:
             return default

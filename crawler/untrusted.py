@@ -81,6 +81,7 @@ class Folder:
         return cls(fd, os.fspath(path))
 
     def close(self) -> None:
+        """Close the folder's descriptor."""
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

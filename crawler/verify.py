@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class Report:
+    """What ``verify`` found: counts, defects and missing items."""
+
     files: int = 0
     records: int = 0
     cdxj_lines: int = 0
@@ -48,10 +50,12 @@ class Report:
 
     @property
     def ok(self) -> bool:
+        """Whether nothing is wrong or missing."""
         return not self.problems and not self.missing
 
     @property
     def verdict(self) -> str:
+        """The verdict: OK, or what was found."""
         if self.ok:
             return "OK"
         found = [f"{len(self.problems)} defects"] if self.problems else []
@@ -214,7 +218,7 @@ def check_history(root: Path, report: Report) -> list[Unheld] | None:
     except HistoryError as exc:
         # A defect of the archive like any other: the WARCs are still checked and listed.
         report.problems.append(str(exc))
-        return
+        return None
     except sqlite3.Error as exc:
         report.problems.append(f"{HISTORY_NAME}: unreadable ({exc}); run `reindex` to rebuild it")
         return None
@@ -307,6 +311,7 @@ def verify(root: str | Path, context: RunContext) -> Report:
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    """Handler of ``autoblog-archive verify``: check the folder (then ``qa``)."""
     from crawler.context import command_context
 
     context = command_context(args.set)  # every value checked before anything is read

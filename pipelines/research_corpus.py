@@ -18,13 +18,14 @@ from typing import Any
 from scrapy import Spider
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
+from scrapy.statscollectors import StatsCollector
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThread
 
 from crawler.context import CorpusOptions, RunContext
 from crawler.corpus.builder import CorpusBuilder
 from crawler.counters import Stat
-from crawler.items import CrawlHistory, PageItem, RunInfo, run_started
+from crawler.items import CrawlHistory, PageItem, RunInfo, crawl_history, run_started
 from crawler.layout import OutputLayout
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class CorpusPipeline:
         self.layout = layout
         self.options = options  # workers, time limit, recycling, CORPUS_MIN_RECORDS
         self.read_limit = read_limit
-        self.stats = None
+        self.stats: StatsCollector | None = None
         self.state: CrawlHistory | None = None  # the crawl history, if the crawl keeps one
         self.run_id: int | None = None
         self.builder: CorpusBuilder | None = None
@@ -48,12 +49,13 @@ class CorpusPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CorpusPipeline:
+        """Build it from the run context (NotConfigured without a corpus)."""
         context = RunContext.of(crawler)
         if not context.corpus.enabled:
             raise NotConfigured
         pipeline = cls(context.layout, context.corpus, context.bounds.read_limit)
         pipeline.stats = crawler.stats
-        pipeline.state = crawler.get_extension(CrawlHistory)
+        pipeline.state = crawl_history(crawler)
         crawler.signals.connect(pipeline.run_started, signal=run_started)
         return pipeline
 
@@ -62,6 +64,7 @@ class CorpusPipeline:
             self.stats.inc_value(key)
 
     def run_started(self, run: RunInfo) -> None:
+        """Keep the run id: the corpus of this run goes in its folder."""
         self.run_id = run.id
 
     def _builder(self) -> CorpusBuilder:
@@ -76,6 +79,7 @@ class CorpusPipeline:
         return self.builder
 
     def process_item(self, item: Any, spider: Spider | None = None) -> Any:
+        """Hand an archived page to the corpus builder."""
         if not isinstance(item, PageItem):
             return item
         captured = item.captured
@@ -104,6 +108,7 @@ class CorpusPipeline:
         return item
 
     async def close_spider(self, spider: Spider | None = None) -> None:
+        """Finish the corpus once the crawl ends (in a thread)."""
         if self.builder is None:
             return
         builder = self.builder

@@ -35,6 +35,7 @@ from crawler.items import (
     CrawlHistory,
     RunInfo,
     captured_of,
+    crawl_history,
     fetch_failed,
     run_started,
     warc_files_closed,
@@ -92,6 +93,7 @@ class WarcCapture:
 
     @classmethod
     def from_crawler(cls, crawler_: Crawler) -> WarcCapture:
+        """Build it from the run context (NotConfigured without WARCs)."""
         context = RunContext.of(crawler_)
         warc = context.warc
         if not warc.enabled:
@@ -124,15 +126,18 @@ class WarcCapture:
             self.stats.inc_value(key, count=value)
 
     def spider_opened(self, spider: Spider) -> None:
+        """Find the crawl's history."""
         if self.crawler is not None:
-            self.state = self.crawler.get_extension(CrawlHistory)
+            self.state = crawl_history(self.crawler)
 
     def run_started(self, run: RunInfo) -> None:
+        """Name the run in the next files' warcinfo."""
         # Lets a rebuild from the WARCs alone regroup files by run (crawler.history.rebuild).
         fields = warcinfo_run_fields(run.warcinfo_id, run.started, run.mode)
         self.writer.warcinfo_fields.update(fields)
 
     def response_downloaded(self, response: Response, request: Request, spider: Spider) -> None:
+        """Write the response's records to the WARC files."""
         if self.write_error is not None:
             # Responses already in flight when the crawl was stopped: not archived.
             self._count(Stat.NOT_WRITTEN_AFTER_ERROR)
@@ -148,6 +153,7 @@ class WarcCapture:
                 self.crawler.engine.close_spider(spider, reason=Finish.WARC_WRITE_ERROR)
 
     def capture(self, response: Response, request: Request) -> Captured:
+        """Write a fetch's records (response or revisit, request, metadata)."""
         latency = float(request.meta.get("download_latency") or 0.0)
         warc_date = warc_date_now(seconds_ago=latency)
         digest = payload_digest(response.body)
@@ -214,6 +220,7 @@ class WarcCapture:
         self._count(Stat.RECORDS)
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
+        """Close the WARC files."""
         try:
             self.writer.close()
         except OSError as exc:

@@ -63,6 +63,7 @@ AUTOBLOG_QUERY_RESOURCES = {"feed", "opml", "media"}
 
 
 def split_list(value: str | list[str] | None) -> list[str]:
+    """A list option's values (a comma-separated string or a list)."""
     if not value:
         return []
     if isinstance(value, list):
@@ -71,6 +72,8 @@ def split_list(value: str | list[str] | None) -> list[str]:
 
 
 class AutoblogSpider(Spider):
+    """Crawls a farm or autoblogs, following what the pages show."""
+
     name = "autoblog"
     # The methods a request may name as its callback or errback: all that an entry of a
     # shared frontier (crawler.cluster.frontier.FrontierQueue) may ask a worker to call.
@@ -110,6 +113,7 @@ class AutoblogSpider(Spider):
         return super().from_crawler(crawler, *args, **kwargs)
 
     async def start(self) -> AsyncIterator[Request]:
+        """The crawl plan, then what the last run missed, then the seeds."""
         self.send_plan()
         for request in self.missing_requests():
             yield request
@@ -210,6 +214,7 @@ class AutoblogSpider(Spider):
             yield request
 
     def failed(self, failure: Any) -> None:
+        """Count a failed fetch and say why."""
         request = getattr(failure, "request", None)
         robots = failure.check(IgnoreRequest) and "robots.txt" in str(failure.value)
         if failure.check(Refused) or robots:
@@ -267,17 +272,17 @@ class AutoblogSpider(Spider):
         """What a page gives, by what it is (JSON export, sitemap, HTML page)."""
         if "dataloss" in response.flags:
             # Captured as WARC-Truncated; fetch again rather than read half a page.
-            retry = get_retry_request(response.request, spider=self, reason="dataloss")
+            request = response.request
+            assert request is not None  # a callback's response carries its request
+            retry = get_retry_request(request, spider=self, reason="dataloss")
             if retry is not None:
                 yield retry
             else:
                 logger.warning("gave up on %s: body truncated on every attempt", response.url)
                 self.crawler.stats.inc_value(Stat.FETCH_ERRORS)
-                base_answered(
-                    self.crawler, response.request, "failed", "body cut short on every attempt"
-                )
+                base_answered(self.crawler, request, "failed", "body cut short on every attempt")
             return
-        ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
+        ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1").lower()
         query = urlsplit(response.url).query
         if "json" in ctype or query in ("export", "media"):
             yield from self.parse_json(response)
@@ -289,6 +294,7 @@ class AutoblogSpider(Spider):
         base_read(self.crawler, response, None)
 
     def parse_json(self, response: Response) -> Iterator[Request | LinksCut]:
+        """Follow the autoblogs or media of a farm's ``?export`` or ``?media``."""
         query = urlsplit(response.url).query
         if query not in ("export", "media"):
             return
@@ -319,6 +325,7 @@ class AutoblogSpider(Spider):
             yield from self._follow(urljoin(folder, name), "media list")
 
     def parse_sitemap(self, response: Response) -> Iterator[Request | LinksCut]:
+        """Follow the sitemap's locations."""
         locs, cut = read_sitemap(response.body, self.bounds.links_per_page)
         if cut:
             yield LinksCut(cut)
@@ -326,6 +333,7 @@ class AutoblogSpider(Spider):
             yield from self._follow(loc, "sitemap", refresh=True)
 
     def parse_html(self, response: TextResponse) -> Iterator[Any]:
+        """Read an HTML page: its items and the links it shows."""
         page = parse_page(response.text, response.url, max_links=self.bounds.links_per_page)
         self.crawler.stats.inc_value(PAGES + page.kind)
         base_read(self.crawler, response, page)
@@ -353,7 +361,7 @@ class AutoblogSpider(Spider):
             last = walk.old_last_page(response.url, page, base)
             yield from self._follow(last, "last archived page", refresh=True)
         if first_sight:
-            for name in ENGINE_FILES.get(page.engine, ()):
+            for name in ENGINE_FILES.get(page.engine or "", ()):
                 yield from self._follow(base + name, "engine file", refresh=True)
         if response.meta.get("tail_page"):
             links = []
@@ -386,6 +394,7 @@ class AutoblogSpider(Spider):
         return found
 
     def parse_farm(self, response: TextResponse) -> Iterator[Request | LinksCut]:
+        """Follow the farm's autoblogs."""
         root = response.urljoin("./")
         farm = read_farm_page(response.text, response.url, self.bounds.links_per_page, FARM_EXPORTS)
         if farm.cut:

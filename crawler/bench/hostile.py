@@ -77,6 +77,7 @@ def run_hostile(scratch: Path, say: Callable[[str], None], scale: float = 1.0) -
 
 
 def budgets() -> dict[str, float]:
+    """The time and memory budgets ``bench --hostile`` holds each shape to."""
     return {
         "page_parse_s": PARSE_BUDGET_S,
         "farm_index_parse_s": FARM_INDEX_BUDGET_S,

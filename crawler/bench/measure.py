@@ -109,6 +109,8 @@ def tree_memory_kb(root: int) -> dict[int, tuple[int, int]]:
 
 @dataclass
 class Measured:
+    """What one measured command did: its exit, output and peak memory."""
+
     returncode: int
     stdout: str
     stderr: str
@@ -190,7 +192,7 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in ("scrapy", "twisted", "warcio", "trafilatura", "lxml"):
         try:
             from importlib.metadata import version

@@ -52,6 +52,8 @@ from crawler.bench.tools import (
 
 @dataclass
 class BenchConfig:
+    """What one ``bench`` measures: the farm's size, the repeats, the sections skipped."""
+
     autoblogs: int = DEFAULT_AUTOBLOGS
     articles: int = DEFAULT_ARTICLES
     repeat: int = DEFAULT_REPEAT
@@ -80,9 +82,11 @@ class Bench:
         return self.scratch / f"{self._n:03d}-{label}"
 
     def wants(self, section: str) -> bool:
+        """Whether the section ``section`` runs (not in ``--skip``)."""
         return section not in self.config.skip
 
     def run(self) -> dict[str, Any]:
+        """Serve the sample farm, measure every section asked for, return the result."""
         from crawler.samplefarm import start_farm
 
         cfg = self.config
@@ -289,6 +293,7 @@ def hostile_session(scratch: Path, say: Callable[[str], None], scale: float) -> 
 
 
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
+    """The bench's configuration from its command line (``--quick`` first, then options)."""
     from crawler.exitcodes import UsageError
 
     base: dict[str, Any] = dict(QUICK) if args.quick else {}

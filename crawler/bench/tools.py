@@ -74,6 +74,7 @@ def farm_rate(port: int, paths: list[str], seconds: float, clients: int = 2) -> 
 
 
 def count_requests(farm: Any) -> int:
+    """Requests the sample farm has logged so far."""
     return len(farm.requests())
 
 
@@ -116,6 +117,7 @@ def run_wget(urls_file: Path, out: Path, log: Path) -> Run:
 
 
 def wget_binary() -> str:
+    """The wget binary to measure against; RuntimeError when there is none."""
     found = shutil.which("wget") or ("/usr/bin/wget" if Path("/usr/bin/wget").exists() else None)
     if not found:
         raise RuntimeError("wget is not installed (apt-get install -y wget), or use --skip wget")
@@ -123,6 +125,7 @@ def wget_binary() -> str:
 
 
 def count_responses(files: list[Path]) -> int:
+    """Response records in ``files``: the pages a tool archived."""
     from crawler.warc.reader import walk_file
 
     count = 0
@@ -154,7 +157,7 @@ def plain_scrapy_main(urls_file: str, stats_file: str) -> int:
 
         name = "plain"
 
-        async def start(self):  # type: ignore[override]
+        async def start(self):
             for url in urls:
                 yield Request(url, callback=self.parse)
 

@@ -1,10 +1,13 @@
 """Scale-out: crawl workers on a shared scrapy-redis frontier, merged afterwards.
 
 Off unless a worker is started with ``--redis URL``: the single-process crawl never
-imports this package. Every Redis key of one distributed crawl starts with
-``autoblog-archive:<crawl id>:`` so several crawls can share one Redis (and a Redis ACL
-can hold a crawl's user to its own keys). The URL's password is never shown or stored
-(:mod:`crawler.redact`).
+imports this package, and ``crawl --processes`` only its merge. Redis, scrapy-redis and
+Dask are the ``cluster`` extra (``pip install 'autoblog-archive[cluster]'``); a command
+that needs them checks first (:func:`require_cluster_extra`).
+
+Every Redis key of one distributed crawl starts with ``autoblog-archive:<crawl id>:`` so
+several crawls can share one Redis (and a Redis ACL can hold a crawl's user to its own
+keys). The URL's password is never shown or stored (:mod:`crawler.redact`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,11 @@ from urllib.parse import urlsplit
 from crawler.redact import redacted_url
 
 PREFIX = "autoblog-archive"
+# What the commands of the shared frontier (seed, worker, reconcile) and `extract --dask`
+# import: the `cluster` extra of pyproject.toml.
+REDIS_MODULES = ("redis", "scrapy_redis")
+DASK_MODULES = ("dask", "distributed")
+CLUSTER_EXTRA = "pip install 'autoblog-archive[cluster]'"
 CRAWL_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -27,46 +35,73 @@ class Keys:
     crawl: str
 
     def key(self, *parts: object) -> str:
+        """The key of ``parts`` under this crawl's prefix."""
         return ":".join([PREFIX, self.crawl, *map(str, parts)])
 
     @property
     def run(self) -> str:
+        """The current cluster run number (INCR by ``seed``)."""
         return self.key("run")  # the current cluster run number (INCR by `seed`)
 
     def run_info(self, run: int) -> str:
+        """Hash of cluster run ``run``: mode, seeds, name, autoblogs."""
         return self.key("run", run)  # hash: mode, seeds, name, autoblogs
 
     def requests(self, run: int) -> str:
+        """The scrapy-redis priority queue of run ``run``."""
         return self.key(run, "requests")  # scrapy-redis priority queue
 
     def dupefilter(self, run: int) -> str:
+        """The scrapy-redis seen-set (request fingerprints) of run ``run``."""
         return self.key(run, "dupefilter")  # scrapy-redis seen-set (fingerprints)
 
     def busy(self, run: int, worker: str = "*") -> str:
+        """A worker with requests in flight (a TTL key); ``*`` matches them all."""
         return self.key(run, "busy", worker)  # a worker with requests in flight (TTL)
 
     def slot(self, host: str) -> str:
+        """The cluster-wide politeness gate of ``host``."""
         return self.key("slot", host)  # cluster-wide politeness gate of one host
 
     # The crawl history every worker shares (see crawler.cluster.shared_history).
     @property
     def captures(self) -> str:
+        """Hash: each URL's newest successful capture, by any worker."""
         return self.key("captures")
 
     @property
     def previous(self) -> str:
+        """Hash: each URL's capture before that one (an earlier cluster run's)."""
         return self.key("previous")
 
     @property
     def originals(self) -> str:
+        """Hash: the first capture of each payload digest and URL (a revisit's original)."""
         return self.key("originals")
 
     @property
     def articles(self) -> str:
+        """Hash: the cluster run each article permalink was first seen in."""
         return self.key("articles")
 
 
+def require_cluster_extra(modules: tuple[str, ...] = REDIS_MODULES, what: str = "") -> None:
+    """Exit 4 in one line when the ``cluster`` extra is not installed, before anything
+    starts: without it the command would fail deep inside on an ImportError."""
+    from importlib.util import find_spec
+
+    from crawler.exitcodes import UsageError
+
+    missing = [name for name in modules if find_spec(name) is None]
+    if missing:
+        needs = f"{what} needs" if what else "needs"
+        raise UsageError(
+            f"{needs} the cluster extra ({', '.join(missing)} not installed): {CLUSTER_EXTRA}"
+        )
+
+
 def check_crawl_id(crawl: str) -> str:
+    """``crawl`` if it is a valid crawl id, else a usage error (exit 4)."""
     from crawler.exitcodes import UsageError
 
     if not CRAWL_ID.match(crawl or ""):

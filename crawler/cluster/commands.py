@@ -16,13 +16,23 @@ from typing import Any
 
 import orjson
 
-from crawler.cluster import Keys, check_crawl_id, check_redis_url, connect, current_run
+from crawler.cluster import (
+    Keys,
+    check_crawl_id,
+    check_redis_url,
+    connect,
+    current_run,
+    require_cluster_extra,
+)
 from crawler.exitcodes import EXIT_FAILED, EXIT_OK, UsageError
 
 
 def cluster_options(args: argparse.Namespace) -> tuple[str, str, Any]:
-    """(Redis URL, crawl id, the TOML config or None): options first, then ``[cluster]``."""
+    """(Redis URL, crawl id, the TOML config or None): options first, then ``[cluster]``;
+    every command of the shared frontier starts here, so the extra is checked here."""
     from crawler.config import command_config
+
+    require_cluster_extra()
 
     config = command_config(args.config) if args.config else None
     redis_url = args.redis or (config.cluster.redis if config else None)
@@ -73,6 +83,7 @@ def seed_run(
 
 
 def run_seed(args: argparse.Namespace) -> int:
+    """Handler of ``autoblog-archive seed``: start the next cluster run."""
     redis_url, crawl, config = cluster_options(args)
     autoblogs = [a for a in args.autoblogs.split(",") if a]
     urls, name = list(args.urls), args.name
@@ -87,17 +98,19 @@ def run_seed(args: argparse.Namespace) -> int:
 
 
 def default_worker_id(output: str) -> str:
+    """``<host>-<output folder name>``: unique per machine and folder, fit for file names."""
     folder = os.path.basename(os.path.abspath(output))
     return f"{socket.gethostname()}-{folder}".replace("_", "-")
 
 
 def run_worker(args: argparse.Namespace) -> int:
+    """Handler of ``autoblog-archive worker``: crawl the shared queue until the cluster is idle."""
+    redis_url, crawl, config = cluster_options(args)  # first: it checks the extra
     from crawler.cluster.frontier import worker_settings
     from crawler.crawl_summary import print_summary
     from crawler.folder import check_log_file, check_output_folder
     from crawler.run import overrides_from_args, run_crawl
 
-    redis_url, crawl, config = cluster_options(args)
     worker = args.worker_id or default_worker_id(args.output)
     if not all(c.isalnum() or c in ".-" for c in worker):
         raise UsageError(f"--worker-id {worker!r}: use letters, digits, '.' or '-'")

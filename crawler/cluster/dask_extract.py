@@ -100,6 +100,7 @@ def extract_part(warc: str, part: str, options: CorpusOptions, read_limit: int) 
 
 
 def part_name(warc: str | os.PathLike[str]) -> str:
+    """The name of a WARC file's finished part in ``corpus-parts/``."""
     return Path(warc).name + ".pages.gz"
 
 

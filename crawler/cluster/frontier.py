@@ -137,10 +137,12 @@ class FrontierQueue(PriorityQueue):
         self._pop = server.register_script(POP)
 
     def push(self, request: Request) -> None:
+        """Queue ``request`` unless the crawl's scope refuses it."""
         if self.guard is None or self.guard.refused(request) is None:
             super().push(request)
 
     def pop(self, timeout: int = 0) -> Request | None:
+        """The next request of the shared queue; entries that are not one are dropped."""
         while True:  # past every bad entry: one never stalls the worker
             entry = self._pop(keys=[self.key], args=[self.max_size])
             if entry is None:
@@ -193,6 +195,7 @@ class ClusterIdle:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ClusterIdle:
+        """Build it from the run context and connect it to the crawl's signals."""
         ext = cls(crawler, RunContext.of(crawler).cluster)
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.working, signal=signals.request_scheduled)
@@ -202,18 +205,21 @@ class ClusterIdle:
         return ext
 
     def spider_opened(self, spider: Spider) -> None:
+        """Poll the shared queue faster than Scrapy's heartbeat while idle."""
         # An idle worker looks at the shared queue every heartbeat (Scrapy's is 5 s):
         # shorter, so it joins in as soon as another worker adds requests.
         engine = self.crawler.engine
-        engine._SLOT_HEARTBEAT_INTERVAL = self.poll  # type: ignore[union-attr]
+        engine._SLOT_HEARTBEAT_INTERVAL = self.poll
 
     def working(self, **kwargs: Any) -> None:
+        """Mark this worker busy in Redis (every 20 signals, with a TTL)."""
         # One SET per 20 signals keeps Redis calls off the hot path; the TTL covers gaps.
         if self._marked % 20 == 0:
             self.client.set(self.busy_key, 1, ex=self.ttl)
         self._marked += 1
 
     def spider_idle(self, spider: Spider) -> None:
+        """Stay open while the queue holds requests or another worker is busy."""
         self.client.delete(self.busy_key)
         self._marked = 0
         if self.client.exists(self.keys.requests(self.run)):
@@ -224,6 +230,7 @@ class ClusterIdle:
             raise DontCloseSpider
 
     def spider_closed(self, spider: Spider) -> None:
+        """No longer busy: the other workers may finish."""
         self.client.delete(self.busy_key)
 
 
@@ -242,6 +249,7 @@ class ClusterPoliteness:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ClusterPoliteness:
+        """Build it from the run context's cluster options."""
         return cls(crawler, RunContext.of(crawler).cluster)
 
     def _slot(self, request: Request) -> Any:
@@ -250,6 +258,7 @@ class ClusterPoliteness:
         return engine.downloader.slots.get(key) if engine is not None else None
 
     async def process_request(self, request: Request, spider: Spider | None = None) -> None:
+        """Wait for the host's cluster-wide slot before the request is sent."""
         slot = self._slot(request)
         delay = float(slot.delay) if slot is not None else 0.0
         if delay <= 0:

@@ -52,14 +52,17 @@ class Source:
 
     @property
     def fd(self) -> int:
+        """The open file's descriptor."""
         return self.fh.fileno()
 
     @property
     def mtime(self) -> float:
+        """The open file's modification time."""
         return os.fstat(self.fh.fileno()).st_mtime
 
     @property
     def renamed(self) -> bool:
+        """Whether the file gets another name in the merged folder."""
         return self.target != self.name
 
 
@@ -77,6 +80,7 @@ class Worker:
     sources: list[Source] = field(default_factory=list)
 
     def close(self) -> None:
+        """Close every file held open, the lock last (released on close)."""
         for source in self.sources:
             source.fh.close()
         for fh in (self.cdxj, self.lock):  # the lock last: released on close
@@ -136,11 +140,13 @@ class Intake:
         self.recovered: list[str] = []
 
     def refuse(self, what: str, why: str) -> None:
+        """Note a worker file refused, with why (the merge prints each)."""
         message = f"{shown(what)}: {why}"
         logger.info("merge refused %s", message)  # the merge prints every refusal
         self.refused.append(message)
 
     def close(self) -> None:
+        """Close every worker folder's files."""
         for worker in self.workers:
             worker.close()
         self.workers = []

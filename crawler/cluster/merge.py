@@ -49,6 +49,8 @@ LISTED = 20  # refusals and skipped records printed by name; the rest are counte
 
 @dataclass
 class MergeResult:
+    """What a merge did: new files, renamed ones, duplicates dropped, corpus records."""
+
     files: list[str] = field(default_factory=list)  # new files, by their merged name
     renamed: list[str] = field(default_factory=list)  # "<worker file> -> <merged name>"
     dropped: list[str] = field(default_factory=list)  # record ids of dropped duplicates
@@ -76,7 +78,7 @@ def _skip(result: MergeResult, message: str) -> None:
 
 
 def merge(
-    roots: list[str | Path],
+    roots: Iterable[str | Path],
     output: str | Path,
     read_limit: int,
     name: str | None = None,
@@ -177,9 +179,9 @@ def _merge(
         earlier=[p for p in pages if p],
         seeds=seeds,
     )
-    for fh in pages:
-        if fh is not None:
-            fh.close()
+    for page_file in pages:
+        if page_file is not None:
+            page_file.close()
     if keep_duplicates:
         merge_histories(target.history, histories)
     else:
@@ -250,6 +252,7 @@ def _seeds(
 
 
 def run_merge(args: argparse.Namespace) -> int:
+    """Handler of ``autoblog-archive merge``: the workers' folders into one."""
     from crawler.context import command_context
     from crawler.exitcodes import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, UserError
     from crawler.runlock import RunLock, RunLockedError

@@ -113,6 +113,7 @@ def reconcile(
 
 
 def run_reconcile(args: argparse.Namespace) -> int:
+    """Handler of ``autoblog-archive reconcile``: queue again what no merged WARC holds."""
     from crawler.cluster.commands import cluster_options
     from crawler.context import RunContext, command_settings
     from crawler.exitcodes import EXIT_OK, EXIT_PARTIAL

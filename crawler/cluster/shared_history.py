@@ -56,6 +56,7 @@ class SharedHistory:
         return getattr(self.local, name)
 
     def record_capture(self, **fields: Any) -> None:
+        """Record locally, and share a successful capture with the other workers."""
         self.local.record_capture(**fields)
         url = canonical_url(fields["url"])
         status = fields.get("status") or 0
@@ -74,6 +75,7 @@ class SharedHistory:
         pipe.execute()
 
     def set_normalized_digest(self, record_id: str, digest: str | None) -> None:
+        """Record the page's digest locally, and on the shared capture of this worker."""
         self.local.set_normalized_digest(record_id, digest)
         mine = self._mine.pop(record_id, None)
         if mine is not None:
@@ -81,6 +83,7 @@ class SharedHistory:
             self.client.hset(self.keys.captures, mine.url, _dump(updated, self.run))
 
     def find_original(self, url: str, payload_digest: str) -> Capture | None:
+        """The earlier cluster runs' capture of this payload at ``url``, if any worker made one."""
         raw = self.client.hget(self.keys.originals, f"{payload_digest} {canonical_url(url)}")
         original = _load(raw)
         return original if original is not None and original.run_id < self.run else None
@@ -88,6 +91,7 @@ class SharedHistory:
     def note_article(
         self, permalink: str, autoblog: str, run_id: int, normalized_digest: str | None = None
     ) -> None:
+        """Note locally, and the article's first cluster run in Redis (once per worker)."""
         self.local.note_article(permalink, autoblog, run_id, normalized_digest)
         key = canonical_url(permalink)
         if key not in self._noted:
@@ -95,6 +99,7 @@ class SharedHistory:
             self.client.hsetnx(self.keys.articles, key, self.run)
 
     def articles_known_before(self, run_id: int) -> set[str]:
+        """Permalinks an earlier cluster run saw (``run_id`` is the local one: unused)."""
         return {p for p, r in self.client.hgetall(self.keys.articles).items() if int(r) < self.run}
 
     def archived_before(self, url: str) -> Capture | None:
@@ -107,6 +112,7 @@ class SharedHistory:
         return None
 
     def article_first_run(self, permalink: str) -> int | None:
+        """The cluster run that first saw ``permalink``, or None."""
         raw = self.client.hget(self.keys.articles, canonical_url(permalink))
         return int(raw) if raw else None
 
@@ -122,8 +128,14 @@ class ClusterCrawlState(CrawlState):
     from the merged WARCs groups captures by cluster run.
     """
 
+    keys: Keys
+    cluster_run: int
+    cluster_mode: str
+    shared: SharedHistory
+
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ClusterCrawlState:
+        """The local CrawlState, its history answering from Redis too."""
         state = super().from_crawler(crawler)
         assert isinstance(state, ClusterCrawlState) and state.history is not None
         cluster = RunContext.of(crawler).cluster
@@ -133,6 +145,7 @@ class ClusterCrawlState(CrawlState):
         state.shared = SharedHistory(
             state.history, connect(cluster.redis_url), state.keys, state.cluster_run
         )
+        # A proxy of the local History (its __getattr__), not a subclass of it.
         state.history = state.shared  # type: ignore[assignment]
         if state.stats is not None:
             state.stats.set_value(Stat.CLUSTER_RUN, state.cluster_run)
@@ -148,11 +161,13 @@ class ClusterCrawlState(CrawlState):
         return self.cluster_run > 1
 
     def archived_before(self, url: str) -> Capture | None:
+        """The newest successful capture of ``url`` by any worker in an earlier cluster run."""
         capture = self.shared.archived_before(url)
         if capture is None or capture.status is None or not 200 <= capture.status < 400:
             return None
         return capture
 
     def article_known_before(self, permalink: str) -> bool:
+        """Was the article seen by an earlier cluster run (the incremental stop rule)?"""
         first = self.shared.article_first_run(permalink)
         return first is not None and first < self.cluster_run

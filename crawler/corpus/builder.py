@@ -60,6 +60,8 @@ def _ordered_pointer(pointer: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class CorpusStats:
+    """Counts of a corpus build: pages read and skipped, records by kind."""
+
     pages: int = 0
     pages_skipped: int = 0
     permalink_records: int = 0

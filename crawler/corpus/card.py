@@ -7,6 +7,7 @@ line goes through :func:`crawler.escaping.markdown`: it renders as the text it i
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,6 +54,7 @@ def duplicate_groups(records: list[dict[str, Any]]) -> tuple[list[dict], list[di
 
 
 def corpus_counts(records: list[dict[str, Any]], exact: list[dict], near: list[dict]) -> dict:
+    """The dataset card's counts: flags, dates, sites, duplicates."""
     flags = Counter(f for r in records for f in r["quality_flags"])
     dates = sorted(r["date"] for r in records if r["date"])
     crawl = sorted(r["crawl_date"] for r in records if r["crawl_date"])
@@ -151,7 +153,7 @@ FLAG_ROWS = [
 ]
 
 
-def _table(header: list[str], rows: list[tuple[str, ...]]) -> str:
+def _table(header: list[str], rows: Sequence[tuple[str, ...]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [f"`{row[0]}`" if "," not in row[0] else row[0], *row[1:]]

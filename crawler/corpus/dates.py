@@ -195,15 +195,16 @@ def parse_engine_date(raw: str | None, tz: ZoneInfo = PARIS) -> EngineDate:
             dt = dt.replace(tzinfo=tz)
         return EngineDate(raw=raw, iso=_iso(dt), fmt="iso8601", flags=flags)
     if RFC822_HINT.match(text):
+        when: datetime | None
         try:
-            dt = parsedate_to_datetime(text)
+            when = parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):
-            dt = None
-        if dt is not None:
-            if dt.tzinfo is None or text.endswith("-0000"):
+            when = None
+        if when is not None:
+            if when.tzinfo is None or text.endswith("-0000"):
                 # RFC 2822: "-0000" means "offset unknown": the farm's local time.
-                dt = dt.replace(tzinfo=tz)
-            return EngineDate(raw=raw, iso=_iso(dt), fmt="rfc822")
+                when = when.replace(tzinfo=tz)
+            return EngineDate(raw=raw, iso=_iso(when), fmt="rfc822")
     folded = _fold(text)
     m = LONG_FORM.match(folded)
     if m:
@@ -246,10 +247,11 @@ def utc_iso(value: datetime | str | None) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
+        given = value
         try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            value = datetime.fromisoformat(given.replace("Z", "+00:00"))
         except ValueError:
-            return value
+            return given
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     value = value.astimezone(UTC)

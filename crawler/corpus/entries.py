@@ -24,7 +24,7 @@ class Entry:
 
     kind: str  # "permalink" | "index"
     key: str  # canonical permalink
-    order: tuple[str, str, int]  # deterministic choice among index sightings
+    order: tuple[str, str | None, int]  # deterministic choice among index sightings
     offset: int
     length: int
     url: str = ""
@@ -64,6 +64,7 @@ class EntryTable:
         )
 
     def add(self, e: Entry) -> None:
+        """Add an entry (an index sighting or a permalink record)."""
         permalink = e.kind == "permalink"
         o_url, o_rid, o_fragment = e.order
         cursor = self.db.execute(
@@ -151,4 +152,5 @@ class EntryTable:
         yield from self.db.execute("SELECT offset, length " + self.FINAL)
 
     def close(self) -> None:
+        """Close the scratch database (deleted with it)."""
         self.db.close()

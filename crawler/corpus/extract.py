@@ -151,6 +151,10 @@ def run_extract(args: argparse.Namespace) -> int:
     worker processes or, with ``--dask``, on a Dask cluster
     (:mod:`crawler.cluster.dask_extract`); both feed the same corpus builder, each page
     read up to DOWNLOAD_MAXSIZE."""
+    if args.dask:
+        from crawler.cluster import DASK_MODULES, require_cluster_extra
+
+        require_cluster_extra(DASK_MODULES, "--dask")
     context = extract_context(args)
     options, read_limit = context.corpus, context.bounds.read_limit
     log_to_terminal()

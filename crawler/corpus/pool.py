@@ -191,6 +191,7 @@ class ExtractionPool:
         self._context = worker_context()
 
     def submit(self, task_id: int, payload: dict[str, Any]) -> None:
+        """Queue a document for extraction; its result comes back by ``task_id``."""
         with self._cond:
             self._pending += 1
             if self._feeder is None:
@@ -203,6 +204,7 @@ class ExtractionPool:
 
     @property
     def pending(self) -> int:
+        """Documents submitted and not yet done."""
         return self._pending
 
     def join(self) -> None:

@@ -179,7 +179,7 @@ def _plain(line: str) -> str:
 
 def normal_form(lines: list[str], visible_lines: list[str], has_table: bool) -> list[str]:
     """Give lines back the characters trafilatura drops; Markdown rows as the block's rows."""
-    restore = {}
+    restore: dict[str, str] = {}
     for line in visible_lines:
         if _plain(line) != line:
             restore.setdefault(_plain(line), line)

@@ -67,7 +67,8 @@ def decode_html(body: bytes, declared: str | None = None) -> tuple[str, str, lis
         return "", (declared or "utf-8"), []
     bom_encoding, bom = read_bom(body)
     if bom_encoding is not None:
-        return body[len(bom) :].decode(bom_encoding, errors="replace"), bom_encoding, []
+        # read_bom gives (None, None) or (str, bytes); unpacked, mypy loses the pairing.
+        return body[len(bom) :].decode(bom_encoding, errors="replace"), bom_encoding, []  # type: ignore[arg-type]
     label = (declared or "").strip().lower() or None
     if label is None:
         m = META_CHARSET.search(body[:4096])
@@ -150,6 +151,7 @@ def simhash64(text: str, shingle: int = SHINGLE) -> int:
 
 
 def hamming(a: int, b: int) -> int:
+    """Bits that differ between two SimHashes."""
     return (a ^ b).bit_count()
 
 

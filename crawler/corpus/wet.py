@@ -89,6 +89,7 @@ class TextWriter:
         self.writer = RollingWarcWriter(self.new, f"{layout.name}-text", info, max_size)
 
     def write(self, record: dict[str, Any]) -> bool:
+        """Write a corpus record as a conversion record; False when it has no text to convert."""
         converted = conversion_record(record)
         if converted is None:
             return False
@@ -135,8 +136,8 @@ def write_corpus_text(
         unplaced = 0
         for record in read_records(shards):
             name = (record.get("warc") or {}).get("filename")
-            layout = layouts.get(name) if isinstance(name, str) else None
-            if layout is None or not writers[layout.collection].write(record):
+            target = layouts.get(name) if isinstance(name, str) else None
+            if target is None or not writers[target.collection].write(record):
                 unplaced += 1
     except BaseException:
         for writer in writers.values():

@@ -36,7 +36,7 @@ from crawler.history.audit import (
     missing_before,
     save_audit,
 )
-from crawler.history.consistency import check_history, reconcile_with_warcs
+from crawler.history.consistency import Reconciled, check_history, reconcile_with_warcs
 from crawler.history.model import FAILED, FINISHED, INTERRUPTED, PARTIAL, Capture
 from crawler.history.readback import validators_at
 from crawler.history.rebuild import reconcile_files
@@ -87,7 +87,7 @@ class CrawlState:
         self.crawler: Crawler | None = None
         self.lock: RunLock | None = None
         self.history: History | None = None
-        self.reconciled = None
+        self.reconciled: Reconciled | None = None
         self.run: RunInfo | None = None
         self.outcome = RunOutcome()
         self.captured_this_run: set[str] = set()
@@ -99,6 +99,7 @@ class CrawlState:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CrawlState:
+        """Build it from the run context (NotConfigured without a history)."""
         context = RunContext.of(crawler)
         if not context.history.enabled:
             raise NotConfigured
@@ -202,10 +203,12 @@ class CrawlState:
         return self.history.has_captures_before(run_id)
 
     def spider_idle(self, spider: Spider) -> None:
+        """Commit the history's pending batch while the crawl waits."""
         if self.history is not None:
             self.history.commit()
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
+        """Close the run: discarded when it captured nothing, else finished with its report."""
         if self.run is None or self.history is None or self.crawler is None:
             return
         if not captures_held(self.crawler) and not self.run.resumed:
@@ -258,11 +261,14 @@ class CrawlState:
             return
         if self.outcome.status == FINISHED:
             self.outcome.status = PARTIAL
-        stats = (history.get_run(run.id) or run).stats
-        history.finish_run(run.id, self.outcome.status, {**stats, "missing": audit.missing_total})
+        saved = history.get_run(run.id)
+        stats = saved.stats if saved is not None else {}
+        status = self.outcome.status or PARTIAL  # close() set it: the report exists
+        history.finish_run(run.id, status, {**stats, "missing": audit.missing_total})
         write_report(self.layout, build_report(history, run.id), history)  # status, gone rule
 
     def engine_stopped(self) -> None:
+        """Close the history and release the folder's lock."""
         if self.history is not None:
             self.history.close()
         if self.lock is not None:
@@ -317,6 +323,7 @@ class CrawlState:
 
     @property
     def incremental(self) -> bool:
+        """Whether this run is incremental."""
         return self.run is not None and self.run.mode == INCREMENTAL
 
     def find_original(self, url: str, payload_digest: str) -> Capture | None:
@@ -327,7 +334,8 @@ class CrawlState:
 
     def captured_in_this_run(self, url: str) -> Capture | None:
         """This run's complete capture of ``url`` (a resumed run does not fetch it again)."""
-        if self.run is None or canonical_url(url) not in self.captured_this_run:
+        url_key = canonical_url(url)
+        if self.run is None or self.history is None or url_key not in self.captured_this_run:
             return None
         capture = self.history.latest_capture(url)  # a throttled or failed fetch: not one
         if capture is None or capture.run_id != self.run.id:
@@ -337,7 +345,7 @@ class CrawlState:
     def archived_before(self, url: str) -> Capture | None:
         """The newest successful capture of ``url`` from an earlier run (a later throttled
         or failed fetch does not hide it)."""
-        if self.run is None:
+        if self.run is None or self.history is None:
             return None
         capture = self.history.latest_capture(url, before_run=self.run.id)
         if capture is None or capture.status is None or not 200 <= capture.status < 400:
@@ -350,14 +358,16 @@ class CrawlState:
         Autoblog pages send neither; static files served by the web server itself
         (``articles.db``, ``vvb.ini``, media) usually do, and a 304 costs no body.
         """
-        capture = self.history.latest_complete(url, self.run.id) if self.run else None
+        if self.run is None or self.history is None:
+            return {}
+        capture = self.history.latest_complete(url, self.run.id)
         if capture is None:
             return {}
         return validators_at(self.layout.archive / capture.filename, capture.offset)
 
     def article_known_before(self, permalink: str) -> bool:
         """Was this article archived by an earlier run (the incremental stop rule)?"""
-        if self.run is None:
+        if self.run is None or self.history is None:
             return False
         article = self.history.article(permalink)
         return article is not None and article["first_seen_run"] < self.run.id

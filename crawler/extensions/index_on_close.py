@@ -40,6 +40,7 @@ class IndexOnClose:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> IndexOnClose:
+        """Build it from the run context and connect it to the crawl's signals."""
         context = RunContext.of(crawler)
         ext = cls(context.layout, context.output.wacz)
         ext.crawler = crawler
@@ -49,13 +50,16 @@ class IndexOnClose:
         return ext
 
     def crawl_planned(self, plan: CrawlPlan) -> None:
+        """Keep the seeds: the WACZ names the first as its main page."""
         self.seeds = list(plan.seeds)
 
     def item_scraped(self, item: object, response=None, spider=None) -> None:
+        """Keep a page's title for pages.jsonl."""
         if isinstance(item, PageItem) and item.title:
             self.titles[item.url] = item.title
 
     def warc_files_closed(self, files: list[Path]) -> None:
+        """Write the indexes, pages.jsonl, pywb config and WACZ once the WARCs are closed."""
         try:
             if self.crawler is not None and not captures_held(self.crawler):
                 return  # nothing captured: the folder stays as it was

@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 
 class CrawlDelay:
+    """A host's least delay: robots.txt's Crawl-delay and the back-offs it asked for."""
+
     def __init__(self, crawler: Crawler, user_agent: str) -> None:
         self.crawler = crawler
         self.delays: dict[str, float] = {}  # host -> the least delay it asked for
@@ -30,12 +32,14 @@ class CrawlDelay:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CrawlDelay:
+        """Build it for the crawl's user agent and connect it to the crawl's signals."""
         ext = cls(crawler, RunContext.of(crawler).politeness.user_agent)
         crawler.signals.connect(ext.robots_parsed, signal=signals.robots_parsed)
         crawler.signals.connect(ext.response_downloaded, signal=signals.response_downloaded)
         return ext
 
     def robots_parsed(self, robotparser, request: Request) -> None:
+        """Take the host's Crawl-delay for our user agent from its parsed robots.txt."""
         parser = getattr(robotparser, "rp", None)
         if parser is None or not hasattr(parser, "crawl_delay"):
             return
@@ -63,6 +67,7 @@ class CrawlDelay:
         return True
 
     def response_downloaded(self, response: Response, request: Request, spider: Spider) -> None:
+        """After each download, hold the host's slot to its least delay."""
         if self.delays:
             self._apply(request)
 

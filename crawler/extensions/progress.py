@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from scrapy import Spider, signals
 from scrapy.crawler import Crawler
@@ -13,6 +14,9 @@ from twisted.internet import task
 
 from crawler.context import ProgressOptions, RunContext
 from crawler.counters import Stat
+
+if TYPE_CHECKING:
+    from rich.live import Live
 
 logger = logging.getLogger(__name__)
 
@@ -26,16 +30,18 @@ class Progress:
         self.tty = sys.stderr.isatty() and options.live
         self.started = time.monotonic()
         self._loop: task.LoopingCall | None = None
-        self._live = None
+        self._live: Live | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Progress:
+        """Build it from the run context and connect it to the crawl's signals."""
         ext = cls(crawler.stats, RunContext.of(crawler).progress)
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext
 
     def line(self) -> str:
+        """The progress line: pages, articles, bytes, errors, rate."""
         get = self.stats.get_value
         elapsed = max(time.monotonic() - self.started, 1e-6)
         pages = get(Stat.RESPONSES, 0) + get(Stat.REVISITS, 0)
@@ -47,12 +53,14 @@ class Progress:
         )
 
     def tick(self) -> None:
+        """Show the line now (live on a terminal, else as a log line)."""
         if self._live is not None:
             self._live.update(self.line())
         else:
             logger.info("progress: %s", self.line())
 
     def spider_opened(self, spider: Spider) -> None:
+        """Start the live line (a terminal) or the periodic log lines."""
         if self.tty:
             from rich.console import Console
             from rich.live import Live
@@ -63,6 +71,7 @@ class Progress:
         self._loop.start(1.0 if self._live else self.interval, now=False)
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
+        """Stop the updates, leaving the last line shown."""
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         if self._live is not None:

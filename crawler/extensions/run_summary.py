@@ -37,6 +37,7 @@ class RunSummary:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RunSummary:
+        """Build it and connect it to the crawl's signals."""
         ext = cls(crawler.stats)
         crawler.signals.connect(ext.item_scraped, signal=signals.item_scraped)
         crawler.signals.connect(ext.fetch_failed, signal=fetch_failed)
@@ -48,6 +49,7 @@ class RunSummary:
         return self.autoblogs.setdefault(autoblog, {"engine": None, "pages": 0, "articles": 0})
 
     def item_scraped(self, item: object, response=None, spider=None) -> None:
+        """Count a page for its autoblog (engine, pages, articles)."""
         if isinstance(item, PageItem) and item.engine and item.autoblog:
             entry = self._entry(item.autoblog)
             entry["engine"] = entry["engine"] or item.engine
@@ -66,10 +68,12 @@ class RunSummary:
         self._permalinks.close()
 
     def fetch_failed(self, request: Request, reason: str) -> None:
+        """Keep the run's first failure for the summary."""
         if self.first_failure is None:
             self.first_failure = f"{request.url}: {reason}"
 
     def base_found(self, found: BaseFound) -> None:
+        """Keep what answered at a seed or an autoblog's base."""
         if found.asked_as == "seed":
             self.seeds[found.url] = found
         if found.ok:

@@ -57,6 +57,7 @@ class ArchiveView:
             "ORDER BY warc_date DESC, id DESC",
             (url,),
         )
+        status: int | None
         for status, name, offset in rows:
             if (name, offset) not in self.lost:
                 return status

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from crawler.urls import canonical_url
 
@@ -12,8 +13,10 @@ class ArticleQueries:
     """Part of :class:`crawler.history.store.History`: its connection, its batched commits."""
 
     conn: sqlite3.Connection
+    _wrote: Callable[[], None]  # History's: one more write, committed in batches
 
     def has_article(self, permalink: str) -> bool:
+        """Whether the history knows the article (any run)."""
         row = self.conn.execute(
             "SELECT 1 FROM articles WHERE permalink = ?", (canonical_url(permalink),)
         )
@@ -83,7 +86,8 @@ class ArticleQueries:
         )
         return {r[0] for r in rows}
 
-    def article(self, permalink: str) -> dict | None:
+    def article(self, permalink: str) -> dict[str, Any] | None:
+        """The article's row (autoblog, first and last run, digest), or None."""
         row = self.conn.execute(
             "SELECT * FROM articles WHERE permalink = ?", (canonical_url(permalink),)
         )
@@ -91,9 +95,11 @@ class ArticleQueries:
         return dict(found) if found else None
 
     def article_count(self) -> int:
-        return self.conn.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
+        """Articles the history knows."""
+        count: int = self.conn.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
+        return count
 
-    def sightings_in_run(self, run_id: int) -> Iterator[tuple]:
+    def sightings_in_run(self, run_id: int) -> Iterator[tuple[Any, ...]]:
         """(permalink, autoblog, first run, digest now, last digest before, status of the
         permalink's last capture in the run or None) of a run's sightings, by permalink:
         what the change report compares. A cursor: read as the report goes."""

@@ -80,6 +80,7 @@ class AuditBounds:
 
     @classmethod
     def of(cls, context: RunContext) -> AuditBounds:
+        """The audit's bounds from the run context."""
         audit, bounds = context.audit, context.bounds
         return cls(audit.max_declared, audit.max_missing, bounds.url_length, bounds.read_limit)
 
@@ -94,6 +95,7 @@ class Missing:
     why: str
 
     def line(self) -> str:
+        """The missing item as one line: what, URL and why."""
         return f"{self.what} {self.url} ({self.why})"
 
 
@@ -109,9 +111,11 @@ class Audit:
 
     @property
     def complete(self) -> bool:
+        """Whether nothing declared is missing."""
         return self.missing_total == 0
 
     def as_dict(self) -> dict[str, Any]:
+        """The audit as JSON for the report and the summary."""
         return {
             "complete": self.complete,
             "autoblogs": self.autoblogs,
@@ -166,6 +170,7 @@ class Auditor:
         return False
 
     def missing(self, item: Missing) -> None:
+        """Name a missing item once (the same URL declared twice counts once)."""
         if item.url in self._named:
             return
         self._named.add(item.url)
@@ -174,6 +179,7 @@ class Auditor:
             self.audit.missing.append(item)
 
     def note(self, text: str) -> None:
+        """Keep a note on how far the audit went (up to AUDIT_MAX_MISSING)."""
         if len(self.audit.notes) < self.bounds.max_missing:
             self.audit.notes.append(text)
             logger.warning("audit: %s", text)
@@ -202,12 +208,14 @@ class Auditor:
         return response, parse_page(response.text, response.url, with_resources=False)
 
     def body(self, url: str) -> bytes | None:
+        """The archived body of ``url`` (read within the bound), or None."""
         response = self.response(url)
         return response.body if response is not None else None
 
     # -- the audit -----------------------------------------------------------------
 
     def run(self) -> Audit:
+        """Check every seed and named autoblog against the archive."""
         autoblogs: dict[str, str] = {}  # base -> who declares it ("": the history only)
         for seed in self.scope.seeds:
             self.seed(canonical_url(seed), autoblogs)
@@ -227,6 +235,7 @@ class Auditor:
         return self.audit
 
     def seed(self, seed: str, autoblogs: dict[str, str]) -> None:
+        """Check a seed: the farm's list of autoblogs, or the autoblog it is."""
         found = self.page(seed)
         if found is None:
             self.check(autoblog_base(seed), "seed", seed, SEEDED)
@@ -253,6 +262,7 @@ class Auditor:
             autoblogs.setdefault(canonical_url(base), "listed in the farm's ?export")
 
     def autoblog(self, base: str, why: str) -> None:
+        """Check an autoblog: its pages, articles, feed and database against the archive."""
         if why:
             self.check(base, "autoblog", base, why)
         found = self.page(base)  # its last good first page, even if it failed since
@@ -300,7 +310,7 @@ class Auditor:
         url, number = page.next_page, 1
         for step in range(self.bounds.max_declared + 1):
             found = page_number(url) if url else None
-            if found is None or found[1] <= number:
+            if url is None or found is None or found[1] <= number:
                 return  # no next page, or a link back: the chain ends
             if step == self.bounds.max_declared:
                 self.note(
@@ -317,6 +327,7 @@ class Auditor:
             url, number = following[1].next_page, found[1]
 
     def feed(self, base: str) -> None:
+        """Check that the feed's articles are archived."""
         response = self.response(base + "?feed")
         if not isinstance(response, TextResponse):
             return
@@ -331,6 +342,7 @@ class Auditor:
                 self.check(base, "article", f"{base}?{query}", "listed in its feed")
 
     def database(self, base: str, engine: str) -> None:
+        """Check that ``articles.db``'s articles are archived."""
         data = self.body(base + "articles.db")
         if not data:
             return

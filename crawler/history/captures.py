@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from crawler.history.model import ANSWERED_SQL, CAPTURE_TYPES, Capture
 from crawler.urls import autoblog_base, canonical_url
@@ -24,6 +24,8 @@ class CaptureQueries:
     """Part of :class:`crawler.history.store.History`: its connection, its batched commits."""
 
     conn: sqlite3.Connection
+    _wrote: Callable[[], None]  # History's: one more write, committed in batches
+    commit: Callable[[], None]  # History's: everything so far made durable
 
     def record_capture(
         self,
@@ -95,6 +97,7 @@ class CaptureQueries:
         return _capture_from_row(row) if row else None
 
     def has_captures_before(self, run_id: int) -> bool:
+        """Whether any run before ``run_id`` captured anything."""
         row = self.conn.execute("SELECT 1 FROM captures WHERE run_id < ? LIMIT 1", (run_id,))
         return row.fetchone() is not None
 
@@ -131,6 +134,7 @@ class CaptureQueries:
         return _capture_from_row(row) if row else None
 
     def captures_in_run(self, run_id: int) -> list[Capture]:
+        """The captures of a run, in the order they were recorded."""
         rows = self.conn.execute(
             "SELECT * FROM captures WHERE run_id = ? ORDER BY id", (run_id,)
         ).fetchall()
@@ -150,6 +154,7 @@ class CaptureQueries:
         return cur.rowcount
 
     def capture_by_record_id(self, record_id: str) -> Capture | None:
+        """The capture of a WARC record, or None."""
         row = self.conn.execute(
             "SELECT * FROM captures WHERE record_id = ?", (record_id,)
         ).fetchone()
@@ -195,6 +200,7 @@ class CaptureQueries:
         )
 
     def capture_locations(self) -> list[tuple[str, int, str, int, int]]:
+        """(file, offset, record id, run, status) of every capture."""
         return self.conn.execute(CAPTURE_LOCATIONS).fetchall()
 
     def forget_capture(self, filename: str, offset: int) -> None:

@@ -21,6 +21,7 @@ import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from crawler.escaping import html
@@ -250,7 +251,7 @@ def _short(value: float) -> str:
 # -- the page -----------------------------------------------------------------------------
 
 
-def render(report: dict, series: list[RunPoint], cover: dict[str, Coverage]) -> str:
+def render(report: dict[str, Any], series: list[RunPoint], cover: dict[str, Coverage]) -> str:
     """The whole page, from the run's report, the runs' series and the coverage."""
     run = report["run"]
     totals = report["totals"]
@@ -331,7 +332,7 @@ def _row(name: str, value: object) -> str:
     return f"<tr><td>{html(name)}</td><td>{html(value)}</td></tr>"
 
 
-def write_html_report(layout: OutputLayout, history: History, report: dict) -> Path:
+def write_html_report(layout: OutputLayout, history: History, report: dict[str, Any]) -> Path:
     """``report.html`` beside ``report.json``, written whole (a temporary file renamed)."""
     page = render(report, history_series(history), coverage(history, report["run"]["id"]))
     path = layout.report_html

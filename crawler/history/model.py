@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from crawler.warc import WarcPointer
 
@@ -66,11 +67,14 @@ class Capture:
 
     @property
     def pointer(self) -> WarcPointer:
+        """Where the capture lies in the archive."""
         return WarcPointer(self.filename, self.offset, self.length, self.record_id)
 
 
 @dataclass(frozen=True)
 class Run:
+    """A run of the history: when, how it ended, its seeds, command, mode and counts."""
+
     id: int
     started: str
     finished: str | None
@@ -79,4 +83,4 @@ class Run:
     command: str | None
     mode: str
     resumed: int = 0
-    stats: dict = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)

@@ -79,8 +79,15 @@ def payload_limit(read_limit: int) -> PayloadLimit:
     return limit
 
 
-def found_record(record: StoredRecord, path: Path, run: tuple) -> FoundRecord:
-    url = record.target_uri
+def found_record(
+    record: StoredRecord, path: Path, run: tuple[str | None, str | None, str | None]
+) -> FoundRecord:
+    """What the history keeps of a response or revisit record read back; ValueError when
+    it lacks what every capture has (a target URI, a date, a record id)."""
+    headers = record.rec_headers
+    url, date, record_id = record.target_uri, record.header("WARC-Date"), record.record_id
+    if not (url and date and record_id):
+        raise ValueError("no target URI, date or record id")
     digest: str | None = None
     articles: list[tuple[str, str]] = []
     if is_page(record):
@@ -97,17 +104,16 @@ def found_record(record: StoredRecord, path: Path, run: tuple) -> FoundRecord:
             digest, blocks = page_digests(page)
             if digest is not None and page.kind in ("index", "article"):
                 articles = blocks
-    headers = record.rec_headers
     return FoundRecord(
         url=url,
-        warc_date=headers.get_header("WARC-Date"),
+        warc_date=date,
         status=record.status,
         payload_digest=headers.get_header("WARC-Payload-Digest"),
         record_type=record.rec_type,
         filename=path.name,
         offset=record.offset,
         length=record.length or 0,
-        record_id=record.record_id,
+        record_id=record_id,
         refers_to=headers.get_header("WARC-Refers-To"),
         page_digest=digest,
         articles=articles,
@@ -202,8 +208,6 @@ def read_captures_at(
                     continue
                 record.length = length
                 found = found_record(record, path, run)
-                if not (found.url and found.warc_date and found.record_id):
-                    raise ValueError("no target URI, date or record id")
                 if not is_stamp(found.warc_date):
                     raise ValueError(f"WARC-Date {found.warc_date[:80]!r} is not an ISO date")
                 if found.status is not None and not 0 <= found.status < MAX_ID:

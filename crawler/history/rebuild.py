@@ -62,16 +62,16 @@ def index_record(history: History, found: FoundRecord, run_id: int, read_limit: 
 
 
 def _complete_revisit(history: History, found: FoundRecord, read_limit: int) -> None:
-    original = history.capture_by_record_id(found.refers_to)
+    original = history.capture_by_record_id(found.refers_to) if found.refers_to else None
     if original is None or original.normalized_digest is None or found.directory is None:
         return
     path = found.directory / original.filename
     try:
         record = read_record_at(path, original.offset, payload_limit(read_limit))
+        read = found_record(record, path, (None, None, None))
     except READ_ERRORS as exc:
         logger.warning("history: original of %s unreadable (%s)", found.url, exc)
         return
-    read = found_record(record, path, (None, None, None))
     found.page_digest = read.page_digest
     found.articles = read.articles
 
@@ -137,6 +137,8 @@ def _run_for_key(history: History, key: str, default: int) -> int:
 
 @dataclass
 class RebuildReport:
+    """What a rebuild of the history from the WARCs found and read."""
+
     runs: int = 0
     captures: int = 0
     articles: int = 0

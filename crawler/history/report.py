@@ -36,7 +36,7 @@ import argparse
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import orjson
 
@@ -74,7 +74,7 @@ def _page_state(now: Capture, before: Capture | None) -> str:
     return "unchanged" if same else "changed"
 
 
-def _empty_autoblog() -> dict:
+def _empty_autoblog() -> dict[str, Any]:
     return {
         "requests": 0,
         "bytes_written": 0,
@@ -86,13 +86,13 @@ def _empty_autoblog() -> dict:
     }
 
 
-def build_report(history: History, run_id: int | None = None) -> dict:
+def build_report(history: History, run_id: int | None = None) -> dict[str, Any]:
     """The report of ``run_id`` (default: the latest run) as a JSON-ready dict."""
     run = history.get_run(run_id) if run_id is not None else history.latest_run()
     if run is None:
         raise LookupError("no such run" if run_id is not None else "no run in the history")
     full_pass = run.mode == "full" and run.status == FINISHED
-    autoblogs: dict[str, dict] = defaultdict(_empty_autoblog)
+    autoblogs: dict[str, dict[str, Any]] = defaultdict(_empty_autoblog)
 
     # Pages: the last capture of each URL in this run against the latest earlier one. The
     # captures are read as they go (a cursor), never all held: a run may hold millions.
@@ -137,7 +137,9 @@ def build_report(history: History, run_id: int | None = None) -> dict:
         if not history.sighted_in(c.url, run.id) and history.has_article(c.url)
     }
     for url in sorted(gone_404):
-        autoblog = history.article(url)["autoblog"]
+        article = history.article(url)
+        assert article is not None  # gone_404 holds only known articles
+        autoblog = article["autoblog"]
         autoblogs[autoblog]["articles"]["gone"].append(url)
     if full_pass and walked:
         for permalink, autoblog in history.articles_not_seen_in(run.id):
@@ -178,7 +180,7 @@ def build_report(history: History, run_id: int | None = None) -> dict:
     }
 
 
-def format_report(report: dict, limit: int = 20) -> str:
+def format_report(report: dict[str, Any], limit: int = 20) -> str:
     """A readable summary for a terminal: counts per autoblog, then the URLs that matter
     (new, changed, gone)."""
     run = report["run"]
@@ -206,7 +208,7 @@ def format_report(report: dict, limit: int = 20) -> str:
     return "".join(terminal(line) + "\n" for line in lines)
 
 
-def entry_changes(entry: dict, limit: int) -> list[str]:
+def entry_changes(entry: dict[str, Any], limit: int) -> list[str]:
     """One autoblog's new, changed and gone URLs, at most ``limit`` of each kind (0: none,
     the counts say it all)."""
     lines: list[str] = []
@@ -224,17 +226,19 @@ def entry_changes(entry: dict, limit: int) -> list[str]:
     return lines
 
 
-def list_changes(report: dict, limit: int = 20) -> list[str]:
+def list_changes(report: dict[str, Any], limit: int = 20) -> list[str]:
     """Every autoblog's changes (``entry_changes``), for the end-of-run summary."""
     entries = report.get("autoblogs", {}).values()
     return [line for entry in entries for line in entry_changes(entry, limit)]
 
 
-def _counts(groups: dict) -> str:
+def _counts(groups: dict[str, Any]) -> str:
     return ", ".join(f"{len(v) if isinstance(v, list) else v} {k}" for k, v in groups.items())
 
 
-def write_report(layout: OutputLayout, report: dict, history: History | None = None) -> Path:
+def write_report(
+    layout: OutputLayout, report: dict[str, Any], history: History | None = None
+) -> Path:
     """``report.json`` (latest run) and ``reports/run-<id>.json`` (kept for every run);
     with the ``history``, ``report.html`` too (crawler/history/html_report.py)."""
     data = orjson.dumps(report, option=orjson.OPT_INDENT_2)

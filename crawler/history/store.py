@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from crawler.history.articles import ArticleQueries
 from crawler.history.captures import CAPTURE_LOCATIONS, CaptureQueries
@@ -229,7 +230,7 @@ class History(CaptureQueries, ArticleQueries):
             (started or _now(), RUNNING, json.dumps(seeds), command, mode),
         )
         self.commit()
-        return int(cur.lastrowid)
+        return int(cur.lastrowid)  # type: ignore[arg-type]  # an INSERT sets it
 
     def discard_run(self, run_id: int) -> None:
         """Forget a run that captured nothing, as if it never started."""
@@ -245,7 +246,7 @@ class History(CaptureQueries, ArticleQueries):
             return run
         return None
 
-    def finish_run(self, run_id: int, status: str, stats: dict | None = None) -> None:
+    def finish_run(self, run_id: int, status: str, stats: dict[str, Any] | None = None) -> None:
         """Close a run: ``finished`` / ``partial`` / ``failed``, or ``interrupted`` (Ctrl-C)."""
         self.conn.execute(
             "UPDATE runs SET finished = ?, status = ?, stats = COALESCE(?, stats) WHERE id = ?",
@@ -254,18 +255,24 @@ class History(CaptureQueries, ArticleQueries):
         self.commit()
 
     def get_run(self, run_id: int) -> Run | None:
+        """The run ``run_id``, or None."""
         row = self.conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return _run_from_row(row) if row else None
 
     def latest_run(self) -> Run | None:
+        """The newest run, or None."""
         row = self.conn.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
         return _run_from_row(row) if row else None
 
     def runs(self) -> list[Run]:
+        """Every run, oldest first."""
         return [_run_from_row(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY id")]
 
     def previous_run_id(self, run_id: int) -> int | None:
-        return self.conn.execute("SELECT MAX(id) FROM runs WHERE id < ?", (run_id,)).fetchone()[0]
+        """The run before ``run_id``, or None."""
+        found: int | None
+        found = self.conn.execute("SELECT MAX(id) FROM runs WHERE id < ?", (run_id,)).fetchone()[0]
+        return found
 
     def runs_since_full(self) -> int:
         """Finished incremental runs since the last finished full pass (for ``full_every``)."""
@@ -278,7 +285,7 @@ class History(CaptureQueries, ArticleQueries):
             count += 1
         return count
 
-    def insert_run(self, row: tuple) -> None:
+    def insert_run(self, row: tuple[Any, ...]) -> None:
         """A run row as a rebuild found it (id, started, finished, status, seeds, command,
         mode, resumed, stats)."""
         self.conn.execute(
@@ -318,7 +325,7 @@ def malformed(path: Path) -> str | None:
     return None
 
 
-def read_runs(path: Path) -> dict[int, dict]:
+def read_runs(path: Path) -> dict[int, dict[str, Any]]:
     """Run rows of a previous history file, if it is still readable (kept on rebuild)."""
     if not path.exists():
         return {}
@@ -331,7 +338,7 @@ def read_runs(path: Path) -> dict[int, dict]:
         return {}
 
 
-def run_seeds(row: dict) -> list[str]:
+def run_seeds(row: dict[str, Any]) -> list[str]:
     """The seeds a run row of :func:`read_runs` lists: the history is a file from outside,
     so anything but a JSON list of strings lists none."""
     try:

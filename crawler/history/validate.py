@@ -17,6 +17,7 @@ from __future__ import annotations
 import shlex
 import sqlite3
 from pathlib import Path
+from typing import TypeGuard
 
 from crawler.exitcodes import UsageError
 from crawler.history.model import CAPTURE_TYPES, FAILED, FINISHED, INTERRUPTED, PARTIAL, RUNNING
@@ -40,7 +41,7 @@ def _text(column: str, limit: int | None = None, nullable: bool = False) -> str:
     return f"({column} IS NULL OR {check})" if nullable else check
 
 
-def is_stamp(text: object) -> bool:
+def is_stamp(text: object) -> TypeGuard[str]:
     """Whether ``text`` passes the check of a run's start or end (:func:`_stamp`)."""
     return (
         isinstance(text, str)

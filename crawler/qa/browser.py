@@ -50,6 +50,8 @@ def check_prerequisites() -> str:
 
 @dataclass
 class Resource:
+    """A resource a replayed page requested, and how it answered."""
+
     url: str
     status: int | None = None  # None: the request failed or was aborted
     failure: str | None = None
@@ -57,6 +59,8 @@ class Resource:
 
 @dataclass
 class ReplayedPage:
+    """A page as Chromium showed it replayed: status, text, resources, escapes, console."""
+
     status: int | None = None
     text: str = ""
     resources: dict[str, Resource] = field(default_factory=dict)
@@ -143,6 +147,7 @@ class Browser:
             raise
 
     def close(self) -> None:
+        """Close Chromium and Playwright."""
         try:
             self.browser.close()
         finally:
@@ -224,6 +229,7 @@ def is_page(request: Any) -> bool:
 
 
 def note_console(result: ReplayedPage, text: str) -> None:
+    """Count a console error, keeping the first few."""
     result.console_count += 1
     if len(result.console_errors) < LISTED:
         result.console_errors.append(str(text)[:CONSOLE_CHARS])

@@ -66,6 +66,8 @@ def choose(pages: Iterator[PageRef], sample: int | None, seed: int) -> list[Page
 
 @dataclass
 class CapturedPage:
+    """A captured page's text, or why it cannot be compared."""
+
     text: str = ""
     problem: str | None = None
 

@@ -28,6 +28,8 @@ SUMMARY_NAME = "summary.json"
 
 @dataclass
 class QaResult:
+    """What ``qa`` found: the summary, the lines to print, the exit code."""
+
     summary: dict
     lines: list[str]
     exit_code: int

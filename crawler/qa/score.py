@@ -114,6 +114,7 @@ class Summary:
     console_errors: int = 0
 
     def add(self, record: dict) -> None:
+        """Count a scored page."""
         self.pages += 1
         self.scores.setdefault(record["autoblog"], []).append(record["score"])
         self.escapes += record["escapes"]
@@ -131,6 +132,7 @@ class Summary:
             )
 
     def as_json(self, total: int, seconds: float) -> dict:
+        """The summary as JSON (qa/summary.json)."""
         all_scores = [s for scores in self.scores.values() for s in scores]
         return {
             "pages": self.pages,

@@ -22,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -67,42 +68,45 @@ class RunningFarm:
         return [json.loads(x) for x in self._get("_farm/requests").splitlines() if x.strip()]
 
     def truth(self) -> dict:
+        """What the farm serves: every autoblog and article (the tests' oracle)."""
         return json.loads(self._get("_farm/truth"))
 
     def grow(self, autoblog: str | None = None, n: int = 1) -> dict:
-        q = f"n={int(n)}" + (f"&autoblog={urllib.request.quote(autoblog)}" if autoblog else "")
+        """Publish ``n`` new articles in ``autoblog`` (the farm's first when none is named)."""
+        q = f"n={int(n)}" + (f"&autoblog={urllib.parse.quote(autoblog)}" if autoblog else "")
         return json.loads(self._get(f"_farm/grow?{q}", method="POST"))
 
     def edit(self, autoblog: str | None = None, article: int = 0, text: str | None = None) -> dict:
         """Append a paragraph to article ``article`` (0 = the oldest) of ``autoblog``."""
         q = f"article={int(article)}" + (
-            f"&autoblog={urllib.request.quote(autoblog)}" if autoblog else ""
+            f"&autoblog={urllib.parse.quote(autoblog)}" if autoblog else ""
         )
         if text is not None:
-            q += f"&text={urllib.request.quote(text, safe='')}"
+            q += f"&text={urllib.parse.quote(text, safe='')}"
         return json.loads(self._get(f"_farm/edit?{q}", method="POST"))
 
     def delete(self, autoblog: str | None = None, n: int = 1) -> dict:
         """Delete the ``n`` newest articles of ``autoblog``; returns what was deleted."""
-        q = f"n={int(n)}" + (f"&autoblog={urllib.request.quote(autoblog)}" if autoblog else "")
+        q = f"n={int(n)}" + (f"&autoblog={urllib.parse.quote(autoblog)}" if autoblog else "")
         return json.loads(self._get(f"_farm/delete?{q}", method="POST"))
 
     def add(self, engine: str = "0.3.4", n: int = 12) -> dict:
         """A new autoblog of ``n`` articles; returns its folder and base URL."""
-        q = f"engine={urllib.request.quote(engine)}&n={int(n)}"
+        q = f"engine={urllib.parse.quote(engine)}&n={int(n)}"
         return json.loads(self._get(f"_farm/add?{q}", method="POST"))
 
     def remove(self, autoblog: str) -> dict:
         """Delete an autoblog: unlisted, its URLs answer 404."""
-        q = f"autoblog={urllib.request.quote(autoblog)}"
+        q = f"autoblog={urllib.parse.quote(autoblog)}"
         return json.loads(self._get(f"_farm/remove?{q}", method="POST"))
 
     def fault(self, autoblog: str, fault: str) -> dict:
         """Switch one of an autoblog's faults (``error=1``, ``error=0``, ``latency=200``...)."""
-        q = f"autoblog={urllib.request.quote(autoblog)}&fault={urllib.request.quote(fault)}"
+        q = f"autoblog={urllib.parse.quote(autoblog)}&fault={urllib.parse.quote(fault)}"
         return json.loads(self._get(f"_farm/fault?{q}", method="POST"))
 
     def stop(self) -> None:
+        """Stop the farm's process (killed if it does not stop)."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

@@ -10,6 +10,7 @@ from .server import main_from_args
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Serve the sample farm until interrupted."""
     parser = argparse.ArgumentParser(
         prog="python -m crawler.samplefarm",
         description="Serve a deterministic sample autoblog farm.",

@@ -13,6 +13,7 @@ import json
 import random
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -168,7 +169,7 @@ class Autoblog:
             s + 7: "numeric",
         }
         self._slug_index: dict[str, int] | None = None
-        self._article = lru_cache(maxsize=4096)(self._make_article)
+        self._article: Callable[[int], Article] = lru_cache(maxsize=4096)(self._make_article)
 
     # ---- identity of article c
     def _rng(self, c: int) -> random.Random:
@@ -187,6 +188,7 @@ class Autoblog:
         return anchor - (d - self.n_seed + 1) * self.step + j
 
     def kind_of(self, c: int) -> str:
+        """What article ``c`` is: seed, grown, a special or plain."""
         d = self.n0 - 1 - c
         if c >= self.n0:
             return "grown"
@@ -201,6 +203,7 @@ class Autoblog:
         return shape_of(self.site_type, c)
 
     def title_of(self, c: int) -> str:
+        """Article ``c``'s title."""
         kind = self.kind_of(c)
         if kind == "seed":
             return self.seed_articles[self.n0 - 1 - c]["title"]
@@ -213,6 +216,7 @@ class Autoblog:
         return title(self._rng(c), c + 1)
 
     def uri_of(self, c: int) -> str:
+        """Article ``c``'s URI (its ``?uri`` in the engine's links)."""
         uri = to_uri(self.title_of(c))
         if self.kind_of(c) == "dup2":  # inserted after dup1 (same batch, newest first)
             uri = self.insert_day + uri
@@ -223,6 +227,7 @@ class Autoblog:
         return self.n0 - c if c < self.n0 else c + 1
 
     def source_url(self, c: int) -> str:
+        """The source site's URL of article ``c``."""
         if self.kind_of(c) == "seed":
             return self.seed_articles[self.n0 - 1 - c]["url"]
         dt = datetime.fromtimestamp(self.date_of(c), PARIS)
@@ -231,6 +236,7 @@ class Autoblog:
         return f"{self.site_url}{dt:%Y/%m/%d}/billet-{c + 1}/"
 
     def article(self, c: int) -> Article:
+        """Article ``c``, generated once (an edited one in its place)."""
         return self._article(c)
 
     def _make_article(self, c: int) -> Article:
@@ -319,6 +325,7 @@ class Autoblog:
         return [self.count - 1 - p for p in range(start, min(start + self.per_page, self.count))]
 
     def last_page(self) -> int:
+        """The number of the last index page."""
         return max(1, -(-self.count // self.per_page))
 
     def find_uri(self, uri: str) -> int | None:
@@ -330,6 +337,7 @@ class Autoblog:
         return self._slug_index.get(uri)
 
     def grow(self, n: int) -> list[int]:
+        """Publish ``n`` new articles; returns their numbers."""
         new = list(range(self.count, self.count + n))
         self.count += n
         if self._slug_index is not None:
@@ -338,6 +346,7 @@ class Autoblog:
         return new
 
     def media_files(self) -> list[str]:
+        """The media files the articles link to."""
         names: set[str] = set()
         for c in range(self.count):
             k = self.kind_of(c)
@@ -348,6 +357,7 @@ class Autoblog:
 
 
 def load_seed() -> dict:
+    """The real La Quadrature du Net articles the farm serves first."""
     return json.loads(
         resources.files(__package__).joinpath("data/lqdn_seed.json").read_text("utf-8")
     )

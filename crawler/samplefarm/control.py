@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from . import render as R
@@ -35,11 +36,13 @@ class FarmControl:
     _next_index: int
     _edited: dict[str, dict[int, Article]]
 
-    def permalink(self, ab: Autoblog, a: Article, host: str) -> str: ...  # the farm's
-
-    def base_url(self, ab: Autoblog, host: str) -> str: ...  # the farm's
+    _db_cache: dict[str, tuple[int, bytes]]
+    seed_data: dict[str, Any]
+    permalink: Callable[[Autoblog, Article, str], str]  # the farm's
+    base_url: Callable[[Autoblog, str], str]  # the farm's
 
     def truth(self, host: str) -> dict:
+        """Every listed autoblog and its articles, as the farm serves them."""
         out = {}
         for ab in self.autoblogs:
             arts = []
@@ -95,6 +98,7 @@ class FarmControl:
         ]
 
     def grow(self, folder: str | None, n: int, host: str) -> dict:
+        """Publish ``n`` new articles in an autoblog; returns them."""
         ab = self._find(folder)
         new = ab.grow(max(0, n))
         return {

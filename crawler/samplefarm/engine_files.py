@@ -19,6 +19,7 @@ class EngineFiles:
     _db_cache: dict[str, tuple[int, bytes]]
 
     def vvb_ini(self, ab: Autoblog) -> str:
+        """The autoblog's ``vvb.ini``."""
         return (
             "[VroumVroumBlogConfig]\n"
             f'SITE_TYPE="{ab.site_type}"\nSITE_TITLE="{ab.title}"\n'
@@ -56,6 +57,7 @@ class EngineFiles:
 
     @staticmethod
     def encode(text: str, charset: str) -> bytes:
+        """``text`` in the autoblog's charset (Latin-1 with character references)."""
         if charset == "UTF-8":
             return text.encode()
         return text.encode("latin-1", "xmlcharrefreplace")
@@ -72,6 +74,7 @@ class EngineFiles:
         return hits[:100]
 
     def feed(self, ab: Autoblog, host: str, local_url: str) -> Response:
+        """The autoblog's RSS feed (its two newest pages)."""
         base = local_url.replace("?feed", "?")
         entries = []
         for c in ab.page_cs(1) + ab.page_cs(2):

@@ -54,16 +54,19 @@ class Farm(FarmControl, EngineFiles, FarmExports):
 
     # ------------------------------------------------------------------ helpers
     def listed(self) -> list[Autoblog]:
+        """The autoblogs the farm lists, by title."""
         return sorted(
             (a for a in self.autoblogs if not a.settings.disabled), key=lambda a: a.title.lower()
         )
 
     def base_url(self, ab: Autoblog, host: str) -> str:
+        """The autoblog's base URL (0.2 has no ``autoblogs/`` folder)."""
         if ab.engine == "0.2":
             return f"http://{host}/{ab.folder}/"
         return f"http://{host}/autoblogs/{ab.folder}/"
 
     def permalink(self, ab: Autoblog, a: Article, host: str) -> str:
+        """The article's permalink, as its engine writes it."""
         base = self.base_url(ab, host)
         if ab.engine == "0.2":
             return base + a.uri
@@ -72,11 +75,13 @@ class Farm(FarmControl, EngineFiles, FarmExports):
         return base + "?" + a.uri
 
     def resolve(self, ab: Autoblog, q: str) -> Article | None:
+        """The article at ``?q``, or None."""
         c = ab.find_uri(q)
         return ab.article(c) if c is not None else None
 
     # ------------------------------------------------------------------ routing
     def handle(self, method: str, target: str, host: str) -> Response:
+        """The farm's answer to ``method target`` on ``host``."""
         resp = self._handle(method, target, host)
         if self.cfg.hostile:  # --hostile KIND=N: the response grown by a hostile shape
             from .hostile import reshape
@@ -133,6 +138,7 @@ class Farm(FarmControl, EngineFiles, FarmExports):
         return resp
 
     def plain_404(self, path: str) -> Response:
+        """Apache's 404 page for ``path``."""
         body = (
             "<!doctype html><html><head><title>404 Not Found</title></head><body><h1>Not "
             f'Found</h1><p>The requested resource <code class="url">{R.esc(unquote(path))}'
@@ -142,6 +148,7 @@ class Farm(FarmControl, EngineFiles, FarmExports):
 
     # ------------------------------------------------------------------ farm root
     def farm_root(self, query: str, host: str) -> Response:
+        """The farm's root: its index page, or an export it asks for."""
         listed = self.listed()
         keys = parse_qs(query, keep_blank_values=True)
         exported = self.farm_export(keys, listed, host)
@@ -157,6 +164,7 @@ class Farm(FarmControl, EngineFiles, FarmExports):
     def autoblog(
         self, ab: Autoblog, rest: str, query: str, has_q: bool, host: str, target: str
     ) -> Response:
+        """An autoblog's answer: its pages, articles, search, feed or engine files."""
         charset = "ISO-8859-1" if ab.settings.latin1 else "UTF-8"
         html_type = f"text/html; charset={charset}"
         if rest == "vvb.ini":

@@ -31,7 +31,10 @@ def robots_txt(size: int) -> bytes:
 def reshape(shapes: dict[str, int], base: str, target: str, host: str, resp: Response) -> Response:
     """``resp`` (the farm's answer to ``target`` on ``host``) grown by the ``shapes`` asked
     for; ``base`` is the path of the farm's first autoblog."""
-    n = shapes.get
+
+    def n(kind: str, default: int = 0) -> int:
+        return shapes.get(kind, default)
+
     if target == "/robots.txt" and "robots" in shapes:
         return Response(200, robots_txt(n("robots")), [("Content-Type", "text/plain")])
     if target == base and ("links" in shapes or "escaped-script" in shapes):

@@ -64,6 +64,7 @@ class Throttle:
     status: int = 429  # or 503
 
     def retry_after_header(self, now: float) -> str | None:
+        """The Retry-After value to send (``@N``: a date N seconds ahead), or None."""
         if not self.retry_after:
             return None
         if self.retry_after.startswith("@"):

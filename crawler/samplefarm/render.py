@@ -57,6 +57,7 @@ def php_json(obj: object) -> str:
 
 
 def date_text(ab: Autoblog, ts: int) -> str:
+    """An article's date as the engine shows it."""
     if ab.engine == "2025":
         return iso_date(ts)
     if ab.engine == "0.1":
@@ -101,6 +102,7 @@ FOOTER_034 = """    <footer>
 
 
 def head_034(ab: Autoblog, local_url: str, q: str, charset: str) -> str:
+    """The head of a 0.3.4 page."""
     t = esc(ab.title)
     css = T.CSS_034_SHAARLI if ab.site_type == "shaarli" else T.CSS_034_YOUTUBE
     archived = "Archivé" if ab.settings.archived else ""
@@ -133,6 +135,7 @@ def head_034(ab: Autoblog, local_url: str, q: str, charset: str) -> str:
 
 
 def article_034(ab: Autoblog, a: Article) -> str:
+    """An article block of a 0.3.4 page."""
     return (
         "    <article>\n"
         "      <header>\n"
@@ -168,6 +171,7 @@ def nav_034(ab: Autoblog, page: int) -> str:
 
 
 def not_found_034(uri: str) -> str:
+    """The 0.3.4 "not found" block."""
     return (
         "    <article>\n"
         "      <header>\n"
@@ -180,6 +184,7 @@ def not_found_034(uri: str) -> str:
 
 
 def search_034(q: str, results: list[Article]) -> str:
+    """The 0.3.4 search results."""
     out = [
         '    <article id="results">\n      <header>\n        <h2>Recherche</h2>\n'
         f"        <strong>{len(results)}</strong> results for <em>{esc(q)}</em>\n"
@@ -196,6 +201,7 @@ def search_034(q: str, results: list[Article]) -> str:
 
 # ------------------------------------------------------------------------- 0.3.0
 def head_030(ab: Autoblog, local_url: str, q: str, charset: str) -> str:
+    """The head of a 0.3.0 page."""
     t = esc(ab.title)
     return (
         "\n<!DOCTYPE html>\n"
@@ -224,6 +230,7 @@ def head_030(ab: Autoblog, local_url: str, q: str, charset: str) -> str:
 
 
 def article_030(ab: Autoblog, a: Article, href: str | None = None, h4: bool = False) -> str:
+    """An article block of a 0.3.0 page."""
     href = href if href is not None else f"./?{esc(a.uri)}"
     d = date_text(ab, a.date)
     return (
@@ -240,6 +247,7 @@ def article_030(ab: Autoblog, a: Article, href: str | None = None, h4: bool = Fa
 
 
 def pagination_030(ab: Autoblog, page: int, link=lambda i: f"./?{i}") -> str:
+    """The 0.3.0 pagination links."""
     if ab.count <= ab.per_page:
         return ""
     last = ab.last_page()
@@ -274,6 +282,7 @@ UPDATE_030 = """
 
 
 def not_found_030(uri: str, shown: str | None = None) -> str:
+    """The 0.3.0 "not found" block."""
     return (
         '\n        <div class="article">\n            <div class="title">\n'
         "                <h2>Introuvable</h2>\n"
@@ -284,6 +293,7 @@ def not_found_030(uri: str, shown: str | None = None) -> str:
 
 # ------------------------------------------------------------------------- 0.2 (farm rewrite)
 def head_02(ab: Autoblog, base: str, q: str, charset: str) -> str:
+    """The head of a 0.2 page."""
     t = esc(ab.title)
     return (
         '\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" '
@@ -308,6 +318,7 @@ def head_02(ab: Autoblog, base: str, q: str, charset: str) -> str:
 
 
 def footer_02(base: str) -> str:
+    """The footer of a 0.2 page."""
     return (
         '\n<div class="footer">\n'
         '    <p>Powered by VroumVroumBlog 0.2.11 - <a href="?feed">Flux RSS</a></p>\n'
@@ -327,6 +338,7 @@ def slug_01(a: Article) -> str:
 
 # ------------------------------------------------------------------------- farm level
 def farm_index_03(host: str, autoblogs: list[Autoblog]) -> str:
+    """The farm's index page (0.3 engines)."""
     items = []
     for ab in autoblogs:
         href = f"./{ab.folder}/" if ab.engine == "0.2" else f"./autoblogs/{ab.folder}/"
@@ -356,6 +368,7 @@ def farm_index_03(host: str, autoblogs: list[Autoblog]) -> str:
 
 
 def farm_index_02(host: str, autoblogs: list[Autoblog]) -> str:
+    """The farm's index page (0.2)."""
     items = []
     for ab in autoblogs:
         t = esc(ab.title)

@@ -40,6 +40,7 @@ def png_bytes(seed: str, size: int = 8) -> bytes:
 
 
 def svg_bytes(colour: str = "#4a4") -> bytes:
+    """A small SVG image (the farm's media)."""
     return (
         f'<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" '
         f'width="15" height="15" viewBox="0 0 15 15"><circle cx="7.5" cy="7.5" r="6" '

@@ -46,6 +46,7 @@ class FarmServer:
         self.throttled: Counter[str] = Counter()  # "too many requests" answered, per URL
 
     async def handle_conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serve one connection's requests until it closes."""
         try:
             while True:
                 keep = await self.one_request(reader, writer)
@@ -60,6 +61,7 @@ class FarmServer:
                 pass
 
     async def one_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Read and answer one request; whether the connection stays open."""
         try:
             head = await reader.readuntil(b"\r\n\r\n")
         except asyncio.LimitOverrunError:
@@ -143,6 +145,7 @@ class FarmServer:
         log: bool,
         target: str,
     ) -> None:
+        """Send ``resp`` (headers, ranges, faults), logging it unless asked not to."""
         s = resp.autoblog.settings if resp.autoblog else self.cfg.defaults
         if not log:  # the control interface is never faulted
             s = AutoblogSettings()
@@ -289,6 +292,7 @@ class FarmServer:
 
 
 async def serve(cfg: FarmConfig) -> None:
+    """Serve the farm until cancelled."""
     fs = FarmServer(cfg)
     server = await asyncio.start_server(
         fs.handle_conn, cfg.host, cfg.port, limit=MAX_HEAD, backlog=1024

@@ -30,6 +30,7 @@ class WarcPointer:
     record_id: str
 
     def as_dict(self) -> dict[str, object]:
+        """The pointer as JSON fields."""
         return {
             "filename": self.filename,
             "offset": self.offset,

@@ -15,7 +15,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypedDict
 
 import orjson
 from cdxj_indexer.main import CDXJIndexer, write_cdx_index
@@ -29,7 +29,7 @@ from crawler.warc.names import TEXT_DIR
 logger = logging.getLogger(__name__)
 
 
-def parse_cdxj_line(line: str) -> tuple[str, str, dict] | None:
+def parse_cdxj_line(line: str) -> tuple[str, str, dict[str, Any]] | None:
     """(SURT key, timestamp, fields) of a CDXJ line, or None if it is malformed."""
     parts = line.rstrip("\n").split(" ", 2)
     if len(parts) != 3:
@@ -61,11 +61,19 @@ def cdxj_pointers(layout: OutputLayout) -> tuple[set[tuple[str, int]], int]:
 
 # Index lines sorted in memory at once; a longer index is sorted in runs on disk, then merged.
 SORT_RUN_CHARS = 4 << 20
+
+
 # Temporary files of index lines: any string survives them as it is (lone surrogates too),
 # and only "\n" ends a line, as in the lines cdxj-indexer writes.
+class TextFileOptions(TypedDict):
+    """Keyword arguments of a text file (typed, so ``open(**options)`` is checked)."""
+
+    encoding: str
+    errors: str
+    newline: str
 
 
-LINE_FILE = {"encoding": "utf-8", "errors": "surrogatepass", "newline": "\n"}
+LINE_FILE: TextFileOptions = {"encoding": "utf-8", "errors": "surrogatepass", "newline": "\n"}
 
 
 class LineSorter:
@@ -84,6 +92,7 @@ class LineSorter:
         self._runs: list[IO[str]] = []
 
     def add(self, line: str) -> None:
+        """Add a line (sorted runs spilled to disk past ``run_chars``)."""
         self._lines.append(line)
         self._chars += len(line)
         if self._chars >= self.run_chars:
@@ -104,6 +113,7 @@ class LineSorter:
         out.writelines(heapq.merge(*self._runs, self._lines))
 
     def close(self) -> None:
+        """Drop the lines held and the runs on disk."""
         for run in self._runs:
             run.close()
         self._runs, self._lines = [], []
@@ -154,6 +164,7 @@ class CaptureIndex:
         return self._fh
 
     def written(self, record: ArcWarcRecord, data: bytes, pointer: WarcPointer) -> None:
+        """Index a record as written."""
         # The indexer's filter reads only the WARC headers: asked of the record as built.
         if self.failed or not self._indexer.filter_record(record):
             return
@@ -167,6 +178,7 @@ class CaptureIndex:
             self._fail(exc)
 
     def closed(self, name: str) -> None:
+        """Note in the lines file that ``name`` is closed."""
         if self.failed:
             return
         try:

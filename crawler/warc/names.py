@@ -69,6 +69,7 @@ def closed_name(name: str) -> str:
 
 
 def open_name(name: str) -> str:
+    """The name of ``name`` while it is written."""
     return name + OPEN_SUFFIX
 
 

@@ -45,15 +45,19 @@ class StoredRecord:
     digest_problems: tuple[str, ...] = ()  # a walk with ``check_digests``: the mismatches
 
     def header(self, name: str) -> str | None:
-        return self.rec_headers.get_header(name)
+        """The WARC header ``name``, or None."""
+        value: str | None = self.rec_headers.get_header(name)  # warcio is untyped
+        return value
 
     @property
     def record_id(self) -> str | None:
-        return self.rec_headers.get_header("WARC-Record-ID")
+        """The WARC-Record-ID, or None."""
+        return self.header("WARC-Record-ID")
 
     @property
     def target_uri(self) -> str | None:
-        return self.rec_headers.get_header("WARC-Target-URI")
+        """The WARC-Target-URI, or None."""
+        return self.header("WARC-Target-URI")
 
     @property
     def status(self) -> int | None:
@@ -62,7 +66,7 @@ class StoredRecord:
         return int(code) if code and code.isascii() and code.isdigit() else None
 
 
-def read_limited(stream, limit: int) -> tuple[bytes, bool]:
+def read_limited(stream: BinaryIO, limit: int) -> tuple[bytes, bool]:
     """At most ``limit`` bytes of ``stream`` and whether that was all of it.
 
     warcio inflates a content-coded body one input block at a time, so asking for

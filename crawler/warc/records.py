@@ -42,27 +42,57 @@ HEADERS_NOTE = (
 class Headers(Protocol):
     """HTTP headers as Scrapy keeps them: every value of each name, as bytes."""
 
-    def items(self) -> Iterable[tuple[bytes, list[bytes]]]: ...
+    def items(self) -> Iterable[tuple[bytes, list[bytes]]]:
+        """Each header name with its values."""
 
 
 class HttpResponse(Protocol):
-    """What a response record is made of (a ``scrapy.http.Response`` is one)."""
+    """What a response record is made of (a ``scrapy.http.Response`` is one); read-only,
+    as Scrapy's ``url`` and ``body`` are."""
 
-    url: str
-    status: int
-    headers: Headers
-    body: bytes
-    ip_address: object | None
-    protocol: str | None
+    @property
+    def url(self) -> str:
+        """The URL."""
+
+    @property
+    def status(self) -> int:
+        """The HTTP status code."""
+
+    @property
+    def headers(self) -> Headers:
+        """The response headers."""
+
+    @property
+    def body(self) -> bytes:
+        """The body, as received."""
+
+    @property
+    def ip_address(self) -> object | None:
+        """The server's IP address, if known."""
+
+    @property
+    def protocol(self) -> str | None:
+        """The HTTP version, if known."""
 
 
 class HttpRequest(Protocol):
-    """What a request record is made of (a ``scrapy.Request`` is one)."""
+    """What a request record is made of (a ``scrapy.Request`` is one); read-only."""
 
-    url: str
-    method: str
-    headers: Headers
-    body: bytes
+    @property
+    def url(self) -> str:
+        """The URL."""
+
+    @property
+    def method(self) -> str:
+        """The HTTP method."""
+
+    @property
+    def headers(self) -> Headers:
+        """The request headers."""
+
+    @property
+    def body(self) -> bytes:
+        """The request body."""
 
 
 class Original(Protocol):
@@ -85,6 +115,7 @@ class FetchNotes:
 
 
 def status_line(status: int) -> str:
+    """An HTTP status line's code and phrase."""
     try:
         return f"{status} {HTTPStatus(status).phrase}"
     except ValueError:
@@ -133,7 +164,8 @@ def warc_date_now(seconds_ago: float = 0.0) -> str:
     """A WARC-Date, second precision (py-wacz, via warcio, overflows on fractions);
     from a naive UTC datetime (warcio would print an aware one as "+00:00Z")."""
     when = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=seconds_ago)
-    return datetime_to_iso_date(when, use_micros=False)
+    stamp: str = datetime_to_iso_date(when, use_micros=False)  # warcio is untyped
+    return stamp
 
 
 def _fields_payload(lines: list[str]) -> bytes:
@@ -150,6 +182,7 @@ class CaptureRecords:
     def response(
         self, response: HttpResponse, warc_date: str, digest: str, truncated: bool
     ) -> ArcWarcRecord:
+        """The response record (WARC-Truncated when the body was cut)."""
         warc_headers = {"WARC-Date": warc_date, "WARC-Payload-Digest": digest}
         warc_headers.update(self._network_headers(response))
         if truncated:
@@ -177,6 +210,7 @@ class CaptureRecords:
     def request(
         self, request: HttpRequest, url: str, warc_date: str, concurrent_to: str
     ) -> ArcWarcRecord:
+        """The request record, concurrent to the response."""
         return self.builder.create_warc_record(
             url,
             "request",
@@ -189,6 +223,7 @@ class CaptureRecords:
     def metadata(
         self, url: str, warc_date: str, refers_to: str, latency: float, notes: FetchNotes
     ) -> ArcWarcRecord:
+        """The metadata record: fetch time, via, hops, outlinks."""
         lines = [f"fetchTimeMs: {int(latency * 1000)}"]
         if notes.via:
             lines.append(f"via: {notes.via}")

@@ -87,9 +87,11 @@ class Repair:
 
     @property
     def cut_bytes(self) -> int:
+        """Bytes cut off."""
         return self.size_before - self.size_after
 
     def describe(self) -> str:
+        """The repair as one line."""
         if self.action == "skipped":
             return f"{self.path.name}: skipped ({self.reason})"
         what = f"kept {self.kept_records} records ({self.kept_captures} captures)"

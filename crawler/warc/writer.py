@@ -13,7 +13,7 @@ import os
 import time
 import zlib
 from datetime import UTC, datetime
-from io import BytesIO
+from io import BytesIO, FileIO
 from pathlib import Path
 from typing import Protocol
 
@@ -50,11 +50,14 @@ class RecordObserver(Protocol):
     """Told of each record as written and of each file once closed whole (the capture-time
     index, :class:`crawler.warc.cdxj.CaptureIndex`)."""
 
-    def written(self, record: ArcWarcRecord, data: bytes, pointer: WarcPointer) -> None: ...
+    def written(self, record: ArcWarcRecord, data: bytes, pointer: WarcPointer) -> None:
+        """A record was written at ``pointer``."""
 
-    def closed(self, name: str) -> None: ...
+    def closed(self, name: str) -> None:
+        """The file ``name`` was closed."""
 
-    def finish(self) -> None: ...
+    def finish(self) -> None:
+        """The writer is done."""
 
 
 class RollingWarcWriter:
@@ -87,12 +90,13 @@ class RollingWarcWriter:
         self.serial = 0
         self.closed_files: list[Path] = []
         self._builder = make_record_builder()
-        self._fh = None
+        self._fh: FileIO | None = None
         self._name: str | None = None
         self._size = 0
 
     @property
     def current_name(self) -> str | None:
+        """The name of the file being written, or None."""
         return self._name
 
     def _open(self) -> None:
