@@ -76,6 +76,8 @@ class Bounds:
     read_limit: int = setting("DOWNLOAD_MAXSIZE")
     response_headers: int = setting("MAX_RESPONSE_HEADERS")
     robots_size: int = setting("ROBOTSTXT_MAX_SIZE")
+    # Pending requests the scheduler holds in memory; the rest wait on disk.
+    memory_requests: int = setting("SCHEDULER_MEMORY_REQUESTS")
 
 
 @dataclass(frozen=True)

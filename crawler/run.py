@@ -7,6 +7,7 @@ writes the same WARCs and indexes, without the checks, the summary and the exit 
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import re
@@ -56,6 +57,21 @@ def crawl_settings(
     if overrides:
         settings.update(overrides, priority="cmdline")
     return settings
+
+
+# Allocations between two young-generation collections during the crawl (Python's 700
+# collected every few hundred objects of a page's parse; cycles are rare in a crawl).
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def settle_collector() -> None:
+    """Before the crawl starts: what start-up made (modules, Scrapy, the components) moved
+    out of the cyclic collector's reach, and its young generation made larger. The
+    collector rescanning them took ~0.15 ms of CPU per page; garbage is the same."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def run_crawl(
@@ -140,6 +156,7 @@ def _crawl(
         done = process.crawl(crawler_, urls=list(urls), autoblogs=autoblogs or [])
         done.addErrback(failures.append)
         _stop_extraction_on_shutdown(crawler_)
+        settle_collector()
         process.start()
     finally:
         # The crawl is over (or never started): a Ctrl-C now would only interrupt the

@@ -79,3 +79,22 @@ def test_bench_hostile_quick(tmp_path):
     assert data["budgets"]["tree_mb"] == 500
     table = (tmp_path / f"{crawler.__version__}-hostile-quick.md").read_text()
     assert "| sitemap=9000 | crawl |" in table and table in result.stdout
+
+
+def test_bench_compares_with_the_last_committed_result(tmp_path):
+    """The table ends with each mode's ratio to plain Scrapy now and in the newest
+    committed result (quick and hostile runs are not one), read from the committed files."""
+    from crawler.bench.results import last_result, markdown, versus
+    from crawler.bench.session import COMMITTED
+
+    for name in ("0.1.0.json", "0.2.0.json", "0.2.0-hostile.json"):
+        (tmp_path / name).write_bytes((COMMITTED / name).read_bytes())
+    (tmp_path / "9.0.0-quick.json").write_bytes(b"{}")
+    last = last_result([tmp_path / "empty", tmp_path])
+    assert last is not None and last["version"] == "0.2.0"
+    now = orjson.loads((COMMITTED / "0.2.0.json").read_bytes())
+    now["versus_last"] = versus(now, orjson.loads((COMMITTED / "0.1.0.json").read_bytes()))
+    table = markdown(now)
+    assert "Against 0.1.0 (its committed result, farm 10 x 300;" in table
+    assert "| ours_warc | 0.677 | 0.467 | 3.8 | 6.2 |" in table
+    assert "| ours_processes_2 | - | 0.55 | - | 7.18 |" in table

@@ -52,6 +52,38 @@ def test_warc_capture_writes_a_readable_group_without_a_crawl(tmp_path):
     assert captured.pointer.filename == path.name and capture.captured == 1
 
 
+def test_capture_time_index_lines_equal_the_indexers_whatever_the_headers(tmp_path):
+    """The capture-time index reads each line's fields from the record as built, not
+    from its bytes: headers a parse would change (spaces at the ends, non-ASCII,
+    percent-encoded by warcio) still give the line cdxj-indexer reads from the file."""
+    from io import StringIO
+
+    from cdxj_indexer.main import write_cdx_index
+
+    from crawler.warc.cdxj import CLOSED_MARK, CaptureIndex
+
+    layout = OutputLayout(tmp_path, "c")
+    observer = CaptureIndex(layout.capture_index)
+    writer = RollingWarcWriter(layout.archive, "c", {"software": "test"}, 1 << 30,
+                               fsync=False, observer=observer)  # fmt: skip
+    capture = WarcCapture(writer, max_outlinks=DEFAULTS.bounds.links_per_page)
+    content_types = ["text/html; charset=utf-8", "  text/plain", "text/html\t", "t\xe9xt/html",
+                     "text/html; name=\"\xe9t\xe9\"", ""]  # fmt: skip
+    for n, content_type in enumerate(content_types):
+        request = Request(f"{BASE}?{n}", meta={REASON_KEY: "seed"})
+        headers = {"Content-Type": content_type.encode("latin-1"), "X-Odd": " v\xe9 "}
+        capture.capture(HtmlResponse(request.url, body=b"<p>x</p>", headers=headers,
+                                     request=request, status=200 + n), request)  # fmt: skip
+    writer.close()
+    observer.finish()
+    made = [line for line in layout.capture_index.read_text().splitlines(keepends=True)
+            if not line.startswith(CLOSED_MARK)]  # fmt: skip
+    (path,) = layout.warcs()
+    read = StringIO()
+    write_cdx_index(read, [str(path)], {"sort": False, "dir_root": str(layout.archive)})
+    assert len(made) == len(content_types) and made == read.getvalue().splitlines(keepends=True)
+
+
 def test_crawl_state_touches_nothing_until_opened(tmp_path):
     full = replace(DEFAULTS.history, mode="full")
     state = CrawlState(OutputLayout(tmp_path / "out", "c"), full, DEFAULTS.bounds.read_limit)

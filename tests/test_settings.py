@@ -203,6 +203,7 @@ def bounded(farm, tmp_path_factory) -> dict:
         f"USER_AGENT={AGENT}",
         "PROGRESS_INTERVAL=0.1",
         "RUN_COMMAND=nightly farm job",
+        "SCHEDULER_MEMORY_REQUESTS=1",
     ]
     result, asked = requests_during(farm, lambda: crawl(farm.url, out, *sets))
     assert result.returncode == EXIT_PARTIAL, said(result)[-3000:]
@@ -227,6 +228,21 @@ def test_bounds_cut_what_they_bound(defaults, bounded) -> None:
     assert max(fetched.values()) == 2, fetched  # fetches of one autoblog folder, no more
     assert not [k for k in defaults["summary"]["skipped"] if "bound" in k or "longer" in k]
     assert len(defaults["asked"]) > len(bounded["asked"])
+
+
+def enqueued(out: Path) -> Counter:
+    """Requests the crawl's scheduler put in memory and on disk (Scrapy's stats, logged)."""
+    found = re.findall(r"'scheduler/enqueued/(memory|disk)': (\d+)", log_of(out))
+    return Counter({where: int(n) for where, n in found})
+
+
+@shows("SCHEDULER_MEMORY_REQUESTS")
+def test_pending_requests_wait_in_memory_up_to_their_bound(defaults, bounded) -> None:
+    """A small farm's pending requests all wait in memory (nothing serialised); past the
+    bound they go to the disk queues, so memory stays bounded on a big farm."""
+    default, one = enqueued(defaults["out"]), enqueued(bounded["out"])
+    assert default["memory"] > 1 and default["disk"] == 0, default
+    assert one["memory"] >= 1 and one["disk"] > 0, one
 
 
 @shows("WARC_PREFIX", "WARC_MAX_SIZE", "WARC_OPERATOR", "WARC_DESCRIPTION", "USER_AGENT")

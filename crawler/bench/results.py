@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
+
+import orjson
+
+MODES = ("ours_warc", "ours_warc+corpus", "ours_full", "ours_processes_2")
+RELEASED = re.compile(r"\d+(?:\.\d+)*")  # a released version's result: 0.2.0.json
 
 # ---------------------------------------------------------------- ratios and targets
 
@@ -16,7 +23,7 @@ def ratios(result: dict[str, Any]) -> dict[str, Any]:
     """Each of our modes' pages/s against plain Scrapy's and wget's, same run."""
     out: dict[str, Any] = {}
     plain, wget = _rate(result, "plain_scrapy"), _rate(result, "wget")
-    for mode in ("ours_warc", "ours_warc+corpus", "ours_full", "ours_processes_2"):
+    for mode in MODES:
         ours = _rate(result, mode)
         if ours is None:
             continue
@@ -78,6 +85,45 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         {"target": name, "value": value, "holds": None if value is None else bool(check(value))}
         for name, value, check in rows
     ]
+
+
+# ---------------------------------------------------------------- against the last result
+
+
+def last_result(folders: Sequence[Path]) -> dict[str, Any] | None:
+    """The committed result of the newest released version in the first of ``folders``
+    holding one (``<version>.json``, quick and hostile runs left out), read before this
+    run writes its own."""
+    for folder in folders:
+        found = [
+            (tuple(int(n) for n in path.stem.split(".")), path)
+            for path in folder.glob("*.json")
+            if RELEASED.fullmatch(path.stem)
+        ]
+        if found:
+            try:
+                return orjson.loads(max(found)[1].read_bytes())
+            except (OSError, orjson.JSONDecodeError):
+                return None
+    return None
+
+
+def versus(result: dict[str, Any], last: dict[str, Any]) -> dict[str, Any]:
+    """Each mode's ratio to plain Scrapy and CPU per page, now and in ``last``."""
+    rows = {}
+    for mode in MODES:
+        then = last.get("ratios", {}).get(mode, {}).get("vs_plain_scrapy")
+        now = result.get("ratios", {}).get(mode, {}).get("vs_plain_scrapy")
+        if then is None and now is None:
+            continue
+        cpu = [r.get("crawlers", {}).get(mode, {}).get("cpu_ms_per_page") for r in (last, result)]
+        rows[mode] = {"ratio_then": then, "ratio_now": now, "cpu_then": cpu[0], "cpu_now": cpu[1]}
+    farm = last.get("config", {})
+    return {
+        "version": last.get("version"),
+        "farm": f"{farm.get('autoblogs', '?')} x {farm.get('articles', '?')}",
+        "modes": rows,
+    }
 
 
 # ---------------------------------------------------------------- the table
@@ -158,6 +204,21 @@ def markdown(result: dict[str, Any]) -> str:
                 for s in scale
             ],
         )  # fmt: skip
+    last = result.get("versus_last")
+    if last and last["modes"]:
+        lines.append(
+            f"\nAgainst {last['version']} (its committed result, farm {last['farm']}; "
+            "ratios to plain Scrapy in the same run):"
+        )
+        lines += _table(
+            ["run", f"vs plain Scrapy {last['version']}", "now",
+             f"CPU ms/page {last['version']}", "now"],
+            [
+                [mode, _or_dash(v["ratio_then"]), _or_dash(v["ratio_now"]),
+                 _or_dash(v["cpu_then"]), _or_dash(v["cpu_now"])]
+                for mode, v in last["modes"].items()
+            ],
+        )  # fmt: skip
     lines += ["", "| target | value | holds |", "|---|---:|---|"]
     for t in result.get("targets", []):
         holds = {True: "yes", False: "NO", None: "not measured"}[t["holds"]]
@@ -171,6 +232,10 @@ def _table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     """A markdown table after a blank line: first column left-aligned, figures right."""
     lines = ["", "| " + " | ".join(columns) + " |", "|---|" + "---:|" * (len(columns) - 1)]
     return lines + ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+
+
+def _or_dash(value: Any) -> str:
+    return "-" if value is None else str(value)
 
 
 def _load(values: Sequence[float]) -> str:

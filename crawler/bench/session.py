@@ -34,7 +34,7 @@ from crawler.bench import (
 )
 from crawler.bench.hostile import QUICK_SCALE, hostile_markdown, run_hostile
 from crawler.bench.measure import Run, machine, summarize_runs
-from crawler.bench.results import markdown, ratios, targets
+from crawler.bench.results import last_result, markdown, ratios, targets, versus
 from crawler.bench.static_farm import freeze, nginx_path, nginx_version, start_static
 from crawler.bench.tools import (
     count_requests,
@@ -46,6 +46,9 @@ from crawler.bench.tools import (
     run_plain,
     run_wget,
 )
+
+# The results committed with the project (benchmarks/results beside the package).
+COMMITTED = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
 # ---------------------------------------------------------------- the session
 
@@ -326,11 +329,15 @@ def run_bench(args: argparse.Namespace) -> int:
     def say(text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
+    # Read before this run writes its own: the last committed result, to compare with.
+    last = None if args.hostile else last_result([output, COMMITTED])
     try:
         if args.hostile:
             result = hostile_session(scratch, say, QUICK_SCALE if args.quick else 1.0)
         else:
             result = Bench(config, scratch, say).run()
+            if last is not None:
+                result["versus_last"] = versus(result, last)
     finally:
         if args.keep:
             say(f"scratch folder kept: {scratch}")

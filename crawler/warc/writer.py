@@ -1,10 +1,12 @@
 """WARC files: naming, one gzip member per record, `.open` while written, size rollover.
 
 Records are built with warcio (so headers and digests are what every reader expects),
-serialised uncompressed, then gzipped here at level 6: warcio hard-codes level 9,
-which costs ~40% more time for the same size. Writing each record as its own member
-is what lets a reader seek straight to ``offset`` and lets recovery cut a file back
-to its last complete record after a crash.
+serialised uncompressed, then gzipped here: with ISA-L (python-isal) at its level 2 when
+installed, about 8x faster than zlib's level 6 for files ~8% larger, else with zlib at
+level 6 (warcio hard-codes level 9, ~40% slower again for the same size). Either is a
+standard gzip member; the digests are of the uncompressed record. Writing each record
+as its own member is what lets a reader seek straight to ``offset`` and lets recovery
+cut a file back to its last complete record after a crash.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import zlib
 from datetime import UTC, datetime
 from io import BytesIO, FileIO
 from pathlib import Path
+from types import ModuleType
 from typing import Protocol
 
 from warcio.recordbuilder import RecordBuilder
@@ -25,12 +28,22 @@ from warcio.warcwriter import WARCWriter
 from crawler.warc import WarcPointer
 from crawler.warc.names import OPEN_SUFFIX, warc_filename
 
-GZIP_LEVEL = 6
+
+def _deflate() -> tuple[ModuleType, int]:
+    """ISA-L's zlib-compatible module and its level, or zlib's if it is not installed."""
+    try:
+        from isal import isal_zlib
+    except ImportError:
+        return zlib, 6
+    return isal_zlib, 2
+
+
+DEFLATE, GZIP_LEVEL = _deflate()
 
 
 def gzip_member(data: bytes, level: int = GZIP_LEVEL) -> bytes:
     """One complete gzip member (header, deflate stream, trailer), mtime 0."""
-    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
+    compressor = DEFLATE.compressobj(level, DEFLATE.DEFLATED, 31)
     return compressor.compress(data) + compressor.flush()
 
 
