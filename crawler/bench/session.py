@@ -116,9 +116,9 @@ class Bench:
                 self._measure_crawlers(farm.port, urls)
             else:
                 frozen = freeze(farm.port, urls, self.scratch / "static" / "root")
-                self.result["farm"]["frozen"] = {k: frozen[k] for k in ("stored", "skipped")}
+                self.result["farm"]["frozen"] = {"stored": frozen.stored, "skipped": frozen.skipped}
                 farm.stop()  # nginx takes its port: the pages' links name it
-                with start_static(self.scratch / "static", farm.port, frozen["types"]):
+                with start_static(self.scratch / "static", farm.port, frozen.types):
                     self.result["farm"]["server"] = nginx_version()
                     self._measure_crawlers(farm.port, urls)
                 farm = start_farm(port=farm.port, **farm_options)  # the same seed, same farm

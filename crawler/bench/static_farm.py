@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -51,7 +52,16 @@ def file_for(root: Path, target: str, ext: str) -> Path | None:
     return root / name.lstrip("/")
 
 
-def freeze(port: int, targets: Iterable[str], root: Path) -> dict[str, int | dict[str, str]]:
+@dataclass
+class Frozen:
+    """What :func:`freeze` wrote: answers stored, answers left out, extension -> type."""
+
+    stored: int
+    skipped: int
+    types: dict[str, str]
+
+
+def freeze(port: int, targets: Iterable[str], root: Path) -> Frozen:
     """Fetch each target once from the farm on ``port`` and store the 200 answers under
     ``root``; returns counts and the Content-Type of each extension used."""
     types: dict[str, str] = {}
@@ -74,7 +84,7 @@ def freeze(port: int, targets: Iterable[str], root: Path) -> dict[str, int | dic
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(body)
         stored += 1
-    return {"stored": stored, "skipped": skipped, "types": {v: k for k, v in types.items()}}
+    return Frozen(stored, skipped, {ext: ctype for ctype, ext in types.items()})
 
 
 def nginx_conf(prefix: Path, root: Path, port: int, types: dict[str, str]) -> str:
@@ -148,6 +158,7 @@ class StaticFarm:
         raise RuntimeError("nginx did not answer within 20 s")
 
     def stop(self) -> None:
+        """Stop nginx (its master takes its worker with it)."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

@@ -44,7 +44,8 @@ DEFLATE, GZIP_LEVEL = _deflate()
 def gzip_member(data: bytes, level: int = GZIP_LEVEL) -> bytes:
     """One complete gzip member (header, deflate stream, trailer), mtime 0."""
     compressor = DEFLATE.compressobj(level, DEFLATE.DEFLATED, 31)
-    return compressor.compress(data) + compressor.flush()
+    member: bytes = compressor.compress(data) + compressor.flush()
+    return member
 
 
 def serialize_record(record: ArcWarcRecord) -> bytes:
