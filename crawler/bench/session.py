@@ -32,7 +32,7 @@ from crawler.bench import (
     QUICK,
     UNBOUNDED,
 )
-from crawler.bench.hostile import QUICK_SCALE, hostile_markdown, run_hostile
+from crawler.bench.hostile import QUICK_MAX_PAGES, QUICK_SCALE, hostile_markdown, run_hostile
 from crawler.bench.measure import Run, machine, summarize_runs
 from crawler.bench.results import last_result, markdown, ratios, targets, versus
 from crawler.bench.static_farm import freeze, nginx_path, nginx_version, start_static
@@ -282,7 +282,7 @@ class Bench:
         return full["pages"] / (self.config.autoblogs * self.config.articles)
 
 
-def hostile_session(scratch: Path, say: Callable[[str], None], scale: float) -> dict[str, Any]:
+def hostile_session(scratch: Path, say: Callable[[str], None], quick: bool) -> dict[str, Any]:
     """``bench --hostile``: the shapes of issue 19 alone (crawler/bench/hostile.py)."""
     result: dict[str, Any] = {
         "version": crawler.__version__,
@@ -290,7 +290,10 @@ def hostile_session(scratch: Path, say: Callable[[str], None], scale: float) -> 
         "config": "hostile",
         "machine": machine(),
     }
-    result.update(run_hostile(scratch, say, scale))
+    if quick:
+        result.update(run_hostile(scratch, say, QUICK_SCALE, QUICK_MAX_PAGES))
+    else:
+        result.update(run_hostile(scratch, say))
     result["machine"]["loadavg_after"] = list(os.getloadavg())
     return result
 
@@ -333,7 +336,7 @@ def run_bench(args: argparse.Namespace) -> int:
     last = None if args.hostile else last_result([output, COMMITTED])
     try:
         if args.hostile:
-            result = hostile_session(scratch, say, QUICK_SCALE if args.quick else 1.0)
+            result = hostile_session(scratch, say, args.quick)
         else:
             result = Bench(config, scratch, say).run()
             if last is not None:
