@@ -23,6 +23,7 @@ def test_bench_tiny_configuration(tmp_path):
         "--scale-articles", "8,16",
         "--scale-pages", "20,40",
         "--farm-seconds", "0.5",
+        "--startup-captures", "3000",
         "--output", str(tmp_path),
         timeout=900,  # a stall guard: a busy machine only makes it slower
     )  # fmt: skip
@@ -47,6 +48,9 @@ def test_bench_tiny_configuration(tmp_path):
     assert data["extract"]["same_corpus_1_and_2_workers"] is True
     assert data["extract"]["same_records_as_crawl"] is True
     assert data["recrawl"]["requests"] > 0
+    # The history the discovery crawl wrote, grown to 3,000 captures, opened and checked.
+    assert data["startup"]["captures"] == 3000 and data["startup"]["history_mb"] > 0
+    assert data["startup"]["budget_s"] == 5
     assert [s["articles_per_autoblog"] for s in data["scale"]] == [8, 16]
     assert data["machine"]["cpus"] and len(data["machine"]["loadavg_before"]) == 3
     assert {t["target"] for t in data["targets"]} and data["farm"]["requests_per_s"] > 0

@@ -38,14 +38,16 @@ DEFAULT_FARM_SECONDS = 5.0
 DEFAULT_NEW_FRACTION = 0.01
 NAIVE_PAGES = 300  # pages for the whole-page trafilatura yardstick
 # --quick: the same measurements on a farm small enough for a few minutes.
+DEFAULT_STARTUP_CAPTURES = 1_000_000  # captures in the history the startup section opens
 QUICK = {
     "autoblogs": 4,
     "articles": 150,
     "scale_articles": (40, 400),
     "scale_pages": (1_000, 5_000),
     "farm_seconds": 3.0,
+    "startup_captures": 100_000,
 }
-SECTIONS = ("farm", "wget", "plain", "ours", "extract", "recrawl", "scale")
+SECTIONS = ("farm", "wget", "plain", "ours", "extract", "recrawl", "startup", "scale")
 NAME = "bench"
 BIN = Path(sys.executable).parent
 UNBOUNDED = ["--set", "MAX_PAGES_PER_RUN=0", "--set", "MAX_PAGES_PER_AUTOBLOG=0"]

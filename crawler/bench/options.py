@@ -89,6 +89,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         default="benchmarks/results",
         help="folder for <version>.json and .md (default benchmarks/results)",
     )
+    parser.add_argument(
+        "--startup-captures",
+        type=int,
+        default=None,
+        help="captures in the history the startup section opens (default 1000000; --quick 100000)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs)")
     parser.add_argument(
         "--python-farm",

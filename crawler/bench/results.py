@@ -80,6 +80,8 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         ("peak RSS large <= 1.2x small", r.get("rss_large_vs_small"), lambda v: v <= 1.2),
         ("re-crawl after 1% new <= 3% of the full crawl's requests",
          result.get("recrawl", {}).get("requests_fraction"), lambda v: v <= 0.03),
+        (f"opening a history of {result.get('startup', {}).get('captures', 0):,} captures "
+         "<= 5 s", result.get("startup", {}).get("open_seconds"), lambda v: v <= 5),
     ]  # fmt: skip
     return [
         {"target": name, "value": value, "holds": None if value is None else bool(check(value))}
@@ -192,6 +194,13 @@ def markdown(result: dict[str, Any]) -> str:
             f"({recrawl['new_fraction']:.1%}): {recrawl['requests']} requests "
             f"({recrawl['requests_fraction']:.2%} of {recrawl['full_requests']}), "
             f"{recrawl['run']['seconds']:.1f} s ({recrawl['time_fraction']:.1%} of the full crawl)."
+        )
+    startup = result.get("startup")
+    if startup:
+        lines.append(
+            f"\nOpening a history of {startup['captures']:,} captures "
+            f"({startup['history_mb']} MB; every row checked, then quick_check): "
+            f"{startup['open_seconds']} s (budget {startup['budget_s']:g} s)."
         )
     scale = result.get("scale")
     if scale:

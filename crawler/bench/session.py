@@ -27,6 +27,7 @@ from crawler.bench import (
     DEFAULT_SCALE_ARTICLES,
     DEFAULT_SCALE_PAGES,
     DEFAULT_SEED,
+    DEFAULT_STARTUP_CAPTURES,
     NAIVE_PAGES,
     OURS_MODES,
     QUICK,
@@ -35,6 +36,7 @@ from crawler.bench import (
 from crawler.bench.hostile import QUICK_MAX_PAGES, QUICK_SCALE, hostile_markdown, run_hostile
 from crawler.bench.measure import Run, machine, summarize_runs
 from crawler.bench.results import last_result, markdown, ratios, targets, versus
+from crawler.bench.startup import startup_section
 from crawler.bench.static_farm import freeze, nginx_path, nginx_version, start_static
 from crawler.bench.tools import (
     count_requests,
@@ -67,6 +69,7 @@ class BenchConfig:
     new_fraction: float = DEFAULT_NEW_FRACTION
     skip: tuple[str, ...] = ()
     quick: bool = False
+    startup_captures: int = DEFAULT_STARTUP_CAPTURES
     static: bool = True  # the crawlers fetch from nginx serving the frozen farm, if installed
 
 
@@ -128,6 +131,11 @@ class Bench:
                 self.recrawl(farm)
         finally:
             farm.stop()
+        if self.wants("startup"):
+            self.say(f"startup: opening a history of {cfg.startup_captures:,} captures")
+            self.result["startup"] = startup_section(
+                self._kept, cfg.startup_captures, self._dir("startup"), self.scratch
+            )
         if self.wants("scale"):
             self.scale()
         self.result["machine"]["loadavg_after"] = list(os.getloadavg())
@@ -303,7 +311,14 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
     from crawler.exitcodes import UsageError
 
     base: dict[str, Any] = dict(QUICK) if args.quick else {}
-    for name in ("autoblogs", "articles", "scale_articles", "scale_pages", "farm_seconds"):
+    for name in (
+        "autoblogs",
+        "articles",
+        "scale_articles",
+        "scale_pages",
+        "farm_seconds",
+        "startup_captures",
+    ):
         if getattr(args, name) is not None:
             base[name] = getattr(args, name)
     config = BenchConfig(
@@ -317,8 +332,10 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         setattr(config, key, value)
     if len(config.scale_articles) != len(config.scale_pages):
         raise UsageError("--scale-articles and --scale-pages need as many values each")
-    if min(config.autoblogs, config.articles, config.repeat) < 1:
-        raise UsageError("--autoblogs, --articles and --repeat must be at least 1")
+    if min(config.autoblogs, config.articles, config.repeat, config.startup_captures) < 1:
+        raise UsageError(
+            "--autoblogs, --articles, --repeat and --startup-captures must be at least 1"
+        )
     return config
 
 
