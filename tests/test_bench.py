@@ -52,6 +52,9 @@ def test_bench_tiny_configuration(tmp_path):
     assert data["startup"]["captures"] == 3000 and data["startup"]["history_mb"] > 0
     assert data["startup"]["budget_s"] == 5
     assert [s["articles_per_autoblog"] for s in data["scale"]] == [8, 16]
+    # Each scale run's process-tree memory at each tenth of the run, not only its peak.
+    assert all(len(s["rss_mb_by_tenth"]) == 10 for s in data["scale"])
+    assert all(max(s["rss_mb_by_tenth"]) > 30 for s in data["scale"])
     assert data["machine"]["cpus"] and len(data["machine"]["loadavg_before"]) == 3
     assert {t["target"] for t in data["targets"]} and data["farm"]["requests_per_s"] > 0
     # The crawlers fetched from nginx serving the frozen farm (.ci/run installs it): every

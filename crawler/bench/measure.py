@@ -50,24 +50,40 @@ with open(sys.argv[1], "w") as fh:
 """
 
 
-def measure(cmd: Sequence[str], log: Path) -> Run:
-    """Run ``cmd`` to completion: its wall time, CPU time and peak RSS (from ``wait4``)."""
+def measure(cmd: Sequence[str], log: Path, rss_every: float = 0.0) -> Run:
+    """Run ``cmd`` to completion: its wall time, CPU time and peak RSS (from ``wait4``);
+    with ``rss_every`` > 0, also the memory of its whole process tree (PSS, MB) every
+    ``rss_every`` seconds, in ``extra["rss_mb_over_time"]`` as (seconds, MB) pairs."""
     log.parent.mkdir(parents=True, exist_ok=True)
     figures = log.with_suffix(".rusage")
+    series: list[tuple[float, float]] = []
     with open(log, "wb") as out:
-        subprocess.run(
+        proc = subprocess.Popen(
             python_command("-S", "-c", LAUNCHER, str(figures), *cmd),
             stdout=out,
             stderr=subprocess.STDOUT,
-            check=True,
         )
+        started = time.perf_counter()
+        if rss_every > 0:
+            while proc.poll() is None:
+                kb = sum(pss for pss, _ in tree_memory_kb(proc.pid).values())
+                series.append((round(time.perf_counter() - started, 1), round(kb / 1024, 1)))
+                try:
+                    proc.wait(timeout=rss_every)
+                except subprocess.TimeoutExpired:
+                    continue
+        if proc.wait() != 0:
+            raise subprocess.CalledProcessError(proc.returncode, cmd)
     seconds, cpu, rss_kib, code = figures.read_text().split()
-    return Run(
+    run = Run(
         seconds=round(float(seconds), 3),
         cpu_seconds=round(float(cpu), 3),
         peak_rss_mb=round(int(rss_kib) / 1024, 1),  # KiB on Linux
         exit_code=int(code),
     )
+    if rss_every > 0:
+        run.extra["rss_mb_over_time"] = series
+    return run
 
 
 # ---------------------------------------------------------------- a process tree's memory

@@ -69,7 +69,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--scale-pages",
         type=_ints,
         default=None,
-        help="pages the scale runs aim at (default 10000,50000)",
+        help="pages the scale runs aim at (default 10000,50000; alone, e.g. 100000 for a "
+        "memory run: 4,000 articles per autoblog past 10,000 pages)",
     )
     parser.add_argument(
         "--farm-seconds",

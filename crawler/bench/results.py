@@ -193,7 +193,12 @@ def markdown(result: dict[str, Any]) -> str:
             f"\nRe-crawl after {recrawl['new_articles']} new articles "
             f"({recrawl['new_fraction']:.1%}): {recrawl['requests']} requests "
             f"({recrawl['requests_fraction']:.2%} of {recrawl['full_requests']}), "
-            f"{recrawl['run']['seconds']:.1f} s ({recrawl['time_fraction']:.1%} of the full crawl)."
+            f"{recrawl['run']['seconds']:.1f} s"
+            + (
+                f" ({recrawl['time_fraction']:.1%} of the full crawl)."
+                if recrawl["time_fraction"] is not None
+                else "."
+            )
         )
     startup = result.get("startup")
     if startup:
@@ -205,11 +210,13 @@ def markdown(result: dict[str, Any]) -> str:
     scale = result.get("scale")
     if scale:
         lines += _table(
-            ["scale run", "pages", "s", "pages/s", "CPU ms/page", "peak RSS MB"],
+            ["scale run", "pages", "s", "pages/s", "CPU ms/page", "peak RSS MB",
+             "tree MB at 10%, 20% ... 100% of the run"],
             [
                 [f"{s['autoblogs']} x {s['articles_per_autoblog']}", s["pages"],
                  f"{s['seconds']:.1f}", f"{s['pages_per_s']:.0f}", s["cpu_ms_per_page"],
-                 f"{s['peak_rss_mb']:.0f}"]
+                 f"{s['peak_rss_mb']:.0f}",
+                 " ".join(f"{mb:.0f}" for mb in s.get("rss_mb_by_tenth", [])) or "-"]
                 for s in scale
             ],
         )  # fmt: skip

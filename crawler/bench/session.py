@@ -173,7 +173,7 @@ class Bench:
         runs: dict[str, list[Run]] = {}
         urls_file = self.scratch / "urls.txt"
         for rep in range(cfg.repeat):
-            for mode, extra in {"full": [], **OURS_MODES}.items():
+            for mode, extra in ({"full": [], **OURS_MODES} if self.wants("ours") else {}).items():
                 out = self._dir(mode.replace("+", "-"))
                 self.say(f"round {rep + 1}/{cfg.repeat}: ours, {mode}")
                 name = "ours_full" if mode == "full" else f"ours_{mode}"
@@ -232,7 +232,7 @@ class Bench:
         """1% new articles over half the autoblogs, then the same crawl command again."""
         assert self._kept is not None
         cfg = self.config
-        full = self.result["crawlers"]["ours_full"]
+        full = self.result.get("crawlers", {}).get("ours_full")
         folders = list(farm.truth()["autoblogs"])
         total_new = max(1, round(cfg.autoblogs * cfg.articles * cfg.new_fraction))
         grown = folders[: max(1, len(folders) // 2)]
@@ -251,11 +251,12 @@ class Bench:
             "requests": requests,
             "full_requests": self._kept_requests,
             "requests_fraction": round(requests / self._kept_requests, 4),
-            "time_fraction": round(run.seconds / full["median_seconds"], 4),
+            "time_fraction": round(run.seconds / full["median_seconds"], 4) if full else None,
         }
 
     def scale(self) -> None:
-        """Our full crawl at two farm sizes: CPU per page and peak RSS, once each."""
+        """Our full crawl at two farm sizes: CPU per page, peak RSS and the process tree's
+        memory over the run, once each."""
         from crawler.samplefarm import start_farm
 
         cfg = self.config
@@ -267,7 +268,7 @@ class Bench:
             with start_farm(autoblogs=autoblogs, articles=articles, seed=cfg.seed) as farm:
                 out = self._dir(f"scale-{articles}")
                 # The default bounds (20,000 pages a run, 5,000 an autoblog) would cut the runs.
-                run = run_ours(farm.url, out, UNBOUNDED, out.with_suffix(".log"))
+                run = run_ours(farm.url, out, UNBOUNDED, out.with_suffix(".log"), RSS_EVERY_S)
                 shutil.rmtree(out, ignore_errors=True)
             section.append(
                 {
@@ -279,6 +280,7 @@ class Bench:
                     "pages_per_s": round(run.pages / run.seconds, 1),
                     "cpu_ms_per_page": round(1000 * run.cpu_seconds / run.pages, 2),
                     "peak_rss_mb": run.peak_rss_mb,
+                    "rss_mb_by_tenth": by_tenth(run.extra["rss_mb_over_time"], run.seconds),
                 }
             )
         self.result["scale"] = section
@@ -288,6 +290,20 @@ class Bench:
         if not full:
             return 1.2
         return full["pages"] / (self.config.autoblogs * self.config.articles)
+
+
+RSS_EVERY_S = 1.0  # how often a scale run's process tree memory is sampled
+
+
+def by_tenth(series: list[tuple[float, float]], seconds: float) -> list[float]:
+    """The memory sampled nearest each tenth of a run (10%, 20%, ... 100%), in MB."""
+    if not series:
+        return []
+    out = []
+    for tenth in range(1, 11):
+        at = seconds * tenth / 10
+        out.append(min(series, key=lambda point: abs(point[0] - at))[1])
+    return out
 
 
 def hostile_session(scratch: Path, say: Callable[[str], None], quick: bool) -> dict[str, Any]:
@@ -330,6 +346,10 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
     )
     for key, value in base.items():
         setattr(config, key, value)
+    if args.scale_pages is not None and args.scale_articles is None:
+        # `--scale-pages 100000` alone: a memory run on big autoblogs (4,000 articles each
+        # past 10,000 pages, as the default large run), however many pages it aims at.
+        config.scale_articles = tuple(400 if p <= 10_000 else 4000 for p in args.scale_pages)
     if len(config.scale_articles) != len(config.scale_pages):
         raise UsageError("--scale-articles and --scale-pages need as many values each")
     if min(config.autoblogs, config.articles, config.repeat, config.startup_captures) < 1:

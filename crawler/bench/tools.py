@@ -81,16 +81,17 @@ def count_requests(farm: Any) -> int:
 # ---------------------------------------------------------------- the tools
 
 
-def run_ours(url: str, out: Path, extra: Sequence[str], log: Path) -> Run:
-    """``autoblog-archive crawl --fast`` into ``out``; pages = responses it captured."""
+def run_ours(url: str, out: Path, extra: Sequence[str], log: Path, rss_every: float = 0.0) -> Run:
+    """``autoblog-archive crawl --fast`` into ``out``; pages = responses it captured (and,
+    with ``rss_every``, the process tree's memory over time: :func:`measure`)."""
     cmd = [str(BIN / "autoblog-archive"), "crawl", url, "-o", str(out), "--name", NAME]
-    run = measure([*cmd, "--fast", "--quiet", *extra], log)
+    run = measure([*cmd, "--fast", "--quiet", *extra], log, rss_every)
     summary_path = out / "summary.json"
     if run.exit_code not in (0, 1) or not summary_path.exists():
         raise RuntimeError(f"our crawl failed ({run.exit_code}); see {log}")
     summary = orjson.loads(summary_path.read_bytes())
     run.pages = int(summary["responses"]) + int(summary["revisits"])
-    run.extra = {"requests": summary["requests"], "corpus_records": summary["corpus_records"]}
+    run.extra.update(requests=summary["requests"], corpus_records=summary["corpus_records"])
     return run
 
 
