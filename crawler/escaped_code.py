@@ -1,4 +1,5 @@
-"""Escaped code cut out of an article's raw markup, in one pass linear in the page.
+"""Escaped code cut out of an article's raw markup, in one pass linear in the page, and
+the check that an extracted text shows none left (:func:`has_code_residue`).
 
 The engines escape only the opening tag of ``<script>``, ``<style>`` and ``<link>`` in
 an article: read as HTML, the source would glue to the text after it. The spider, the
@@ -108,3 +109,30 @@ def _cut(html: str, runs: Iterable[tuple[int, int]], marker: str) -> tuple[str, 
         return html, 0
     parts.append(html[kept:])
     return "".join(parts), len(parts) // 2
+
+
+# Script/style source that escaped the template cleaning would look like this, or like
+# "function name(...) {", which has_code_residue finds in one pass: as one more branch of
+# this pattern, "[^)]*" ran from every "function f(" to the end of a text without ")".
+CODE_RESIDUE = re.compile(
+    r"<script|</script|&lt;script|<style|&lt;style|jQuery\s*\(|document\.write\s*\(",
+    re.IGNORECASE,
+)
+FUNCTION_HEAD = re.compile(r"\bfunction\s+\w+\s*\(", re.IGNORECASE)
+BRACE_NEXT = re.compile(r"\s*\{")
+
+
+def has_code_residue(text: str) -> bool:
+    """Whether ``text`` shows script or style source; linear in the text."""
+    if CODE_RESIDUE.search(text):
+        return True
+    close = -1  # the ")" that closes the heads found so far, none followed by "{"
+    for head in FUNCTION_HEAD.finditer(text):
+        if head.end() <= close:
+            continue  # its first ")" is the one already tried
+        close = text.find(")", head.end())
+        if close < 0:
+            return False  # no ")" after this head, nor after any later one
+        if BRACE_NEXT.match(text, close + 1):
+            return True
+    return False

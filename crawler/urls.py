@@ -58,3 +58,19 @@ def is_index_page(url: str) -> bool:
     if parts.query:
         return bool(PAGE_QUERY.match(parts.query))
     return parts.path.rstrip("/").rsplit("/", 1)[-1].isdigit()
+
+
+# Re-rooted on the autoblog base: 0.2 pages link "?feed" relative to every page.
+AUTOBLOG_QUERY_RESOURCES = {"feed", "opml", "media"}
+
+
+def autoblog_files(links: list[str], base: str) -> list[str]:
+    """Feed, OPML, media list, vvb.ini and articles.db, re-rooted on the autoblog base."""
+    found: list[str] = []
+    for link in links:
+        parts = urlsplit(link)
+        if parts.query in AUTOBLOG_QUERY_RESOURCES:
+            found.append(base + "?" + parts.query)
+        elif parts.path.endswith(("/vvb.ini", "/articles.db")) and not parts.query:
+            found.append(link)
+    return found

@@ -207,7 +207,7 @@ def check_history(root: Path, report: Report) -> list[Unheld] | None:
     """Every capture ``history.sqlite`` lists is in a WARC and in the index; returns the
     captures that are not (None: no readable history)."""
     from crawler.history.consistency import unheld_captures
-    from crawler.history.store import read_capture_locations
+    from crawler.history.files import read_capture_locations
     from crawler.history.validate import HistoryError
 
     path = OutputLayout(root).history
@@ -244,7 +244,7 @@ def check_audit(root: Path, report: Report, unheld: list[Unheld], bounds: AuditB
         audit_archive,
         missing_before,
     )
-    from crawler.history.store import read_only
+    from crawler.history.files import read_only
     from crawler.scope import Scope
     from crawler.urls import autoblog_base
 

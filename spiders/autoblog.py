@@ -48,7 +48,7 @@ from crawler.outcome import Finish
 from crawler.parsing import ENGINE_FILES, MAX_TAGS, parse_page
 from crawler.processes import Share
 from crawler.scope import Refused, Scope, forbidden_reason
-from crawler.urls import autoblog_base
+from crawler.urls import autoblog_base, autoblog_files
 from spiders.base_answers import base_answered, base_read
 from spiders.incremental import IncrementalWalk
 from spiders.page_items import article_item, page_item
@@ -58,8 +58,6 @@ logger = logging.getLogger(__name__)
 # What the last run's audit found missing goes out before anything else of this run.
 MISSING_PRIORITY = 10
 FARM_EXPORTS = ("?export", "?exportopml", "?sitemap", "?rss")
-# Re-rooted on the autoblog base: 0.2 pages link "?feed" relative to every page.
-AUTOBLOG_QUERY_RESOURCES = {"feed", "opml", "media"}
 
 
 def split_list(value: str | list[str] | None) -> list[str]:
@@ -378,20 +376,8 @@ class AutoblogSpider(Spider):
         for link in page.requisites:
             yield from self._follow_new(link, "page requisite")
         if page.kind in ("index", "article", "not_found", "search", "error", "other"):
-            for extra in self.autoblog_files(page.links, base):
+            for extra in autoblog_files(page.links, base):
                 yield from self._follow_new(extra, "autoblog file", refresh=True)
-
-    @staticmethod
-    def autoblog_files(links: list[str], base: str) -> list[str]:
-        """Feed, OPML, media list, vvb.ini and articles.db, re-rooted on the autoblog base."""
-        found: list[str] = []
-        for link in links:
-            parts = urlsplit(link)
-            if parts.query in AUTOBLOG_QUERY_RESOURCES:
-                found.append(base + "?" + parts.query)
-            elif parts.path.endswith(("/vvb.ini", "/articles.db")) and not parts.query:
-                found.append(link)
-        return found
 
     def parse_farm(self, response: TextResponse) -> Iterator[Request | LinksCut]:
         """Follow the farm's autoblogs."""

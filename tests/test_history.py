@@ -25,11 +25,12 @@ from crawler import __version__ as VERSION
 from crawler.exitcodes import EXIT_USAGE, UsageError
 from crawler.history.consistency import reconcile_with_warcs
 from crawler.history.digests import article_digest, normalized_digest, page_digest, payload_digest
+from crawler.history.files import read_runs
 from crawler.history.model import FINISHED
 from crawler.history.rebuild import reconcile_files
 from crawler.history.reindex import run_reindex
 from crawler.history.report import build_report, format_report, run_report, write_report
-from crawler.history.store import History, read_runs
+from crawler.history.store import History
 from crawler.layout import CROISSANT_JSON, HISTORY_NAME, OutputLayout
 from crawler.parsing import parse_page
 from crawler.samplefarm import start_farm

@@ -21,8 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import crawler
-from crawler.corpus.extraction import has_code_residue
-from crawler.escaped_code import strip_escaped_code
+from crawler.escaped_code import has_code_residue, strip_escaped_code
 
 # -- the old patterns, as the reference of what is cut ---------------------------------
 
@@ -74,7 +73,7 @@ def test_the_code_residue_check_is_the_old_patterns_check(text):
 # -- no pattern applied to content can rescan or backtrack ------------------------------
 
 # Patterns applied to content with .match at a given position, though not written with "^".
-ANCHORED_BY_USE = {"crawler.corpus.extraction.BRACE_NEXT"}
+ANCHORED_BY_USE = {"crawler.escaped_code.BRACE_NEXT"}
 # Patterns the rules below would refuse, each with why it stays linear where it is used.
 ALLOWED = {
     "crawler.corpus.text.META_CHARSET": "searched in the first 4096 bytes of a page only",

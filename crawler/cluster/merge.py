@@ -215,7 +215,7 @@ def _worker_histories(
     a malformed one stops the merge naming the worker's own file."""
     import sqlite3
 
-    from crawler.history.store import read_only
+    from crawler.history.files import read_only
     from crawler.history.validate import HistoryError, check_connection
     from crawler.layout import HISTORY_NAME
 
@@ -239,7 +239,7 @@ def _seeds(
     """The seeds the workers' runs list (the WACZ's main page is the first one captured),
     read from checked copies; a worker history that is not one lists none, since the
     rebuild from the indexes does not need it."""
-    from crawler.history.store import read_runs, run_seeds
+    from crawler.history.files import read_runs, run_seeds
     from crawler.history.validate import HistoryError
 
     if not histories:

@@ -25,7 +25,7 @@ from crawler.config import DatasetInfo
 from crawler.corpus.card import FIELD_MEANINGS
 from crawler.corpus.parquet import ISO_8601, parquet_schema
 from crawler.corpus.provenance import crawl_activity, extraction_activity, unique, warcinfos
-from crawler.history.store import read_runs
+from crawler.history.files import read_runs
 from crawler.layout import HISTORY_NAME
 
 CONFORMS_TO = "http://mlcommons.org/croissant/1.1"

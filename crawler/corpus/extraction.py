@@ -23,7 +23,6 @@ Everything here is pure and picklable (plain dicts out), to run in worker proces
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -37,7 +36,7 @@ import crawler
 from crawler.corpus.dates import date_from_v01_slug, parse_engine_date
 from crawler.corpus.selfcheck import check_text, parse_block, visible_text
 from crawler.corpus.text import clean_text, decode_html, detect_language, one_line, simhash64
-from crawler.escaped_code import CODE_REMOVED_MARK
+from crawler.escaped_code import CODE_REMOVED_MARK, has_code_residue
 from crawler.parsing import ParsedPage, parse_page
 from crawler.urls import PAGE_QUERY, autoblog_base
 from crawler.urls import canonical_url as _canonical_url
@@ -91,33 +90,6 @@ EXTRACTION_INFO: dict[str, Any] = {
 }
 SHORT_TEXT_WORDS = 25
 RECORD_KINDS = ("article", "index")  # the kinds of pages that give records
-# Script/style source that escaped the template cleaning would look like this, or like
-# "function name(...) {", which has_code_residue finds in one pass: as one more branch of
-# this pattern, "[^)]*" ran from every "function f(" to the end of a text without ")".
-CODE_RESIDUE = re.compile(
-    r"<script|</script|&lt;script|<style|&lt;style|jQuery\s*\(|document\.write\s*\(",
-    re.IGNORECASE,
-)
-FUNCTION_HEAD = re.compile(r"\bfunction\s+\w+\s*\(", re.IGNORECASE)
-BRACE_NEXT = re.compile(r"\s*\{")
-
-
-def has_code_residue(text: str) -> bool:
-    """Whether ``text`` shows script or style source; linear in the text."""
-    if CODE_RESIDUE.search(text):
-        return True
-    close = -1  # the ")" that closes the heads found so far, none followed by "{"
-    for head in FUNCTION_HEAD.finditer(text):
-        if head.end() <= close:
-            continue  # its first ")" is the one already tried
-        close = text.find(")", head.end())
-        if close < 0:
-            return False  # no ")" after this head, nor after any later one
-        if BRACE_NEXT.match(text, close + 1):
-            return True
-    return False
-
-
 # A page's URL and its blocks' permalinks are canonicalised several times each.
 canonical_url = lru_cache(maxsize=4096)(_canonical_url)
 

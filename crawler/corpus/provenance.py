@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from crawler.history.files import run_seeds
 from crawler.history.readback import READ_ERRORS, first_warcinfo
-from crawler.history.store import run_seeds
 from crawler.layout import OutputLayout
 
 

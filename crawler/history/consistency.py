@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from crawler.history.files import file_problem
 from crawler.history.rebuild import rebuild_from_indexes
-from crawler.history.store import History, file_problem
+from crawler.history.store import History
 from crawler.layout import OutputLayout
 from crawler.warc.cdxj import cdxj_pointers, write_cdxj
 from crawler.warc.recovery import repair_truncated_file

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crawler.history.files import malformed, read_runs
 from crawler.history.model import (
     FINISHED,
 )
@@ -26,7 +27,7 @@ from crawler.history.readback import (
     payload_limit,
     read_captures_at,
 )
-from crawler.history.store import History, malformed, read_runs
+from crawler.history.store import History
 from crawler.history.validate import MAX_ID, MODES, is_stamp
 from crawler.layout import OutputLayout
 from crawler.urls import autoblog_base
