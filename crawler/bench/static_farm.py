@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from crawler.samplefarm import stop_process
+
 NGINX = "nginx"
 # nginx's try_files looks for "<path>@<query>.<ext>", one extension per Content-Type seen.
 _EXT = "t{}"
@@ -159,13 +161,7 @@ class StaticFarm:
 
     def stop(self) -> None:
         """Stop nginx (its master takes its worker with it)."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
     def __enter__(self) -> StaticFarm:
         return self

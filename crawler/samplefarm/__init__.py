@@ -26,7 +26,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-__all__ = ["RunningFarm", "start_farm", "farm_argv"]
+__all__ = ["RunningFarm", "start_farm", "farm_argv", "stop_process"]
 
 
 def farm_argv(**options: Any) -> list[str]:
@@ -48,6 +48,17 @@ def farm_argv(**options: Any) -> list[str]:
         else:
             argv += [flag, str(value)]
     return argv
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Terminate ``proc``, and kill it if it has not ended within 10 s (a farm, nginx)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class RunningFarm:
@@ -107,13 +118,7 @@ class RunningFarm:
 
     def stop(self) -> None:
         """Stop the farm's process (killed if it does not stop)."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         if self.proc.stdout:
             self.proc.stdout.close()
 
