@@ -7,8 +7,8 @@ AutoThrottle only reacts to latency. So :class:`Backoff` (a downloader middlewar
 sees each response before RetryMiddleware) takes them: the wait is the ``Retry-After``
 (seconds or an HTTP date; a bare 429 doubles the host's delay, 1 s at least), never more
 than ``BACKOFF_MAX_DELAY``; the host's download slot gets it as its least delay from now
-on (:meth:`crawler.extensions.CrawlDelay.back_off`, which keeps it there whatever
-AutoThrottle says) and the request is retried up to ``RETRY_TIMES``.
+on (the ``host_throttled`` signal, which :class:`crawler.extensions.CrawlDelay` takes
+and keeps there whatever AutoThrottle says) and the request is retried up to ``RETRY_TIMES``.
 
 The WARC keeps every throttled exchange (it is what happened), but a throttled answer is
 no capture of the page: the history's questions about a page skip it
@@ -32,8 +32,9 @@ from scrapy.utils.httpobj import urlparse_cached
 
 from crawler.context import RunContext
 from crawler.counters import BACKOFF_DELAY, Stat, family
-from crawler.extensions.politeness import CrawlDelay
 from crawler.history.model import THROTTLED
+from crawler.items import host_throttled
+from crawler.services import RunResults, results_of
 
 logger = logging.getLogger(__name__)
 # A Retry-After is a number or an HTTP date (29 characters): anything longer is neither.
@@ -83,15 +84,19 @@ class Backoff:
         self.max_named = max_named
         self.throttled: list[dict[str, Any]] = []  # the first max_named pages given up on
         self.gave_up = 0
+        self.results: RunResults | None = None  # what the summary says of throttling
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Backoff:
         """Build it from the run context's politeness and audit bounds."""
         context = RunContext.of(crawler)
         politeness = context.politeness
-        return cls(
+        backoff = cls(
             crawler, politeness.backoff_max_delay, politeness.retry, context.audit.max_missing
         )
+        backoff.results = results_of(crawler)
+        backoff._publish()  # nothing throttled yet: the summary says so
+        return backoff
 
     def _slot_delay(self, request: Request) -> float:
         engine = self.crawler.engine
@@ -106,9 +111,8 @@ class Backoff:
             return response
         stats = self.crawler.stats
         stats.inc_value(Stat.THROTTLED)
-        politeness = self.crawler.get_extension(CrawlDelay)
-        if politeness is not None and wait > 0:
-            politeness.back_off(request, wait)
+        if wait > 0:
+            self.crawler.signals.send_catch_log(host_throttled, request=request, delay=wait)
         retry = None
         if self.retry and not request.meta.get("dont_retry"):
             reason = f"throttled ({response.status}, wait {wait:g} s)"
@@ -116,9 +120,15 @@ class Backoff:
             assert spider is not None  # a response comes only while the spider runs
             retry = get_retry_request(request, spider=spider, reason=reason)
         if retry is not None:
+            self._publish()
             return retry
         self._give_up(request, response, wait)
+        self._publish()
         return response
+
+    def _publish(self) -> None:
+        if self.results is not None:
+            self.results.throttled = self.summary()
 
     def _give_up(self, request: Request, response: Response, wait: float) -> None:
         """Still throttled after the last retry: the page is not archived by this run."""

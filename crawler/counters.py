@@ -40,6 +40,9 @@ class Stat(StrEnum):
     CORPUS_SHORTFALL = "corpus/shortfall"
     # what the crawl found and did
     ARTICLES_FOUND = "articles/found"
+    # Autoblog pages the crawl holds, captured or read back (crawler.extensions.RunSummary)
+    AUTOBLOG_PAGES = "autoblogs/pages_held"
+    BOUND_REACHED = "bounds/reached"  # the page bound that refused a request (its name)
     FROM_ARCHIVE = "resume/from_archive"
     RECOVERED_FILES = "recovery/files"
     HISTORY_FORGOTTEN = "history/forgotten"
@@ -121,3 +124,23 @@ def family(stats: Mapping[str, Any], prefix: str) -> dict[str, Any]:
 def error_count(stats: Mapping[str, Any]) -> int:
     """Everything that went wrong in a run (:data:`PARTIAL`)."""
     return sum(count(stats, stat) for stat in PARTIAL)
+
+
+def captures_held(stats: Mapping[str, Any], cluster: bool = False) -> int:
+    """What makes this crawl a run: the autoblog pages it holds (captured now, or read back
+    in a resumed run).
+
+    Zero means the run found nothing worth keeping (a dead URL, a plain web site, a farm
+    whose autoblogs all failed): nothing it did may stay behind, or the next crawl into
+    the folder would run as incremental on top of it. A cluster worker keeps every
+    capture: the shared queue gave that request to no other worker.
+    """
+    if not cluster:
+        return count(stats, Stat.AUTOBLOG_PAGES)
+    return sum(count(stats, s) for s in (Stat.RESPONSES, Stat.REVISITS, Stat.FROM_ARCHIVE))
+
+
+def bound_reached(stats: Mapping[str, Any]) -> str | None:
+    """The page bound that refused requests in this crawl (``MAX_PAGES_PER_RUN=20000``)."""
+    bound = stats.get(Stat.BOUND_REACHED)
+    return str(bound) if bound else None

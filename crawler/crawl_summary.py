@@ -1,8 +1,9 @@
 """The end of a crawl as the operator sees it: the summary and the outcome it is judged by.
 
-The summary is assembled from the crawl's components once Scrapy has stopped (each
-asked for what it owns, through ``crawler.get_extension`` and friends) and from Scrapy's
-statistics (counts only, by their declared names: :mod:`crawler.counters`); the
+The summary is assembled once Scrapy has stopped from the crawl's results (each
+component's part, written by that component: :mod:`crawler.services`), the history
+service's run and from Scrapy's statistics (counts only, by their declared names:
+:mod:`crawler.counters`); the
 :class:`crawler.outcome.CrawlOutcome` built beside it, from the same sources, gives the
 exit code and the verdict.
 """
@@ -15,23 +16,23 @@ from typing import Any, TextIO
 
 from scrapy.crawler import Crawler
 
-from crawler.backoff import Backoff
 from crawler.context import RunContext
-from crawler.counters import ERROR_REASON, SKIPPED, STATUS, Stat, count, family
-from crawler.escaping import terminal
-from crawler.extensions import CrawlState, IndexOnClose, RunSummary
-from crawler.extensions.lookup import (
+from crawler.counters import (
+    ERROR_REASON,
+    SKIPPED,
+    STATUS,
+    Stat,
+    bound_reached,
     captures_held,
-    downloader_middleware,
-    item_pipeline,
-    page_bound_reached,
+    count,
+    family,
 )
+from crawler.escaping import terminal
 from crawler.history.report import list_changes
 from crawler.outcome import Counts, CrawlOutcome, Finish, problem_lines
 from crawler.processes import share_label
+from crawler.services import history_of, results_of
 from crawler.untrusted import read_json_object
-from pipelines.research_corpus import CorpusPipeline
-from pipelines.warc_capture import WarcCapture
 
 REPORT_LIMIT = 1 << 28  # a report lists URLs: a big run's is tens of MB
 
@@ -55,41 +56,39 @@ def share_of(context: RunContext) -> str | None:
 def summarize(crawler: Crawler, seeds: list[str]) -> tuple[dict, CrawlOutcome]:
     """(summary, outcome) of a finished crawl of ``seeds``."""
     stats: dict[str, Any] = crawler.stats.get_stats() if crawler.stats else {}
-    state = crawler.get_extension(CrawlState)
-    capture = crawler.get_extension(WarcCapture)
-    indexes = crawler.get_extension(IndexOnClose)
-    found = crawler.get_extension(RunSummary)
-    corpus = item_pipeline(crawler, CorpusPipeline)
-    backoff = downloader_middleware(crawler, Backoff)
-    run = state.run if state is not None else None
-    ended = state.outcome if state is not None else None
+    context = RunContext.of(crawler)
+    results = results_of(crawler)
+    found = results.found
+    history = history_of(crawler)
+    run = history.run if history is not None else None
+    ended = history.outcome if history is not None else None
     skipped = family(stats, SKIPPED)
     if count(stats, Stat.ROBOTS_FORBIDDEN):
         skipped["robots.txt"] = count(stats, Stat.ROBOTS_FORBIDDEN)
-    autoblogs = found.autoblogs if found is not None else {}
+    autoblogs = found.autoblogs
     identified = {b: e for b, e in sorted(autoblogs.items()) if e["engine"] or e["pages"]}
-    not_archived = tuple(found.not_archived.values()) if found is not None else ()
-    shortfall = corpus.shortfall if corpus else None
-    audit = state.audit.as_dict() if state is not None and state.audit else None
-    throttled = backoff.summary() if backoff is not None else None
+    not_archived = tuple(found.not_archived.values())
+    shortfall = results.corpus_shortfall
+    audit = ended.audit.as_dict() if ended is not None and ended.audit else None
+    throttled = results.throttled
     counts = Counts.from_stats(stats)
     outcome = CrawlOutcome(
         finish=Finish.of(stats.get(Stat.FINISH_REASON)),
         reason=str(stats.get(Stat.FINISH_REASON, Finish.INTERRUPTED)),
         seeds=tuple(seeds),
-        held=captures_held(crawler),
+        held=captures_held(stats, context.cluster.enabled),
         counts=counts,
         autoblogs=len(identified),
-        capped=page_bound_reached(crawler),
+        capped=bound_reached(stats),
         problems=tuple(problem_lines(not_archived, shortfall, throttled)),
         missing=(audit or {}).get("missing_total") or 0,
-        seeds_found=tuple(found.seeds.values()) if found is not None else (),
+        seeds_found=tuple(found.seeds.values()),
         not_archived=not_archived,
-        first_failure=found.first_failure if found is not None else None,
+        first_failure=found.first_failure,
         history_error=ended.history_error if ended else None,
-        warc_write_error=capture.write_error if capture else None,
-        index_error=indexes.error if indexes else None,
-        share=share_of(RunContext.of(crawler)),
+        warc_write_error=results.warc_write_error,
+        index_error=results.index_error,
+        share=share_of(context),
     )
     summary = {
         "finish_reason": outcome.reason,
@@ -113,9 +112,9 @@ def summarize(crawler: Crawler, seeds: list[str]) -> tuple[dict, CrawlOutcome]:
         "error_reasons": family(stats, ERROR_REASON),
         "capped": outcome.capped,
         "truncated": counts.truncated,
-        "warc_files": [p.name for p in capture.closed_files] if capture else [],
-        "corpus_records": corpus.records if corpus else 0,
-        "corpus_shards": corpus.shards if corpus else [],
+        "warc_files": [p.name for p in results.warc_files],
+        "corpus_records": results.corpus_records,
+        "corpus_shards": list(results.corpus_shards),
         "skipped": skipped,
         "autoblogs": identified,
         "first_failure": outcome.first_failure,
@@ -126,7 +125,7 @@ def summarize(crawler: Crawler, seeds: list[str]) -> tuple[dict, CrawlOutcome]:
         "problems": list(outcome.problems),
         "warc_write_error": outcome.warc_write_error,
         "index_error": outcome.index_error,
-        "written": indexes.written if indexes else {},
+        "written": results.written,
         # What the farm declares that the archive lacks (crawler.history.audit).
         "audit": audit,
         # Answers that asked the crawl to slow down, and the pages still throttled.

@@ -3,10 +3,10 @@
 The flow (README, "Architecture")::
 
     spider --Request--> ScopeGuard, ResumeFromArchive, PageBounds --> download
-    download --response_downloaded--> WarcCapture --record_capture()--> CrawlState (history)
+    download --response_downloaded--> WarcCapture --record_capture()--> history service
         WarcCapture puts a Captured under request.meta[CAPTURE_KEY]: where the fetch landed
     spider --PageItem/ArticleItem--> CorpusPipeline --> corpus/run-NNNNN/
-    item_scraped: PageItem --> CrawlState.note_page (digests, article sightings)
+    item_scraped: PageItem --> CrawlState --> history service (digests, article sightings)
                   PageItem --> IndexOnClose (titles for pages.jsonl)
                   Page/ArticleItem --> RunSummary (per autoblog counts)
     warc_files_closed --> IndexOnClose (CDXJ, pages.jsonl, pywb config, WACZ)
@@ -18,14 +18,10 @@ are the crawl's, each sent by one component, with the arguments written beside i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any
 
-from crawler.layout import OutputLayout
 from crawler.parsing import ParsedPage
 from crawler.warc import WarcPointer
-
-if TYPE_CHECKING:
-    from scrapy.crawler import Crawler
 
 # The one key under which a request's capture travels to the spider and the pipelines.
 CAPTURE_KEY = "autoblog_archive_capture"
@@ -130,44 +126,9 @@ class RunInfo:
         return self.archive_id if self.archive_id is not None else self.id
 
 
-@runtime_checkable
-class CrawlHistory(Protocol):
-    """What the capture, the corpus and the read-back of a resumed run ask the crawl's
-    history during a crawl.
-
-    The history is an extension (:class:`crawler.extensions.CrawlState`); the others
-    find it with :func:`crawl_history` (``crawler.get_extension``), by what it answers, so that
-    neither ``pipelines/`` nor the downloader middlewares depend on the extensions
-    (Scrapy's lookup is an ``isinstance`` check, which a runtime-checkable protocol
-    answers).
-    """
-
-    layout: OutputLayout
-    captured_this_run: set[str]  # canonical URLs this run captured (a resumed run too)
-
-    def captured_in_this_run(self, url: str) -> Any:
-        """This run's complete capture of ``url``, or None."""
-
-    def find_original(self, url: str, payload_digest: str) -> Any:
-        """An earlier capture of the same payload at ``url`` (for a revisit), or None."""
-
-    def record_capture(self, url: str, pointer: WarcPointer, **capture: Any) -> None:
-        """Record a capture written to the WARC files."""
-
-    def articles_known_before(self) -> set[str]:
-        """Permalinks earlier runs saw."""
-
-
-def crawl_history(crawler: Crawler) -> CrawlHistory | None:
-    """The crawl's history, whichever extension keeps it (None in a crawl without one)."""
-    # Scrapy's lookup is an isinstance check, which the protocol answers at run time;
-    # mypy only takes a concrete class there.
-    return crawler.get_extension(CrawlHistory)  # type: ignore[type-abstract]
-
-
 # Sent by the spider before its first request: crawl_planned(plan=CrawlPlan).
 crawl_planned = object()
-# Sent by CrawlState once the run is known: run_started(run=RunInfo).
+# Sent by CrawlState once the history service started the run: run_started(run=RunInfo).
 run_started = object()
 # Sent by the spider for a fetch that failed: fetch_failed(request=Request, reason=str).
 fetch_failed = object()
@@ -176,3 +137,6 @@ fetch_failed = object()
 base_found = object()
 # Sent by WarcCapture once its files are closed: warc_files_closed(files=list[Path]).
 warc_files_closed = object()
+# Sent by the back-off when a host throttles the crawl (crawler.backoff):
+# host_throttled(request=Request, delay=float), the least delay the host asked for.
+host_throttled = object()

@@ -9,28 +9,24 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from pathlib import Path
 
 from scrapy import Request
 from scrapy.crawler import Crawler
-from scrapy.exceptions import IgnoreRequest
-from scrapy.http import Headers, Response
-from scrapy.responsetypes import responsetypes
+from scrapy.http import Response
 
 from crawler.context import RunContext
 from crawler.counters import Stat, bound_skipped, skipped
-from crawler.history.model import Capture
+from crawler.history.readback import read_response
+from crawler.history.service import HistoryService
 from crawler.items import (
     CAPTURE_KEY,
     Captured,
-    CrawlHistory,
     CrawlPlan,
-    crawl_history,
     crawl_planned,
 )
 from crawler.scope import Refused, Scope, refusal
+from crawler.services import history_of
 from crawler.urls import autoblog_base
-from crawler.warc.reader import read_record_at
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +86,7 @@ class ResumeFromArchive:
     back and hands it on as if downloaded, without a new capture.
     """
 
-    def __init__(self, state: CrawlHistory | None, max_size: int, stats=None) -> None:
+    def __init__(self, state: HistoryService | None, max_size: int, stats=None) -> None:
         self.state = state
         # Read back no more than the crawl would download (a bomb is never inflated whole).
         self.max_size = max_size
@@ -101,7 +97,7 @@ class ResumeFromArchive:
     def from_crawler(cls, crawler: Crawler) -> ResumeFromArchive:
         """Build it with the crawl's history, reading up to DOWNLOAD_MAXSIZE."""
         max_size = RunContext.of(crawler).bounds.read_limit
-        return cls(crawl_history(crawler), max_size, crawler.stats)
+        return cls(history_of(crawler), max_size, crawler.stats)
 
     def process_request(self, request: Request) -> Response | None:
         """This run's capture of the URL, read back from the WARC, instead of a fetch."""
@@ -123,34 +119,6 @@ class ResumeFromArchive:
         if self.stats is not None:
             self.stats.inc_value(Stat.FROM_ARCHIVE)
         return response
-
-
-def read_response(path: Path, capture: Capture, request: Request, limit: int) -> Response | None:
-    """The Scrapy response stored at ``capture`` (body decoded, as Scrapy would give it,
-    up to ``limit`` bytes: DOWNLOAD_MAXSIZE)."""
-    try:
-        record = read_record_at(path, capture.offset, limit)
-    except (OSError, ValueError, EOFError) as exc:
-        logger.warning("cannot read back %s from %s (%s); fetching again", request.url, path, exc)
-        return None
-    if not record.complete:
-        # A stored body past the bound (a compressed bomb): already archived, never inflated.
-        raise IgnoreRequest(f"stored body larger than {limit} bytes: {request.url}")
-    body = record.payload
-    pairs = record.http_headers.headers if record.http_headers else []
-    headers = Headers()
-    for name, value in pairs:
-        if name.lower() not in ("content-encoding", "content-length", "transfer-encoding"):
-            headers.appendlist(name, value)
-    cls = responsetypes.from_args(headers=headers, url=request.url, body=body)
-    return cls(
-        url=request.url,
-        status=capture.status or 200,
-        headers=headers,
-        body=body,
-        request=request,
-        flags=["archived"],
-    )
 
 
 class PageBounds:
@@ -176,6 +144,7 @@ class PageBounds:
             logger.warning("bound reached: %s; run the same command again to continue", bound)
         self.bound_reached = bound
         if self.stats is not None:
+            self.stats.set_value(Stat.BOUND_REACHED, bound)  # the run resumes (crawler.bounds)
             self.stats.inc_value(bound_skipped(bound))
         raise Refused(f"bound reached ({bound}): {request.url[:300]}")
 

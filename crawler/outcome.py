@@ -1,9 +1,10 @@
 """How a crawl ended, as a typed value: the exit code and the verdict come from it alone.
 
 Built once, when Scrapy has stopped (:func:`crawler.crawl_summary.summarize`), from the
-counters (:mod:`crawler.counters`) and what each component owns; nothing here matches a
-stats key or a message. A scheduler acts on the exit code (:mod:`crawler.exitcodes`), the
-operator reads the verdict: both say the same thing because one function makes both.
+counters (:mod:`crawler.counters`) and the run's results (:mod:`crawler.services`);
+nothing here matches a stats key or a message. A scheduler acts on the exit code
+(:mod:`crawler.exitcodes`), the operator reads the verdict: both say the same thing
+because one function makes both.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class Finish(StrEnum):
     FINISHED = "finished"
     SHUTDOWN = "shutdown"  # Ctrl-C, or a SIGTERM
     INTERRUPTED = "interrupted"  # the spider was never closed (no finish reason at all)
-    HISTORY_ERROR = "history_error"  # the history could not start the run (CrawlState)
+    HISTORY_ERROR = "history_error"  # the history service could not start the run
     WARC_WRITE_ERROR = "warc_write_error"  # a full disk (WarcCapture)
     OTHER = "other"  # any other reason (a CLOSESPIDER_* bound): stopped early
 

@@ -30,11 +30,9 @@ from crawler.context import RunContext, parse_setting, project_settings
 from crawler.crawl_summary import print_summary, summarize
 from crawler.escaping import terminal
 from crawler.exitcodes import EXIT_FAILED, EXIT_LOCKED, UsageError, UserError, resume_line
-from crawler.extensions.lookup import item_pipeline
 from crawler.folder import FolderSnapshot, check_log_file, check_output_folder
 from crawler.processes import Job, check_processes, run_in_processes
 from crawler.runlock import RunLockedError
-from pipelines.research_corpus import CorpusPipeline
 from spiders.autoblog import AutoblogSpider
 
 logger = logging.getLogger(__name__)
@@ -155,7 +153,6 @@ def _crawl(
         crawler_ = process.create_crawler(AutoblogSpider)
         done = process.crawl(crawler_, urls=list(urls), autoblogs=autoblogs or [])
         done.addErrback(failures.append)
-        _stop_extraction_on_shutdown(crawler_)
         settle_collector()
         process.start()
     finally:
@@ -194,22 +191,6 @@ def _crawl(
     except OSError as exc:
         logger.error("could not write summary.json: %s", exc)
     return code, summary
-
-
-def _stop_extraction_on_shutdown(crawler_: Any) -> None:
-    """Ctrl-C once stops the crawl gracefully (the corpus is written); twice stops the
-    reactor now. The extraction workers are then stopped before the reactor waits for its
-    threads (the corpus's close among them), so "now" does not wait for extraction; the
-    resumed run writes this run's corpus whole."""
-    from twisted.internet import reactor
-
-    def abandon() -> None:
-        corpus = item_pipeline(crawler_, CorpusPipeline)
-        if corpus is not None:
-            corpus.abandon()
-
-    # zope declares the interface's methods without self: mypy shifts the arguments.
-    reactor.addSystemEventTrigger("before", "shutdown", abandon)  # type: ignore[arg-type]
 
 
 def _temporary_log() -> Path:

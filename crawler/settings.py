@@ -102,9 +102,9 @@ DOWNLOADER_MIDDLEWARES = {
     # Sees a response before Scrapy's RetryMiddleware (550) does.
     "crawler.backoff.Backoff": 555,
 }
-# What each needs of another comes through signals and crawler.get_extension (see
-# crawler/items.py), not through this order; CrawlState first only so that the folder is
-# locked and repaired before any other component is built.
+# What each needs of another comes through signals (crawler/items.py) and what the crawl
+# hands each (crawler/services.py), not through this order; CrawlState first only so that
+# the history service locks and repairs the folder before any other component is built.
 EXTENSIONS = {
     "crawler.extensions.CrawlState": 50,
     "crawler.download.FetchBounds": 60,
@@ -140,7 +140,7 @@ OUTPUT_DIR = "output/crawl"
 CRAWL_NAME = "autoblog"
 WACZ_ENABLED = False
 
-# Crawl history (crawler.extensions.CrawlState): history.sqlite in OUTPUT_DIR, one run at a time.
+# Crawl history (crawler.history.service): history.sqlite in OUTPUT_DIR, one run at a time.
 HISTORY_ENABLED = True
 CRAWL_MODE = "auto"  # auto: full the first time, then incremental; or full / incremental
 FULL_PASS_EVERY = 0  # with auto: a full pass after this many incremental runs (0: never)

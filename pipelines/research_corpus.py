@@ -25,8 +25,10 @@ from twisted.internet.threads import deferToThread
 from crawler.context import CorpusOptions, RunContext
 from crawler.corpus.builder import CorpusBuilder
 from crawler.counters import Stat
-from crawler.items import CrawlHistory, PageItem, RunInfo, crawl_history, run_started
+from crawler.history.service import HistoryService
+from crawler.items import PageItem, RunInfo, run_started
 from crawler.layout import OutputLayout
+from crawler.services import RunResults, history_of, results_of
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +41,8 @@ class CorpusPipeline:
         self.options = options  # workers, time limit, recycling, CORPUS_MIN_RECORDS
         self.read_limit = read_limit
         self.stats: StatsCollector | None = None
-        self.state: CrawlHistory | None = None  # the crawl history, if the crawl keeps one
+        self.state: HistoryService | None = None  # the crawl history, if the crawl keeps one
+        self.results: RunResults | None = None  # records, shards, shortfall: for the summary
         self.run_id: int | None = None
         self.builder: CorpusBuilder | None = None
         self.shards: list[str] = []
@@ -55,8 +58,15 @@ class CorpusPipeline:
             raise NotConfigured
         pipeline = cls(context.layout, context.corpus, context.bounds.read_limit)
         pipeline.stats = crawler.stats
-        pipeline.state = crawl_history(crawler)
+        pipeline.state = history_of(crawler)
+        pipeline.results = results_of(crawler)
         crawler.signals.connect(pipeline.run_started, signal=run_started)
+        # Ctrl-C once stops the crawl gracefully (the corpus is written); twice stops the
+        # reactor now: the workers are stopped before the reactor waits for its threads
+        # (the corpus's close among them), so "now" does not wait for extraction.
+        from twisted.internet import reactor
+
+        reactor.addSystemEventTrigger("before", "shutdown", pipeline.abandon)  # type: ignore[arg-type]
         return pipeline
 
     def _count(self, key: Stat) -> None:
@@ -128,6 +138,9 @@ class CorpusPipeline:
             self.stats.set_value(Stat.CORPUS_PROCESSES, builder.pool.stats["spawned"])
         self.shards = [str(s) for s in shards]
         self.records = builder.stats.permalink_records + builder.stats.index_only_records
+        if self.results is not None:
+            self.results.corpus_shards = self.shards
+            self.results.corpus_records = self.records
         made = builder.stats.permalink_records
         if made < self.options.min_records * self.article_pages:
             why = builder.stats.first_failure or "extraction gave no record for them"
@@ -138,6 +151,8 @@ class CorpusPipeline:
 
         The WARCs hold every page, so ``autoblog-archive extract`` rebuilds the corpus."""
         self.shortfall = {"article_pages": self.article_pages, "records": records, "why": why}
+        if self.results is not None:
+            self.results.corpus_shortfall = self.shortfall
         logger.error(
             "corpus: %d records for %d article pages captured (%s)",
             records,

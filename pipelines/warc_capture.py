@@ -6,7 +6,8 @@ any downloader middleware has decoded the body, and never for cache hits: it is 
 one place where the exchange is still as it came off the wire. Where each fetch landed
 travels on with the request as a :class:`crawler.items.Captured` under
 ``request.meta[CAPTURE_KEY]``; the history learns of it through
-:meth:`crawler.extensions.CrawlState.record_capture`.
+:meth:`crawler.history.service.HistoryService.record_capture` (the service the crawl
+hands it).
 
 Scrapy calls this an extension; it lives here because capture is the first pipeline
 stage of the archive. Enable with ``WARC_ENABLED`` (on in ``crawler.settings``).
@@ -28,20 +29,20 @@ from crawler.context import Politeness, RunContext, WarcOptions
 from crawler.counters import Stat
 from crawler.history.digests import payload_digest
 from crawler.history.model import warcinfo_run_fields
+from crawler.history.service import HistoryService
 from crawler.items import (
     CAPTURE_KEY,
     REASON_KEY,
     Captured,
-    CrawlHistory,
     RunInfo,
     captured_of,
-    crawl_history,
     fetch_failed,
     run_started,
     warc_files_closed,
 )
 from crawler.outcome import Finish
 from crawler.outlinks import page_outlinks
+from crawler.services import RunResults, history_of, results_of
 from crawler.warc.cdxj import CaptureIndex
 from crawler.warc.records import HEADERS_NOTE, CaptureRecords, FetchNotes, warc_date_now
 from crawler.warc.writer import RollingWarcWriter
@@ -86,10 +87,11 @@ class WarcCapture:
         self.stats = stats
         self.records = CaptureRecords(max_outlinks)
         self.max_outlinks = max_outlinks  # 0: all of a page's
-        self.state: CrawlHistory | None = None  # the history, if the crawl keeps one
+        self.state: HistoryService | None = None  # the history, if the crawl keeps one
         self.crawler: Crawler | None = None
         self.captured = 0  # response and revisit records written
         self.write_error: str | None = None
+        self.results: RunResults | None = None  # the files closed, the error, for the summary
 
     @classmethod
     def from_crawler(cls, crawler_: Crawler) -> WarcCapture:
@@ -109,6 +111,8 @@ class WarcCapture:
         # A page's metadata record lists as many outlinks as the spider may follow from it.
         ext = cls(writer, context.bounds.links_per_page, crawler_.stats)
         ext.crawler = crawler_
+        ext.results = results_of(crawler_)
+        ext.results.warc_files = writer.closed_files  # the writer's list, as it grows
         crawler_.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler_.signals.connect(ext.run_started, signal=run_started)
         crawler_.signals.connect(ext.response_downloaded, signal=signals.response_downloaded)
@@ -126,9 +130,9 @@ class WarcCapture:
             self.stats.inc_value(key, count=value)
 
     def spider_opened(self, spider: Spider) -> None:
-        """Find the crawl's history."""
+        """Take the crawl's history service (opened by then, if the crawl keeps one)."""
         if self.crawler is not None:
-            self.state = crawl_history(self.crawler)
+            self.state = history_of(self.crawler)
 
     def run_started(self, run: RunInfo) -> None:
         """Name the run in the next files' warcinfo."""
@@ -147,6 +151,8 @@ class WarcCapture:
         except OSError as exc:
             # A full disk must stop the crawl, not silently drop captures: said once.
             self.write_error = exc.strerror or str(exc)
+            if self.results is not None:
+                self.results.warc_write_error = self.write_error
             logger.error("WARC write failed (%s); stopping the crawl", self.write_error)
             self._count(Stat.WARC_WRITE_ERRORS)
             if self.crawler is not None:

@@ -5,7 +5,7 @@ permalinks, media, feed/OPML/media exports, ``vvb.ini``, ``articles.db``, page
 requisites), so it stops at the last page the engine lists instead of guessing.
 What it may fetch is decided by :mod:`crawler.scope`; how pages are read, by
 :mod:`crawler.parsing`. It writes nothing itself: it yields requests and typed items
-(:mod:`crawler.items`), and asks the crawl history (:class:`crawler.extensions.CrawlState`)
+(:mod:`crawler.items`), and asks the crawl history (:mod:`crawler.history.service`)
 what earlier runs archived.
 
     scrapy crawl autoblog -a url=http://127.0.0.1:8080/
@@ -27,7 +27,6 @@ from scrapy.http import Response, TextResponse
 from crawler.bounds import LinksCut, bounded_links, read_in_part
 from crawler.context import Bounds, RunContext
 from crawler.counters import PAGES, Stat, error_reason, skipped
-from crawler.extensions.crawl_state import CrawlState
 from crawler.failures import failure_reason
 from crawler.farm_documents import (
     NestedTooDeeply,
@@ -37,6 +36,7 @@ from crawler.farm_documents import (
     read_sitemap,
 )
 from crawler.history.digests import page_digests
+from crawler.history.service import HistoryService
 from crawler.items import (
     REASON_KEY,
     CrawlPlan,
@@ -48,6 +48,7 @@ from crawler.outcome import Finish
 from crawler.parsing import ENGINE_FILES, MAX_TAGS, parse_page
 from crawler.processes import Share
 from crawler.scope import Refused, Scope, forbidden_reason
+from crawler.services import history_of
 from crawler.urls import autoblog_base, autoblog_files
 from spiders.base_answers import base_answered, base_read
 from spiders.incremental import IncrementalWalk
@@ -97,7 +98,7 @@ class AutoblogSpider(Spider):
         self.seeds = [s if urlsplit(s).path else s + "/" for s in self.seeds]
         self.extra_autoblogs = split_list(autoblogs)
         self.scope = Scope([autoblog_base(s) for s in self.seeds], split_list(allow_hosts))
-        self.state: CrawlState | None = None  # the crawl history, once the crawl starts
+        self.state: HistoryService | None = None  # the crawl history, once the crawl starts
         self._engines: dict[str, str] = {}  # autoblog base -> engine, as first seen
         # URLs of links every page repeats, once requested: see _follow_new.
         self._requested: set[str] = set()
@@ -138,13 +139,10 @@ class AutoblogSpider(Spider):
                 yield request.replace(priority=MISSING_PRIORITY)
 
     def send_plan(self) -> None:
-        """Before any request: the plan starts the run (CrawlState) and arms the scope
-        guard. A spider used outside a crawl (``seed``, ``reconcile``) has no one to tell."""
+        """Before any request: the plan starts the run (the history service) and arms the
+        scope guard. A spider used outside a crawl (``seed``, ``reconcile``) has no history."""
         crawler = self.crawler
-        try:
-            self.state = crawler.get_extension(CrawlState)
-        except RuntimeError:  # no extensions yet: nobody listens
-            return
+        self.state = history_of(crawler)
         named = [base for seed in self.seeds for base in self.named_on(seed)]
         plan = CrawlPlan(seeds=list(self.seeds), scope=self.scope, named=named, share=self.share)
         crawler.signals.send_catch_log(crawl_planned, plan=plan)

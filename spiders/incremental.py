@@ -11,7 +11,7 @@ from collections import Counter
 from scrapy.statscollectors import StatsCollector
 
 from crawler.counters import Stat
-from crawler.extensions.crawl_state import CrawlState
+from crawler.history.service import HistoryService
 from crawler.parsing import ParsedPage
 from crawler.urls import canonical_url
 
@@ -19,7 +19,7 @@ from crawler.urls import canonical_url
 class IncrementalWalk:
     """The incremental rules of one run, over the crawl history ``state``."""
 
-    def __init__(self, state: CrawlState, stats: StatsCollector) -> None:
+    def __init__(self, state: HistoryService, stats: StatsCollector) -> None:
         self.state = state
         self.stats = stats
         self._known_pages: Counter[str] = Counter()

@@ -7,19 +7,19 @@ its own, which is what lets a new extractor or a distributed frontier swap one o
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 from scrapy import Request
 from scrapy.http import HtmlResponse
 from support import default_context
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.extensions import CrawlState, IndexOnClose, RunSummary
+from crawler.extensions import IndexOnClose, RunSummary
+from crawler.history.service import HistoryService
 from crawler.items import REASON_KEY, ArticleItem, Captured, PageItem
 from crawler.layout import OutputLayout
 from crawler.middlewares import PageBounds, ResumeFromArchive
 from crawler.scope import Refused
+from crawler.services import Findings, RunResults
 from crawler.warc.writer import RollingWarcWriter
 from pipelines.research_corpus import CorpusPipeline
 from pipelines.warc_capture import WarcCapture
@@ -84,9 +84,10 @@ def test_capture_time_index_lines_equal_the_indexers_whatever_the_headers(tmp_pa
     assert len(made) == len(content_types) and made == read.getvalue().splitlines(keepends=True)
 
 
-def test_crawl_state_touches_nothing_until_opened(tmp_path):
-    full = replace(DEFAULTS.history, mode="full")
-    state = CrawlState(OutputLayout(tmp_path / "out", "c"), full, DEFAULTS.bounds.read_limit)
+def test_history_service_touches_nothing_until_opened(tmp_path):
+    options = DEFAULTS.history
+    state = HistoryService(OutputLayout(tmp_path / "out", "c"), "full", options.full_every,
+                           options.margin_pages, "", DEFAULTS.bounds.read_limit)  # fmt: skip
     assert not (tmp_path / "out").exists()
     assert state.find_original(BASE, "sha1:X") is None and not state.incremental
     # A page captured elsewhere, with its digests: no run opened, so nothing is noted.
@@ -119,13 +120,14 @@ def test_resume_without_history_lets_everything_through():
 
 
 def test_items_feed_the_summary_and_the_page_titles(tmp_path):
-    summary, indexes = RunSummary(), IndexOnClose(OutputLayout(tmp_path, "c"), wacz=False)
+    summary = RunSummary(Findings())
+    indexes = IndexOnClose(OutputLayout(tmp_path, "c"), wacz=False, results=RunResults())
     page = PageItem(BASE, "index", 200, {}, b"", None, autoblog=BASE, engine="0.3", title="T")
     article = ArticleItem(BASE, "0.3", BASE + "?a", "A", None, None, BASE, "index", 200, None)
     for item in (page, article, article):
         summary.item_scraped(item)
         indexes.item_scraped(item)
-    assert summary.autoblogs == {BASE: {"engine": "0.3", "pages": 1, "articles": 1}}
+    assert summary.found.autoblogs == {BASE: {"engine": "0.3", "pages": 1, "articles": 1}}
     assert indexes.titles.get(BASE) == "T" and len(indexes.titles) == 1
 
 

@@ -171,6 +171,35 @@ def test_pipelines_do_not_import_the_extensions():
     assert not found, found
 
 
+LOOKUPS = ("get_extension", "get_downloader_middleware", "get_item_pipeline",
+           "get_spider_middleware")  # fmt: skip
+
+
+def test_no_component_looks_another_up():
+    """Components are handed what they share (crawler.services), never find each other."""
+    found = sorted(
+        f"{path.relative_to(ROOT)}:{node.lineno} calls {node.attr}"
+        for path in modules().values()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Attribute) and node.attr in LOOKUPS
+    )
+    assert not found, found
+
+
+def test_history_package_knows_nothing_of_the_crawl_components():
+    """The history service is injected into the components: it imports none of them."""
+    ours, _ = graph()
+    above = ("crawler.extensions", "crawler.services", "pipelines", "spiders", "crawler.cluster.")
+    found = sorted(
+        f"{name} imports {m}"
+        for name, targets in ours.items()
+        if name.startswith("crawler.history")
+        for m in targets
+        if m.startswith(above) and m != "crawler.cluster"
+    )
+    assert not found, found
+
+
 def test_import_cycles_only_shrink():
     ours, _ = graph()
     found = cycles(ours)

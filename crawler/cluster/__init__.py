@@ -63,7 +63,7 @@ class Keys:
         """The cluster-wide politeness gate of ``host``."""
         return self.key("slot", host)  # cluster-wide politeness gate of one host
 
-    # The crawl history every worker shares (see crawler.cluster.shared_history).
+    # The crawl history every worker shares (see crawler.history.shared).
     @property
     def captures(self) -> str:
         """Hash: each URL's newest successful capture, by any worker."""

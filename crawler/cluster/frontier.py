@@ -53,11 +53,7 @@ def worker_settings(
 
     project = project_settings()
     keys = Keys(crawl)
-    extensions = {
-        k: v
-        for k, v in project.getdict("EXTENSIONS").items()
-        if k != "crawler.extensions.CrawlState"
-    }
+    extensions = project.getdict("EXTENSIONS")
     middlewares = project.getdict("DOWNLOADER_MIDDLEWARES")
     return {
         "SCHEDULER": "scrapy_redis.scheduler.Scheduler",
@@ -76,11 +72,8 @@ def worker_settings(
         # A worker's history holds its own captures only: the cluster's completeness is
         # reconcile's to judge, on the merged folder.
         "AUDIT_ENABLED": False,
-        "EXTENSIONS": extensions
-        | {
-            "crawler.cluster.shared_history.ClusterCrawlState": 50,
-            __name__ + ".ClusterIdle": 60,
-        },
+        # The history service follows CLUSTER_CRAWL_ID: the Redis one (crawler.services).
+        "EXTENSIONS": extensions | {__name__ + ".ClusterIdle": 60},
         "DOWNLOADER_MIDDLEWARES": middlewares | {__name__ + ".ClusterPoliteness": 590},
     }
 
@@ -132,13 +125,16 @@ class FrontierQueue(PriorityQueue):
         super().__init__(server, spider, key, entries)
         crawler = spider.crawler
         self.stats = crawler.stats
-        self.max_size = RunContext.of(crawler).cluster.max_entry_size
-        self.guard = crawler.get_downloader_middleware(ScopeGuardMiddleware)
+        context = RunContext.of(crawler)
+        self.max_size = context.cluster.max_entry_size
+        # The scope guard's own rule, on the spider's scope (known from its arguments).
+        self.guard = ScopeGuardMiddleware(context.bounds.url_length, crawler.stats)
+        self.guard.scope = getattr(spider, "scope", None)
         self._pop = server.register_script(POP)
 
     def push(self, request: Request) -> None:
         """Queue ``request`` unless the crawl's scope refuses it."""
-        if self.guard is None or self.guard.refused(request) is None:
+        if self.guard.refused(request) is None:
             super().push(request)
 
     def pop(self, timeout: int = 0) -> Request | None:

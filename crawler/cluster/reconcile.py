@@ -42,9 +42,9 @@ def listed_requests(root: Path, spider: Any) -> Iterator[Any]:
     from scrapy import Request
     from scrapy.exceptions import IgnoreRequest
 
+    from crawler.history.readback import read_response
     from crawler.history.store import History
     from crawler.layout import OutputLayout
-    from crawler.middlewares import read_response
 
     async def starts() -> list[Any]:
         return [r async for r in spider.start()]

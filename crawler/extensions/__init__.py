@@ -1,6 +1,6 @@
 """The crawl's Scrapy extensions (``EXTENSIONS`` in ``crawler/settings.py``).
 
-- :class:`CrawlState`: the crawl history, its one writer during a crawl;
+- :class:`CrawlState`: opens the crawl's history service and calls it on the crawl's signals;
 - :class:`CrawlDelay`: robots.txt ``Crawl-delay``, which Scrapy parses but does not apply;
 - :class:`Progress`: a live line on a terminal, log lines otherwise;
 - :class:`IndexOnClose`: CDXJ, pages.jsonl, pywb config once the WARC files are closed;

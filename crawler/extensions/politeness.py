@@ -18,6 +18,7 @@ from scrapy.utils.httpobj import urlparse_cached
 
 from crawler.context import RunContext
 from crawler.counters import BACKOFF_DELAY, CRAWL_DELAY
+from crawler.items import host_throttled
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class CrawlDelay:
         ext = cls(crawler, RunContext.of(crawler).politeness.user_agent)
         crawler.signals.connect(ext.robots_parsed, signal=signals.robots_parsed)
         crawler.signals.connect(ext.response_downloaded, signal=signals.response_downloaded)
+        crawler.signals.connect(ext.back_off, signal=host_throttled)
         return ext
 
     def robots_parsed(self, robotparser, request: Request) -> None:
@@ -52,8 +54,9 @@ class CrawlDelay:
             self._apply(request)
 
     def back_off(self, request: Request, delay: float) -> None:
-        """A throttled answer: the host is asked again ``delay`` seconds from now at the
-        earliest, and no more often than that for the rest of the run."""
+        """A throttled answer (``host_throttled``): the host is asked again ``delay``
+        seconds from now at the earliest, and no more often than that for the rest of the
+        run."""
         host = urlparse_cached(request).hostname or ""
         if self._raise(host, delay):
             self.crawler.stats.set_value(BACKOFF_DELAY + host, delay)

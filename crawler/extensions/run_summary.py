@@ -15,6 +15,7 @@ from scrapy.http import Request
 
 from crawler.counters import Stat
 from crawler.items import ArticleItem, BaseFound, PageItem, base_found, fetch_failed
+from crawler.services import Findings, results_of
 from crawler.spill import DiskMap
 
 
@@ -22,23 +23,18 @@ class RunSummary:
     """Per autoblog: engine, pages read, distinct articles seen; the first failed fetch;
     what answered at each seed, and every autoblog base that gave no autoblog page."""
 
-    def __init__(self, stats=None) -> None:
-        self.stats = stats
-        self.autoblogs: dict[str, dict] = {}
-        self.first_failure: str | None = None
-        # Autoblog pages this crawl holds (captured, or read back in a resumed run): a run
-        # exists only once it holds one (crawler.extensions.lookup.captures_held).
-        self.autoblog_pages = 0
-        self.seeds: dict[str, BaseFound] = {}  # what answered at each seed
-        # Autoblog bases (and seeds) that gave no autoblog page; one per farm listing at
+    def __init__(self, found: Findings, stats=None) -> None:
+        # The crawl's results hold what it found: the summary reads them at the end.
+        # Bases (and seeds) that gave no autoblog page are kept once per farm listing at
         # most (every base is asked for once, the scheduler's dupe filter sees to it).
-        self.not_archived: dict[str, BaseFound] = {}
+        self.found = found
+        self.stats = stats
         self._permalinks = DiskMap()  # permalinks counted, used as a set
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RunSummary:
         """Build it and connect it to the crawl's signals."""
-        ext = cls(crawler.stats)
+        ext = cls(results_of(crawler).found, crawler.stats)
         crawler.signals.connect(ext.item_scraped, signal=signals.item_scraped)
         crawler.signals.connect(ext.fetch_failed, signal=fetch_failed)
         crawler.signals.connect(ext.base_found, signal=base_found)
@@ -46,7 +42,9 @@ class RunSummary:
         return ext
 
     def _entry(self, autoblog: str) -> dict:
-        return self.autoblogs.setdefault(autoblog, {"engine": None, "pages": 0, "articles": 0})
+        return self.found.autoblogs.setdefault(
+            autoblog, {"engine": None, "pages": 0, "articles": 0}
+        )
 
     def item_scraped(self, item: object, response=None, spider=None) -> None:
         """Count a page for its autoblog (engine, pages, articles)."""
@@ -54,8 +52,9 @@ class RunSummary:
             entry = self._entry(item.autoblog)
             entry["engine"] = entry["engine"] or item.engine
             entry["pages"] += 1
-            if item.captured is not None:
-                self.autoblog_pages += 1
+            if item.captured is not None and self.stats is not None:
+                # A run exists only once it holds one (crawler.counters.captures_held).
+                self.stats.inc_value(Stat.AUTOBLOG_PAGES)
         elif isinstance(item, ArticleItem) and item.permalink:
             if not self._permalinks.add(item.permalink):
                 return
@@ -69,14 +68,14 @@ class RunSummary:
 
     def fetch_failed(self, request: Request, reason: str) -> None:
         """Keep the run's first failure for the summary."""
-        if self.first_failure is None:
-            self.first_failure = f"{request.url}: {reason}"
+        if self.found.first_failure is None:
+            self.found.first_failure = f"{request.url}: {reason}"
 
     def base_found(self, found: BaseFound) -> None:
         """Keep what answered at a seed or an autoblog's base."""
         if found.asked_as == "seed":
-            self.seeds[found.url] = found
+            self.found.seeds[found.url] = found
         if found.ok:
-            self.not_archived.pop(found.url, None)
+            self.found.not_archived.pop(found.url, None)
         else:
-            self.not_archived.setdefault(found.url, found)
+            self.found.not_archived.setdefault(found.url, found)

@@ -18,6 +18,7 @@ from warcio.exceptions import ArchiveLoadFailed
 
 from crawler.history.captures import _capture_from_row
 from crawler.history.model import THROTTLED, Capture, answered
+from crawler.history.readback import read_response
 from crawler.urls import autoblog_base, canonical_url
 
 # sqlite's progress handler runs every this many virtual-machine steps while articles.db
@@ -97,8 +98,6 @@ class ArchiveView:
     def read(self, capture: Capture) -> Response | None:
         """The capture as the crawl's Scrapy response (decoded as the spider saw it), or
         None when its record cannot be read within ``read_limit``."""
-        from crawler.middlewares import read_response
-
         path = self._path(capture.filename)
         if path is None:
             return None

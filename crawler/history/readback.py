@@ -16,10 +16,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from scrapy import Request
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Headers, Response
+from scrapy.responsetypes import responsetypes
 from warcio.exceptions import ArchiveLoadFailed
 
 from crawler.history.digests import page_digests
-from crawler.history.model import CAPTURE_TYPES, RUN_FIELD, RUN_MODE_FIELD, RUN_STARTED_FIELD
+from crawler.history.model import (
+    CAPTURE_TYPES,
+    RUN_FIELD,
+    RUN_MODE_FIELD,
+    RUN_STARTED_FIELD,
+    Capture,
+)
 from crawler.history.validate import MAX_ID, is_stamp
 from crawler.layout import OutputLayout
 from crawler.parsing import parse_page
@@ -236,3 +246,31 @@ def validators_at(path: Path, offset: int) -> dict[str, str]:
     if modified := http.get_header("Last-Modified"):
         headers["If-Modified-Since"] = modified
     return headers
+
+
+def read_response(path: Path, capture: Capture, request: Request, limit: int) -> Response | None:
+    """The Scrapy response stored at ``capture`` (body decoded, as Scrapy would give it,
+    up to ``limit`` bytes: DOWNLOAD_MAXSIZE)."""
+    try:
+        record = read_record_at(path, capture.offset, limit)
+    except (OSError, ValueError, EOFError) as exc:
+        logger.warning("cannot read back %s from %s (%s); fetching again", request.url, path, exc)
+        return None
+    if not record.complete:
+        # A stored body past the bound (a compressed bomb): already archived, never inflated.
+        raise IgnoreRequest(f"stored body larger than {limit} bytes: {request.url}")
+    body = record.payload
+    pairs = record.http_headers.headers if record.http_headers else []
+    headers = Headers()
+    for name, value in pairs:
+        if name.lower() not in ("content-encoding", "content-length", "transfer-encoding"):
+            headers.appendlist(name, value)
+    cls = responsetypes.from_args(headers=headers, url=request.url, body=body)
+    return cls(
+        url=request.url,
+        status=capture.status or 200,
+        headers=headers,
+        body=body,
+        request=request,
+        flags=["archived"],
+    )

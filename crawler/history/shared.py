@@ -1,4 +1,4 @@
-"""The crawl history's questions answered for the whole cluster, from Redis.
+"""The history service of a cluster worker: its questions answered for every worker, from Redis.
 
 Each worker keeps its own ``history.sqlite`` (resume, its own WARC files); what the
 spider and the capture ask across workers (archived before? with which payload? did an
@@ -14,13 +14,12 @@ import logging
 from typing import Any
 
 import orjson
-from scrapy.crawler import Crawler
 
 from crawler.cluster import Keys, connect
-from crawler.context import RunContext
+from crawler.context import ClusterOptions
 from crawler.counters import Stat
-from crawler.extensions.crawl_state import FULL, CrawlState
 from crawler.history.model import Capture
+from crawler.history.service import FULL, HistoryService, _successful
 from crawler.history.store import History
 from crawler.urls import canonical_url
 
@@ -117,15 +116,15 @@ class SharedHistory:
         return int(raw) if raw else None
 
 
-class ClusterCrawlState(CrawlState):
-    """:class:`~crawler.extensions.CrawlState` of a worker: its run follows the cluster run.
+class SharedHistoryService(HistoryService):
+    """:class:`~crawler.history.service.HistoryService` of a worker: its run follows the
+    cluster run.
 
-    Takes the place of ``CrawlState`` in ``EXTENSIONS`` (see
-    :func:`crawler.cluster.frontier.worker_settings`); the spider, the capture and the
-    corpus find it through ``crawler.get_extension(CrawlState)`` as usual. Its history
-    answers the cross-worker questions from Redis (:class:`SharedHistory`), and the WARC
-    files of every worker name the cluster run in their warcinfo, so a history rebuilt
-    from the merged WARCs groups captures by cluster run.
+    :func:`crawler.services.open_history` builds this one for a worker of a shared
+    frontier (``CLUSTER_CRAWL_ID`` set). Its history answers the cross-worker questions
+    from Redis (:class:`SharedHistory`), and the WARC files of every worker name the
+    cluster run in their warcinfo, so a history rebuilt from the merged WARCs groups
+    captures by cluster run.
     """
 
     keys: Keys
@@ -133,23 +132,19 @@ class ClusterCrawlState(CrawlState):
     cluster_mode: str
     shared: SharedHistory
 
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> ClusterCrawlState:
-        """The local CrawlState, its history answering from Redis too."""
-        state = super().from_crawler(crawler)
-        assert isinstance(state, ClusterCrawlState) and state.history is not None
-        cluster = RunContext.of(crawler).cluster
-        state.keys = Keys(cluster.crawl_id)
-        state.cluster_run = cluster.run
-        state.cluster_mode = cluster.mode or FULL
-        state.shared = SharedHistory(
-            state.history, connect(cluster.redis_url), state.keys, state.cluster_run
+    def join(self, cluster: ClusterOptions) -> SharedHistoryService:
+        """Answer from the cluster's Redis too (the local history is open)."""
+        assert self.history is not None
+        self.keys = Keys(cluster.crawl_id)
+        self.cluster_run = cluster.run
+        self.cluster_mode = cluster.mode or FULL
+        self.shared = SharedHistory(
+            self.history, connect(cluster.redis_url), self.keys, self.cluster_run
         )
         # A proxy of the local History (its __getattr__), not a subclass of it.
-        state.history = state.shared  # type: ignore[assignment]
-        if state.stats is not None:
-            state.stats.set_value(Stat.CLUSTER_RUN, state.cluster_run)
-        return state
+        self.history = self.shared  # type: ignore[assignment]
+        self.count(Stat.CLUSTER_RUN, self.cluster_run)  # the stats name the cluster run
+        return self
 
     def _mode(self) -> str:
         return self.cluster_mode
@@ -163,9 +158,7 @@ class ClusterCrawlState(CrawlState):
     def archived_before(self, url: str) -> Capture | None:
         """The newest successful capture of ``url`` by any worker in an earlier cluster run."""
         capture = self.shared.archived_before(url)
-        if capture is None or capture.status is None or not 200 <= capture.status < 400:
-            return None
-        return capture
+        return capture if _successful(capture) else None
 
     def article_known_before(self, permalink: str) -> bool:
         """Was the article seen by an earlier cluster run (the incremental stop rule)?"""

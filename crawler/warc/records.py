@@ -96,12 +96,23 @@ class HttpRequest(Protocol):
 
 
 class Original(Protocol):
-    """The earlier capture a revisit refers to (a history capture is one)."""
+    """The earlier capture a revisit refers to (a history capture is one); read only."""
 
-    url: str
-    warc_date: str
-    record_id: str
-    payload_digest: str | None
+    @property
+    def url(self) -> str:
+        """The original's target URI."""
+
+    @property
+    def warc_date(self) -> str:
+        """The original's WARC-Date."""
+
+    @property
+    def record_id(self) -> str:
+        """The original's WARC-Record-ID."""
+
+    @property
+    def payload_digest(self) -> str | None:
+        """The payload digest both records share."""
 
 
 @dataclass(frozen=True)
