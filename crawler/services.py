@@ -13,7 +13,7 @@ two things our components share beyond those, keyed by the crawler like Scrapy's
   component owns, written by that component alone and read once Scrapy has stopped
   (:func:`crawler.crawl_summary.summarize`).
 
-So no component looks another up (no ``get_extension``): each is given what it needs.
+So no component looks another up through the crawler: each is given what it needs.
 """
 
 from __future__ import annotations
