@@ -198,6 +198,17 @@ def test_verify_a_file(crawl_out, tmp_path):
     assert "no such folder" not in refused.stderr
 
 
+def test_reading_commands_leave_no_sqlite_side_files(crawl_out, tmp_path):
+    """A crawl leaves its history as one file; verify and report read it and add nothing."""
+    out = copy_of(crawl_out, tmp_path / "out")
+    before = tree(out)
+    assert not [p for p in before if str(p).endswith(("-wal", "-shm"))], before
+    for command in ("verify", "report"):
+        done = run_cli(command, str(out))
+        assert done.returncode == EXIT_OK, done.stdout + done.stderr
+    assert tree(out) == before
+
+
 def test_manifest_lists_no_lock_and_no_sqlite_side_files(crawl_out, tmp_path):
     out = copy_of(crawl_out, tmp_path / "out")
     assert (out / ".lock").exists()  # every crawl leaves it (empty once released)
