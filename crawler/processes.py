@@ -363,7 +363,41 @@ def merged_summary(summaries: list[dict], corpus_records: int) -> dict:
         if audits
         else None
     )
+    merged["throttled"] = merged_throttled(summaries)
     return merged
+
+
+def _count(value: object) -> float:
+    """A count or a delay read from a process's summary: a number, 0 if it is none."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    return max(float(value), 0.0)
+
+
+def merged_throttled(summaries: list[dict]) -> dict[str, Any] | None:
+    """What the processes say of throttling, together: answers and pages summed, the
+    pages named, each host's delay the longest any process was asked for (crawler.backoff).
+    A summary is read as any file from outside: what is not of the shape is left out."""
+    parts = [s["throttled"] for s in summaries if isinstance(s.get("throttled"), dict)]
+    if not parts:
+        return None
+    delays: dict[str, float] = {}
+    for part in parts:
+        listed = part.get("delays")
+        for host, delay in listed.items() if isinstance(listed, dict) else ():
+            delays[host] = max(delays.get(host, 0.0), _count(delay))
+    return {
+        "answers": int(sum(_count(p.get("answers")) for p in parts)),
+        "pages_total": int(sum(_count(p.get("pages_total")) for p in parts)),
+        "pages": [
+            page
+            for p in parts
+            if isinstance(p.get("pages"), list)
+            for page in p["pages"]
+            if isinstance(page, dict)
+        ],
+        "delays": delays,
+    }
 
 
 def available_cores() -> int:

@@ -24,6 +24,7 @@ from support import (
 )
 
 from crawler.corpus.shards import read_corpus
+from crawler.processes import merged_summary
 from crawler.runlock import RunLock
 from crawler.samplefarm import start_farm
 
@@ -162,3 +163,17 @@ def test_ctrl_c_stops_every_process_and_the_next_run_completes(tmp_path):
     assert max(urls.values()) == 1
     expected = {unquote(a["url"]) for blog in truth.values() for a in blog["articles"]}
     assert set(urls) == expected
+
+
+def test_merged_summary_tells_what_each_process_was_throttled():
+    """``--processes``: the merged summary.json says what the farm throttled, as a
+    one-process crawl's does; a process summary of the wrong shape adds nothing."""
+    one = {"answers": 3, "pages_total": 1, "delays": {"a": 2.0, "b": 1.0},
+           "pages": [{"url": "http://a/x", "status": 429, "attempts": 3, "wait": 2.0}]}  # fmt: skip
+    two = {"answers": 2, "pages_total": 0, "delays": {"a": 4.0}, "pages": []}
+    hostile = {"answers": "9", "pages_total": True, "delays": ["a"], "pages": "x"}
+    summaries = [{"throttled": one}, {"throttled": two}, {"throttled": hostile}, {}]
+    merged = merged_summary(summaries, 0)["throttled"]
+    assert merged == {"answers": 5, "pages_total": 1, "pages": one["pages"],
+                      "delays": {"a": 4.0, "b": 1.0}}  # fmt: skip
+    assert merged_summary([{}], 0)["throttled"] is None
