@@ -105,9 +105,11 @@ def test_hidden_autoblogs_that_fail_are_named_and_make_the_run_partial(tmp_path)
         gone, broken = (b["base_url"] for b in truth.values() if b["disabled"])
         config = tmp_path / "farm.toml"
         folder = gone.rstrip("/").rsplit("/", 1)[1]
+        # The file's [politeness] is the crawl's, over --fast (its default: a page a second).
         config.write_text(
             f'output = "{tmp_path / "out"}"\nname = "f"\n'
             f'[[farms]]\nurl = "{farm.url}"\nhidden_autoblogs = ["{folder}"]\n'
+            "[politeness]\ndelay = 0\nconcurrency = 4\n"
         )
         folder = broken.rstrip("/").rsplit("/", 1)[1]
         result = run_cli("crawl", "--config", str(config), "--fast", "--autoblogs", folder,
