@@ -51,13 +51,39 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             _inner_loop.clear()
 
 
+# The files that take the longest (a minute or more of a worker), longest first: under
+# pytest-xdist they are handed out before the others, so that no worker starts one of
+# them while the others are finishing (docs/testing.md, "Two tiers"). A new long file
+# joins the list; a file missing from it only goes later.
+LONGEST_FIRST = (
+    "test_settings.py",
+    "test_operator.py",
+    "test_hostile.py",
+    "test_run_verdict.py",
+    "test_cluster.py",
+    "test_qa.py",
+    "test_hostile_bounds.py",
+    "test_bench.py",
+    "test_history_validation.py",
+    "test_bench_hostile.py",
+    "test_backoff.py",
+)
+
+
+def _order(item: pytest.Item) -> tuple[bool, int]:
+    name = item.path.name
+    rank = LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+    return item.get_closest_marker("e2e") is None, rank
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """In a pytest-xdist worker (.ci/run: ``-n 2 --dist loadfile --no-loadscope-reorder``,
-    each file whole in one worker) the e2e files go first: the quick ones fill the end.
+    """In a pytest-xdist worker (.ci/run: ``--dist loadfile --no-loadscope-reorder``, each
+    file whole in one worker, handed out in this order) the e2e files go first, the
+    longest of them (``LONGEST_FIRST``) before the others: the quick ones fill the end.
     A session fixture below is a crawl: the tests using it stay in one file, or each
     worker would crawl it again."""
     if hasattr(config, "workerinput"):
-        items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+        items.sort(key=_order)
 
 
 @pytest.fixture(scope="session")
