@@ -126,30 +126,35 @@ def worker_context() -> mp.context.BaseContext:
 
 
 def start_worker_server() -> None:
-    """Start the fork server (and multiprocessing's resource tracker) with SIGINT ignored.
+    """Start multiprocessing's resource tracker, then the fork server with SIGINT blocked.
 
-    Ctrl-C on a terminal reaches the whole process group. A process started while SIGINT
-    is ignored keeps it ignored (Python installs its KeyboardInterrupt handler only over
-    the default), so the fork server never gets a KeyboardInterrupt while it preloads the
-    extraction modules (it ignores SIGINT only after), and restores "ignored" in every
-    worker it forks: no worker is interrupted, before pebble's own SIG_IGN or after. The
-    crawl stops them (:meth:`ExtractionPool.join`, :meth:`ExtractionPool.stop`). Only the
-    main thread may touch signal handlers; elsewhere the server starts on first use.
+    Ctrl-C on a terminal reaches the whole process group. The server is started from
+    this thread with SIGINT blocked, as CPython starts its resource tracker: a process
+    inherits the blocked mask, so the server never gets a KeyboardInterrupt while it
+    preloads the extraction modules (it ignores SIGINT after), nor does any worker it
+    forks. The crawl's own handler is never changed: a Ctrl-C pressed meanwhile is
+    taken by another thread, or waits until the mask is restored, and is never lost
+    (ignoring SIGINT here instead lost a Ctrl-C pressed in that window: the crawl then
+    ran to its end). The crawl stops the workers itself (:meth:`ExtractionPool.join`,
+    :meth:`ExtractionPool.stop`).
     """
     ctx = worker_context()
     if ctx.get_start_method() != "forkserver":
         return
-    if threading.current_thread() is not threading.main_thread():
-        return
-    from multiprocessing import forkserver
+    from multiprocessing import forkserver, resource_tracker
 
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = None
     try:
+        # First, and alone: it blocks SIGINT for its own start and unblocks it after,
+        # which would undo the block below.
+        resource_tracker.ensure_running()
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         forkserver.ensure_running()
     except Exception as exc:  # noqa: BLE001 - the pool fails each task, saying why
         logger.warning("corpus: the extraction workers' fork server did not start (%r)", exc)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if previous is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class ExtractionPool:
