@@ -119,12 +119,10 @@ class Backoff:
             spider = self.crawler.spider
             assert spider is not None  # a response comes only while the spider runs
             retry = get_retry_request(request, spider=spider, reason=reason)
-        if retry is not None:
-            self._publish()
-            return retry
-        self._give_up(request, response, wait)
+        if retry is None:
+            self._give_up(request, response, wait)
         self._publish()
-        return response
+        return retry if retry is not None else response
 
     def _publish(self) -> None:
         if self.results is not None:

@@ -1,11 +1,10 @@
 """The end of a crawl as the operator sees it: the summary and the outcome it is judged by.
 
-The summary is assembled once Scrapy has stopped from the crawl's results (each
+The summary is assembled once Scrapy has stopped, from the crawl's results (each
 component's part, written by that component: :mod:`crawler.services`), the history
-service's run and from Scrapy's statistics (counts only, by their declared names:
-:mod:`crawler.counters`); the
-:class:`crawler.outcome.CrawlOutcome` built beside it, from the same sources, gives the
-exit code and the verdict.
+service's run, and Scrapy's statistics (counts only, by their declared names:
+:mod:`crawler.counters`). The :class:`crawler.outcome.CrawlOutcome` built beside it, from
+the same sources, gives the exit code and the verdict.
 """
 
 from __future__ import annotations
