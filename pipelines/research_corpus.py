@@ -42,13 +42,11 @@ class CorpusPipeline:
         self.read_limit = read_limit
         self.stats: StatsCollector | None = None
         self.state: HistoryService | None = None  # the crawl history, if the crawl keeps one
-        self.results: RunResults | None = None  # records, shards, shortfall: for the summary
+        # Records, shards, or the shortfall, for the summary: the crawl's, once built by it.
+        self.results = RunResults()
         self.run_id: int | None = None
         self.builder: CorpusBuilder | None = None
-        self.shards: list[str] = []
-        self.records = 0
         self.article_pages = 0  # article pages (HTTP 200) queued for extraction
-        self.shortfall: dict[str, Any] | None = None  # see close_spider
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CorpusPipeline:
@@ -136,11 +134,10 @@ class CorpusPipeline:
                 Stat.CORPUS_PARSES_REUSED, builder.stats.extra.get("parses_reused", 0)
             )
             self.stats.set_value(Stat.CORPUS_PROCESSES, builder.pool.stats["spawned"])
-        self.shards = [str(s) for s in shards]
-        self.records = builder.stats.permalink_records + builder.stats.index_only_records
-        if self.results is not None:
-            self.results.corpus_shards = self.shards
-            self.results.corpus_records = self.records
+        self.results.corpus_shards = [str(s) for s in shards]
+        self.results.corpus_records = (
+            builder.stats.permalink_records + builder.stats.index_only_records
+        )
         made = builder.stats.permalink_records
         if made < self.options.min_records * self.article_pages:
             why = builder.stats.first_failure or "extraction gave no record for them"
@@ -150,9 +147,11 @@ class CorpusPipeline:
         """Far fewer records than article pages: the run is partial (``corpus/shortfall``).
 
         The WARCs hold every page, so ``autoblog-archive extract`` rebuilds the corpus."""
-        self.shortfall = {"article_pages": self.article_pages, "records": records, "why": why}
-        if self.results is not None:
-            self.results.corpus_shortfall = self.shortfall
+        self.results.corpus_shortfall = {
+            "article_pages": self.article_pages,
+            "records": records,
+            "why": why,
+        }
         logger.error(
             "corpus: %d records for %d article pages captured (%s)",
             records,
