@@ -155,21 +155,6 @@ def hamming(a: int, b: int) -> int:
     return (a ^ b).bit_count()
 
 
-def _trie_depth(nextmove: np.ndarray, rowbase: np.ndarray) -> int:
-    """The greatest number of steps from the root to a state of the tokenizer's automaton
-    (its longest n-gram, in bytes), breadth first; states that share a row of moves are
-    expanded once."""
-    depth = np.full(len(rowbase), -1, dtype=np.int8)
-    depth[0], frontier, level = 0, np.zeros(1, dtype=np.int64), 0
-    letters = np.arange(256, dtype=np.int64)
-    while frontier.size:
-        targets = nextmove[(np.unique(rowbase[frontier])[:, None] + letters).ravel()]
-        level += 1
-        depth[targets[depth[targets] < 0]] = level
-        frontier = np.flatnonzero(depth == level)
-    return level - 1
-
-
 def _windowed_counts(identifier: Any, data: bytes) -> Counter[int] | None:
     """py3langid's ``visit_counts``, the same counts in the same order, without its walk.
 
@@ -205,22 +190,15 @@ def _windowed_counts(identifier: Any, data: bytes) -> Counter[int] | None:
 
 @lru_cache(maxsize=1)
 def _lang_identifier() -> Any:
-    """py3langid's identifier (shipped model, normalised probabilities), its automaton
-    walked by :func:`_windowed_counts`."""
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    """py3langid's identifier (shipped model, normalised probabilities), its model read
+    through the cache of :mod:`crawler.corpus.langid_model`, its automaton walked by
+    :func:`_windowed_counts`."""
+    from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
+
+    from crawler.corpus import langid_model
 
     class _Identifier(LanguageIdentifier):
         __slots__ = ("tables",)
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            nextmove = np.frombuffer(self.tk_nextmove, dtype=np.uint32)  # a view: no copy
-            rowbase = np.asarray(self._rowbase, dtype=np.int32)
-            # The row a move leads to: one lookup a byte instead of two (40 MB, loaded by
-            # the workers' fork server, so shared).
-            next_row = rowbase[nextmove]
-            output = np.asarray(self.tk_output, dtype=np.int64)
-            self.tables = (next_row, nextmove, output, _trie_depth(nextmove, rowbase))
 
         def _raw_score(self, text: bytes) -> Any:
             visits = _windowed_counts(self, text)
@@ -228,7 +206,14 @@ def _lang_identifier() -> Any:
                 return self._sparse_score(visits, self.nb_ptc)
             return super()._raw_score(text)  # no feature: py3langid's own fill
 
-    return _Identifier.from_model_file(MODEL_FILE, norm_probs=True)
+    model = langid_model.load(MODEL_DIR / MODEL_FILE)
+    args, kwargs = model.identifier_args()
+    identifier = _Identifier(*args, norm_probs=True, **kwargs)
+    # The row a move leads to: one lookup a byte instead of two (40 MB, mapped from the
+    # cache and loaded by the workers' fork server, so shared).
+    output = model.out_feat.astype(np.int64)
+    identifier.tables = (model.next_row, model.nextmove, output, model.depth)
+    return identifier
 
 
 def warm_up() -> None:
