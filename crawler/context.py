@@ -21,7 +21,6 @@ from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
-from scrapy.crawler import Crawler
 from scrapy.settings import BaseSettings, Settings
 
 from crawler.exitcodes import UsageError
@@ -30,6 +29,7 @@ from crawler.redact import redacted_command
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
+    from scrapy.crawler import Crawler
 
 T = TypeVar("T", bound="DataclassInstance")
 

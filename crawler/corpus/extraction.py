@@ -23,6 +23,7 @@ Everything here is pure and picklable (plain dicts out), to run in worker proces
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -30,7 +31,6 @@ from urllib.parse import urlsplit
 
 import lxml.etree
 import lxml.html
-import trafilatura
 
 import crawler
 from crawler.corpus.dates import date_from_v01_slug, parse_engine_date
@@ -83,7 +83,7 @@ def _trafilatura_options() -> Any:
 
 EXTRACTION_INFO: dict[str, Any] = {
     "tool": "trafilatura",
-    "version": trafilatura.__version__,
+    "version": importlib.metadata.version("trafilatura"),
     "options": TRAFILATURA_OPTIONS,
     "input": "template article block (div.content) wrapped as <html><body>...</body></html>",
     "pipeline": f"autoblog-archive {crawler.__version__}",
@@ -130,6 +130,10 @@ def checked_block_text(html: str | None) -> tuple[str, list[str], dict[str, Any]
     doc = lxml.html.document_fromstring(f"<html><body>{html}</body></html>")
     lxml.etree.strip_elements(doc, "script", "style", lxml.etree.Comment, with_tail=False)
     wrapped = lxml.html.tostring(doc, encoding="unicode")
+    # Imported here, not at the top: the crawl process never extracts (its workers do,
+    # forked from a server that imported it once), and trafilatura is 0.4 s of its start.
+    import trafilatura
+
     out = trafilatura.extract(wrapped, options=_trafilatura_options())
     text = clean_text(out or "")
     block = parse_block(html)

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import IO, Any, TypedDict
 
 import orjson
-from cdxj_indexer.main import CDXJIndexer, write_cdx_index
 from warcio.archiveiterator import ArchiveIterator
 from warcio.recordloader import ArcWarcRecord
 
@@ -170,6 +169,8 @@ class CaptureIndex:
     """
 
     def __init__(self, path: Path) -> None:
+        from cdxj_indexer.main import CDXJIndexer  # see _index_file
+
         self.path = path
         self._indexer = CDXJIndexer(output=None, inputs=[])
         self._fh: io.TextIOWrapper | None = None
@@ -308,6 +309,10 @@ def _index_file(
     layout: OutputLayout, name: str, lines: LineSorter, problems: list[str] | None
 ) -> None:
     """One WARC file's index lines (its complete lines only, if it is damaged)."""
+    # Imported where lines are made: cdxj-indexer brings pyamf and pkg_resources (0.2 s),
+    # which the commands that only read indexes (verify, report) never need.
+    from cdxj_indexer.main import write_cdx_index
+
     with tempfile.TemporaryFile(
         "w+", dir=layout.cdxj.parent, prefix="cdxj-file-", **LINE_FILE
     ) as buffer:
