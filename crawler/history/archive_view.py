@@ -51,6 +51,14 @@ class ArchiveView:
         the farm serves it now (:func:`crawler.history.model.answered`)."""
         return answered(self.newest_status(url))
 
+    def captured(self, url: str) -> bool:
+        """Whether any capture of ``url`` (canonical) is in the history, held or not: one
+        indexed lookup, for the many URLs a long farm list declares and no run fetched."""
+        return (
+            self.conn.execute("SELECT 1 FROM captures WHERE url = ? LIMIT 1", (url,)).fetchone()
+            is not None
+        )
+
     def newest_status(self, url: str) -> int | None:
         """The HTTP status of the newest capture of ``url`` still in its file (None: none)."""
         rows = self.conn.execute(

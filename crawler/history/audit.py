@@ -262,7 +262,15 @@ class Auditor:
             autoblogs.setdefault(canonical_url(base), "listed in the farm's ?export")
 
     def autoblog(self, base: str, why: str) -> None:
-        """Check an autoblog: its pages, articles, feed and database against the archive."""
+        """Check an autoblog (``base``: canonical and fetchable, as :meth:`run` gives it):
+        its pages, articles, feed and database against the archive."""
+        if not self.view.captured(base):
+            # Never captured, as most of a long farm list that a run did not reach: missing
+            # when declared, and nothing to read. One lookup, not the two below.
+            if why:
+                self.audit.checked += 1
+                self.missing(Missing(base, "autoblog", base, why))
+            return
         if why:
             self.check(base, "autoblog", base, why)
         found = self.page(base)  # its last good first page, even if it failed since
