@@ -89,37 +89,56 @@ def measure(cmd: Sequence[str], log: Path, rss_every: float = 0.0) -> Run:
 # ---------------------------------------------------------------- a process tree's memory
 
 
+def _children(pid: int) -> list[int]:
+    """The processes ``pid``'s threads started (Linux's ``/proc/PID/task/TID/children``)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                found.extend(int(child) for child in fh.read().split())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _memory_kb(pid: int) -> tuple[int, int] | None:
+    """(PSS, VmHWM) in kB of one process, or None once it is gone."""
+    try:
+        high = 0
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    high = int(line.split()[1])
+        pss = 0
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pss, high
+
+
 def tree_memory_kb(root: int) -> dict[int, tuple[int, int]]:
     """(PSS, VmHWM) in kB of ``root`` and every descendant now (Linux /proc).
 
     PSS shares a page between the processes mapping it, so forked workers' sums are real.
+    The tree is walked from ``root`` down, never by reading every process of the machine:
+    the sampler runs every 10 ms, and a scan of a busy machine's /proc took most of a core
+    from the command it measured.
     """
-    children: dict[int, list[int]] = {}
-    memory: dict[int, tuple[int, int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/status") as fh:
-                fields = dict(line.split(":", 1) for line in fh if ":" in line)
-            pss = 0
-            with open(f"/proc/{entry}/smaps_rollup") as fh:
-                for line in fh:
-                    if line.startswith("Pss:"):
-                        pss = int(line.split()[1])
-            memory[int(entry)] = (pss, int(fields.get("VmHWM", "0 kB").split()[0]))
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
     tree: dict[int, tuple[int, int]] = {}
     todo = [root]
     while todo:
         pid = todo.pop()
-        if pid in memory:
-            tree[pid] = memory[pid]
-        todo.extend(children.get(pid, []))
+        memory = _memory_kb(pid)
+        if memory is not None and pid not in tree:
+            tree[pid] = memory
+            todo.extend(_children(pid))
     return tree
 
 
