@@ -4,6 +4,8 @@ record walk reading only real files (never through a link) within its bounds."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -70,3 +72,34 @@ def test_the_walk_never_waits_on_a_fifo(tmp_path):
     os.mkfifo(fifo)
     with walk_file(fifo) as walk:
         assert list(walk) == [] and "FIFO" in walk.stopped(fifo.name)
+
+
+@pytest.mark.e2e
+def test_the_indexer_loads_without_pkg_resources_and_leaves_it_importable():
+    """cdxj-indexer is loaded with setuptools' ``pkg_resources`` held off (pyamf only
+    looks its own folder up with it): pyamf still registers its adapters, the indexer
+    makes its line, and ``pkg_resources`` stays importable for whoever needs it next."""
+    code = """
+import io, sys
+from crawler.warc.cdxj import indexer_module
+from warcio.warcwriter import WARCWriter
+from warcio.statusandheaders import StatusAndHeaders
+main = indexer_module()
+import pyamf.adapters
+# Its folder found all the same: the adapters of modules already loaded are loaded.
+assert pyamf.adapters.adapters_registered and "pyamf.adapters._collections" in sys.modules
+assert "pkg_resources" not in sys.modules
+buf = io.BytesIO()
+w = WARCWriter(buf, gzip=True)
+http = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+w.write_record(w.create_warc_record("http://127.0.0.1/a", "response", payload=io.BytesIO(b"<p>a"),
+                                    http_headers=http))
+buf.seek(0)
+out = io.StringIO()
+main.write_cdx_index(out, buf, {"filename": "x.warc.gz"})
+assert out.getvalue().startswith("1,0,0,127)/a "), out.getvalue()
+import pkg_resources
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]

@@ -9,12 +9,15 @@ bounded memory (:class:`LineSorter`).
 from __future__ import annotations
 
 import heapq
+import importlib
 import io
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import IO, Any, TypedDict
 
 import orjson
@@ -26,6 +29,24 @@ from crawler.warc import WarcPointer
 from crawler.warc.names import TEXT_DIR
 
 logger = logging.getLogger(__name__)
+
+
+def indexer_module() -> ModuleType:
+    """``cdxj_indexer.main``, imported where lines are made: the commands that only read
+    indexes (verify, report) never pay for it.
+
+    It imports pyamf (for AMF POST bodies), whose adapter registry imports setuptools'
+    ``pkg_resources`` only to find pyamf's own folder: 0.17 s of every crawl, and a
+    DeprecationWarning. While it is imported, ``pkg_resources`` is made unimportable (a
+    ``None`` entry in ``sys.modules``), so pyamf takes its own fallback: the same folder.
+    """
+    if "cdxj_indexer.main" not in sys.modules and "pkg_resources" not in sys.modules:
+        sys.modules["pkg_resources"] = None  # type: ignore[assignment]
+        try:
+            importlib.import_module("cdxj_indexer.main")
+        finally:
+            del sys.modules["pkg_resources"]
+    return importlib.import_module("cdxj_indexer.main")
 
 
 def parse_cdxj_line(line: str) -> tuple[str, str, dict[str, Any]] | None:
@@ -169,10 +190,8 @@ class CaptureIndex:
     """
 
     def __init__(self, path: Path) -> None:
-        from cdxj_indexer.main import CDXJIndexer  # see _index_file
-
         self.path = path
-        self._indexer = CDXJIndexer(output=None, inputs=[])
+        self._indexer = indexer_module().CDXJIndexer(output=None, inputs=[])
         self._fh: io.TextIOWrapper | None = None
         self.failed = False
 
@@ -309,10 +328,7 @@ def _index_file(
     layout: OutputLayout, name: str, lines: LineSorter, problems: list[str] | None
 ) -> None:
     """One WARC file's index lines (its complete lines only, if it is damaged)."""
-    # Imported where lines are made: cdxj-indexer brings pyamf and pkg_resources (0.2 s),
-    # which the commands that only read indexes (verify, report) never need.
-    from cdxj_indexer.main import write_cdx_index
-
+    write_cdx_index = indexer_module().write_cdx_index
     with tempfile.TemporaryFile(
         "w+", dir=layout.cdxj.parent, prefix="cdxj-file-", **LINE_FILE
     ) as buffer:
