@@ -163,8 +163,12 @@ class Auditor:
         url = canonical_url(url)
         if not self.fetchable(url):
             return True
+        return self.tally(autoblog, what, url, why, self.view.held(url))
+
+    def tally(self, autoblog: str, what: str, url: str, why: str, held: bool) -> bool:
+        """Count ``url`` (canonical, fetchable) as checked: ``held``, or named missing."""
         self.audit.checked += 1
-        if self.view.held(url):
+        if held:
             return True
         self.missing(Missing(autoblog, what, url, why))
         return False
@@ -268,8 +272,7 @@ class Auditor:
             # Never captured, as most of a long farm list that a run did not reach: missing
             # when declared, and nothing to read. One lookup, not the two below.
             if why:
-                self.audit.checked += 1
-                self.missing(Missing(base, "autoblog", base, why))
+                self.tally(base, "autoblog", base, why, held=False)
             return
         if why:
             self.check(base, "autoblog", base, why)
