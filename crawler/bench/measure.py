@@ -135,8 +135,10 @@ def tree_memory_kb(root: int) -> dict[int, tuple[int, int]]:
     todo = [root]
     while todo:
         pid = todo.pop()
+        if pid in tree:
+            continue
         memory = _memory_kb(pid)
-        if memory is not None and pid not in tree:
+        if memory is not None:
             tree[pid] = memory
             todo.extend(_children(pid))
     return tree
